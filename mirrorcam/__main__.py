@@ -1,0 +1,5 @@
+"""Allow ``python -m mirrorcam``."""
+
+from mirrorcam.cli import main
+
+raise SystemExit(main())

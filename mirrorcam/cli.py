@@ -1,0 +1,77 @@
+"""Command line entry point: ``mirrorcam SUBCOMMAND ...``.
+
+Each mode lives in ``mirrorcam/modes/<name>.py`` and exposes two functions:
+
+* ``add_parser(subparsers)`` adds its subcommand and arguments;
+* ``run(args) -> int`` runs it and returns the exit code.
+
+User errors are raised as :class:`~mirrorcam.errors.MirrorcamError` and printed here
+as one line on stderr with a non-zero exit; nothing else is caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from mirrorcam import __version__
+from mirrorcam.errors import MirrorcamError
+
+# Subcommand modules under mirrorcam.modes, in the order --help lists them.
+MODES = ("live", "replay", "extract", "teach", "eval", "kiosk", "models")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mirrorcam",
+        description="Mirror neurons made visible: the same action template fires for doing and for seeing.",
+    )
+    parser.add_argument("--version", action="version", version=f"mirrorcam {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in MODES:
+        try:
+            module = importlib.import_module(f"mirrorcam.modes.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"mirrorcam.modes.{name}":
+                raise
+            continue  # a mode not built into this checkout
+        module.add_parser(subparsers)
+    return parser
+
+
+def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
+    if not verbose:
+        # FFmpeg and OpenCV print their own warnings (reconnect attempts, stream ends) on
+        # stderr; mirrorcam already reports those events in one line of its own.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+        import cv2
+
+        cv2.setLogLevel(2)
+    logging.basicConfig(level=level, format="mirrorcam: %(message)s", stream=sys.stderr, force=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose, args.quiet)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except MirrorcamError as exc:
+        print(f"mirrorcam: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mirrorcam: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1

@@ -1,0 +1,330 @@
+"""Provisioning of MediaPipe pose model bundles (``.task`` files) into ``models/``.
+
+Weights are never committed.  :func:`ensure_model` finds a verified bundle or makes
+one, trying in order:
+
+1. a local ``.task`` file or mediapipe wheel given with ``--from``;
+2. MediaPipe's published bundle, downloaded over HTTPS;
+3. the weights inside the ``mediapipe==0.10.21`` wheel from the package registry
+   (the last release that ships them), wrapped with the TFLite metadata the Tasks API
+   requires and zipped into a ``.task`` bundle.
+
+Every bundle is written atomically and its sha256 is recorded in
+``models/manifest.json``; the hash is verified each time the bundle is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mirrorcam.errors import ModelError
+from mirrorcam.fileio import atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("lite", "full", "heavy")
+DEFAULT_VARIANT = "full"
+MODEL_URL = (
+    "https://storage.googleapis.com/mediapipe-models/pose_landmarker/"
+    "pose_landmarker_{v}/float16/latest/pose_landmarker_{v}.task"
+)
+# The last mediapipe release whose wheel carries the BlazePose .tflite weights.
+WEIGHTS_WHEEL = "mediapipe==0.10.21"
+WHEEL_MEMBERS = {
+    "full": (
+        "mediapipe/modules/pose_detection/pose_detection.tflite",
+        "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+    ),
+}
+MANIFEST_NAME = "manifest.json"
+
+
+def default_models_dir() -> Path:
+    """``$MIRRORCAM_MODELS`` or the ``models/`` folder of this checkout."""
+    env = os.environ.get("MIRRORCAM_MODELS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A verified ``.task`` bundle on disk.
+
+    Attributes:
+        variant: ``lite``, ``full`` or ``heavy``.
+        path: Location of the ``.task`` file.
+        sha256: Hex digest recorded in the manifest and verified on load.
+        origin: How the bundle was provisioned (URL, wheel or local path).
+    """
+
+    variant: str
+    path: Path
+    sha256: str
+    origin: str
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+
+
+def bundle_path(variant: str, models_dir: Path | None = None) -> Path:
+    _check_variant(variant)
+    return (models_dir or default_models_dir()) / f"pose_landmarker_{variant}.task"
+
+
+def _read_manifest(models_dir: Path) -> dict:
+    path = models_dir / MANIFEST_NAME
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path} is not valid JSON ({exc}); delete it and run 'mirrorcam models fetch'") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def verified_bundle(variant: str = DEFAULT_VARIANT, models_dir: Path | None = None) -> ModelBundle | None:
+    """The provisioned bundle if it exists and matches its recorded hash, else None.
+
+    Raises:
+        ModelError: The bundle exists but its hash does not match the manifest.
+    """
+    models_dir = models_dir or default_models_dir()
+    path = bundle_path(variant, models_dir)
+    entry = _read_manifest(models_dir).get(variant)
+    if not path.exists() or not entry:
+        return None
+    actual = sha256_of(path)
+    if actual != entry.get("sha256"):
+        raise ModelError(
+            f"{path} does not match its recorded sha256 (corrupt or replaced); "
+            f"run 'mirrorcam models fetch --variant {variant} --force'"
+        )
+    return ModelBundle(variant, path, actual, str(entry.get("origin", "")))
+
+
+def ensure_model(variant: str = DEFAULT_VARIANT, models_dir: Path | None = None) -> ModelBundle:
+    """Return a verified bundle, provisioning it first if it is missing."""
+    bundle = verified_bundle(variant, models_dir)
+    if bundle is not None:
+        return bundle
+    log.warning("pose model '%s' is not provisioned yet; fetching it now (one-off, about 10 s)", variant)
+    return fetch_model(variant, models_dir=models_dir)
+
+
+def fetch_model(
+    variant: str = DEFAULT_VARIANT,
+    source: str | os.PathLike[str] | None = None,
+    models_dir: Path | None = None,
+    allow_download: bool = True,
+) -> ModelBundle:
+    """Provision a bundle into ``models_dir`` and record it in the manifest.
+
+    Args:
+        variant: Model variant to provision.
+        source: A local ``.task`` bundle or mediapipe ``.whl`` (air-gapped machines).
+        models_dir: Destination folder (default: :func:`default_models_dir`).
+        allow_download: Try MediaPipe's published URL before the registry wheel.
+
+    Raises:
+        ModelError: No source worked; the message names the fix.
+    """
+    _check_variant(variant)
+    models_dir = models_dir or default_models_dir()
+    attempts: list[str] = []
+    data: bytes | None = None
+    origin = ""
+    if source is not None:
+        source = Path(source)
+        if not source.is_file():
+            raise ModelError(f"--from {source}: no such file")
+        data, origin = _bundle_from_local(source, variant), str(source)
+    else:
+        if allow_download:
+            url = MODEL_URL.format(v=variant)
+            try:
+                data, origin = _download(url), url
+            except ModelError as exc:
+                attempts.append(str(exc))
+        if data is None and variant in WHEEL_MEMBERS:
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    wheel = _pip_download_wheel(Path(tmp))
+                    data, origin = build_bundle_from_wheel(wheel, variant), WEIGHTS_WHEEL
+            except ModelError as exc:
+                attempts.append(str(exc))
+    if data is None:
+        hint = "" if variant in WHEEL_MEMBERS else f" (only 'full' can be built offline; the '{variant}' weights are download-only)"
+        raise ModelError(
+            f"could not provision the '{variant}' pose model{hint}: {'; '.join(attempts)}. "
+            "Fix: connect to the internet, or run 'mirrorcam models fetch --from FILE' with a "
+            "pose_landmarker .task bundle or a mediapipe 0.10.21 wheel"
+        )
+    _check_bundle_bytes(data, origin)
+    path = bundle_path(variant, models_dir)
+    atomic_write_bytes(path, data)
+    digest = hashlib.sha256(data).hexdigest()
+    manifest = _read_manifest(models_dir)
+    manifest[variant] = {"file": path.name, "sha256": digest, "origin": origin, "bytes": len(data)}
+    atomic_write_json(models_dir / MANIFEST_NAME, manifest)
+    log.info("pose model '%s' provisioned from %s (%d bytes, sha256 %s)", variant, origin, len(data), digest[:12])
+    return ModelBundle(variant, path, digest, origin)
+
+
+def _check_bundle_bytes(data: bytes, origin: str) -> None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as bundle:
+            names = set(bundle.namelist())
+    except zipfile.BadZipFile as exc:
+        raise ModelError(f"{origin} is not a .task bundle (not a zip archive)") from exc
+    needed = {"pose_detector.tflite", "pose_landmarks_detector.tflite"}
+    if not needed <= names:
+        raise ModelError(f"{origin} is not a pose landmarker bundle (missing {sorted(needed - names)})")
+
+
+def _bundle_from_local(source: Path, variant: str) -> bytes:
+    if source.suffix == ".whl":
+        return build_bundle_from_wheel(source, variant)
+    return source.read_bytes()
+
+
+def _download(url: str, timeout: float = 15.0) -> bytes:
+    log.info("downloading %s", url)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
+            return response.read()
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ModelError(f"download from MediaPipe failed ({reason})") from exc
+
+
+def _pip_download_wheel(dest: Path) -> Path:
+    """Fetch the weights wheel with pip; any platform's wheel holds the same .tflite files."""
+    base = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(dest), "-q"]
+    tries = [
+        base + [WEIGHTS_WHEEL],
+        # Newer Pythons have no 0.10.21 wheel of their own: ask for a cp311 one explicitly.
+        base + ["--platform", "manylinux_2_28_x86_64", "--python-version", "311", WEIGHTS_WHEEL],
+    ]
+    errors = []
+    for cmd in tries:
+        log.info("fetching %s from the package registry", WEIGHTS_WHEEL)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = sorted(dest.glob("mediapipe-*.whl"))
+        if proc.returncode == 0 and wheels:
+            return wheels[0]
+        errors.append((proc.stderr.strip().splitlines() or ["pip failed"])[-1])
+    raise ModelError(f"pip could not fetch {WEIGHTS_WHEEL} ({errors[-1]})")
+
+
+def build_bundle_from_wheel(wheel: Path, variant: str = "full") -> bytes:
+    """Build a Tasks API ``.task`` bundle from the .tflite files inside a mediapipe wheel.
+
+    The legacy graphs' models carry no TFLite metadata, and the Tasks API refuses a
+    model without ``NormalizationOptions``; so each model gets the metadata MediaPipe's
+    own bundles carry (RGB image input, its normalisation, its output count) before the
+    two are zipped under the names the PoseLandmarker graph looks for.
+    """
+    if variant not in WHEEL_MEMBERS:
+        raise ModelError(f"the mediapipe wheel has no '{variant}' weights; only 'full' can be built offline")
+    detector_name, landmarker_name = WHEEL_MEMBERS[variant]
+    try:
+        with zipfile.ZipFile(wheel) as whl:
+            detector = whl.read(detector_name)
+            landmarker = whl.read(landmarker_name)
+    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise ModelError(f"{wheel} is not a mediapipe wheel with pose weights ({exc})") from exc
+    detector = add_image_metadata(detector, "pose_detector", mean=127.5, std=127.5, num_outputs=2)
+    landmarker = add_image_metadata(landmarker, "pose_landmarks_detector", mean=0.0, std=255.0, num_outputs=5)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as bundle:
+        bundle.writestr("pose_detector.tflite", detector)
+        bundle.writestr("pose_landmarks_detector.tflite", landmarker)
+    return out.getvalue()
+
+
+def add_image_metadata(model: bytes, name: str, mean: float, std: float, num_outputs: int) -> bytes:
+    """Return ``model`` (a .tflite flatbuffer) with TFLite image-input metadata attached."""
+    # Only the generated flatbuffer classes are used: mediapipe's metadata writer needs a
+    # compiled extension the current wheel does not ship.
+    import flatbuffers
+    from mediapipe.tasks.metadata import metadata_schema_py_generated as meta
+    from mediapipe.tasks.metadata import schema_py_generated as schema
+
+    norm = meta.NormalizationOptionsT()
+    norm.mean, norm.std = [mean], [std]
+    unit = meta.ProcessUnitT()
+    unit.optionsType = meta.ProcessUnitOptions.NormalizationOptions
+    unit.options = norm
+    props = meta.ImagePropertiesT()
+    props.colorSpace = meta.ColorSpaceType.RGB
+    content = meta.ContentT()
+    content.contentPropertiesType = meta.ContentProperties.ImageProperties
+    content.contentProperties = props
+    image_in = meta.TensorMetadataT()
+    image_in.name = "image"
+    image_in.content = content
+    image_in.processUnits = [unit]
+    outputs = []
+    for i in range(num_outputs):
+        tensor = meta.TensorMetadataT()
+        tensor.name = f"output_{i}"
+        outputs.append(tensor)
+    subgraph = meta.SubGraphMetadataT()
+    subgraph.inputTensorMetadata = [image_in]
+    subgraph.outputTensorMetadata = outputs
+    model_meta = meta.ModelMetadataT()
+    model_meta.name = name
+    model_meta.description = "BlazePose weights from the mediapipe 0.10.21 wheel, metadata by mirrorcam"
+    model_meta.subgraphMetadata = [subgraph]
+    model_meta.minParserVersion = "1.0.0"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model_meta.Pack(builder), file_identifier=b"M001")
+    metadata_bytes = bytes(builder.Output())
+
+    try:
+        tflite = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    except Exception as exc:  # flatbuffers raises assorted errors on garbage
+        raise ModelError(f"{name}: not a TFLite model ({exc})") from exc
+    buffer = schema.BufferT()
+    buffer.data = list(metadata_bytes) if not _has_numpy() else _as_uint8(metadata_bytes)
+    tflite.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = "TFLITE_METADATA"
+    entry.buffer = len(tflite.buffers) - 1
+    tflite.metadata = [m for m in (tflite.metadata or []) if m.name != b"TFLITE_METADATA"] + [entry]
+    builder = flatbuffers.Builder(len(model) + len(metadata_bytes) + 1024)
+    builder.Finish(tflite.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _has_numpy() -> bool:
+    return True
+
+
+def _as_uint8(data: bytes):
+    import numpy as np
+
+    return np.frombuffer(data, dtype=np.uint8)

@@ -1,0 +1,54 @@
+"""Arguments and helpers shared by several modes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import os
+import sys
+
+from mirrorcam.errors import MirrorcamError
+from mirrorcam.modelstore import DEFAULT_VARIANT, VARIANTS
+from mirrorcam.pose import PoseEstimatorOptions
+
+
+def add_pose_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model-variant``, ``--num-poses``, ``--no-smoothing``."""
+    group = parser.add_argument_group("pose stage")
+    group.add_argument("--model-variant", choices=VARIANTS, default=DEFAULT_VARIANT, help="pose model (default: full)")
+    group.add_argument("--num-poses", type=int, default=2, metavar="N", help="most people per frame (default: 2)")
+    group.add_argument("--no-smoothing", action="store_true", help="turn the One-Euro landmark filter off")
+
+
+def pose_options_from_args(args: argparse.Namespace) -> PoseEstimatorOptions:
+    try:
+        return PoseEstimatorOptions(
+            model_variant=args.model_variant, num_poses=args.num_poses, smoothing=not args.no_smoothing
+        )
+    except ValueError as exc:
+        raise MirrorcamError(str(exc)) from None
+
+
+def display_available() -> bool:
+    """True where an OpenCV window can open (an X display on Linux; always elsewhere)."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def add_template_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--templates DIR`` (user templates beside the built-ins) and ``--no-templates``."""
+    group = parser.add_argument_group("action templates")
+    group.add_argument("--templates", type=Path, action="append", metavar="DIR", help="extra template folder (repeatable)")
+    group.add_argument("--no-templates", action="store_true", help="skeletons only, no neurons")
+
+
+def load_bank(args: argparse.Namespace):
+    """A NeuronBank over the built-in library plus ``--templates`` folders, or None."""
+    if getattr(args, "no_templates", False):
+        return None
+    from mirrorcam.matching import NeuronBank
+    from mirrorcam.templates import TemplateLibrary
+
+    library = TemplateLibrary.load(extra_dirs=args.templates or [])
+    return NeuronBank(library.templates) if library.templates else None

@@ -1,0 +1,38 @@
+"""``mirrorcam extract CLIP -o REC``: pose landmarks of a clip into a recording file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from mirrorcam.errors import MirrorcamError
+from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
+from mirrorcam.pipeline import clip_landmarks
+from mirrorcam.recording import save_recording
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "extract",
+        help="write a clip's pose landmarks to a recording (.npz)",
+        description="Run a video clip or image folder through the pose model once and save the landmarks "
+        "as a versioned recording that replays without MediaPipe. Results are cached.",
+    )
+    parser.add_argument("clip", type=Path, help="video file or folder of images")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="recording to write (.npz)")
+    add_pose_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    output = args.output if args.output.suffix == ".npz" else args.output.with_suffix(args.output.suffix + ".npz")
+    recording = clip_landmarks(args.clip, pose_options_from_args(args))
+    save_recording(output, recording)
+    found = sum(1 for f in recording.frames if f.persons)
+    print(f"{output}: {len(recording)} frames at {recording.fps:g} fps, a person in {found}")
+    if found == 0:
+        raise MirrorcamError(f"no person found in any of the {len(recording)} frames of {args.clip}")
+    return 0

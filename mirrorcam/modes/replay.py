@@ -1,0 +1,217 @@
+"""``mirrorcam replay PATH``: run a clip, folder or recording through the pipeline.
+
+Draws the skeletons (and the neurons' activations) over the frames, shows them in a
+window when a display exists, writes the annotated video and a JSON-lines events file
+(one line per frame, one per neuron firing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mirrorcam.containers import PoseFrame
+from mirrorcam.errors import MirrorcamError, SourceError
+from mirrorcam.modes.common import add_pose_arguments, add_template_arguments, display_available, load_bank, pose_options_from_args
+from mirrorcam.pipeline import iter_pose_frames
+from mirrorcam.pose import PoseEstimator
+from mirrorcam.progress import Progress
+from mirrorcam.recording import is_recording_path, load_recording
+from mirrorcam.screen import draw_neuron_bars, draw_skeleton, person_color
+from mirrorcam.sinks import JsonLinesSink, VideoSink
+from mirrorcam.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_source
+
+log = logging.getLogger(__name__)
+WINDOW = "mirrorcam replay"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "replay",
+        help="annotate a clip, folder of clips, image folder or landmark recording",
+        description="Run PATH through the pose stage and the neurons; draw skeletons and activations, "
+        "show a window when a display exists, and write the annotated video and an events file.",
+    )
+    parser.add_argument("path", type=Path, help="video file, folder of clips or images, or recording (.npz)")
+    parser.add_argument("--out", type=Path, help="annotated video (.mp4/.avi); a folder when PATH holds several clips")
+    parser.add_argument("--events", type=Path, help="JSON-lines events file; a folder when PATH holds several clips")
+    parser.add_argument("--no-window", action="store_true", help="never open a window")
+    add_template_arguments(parser)
+    add_pose_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    """What one replayed clip produced."""
+
+    path: Path
+    frames: int
+    frames_with_person: int
+    firings: int
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / max(self.seconds, 1e-9)
+
+
+def clips_in(path: Path) -> list[Path]:
+    """The clips a replay of ``path`` processes: itself, or the clips of a folder.
+
+    A folder holding videos or recordings is a batch; a folder of only images is one clip.
+
+    Raises:
+        SourceError: The path is missing or the folder holds nothing playable.
+    """
+    if not path.exists():
+        raise SourceError(f"no such file or folder: {path}")
+    if path.is_file():
+        return [path]
+    clips = sorted(p for p in path.iterdir() if p.is_file() and (p.suffix.lower() in VIDEO_SUFFIXES or p.suffix.lower() == ".npz"))
+    if clips:
+        return clips
+    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+        return [path]
+    raise SourceError(f"{path} contains no clips, recordings or images")
+
+
+def run(args: argparse.Namespace) -> int:
+    clips = clips_in(args.path)
+    batch = len(clips) > 1 or (args.path.is_dir() and clips != [args.path])
+    bank = load_bank(args)
+    show = not args.no_window and display_available()
+    options = pose_options_from_args(args)
+    estimator = None
+    failures = 0
+    try:
+        for clip in clips:
+            out = _output_for(args.out, clip, batch, ".mp4")
+            events = _output_for(args.events, clip, batch, ".jsonl")
+            if not is_recording_path(clip) and estimator is None:
+                estimator = PoseEstimator.create_from_options(options)
+            try:
+                summary = replay_clip(clip, estimator, bank, out, events, show)
+            except MirrorcamError as exc:
+                if not batch:
+                    raise
+                failures += 1
+                log.error("skipping %s: %s", clip, exc)
+                continue
+            print(
+                f"{clip}: {summary.frames} frames, a person in {summary.frames_with_person}, "
+                f"{summary.firings} firings, {summary.fps:.1f} fps"
+                + (f" -> {out}" if out else "")
+            )
+            if summary.frames_with_person == 0:
+                if not batch:
+                    raise MirrorcamError(f"no person found in any of the {summary.frames} frames of {clip}")
+                log.warning("no person found in %s", clip)
+    finally:
+        if estimator is not None:
+            estimator.close()
+        if show:
+            cv2.destroyAllWindows()
+    return 1 if failures else 0
+
+
+def _output_for(arg: Path | None, clip: Path, batch: bool, suffix: str) -> Path | None:
+    if arg is None:
+        return None
+    return arg / f"{clip.stem}{suffix}" if batch else arg
+
+
+def replay_clip(
+    clip: Path,
+    estimator: PoseEstimator | None,
+    bank,
+    out: Path | None,
+    events: Path | None,
+    show: bool,
+) -> ReplaySummary:
+    """Replay one clip; returns counts and throughput."""
+    if is_recording_path(clip):
+        recording = load_recording(clip)
+        frames, fps, total, size = iter(recording.frames), recording.fps, len(recording), recording.frame_size
+    else:
+        source = open_source(clip)
+        fps, total = source.fps, getattr(source, "frame_count", None)
+        size = getattr(source, "size", None)
+        estimator.reset_tracking()
+        frames = iter_pose_frames(source, estimator)
+    if bank is not None:
+        bank.reset()
+    video = VideoSink(out, fps) if out else None
+    log_sink = JsonLinesSink(events) if events else None
+    count = with_person = fired = 0
+    start = time.perf_counter()
+    completed = False
+    try:
+        with Progress(total, f"replay {clip.name}") as bar:
+            for pose_frame in frames:
+                activities = bank.update(pose_frame) if bank is not None else {}
+                count += 1
+                with_person += bool(pose_frame.persons)
+                for activity in activities.values():
+                    for firing in activity.firings:
+                        fired += 1
+                        if log_sink:
+                            log_sink.write({"type": "fire", **firing.to_json()})
+                if log_sink:
+                    log_sink.write(frame_event(pose_frame, activities))
+                if video or show:
+                    image = annotate(pose_frame, activities, size)
+                    if video:
+                        video.write(image)
+                    if show:
+                        cv2.imshow(WINDOW, image)
+                        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                            break
+                bar.update()
+        completed = True
+    finally:
+        # A clean end (or the user pressing q) keeps the outputs; a crash leaves no half file.
+        if video:
+            video.close(commit=completed)
+        if log_sink:
+            log_sink.close(commit=completed)
+    return ReplaySummary(clip, count, with_person, fired, time.perf_counter() - start)
+
+
+def frame_event(pose_frame: PoseFrame, activities: dict) -> dict:
+    """The events-file line of one frame: time, people and a landmark summary."""
+    persons = []
+    for person in pose_frame.persons:
+        entry = {
+            "id": person.id,
+            "center": [round(float(v), 4) for v in person.center],
+            "bbox": [round(v, 4) for v in person.bbox],
+            "visibility": round(float(person.visibility.mean()), 3),
+        }
+        activity = activities.get(person.id)
+        if activity is not None and len(activity.names):
+            best = int(np.argmax(activity.activation))
+            entry["top"] = {"template": activity.names[best], "activation": round(float(activity.activation[best]), 3)}
+        persons.append(entry)
+    return {"type": "frame", "t": round(pose_frame.timestamp_ms / 1000.0, 3), "frame": pose_frame.index, "persons": persons}
+
+
+def annotate(pose_frame: PoseFrame, activities: dict, size: tuple[int, int] | None) -> np.ndarray:
+    """The frame with skeletons and activation bars drawn over it (a blank canvas for recordings)."""
+    if pose_frame.image is not None:
+        image = pose_frame.image.copy()
+    else:
+        width, height = size or pose_frame.image_size or (640, 480)
+        image = np.full((max(height, 120), max(width, 160), 3), 24, np.uint8)
+    for person in pose_frame.persons:
+        draw_skeleton(image, person, person_color(person.id), label=f"#{person.id}")
+    y = 8
+    for person_id in sorted(activities):
+        y = draw_neuron_bars(image, activities[person_id], origin=(8, y), color=person_color(person_id)) + 8
+    return image

@@ -1,0 +1,154 @@
+"""Source to pose frames: the shared front half of every mode.
+
+:func:`iter_pose_frames` yields :class:`~mirrorcam.containers.PoseFrame` from any
+spec (camera, URL, video file, image folder or landmark recording); recordings are
+replayed without MediaPipe.  :func:`clip_landmarks` runs a clip through the pose model
+once and caches the result, so a clip is never run through the model twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import cv2
+
+from mirrorcam.containers import Frame, PoseFrame
+from mirrorcam.errors import RecordingError
+from mirrorcam.pose import PoseEstimator, PoseEstimatorOptions
+from mirrorcam.progress import Progress
+from mirrorcam.recording import (
+    FORMAT_VERSION,
+    Recording,
+    is_recording_path,
+    load_recording,
+    recording_from_frames,
+    save_recording,
+)
+from mirrorcam.sources import Source, VideoFileSource, open_source
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """``$MIRRORCAM_CACHE`` or ``~/.cache/mirrorcam/landmarks``."""
+    env = os.environ.get("MIRRORCAM_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "mirrorcam" / "landmarks"
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cache_key(path: Path, options: PoseEstimatorOptions, flip: bool = False) -> str:
+    """Content hash of the clip plus everything that changes its landmarks."""
+    settings = asdict(options)
+    settings.pop("model_path", None)
+    settings.update(flip=flip, format=FORMAT_VERSION)
+    blob = json.dumps(settings, sort_keys=True).encode()
+    return hashlib.sha256(_file_digest(path).encode() + blob).hexdigest()[:32]
+
+
+def clip_landmarks(
+    path: str | Path,
+    options: PoseEstimatorOptions | None = None,
+    flip: bool = False,
+    cache_dir: Path | None = None,
+    estimator: PoseEstimator | None = None,
+    progress: bool | None = None,
+) -> Recording:
+    """Pose landmarks of every frame of a video clip, from the cache when possible.
+
+    Args:
+        path: Video file (or an image folder).
+        options: Pose stage options (part of the cache key).
+        flip: Mirror every frame horizontally before inference (for flip tests).
+        cache_dir: Where cached recordings live (default :func:`default_cache_dir`).
+        estimator: Reuse an open estimator (its options must equal ``options``).
+        progress: Show a progress bar (default: when stderr is a terminal).
+
+    Raises:
+        SourceError: The clip cannot be read.
+    """
+    path = Path(path)
+    options = options or (estimator.options if estimator else PoseEstimatorOptions())
+    if is_recording_path(path):
+        return load_recording(path)
+    source = open_source(path)
+    cache_dir = cache_dir or default_cache_dir()
+    cached = cache_dir / f"{cache_key(path, options, flip)}.npz" if path.is_file() else None
+    if cached is not None and cached.exists():
+        try:
+            return load_recording(cached)
+        except RecordingError as exc:
+            log.warning("ignoring a damaged cache entry %s (%s)", cached, exc)
+    own = estimator is None
+    estimator = estimator or PoseEstimator.create_from_options(options)
+    try:
+        estimator.reset_tracking()
+        frames = []
+        with source, Progress(getattr(source, "frame_count", None), f"pose {path.name}", enabled=progress) as bar:
+            for frame in source:
+                if flip:
+                    frame = replace(frame, image=cv2.flip(frame.image, 1))
+                frames.append(replace(estimator.process(frame), image=None))
+                bar.update()
+    finally:
+        if own:
+            estimator.close()
+    size = getattr(source, "size", None) or (frames[0].image_size if frames else (0, 0))
+    recording = recording_from_frames(frames, source.fps, size, str(path), options.model_variant)
+    recording = replace(recording, meta={"flip": flip})
+    if cached is not None:
+        save_recording(cached, recording)
+    return recording
+
+
+def iter_pose_frames(
+    spec: str | Path | Source,
+    estimator: PoseEstimator | None = None,
+    options: PoseEstimatorOptions | None = None,
+) -> Iterator[PoseFrame]:
+    """Pose frames of any source; a recording is replayed without MediaPipe.
+
+    The caller owns ``estimator`` if it passes one; otherwise one is created for the
+    duration of the iteration.
+    """
+    if not isinstance(spec, (str, Path)):
+        yield from _estimated(spec, estimator, options)
+        return
+    if is_recording_path(spec):
+        yield from load_recording(spec).frames
+        return
+    with open_source(spec) as source:
+        yield from _estimated(source, estimator, options)
+
+
+def _estimated(source: Source, estimator: PoseEstimator | None, options: PoseEstimatorOptions | None) -> Iterator[PoseFrame]:
+    own = estimator is None
+    estimator = estimator or PoseEstimator.create_from_options(options)
+    try:
+        for frame in source:
+            yield estimator.process(frame)
+    finally:
+        if own:
+            estimator.close()
+
+
+def frame_of(pose_frame: PoseFrame) -> Frame | None:
+    """The image frame a pose frame was computed from, if it carries one."""
+    if pose_frame.image is None:
+        return None
+    return Frame(pose_frame.image, pose_frame.timestamp_ms, pose_frame.index, pose_frame.captured_at)
+
+
+__all__ = ["clip_landmarks", "iter_pose_frames", "default_cache_dir", "cache_key", "VideoFileSource"]

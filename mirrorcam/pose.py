@@ -1,0 +1,317 @@
+"""Pose stage: MediaPipe PoseLandmarker (Tasks API, VIDEO mode), smoothing, tracking.
+
+A :class:`PoseEstimator` turns a :class:`~mirrorcam.containers.Frame` into a
+:class:`~mirrorcam.containers.PoseFrame`.  It runs on the camera's raw (unmirrored)
+frame, so MediaPipe's left/right labels stay anatomical; mirroring is only a display
+choice.
+
+Example:
+    >>> opts = PoseEstimatorOptions(num_poses=1)            # doctest: +SKIP
+    >>> with PoseEstimator.create_from_options(opts) as est:  # doctest: +SKIP
+    ...     pose_frame = est.process(frame)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+from mirrorcam.containers import NUM_LANDMARKS, Frame, Person, PoseFrame
+from mirrorcam.errors import ModelError
+from mirrorcam.modelstore import DEFAULT_VARIANT, VARIANTS, ensure_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PoseEstimatorOptions:
+    """Options of the pose stage (mirrors MediaPipe's ``PoseLandmarkerOptions``).
+
+    Attributes:
+        model_variant: ``lite``, ``full`` or ``heavy`` bundle from ``models/``.
+        model_path: Explicit ``.task`` path; overrides ``model_variant`` provisioning.
+        num_poses: Maximum number of people per frame.
+        min_detection_confidence: Person detector threshold.
+        min_presence_confidence: Landmark presence threshold.
+        min_tracking_confidence: Below this MediaPipe re-runs detection.
+        smoothing: Apply a One-Euro filter per landmark (the Tasks API has none).
+        smoothing_min_cutoff: One-Euro cutoff (Hz) at rest: lower is steadier.
+        smoothing_beta: One-Euro speed coefficient: higher follows fast moves with less lag.
+        track_max_gap_ms: A person unseen for longer than this loses their id.
+    """
+
+    model_variant: str = DEFAULT_VARIANT
+    model_path: str | None = None
+    num_poses: int = 2
+    min_detection_confidence: float = 0.5
+    min_presence_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    smoothing: bool = True
+    smoothing_min_cutoff: float = 2.0
+    smoothing_beta: float = 0.5
+    track_max_gap_ms: float = 700.0
+
+    def __post_init__(self) -> None:
+        if self.model_variant not in VARIANTS:
+            raise ValueError(f"model_variant must be one of {VARIANTS}, got {self.model_variant!r}")
+        if not 1 <= self.num_poses <= 10:
+            raise ValueError(f"num_poses must be between 1 and 10, got {self.num_poses}")
+        for name in ("min_detection_confidence", "min_presence_confidence", "min_tracking_confidence"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.smoothing_min_cutoff <= 0 or self.smoothing_beta < 0:
+            raise ValueError("smoothing_min_cutoff must be > 0 and smoothing_beta >= 0")
+        if self.track_max_gap_ms <= 0:
+            raise ValueError(f"track_max_gap_ms must be > 0, got {self.track_max_gap_ms}")
+
+
+class OneEuroFilter:
+    """One-Euro filter (Casiez et al. 2012) over a fixed-shape array, vectorised.
+
+    Smooths jitter at rest (low cutoff) while following fast movement (the cutoff rises
+    with speed), which is what pose landmarks need: steady when still, little lag when
+    waving.
+
+    Example:
+        >>> f = OneEuroFilter(min_cutoff=1.0, beta=0.0)
+        >>> f(np.zeros(3), 0.0).tolist()
+        [0.0, 0.0, 0.0]
+    """
+
+    def __init__(self, min_cutoff: float = 2.0, beta: float = 0.5, d_cutoff: float = 1.0) -> None:
+        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
+            raise ValueError("min_cutoff and d_cutoff must be > 0, beta >= 0")
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self._x: np.ndarray | None = None
+        self._dx: np.ndarray | None = None
+        self._t: float | None = None
+
+    @staticmethod
+    def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
+        tau = 1.0 / (2 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, x: np.ndarray, t_s: float) -> np.ndarray:
+        """Filter sample ``x`` taken at time ``t_s`` (seconds); returns the smoothed value."""
+        if self._x is None or self._t is None or t_s <= self._t:
+            self._x, self._dx, self._t = x.astype(np.float32), np.zeros_like(x, dtype=np.float32), t_s
+            return self._x
+        dt = t_s - self._t
+        dx = (x - self._x) / dt
+        self._dx = self._dx + self._alpha(self.d_cutoff, dt) * (dx - self._dx)
+        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
+        self._x = (self._x + self._alpha(cutoff, dt) * (x - self._x)).astype(np.float32)
+        self._t = t_s
+        return self._x
+
+
+@dataclass
+class _Track:
+    id: int
+    center: np.ndarray
+    scale: float
+    last_ms: float
+    image_filter: OneEuroFilter
+    world_filter: OneEuroFilter
+
+
+class PersonTracker:
+    """Gives detections stable ids across frames and smooths each tracked person.
+
+    Matching is greedy on the distance between body centres, relative to body size;
+    when several people appear at once, ids go left to right, so the person on the left
+    stays person 0 while both stay in view.
+    """
+
+    def __init__(self, options: PoseEstimatorOptions) -> None:
+        self.options = options
+        self._tracks: list[_Track] = []
+
+    def reset(self) -> None:
+        self._tracks.clear()
+
+    def update(self, persons: list[Person], timestamp_ms: float) -> tuple[Person, ...]:
+        opts = self.options
+        self._tracks = [t for t in self._tracks if timestamp_ms - t.last_ms <= opts.track_max_gap_ms]
+        order = sorted(range(len(persons)), key=lambda i: float(persons[i].center[0]))
+        centers = [persons[i].center for i in range(len(persons))]
+        scales = [_body_scale(p) for p in persons]
+        pairs = []
+        for ti, track in enumerate(self._tracks):
+            for di in range(len(persons)):
+                dist = float(np.linalg.norm(centers[di] - track.center)) / max(track.scale, 0.05)
+                if dist < 1.5:
+                    pairs.append((dist, ti, di))
+        pairs.sort()
+        assigned: dict[int, _Track] = {}
+        used_tracks: set[int] = set()
+        for _, ti, di in pairs:
+            if ti in used_tracks or di in assigned:
+                continue
+            used_tracks.add(ti)
+            assigned[di] = self._tracks[ti]
+        for di in order:
+            if di not in assigned:
+                taken = {t.id for t in self._tracks}
+                new_id = next(i for i in range(len(taken) + 1) if i not in taken)
+                track = _Track(
+                    new_id, centers[di], scales[di], timestamp_ms,
+                    OneEuroFilter(opts.smoothing_min_cutoff, opts.smoothing_beta),
+                    OneEuroFilter(opts.smoothing_min_cutoff, opts.smoothing_beta),
+                )
+                self._tracks.append(track)
+                assigned[di] = track
+        out = []
+        t_s = timestamp_ms / 1000.0
+        for di, person in enumerate(persons):
+            track = assigned[di]
+            track.center, track.scale, track.last_ms = centers[di], scales[di], timestamp_ms
+            landmarks, world = person.landmarks, person.world
+            if opts.smoothing:
+                landmarks = track.image_filter(landmarks, t_s)
+                world = track.world_filter(world, t_s)
+            out.append(replace(person, id=track.id, landmarks=landmarks, world=world))
+        return tuple(sorted(out, key=lambda p: p.id))
+
+
+def _body_scale(person: Person) -> float:
+    """Shoulder-to-hip distance in normalised image units: the yardstick for tracking."""
+    lm = person.landmarks
+    shoulders = lm[[11, 12], :2].mean(axis=0)
+    hips = lm[[23, 24], :2].mean(axis=0)
+    return float(np.linalg.norm(shoulders - hips))
+
+
+@contextlib.contextmanager
+def quiet_native_stderr(enabled: bool = True) -> Iterator[None]:
+    """Silence the C++ log lines MediaPipe and LiteRT print on file descriptor 2.
+
+    They are noise to a user (dozens of INFO/WARNING lines at start-up) and would
+    bury mirrorcam's own one-line messages; ``-v`` keeps them.
+    """
+    if not enabled:
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class PoseEstimator:
+    """MediaPipe PoseLandmarker in VIDEO mode plus smoothing and tracking.
+
+    Create with :meth:`create_from_options` and close explicitly (or use ``with``).
+    Timestamps handed to MediaPipe are forced to be strictly increasing, so a source
+    whose timestamps repeat or go backwards cannot crash the graph.
+    """
+
+    def __init__(self, landmarker, options: PoseEstimatorOptions) -> None:
+        self._landmarker = landmarker
+        self.options = options
+        self._tracker = PersonTracker(options)
+        self._last_mp_ts = -1
+        self._quiet = not log.isEnabledFor(logging.DEBUG)
+
+    @classmethod
+    def create_from_options(cls, options: PoseEstimatorOptions | None = None) -> PoseEstimator:
+        """Provision the model if needed and build the MediaPipe graph.
+
+        Raises:
+            ModelError: The model cannot be provisioned or MediaPipe refuses it.
+        """
+        options = options or PoseEstimatorOptions()
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        path = options.model_path or str(ensure_model(options.model_variant).path)
+        if not os.path.isfile(path):
+            raise ModelError(f"pose model {path} does not exist; run 'mirrorcam models fetch'")
+        mp_options = vision.PoseLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=path),
+            running_mode=vision.RunningMode.VIDEO,
+            num_poses=options.num_poses,
+            min_pose_detection_confidence=options.min_detection_confidence,
+            min_pose_presence_confidence=options.min_presence_confidence,
+            min_tracking_confidence=options.min_tracking_confidence,
+        )
+        quiet = not log.isEnabledFor(logging.DEBUG)
+        try:
+            with quiet_native_stderr(quiet):
+                landmarker = vision.PoseLandmarker.create_from_options(mp_options)
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"MediaPipe could not load the pose model {path} ({exc})") from exc
+        return cls(landmarker, options)
+
+    def __enter__(self) -> PoseEstimator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the MediaPipe graph; safe to call twice."""
+        if self._landmarker is not None:
+            with quiet_native_stderr(self._quiet):
+                self._landmarker.close()
+            self._landmarker = None
+
+    def reset_tracking(self) -> None:
+        """Forget tracked ids (e.g. when the source changes)."""
+        self._tracker.reset()
+
+    def process(self, frame: Frame) -> PoseFrame:
+        """Find, track and smooth the people in one frame."""
+        if self._landmarker is None:
+            raise RuntimeError("PoseEstimator is closed")
+        import mediapipe as mp
+
+        start = time.perf_counter()
+        # MediaPipe VIDEO mode demands strictly increasing integer milliseconds.
+        mp_ts = max(int(round(frame.timestamp_ms)), self._last_mp_ts + 1)
+        self._last_mp_ts = mp_ts
+        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
+        # LiteRT prints alignment warnings on fd 2 from inside inference; keep them off
+        # the user's terminal unless -v asked for them.
+        with quiet_native_stderr(self._quiet):
+            result = self._landmarker.detect_for_video(image, mp_ts)
+        persons = [
+            _to_person(img, world)
+            for img, world in zip(result.pose_landmarks, result.pose_world_landmarks)
+        ]
+        tracked = self._tracker.update(persons, frame.timestamp_ms)
+        elapsed = (time.perf_counter() - start) * 1000.0
+        return PoseFrame(
+            timestamp_ms=frame.timestamp_ms,
+            index=frame.index,
+            persons=tracked,
+            image_size=frame.size,
+            image=frame.image,
+            captured_at=frame.captured_at,
+            timings_ms={"pose": elapsed},
+        )
+
+
+def _to_person(image_landmarks, world_landmarks) -> Person:
+    img = np.array([(p.x, p.y, p.z, p.visibility or 0.0, p.presence or 0.0) for p in image_landmarks], np.float32)
+    world = np.array([(p.x, p.y, p.z) for p in world_landmarks], np.float32)
+    if img.shape != (NUM_LANDMARKS, 5) or world.shape != (NUM_LANDMARKS, 3):
+        raise ModelError("the pose model returned an unexpected number of landmarks")
+    return Person(id=-1, landmarks=img[:, :3], world=world, visibility=img[:, 3], presence=img[:, 4])

@@ -1,0 +1,111 @@
+"""Sinks: where annotated frames and events go (video file, JSON-lines file).
+
+Both write to a temporary file beside the destination and rename it into place when
+closed cleanly, so an interrupted run never leaves half a file under the user's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mirrorcam.errors import SourceError
+
+_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+
+class _AtomicFile:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Same folder (one filesystem for the rename) and same suffix (codec choice by name).
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}", dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+
+    def _commit(self) -> None:
+        os.replace(self.tmp, self.path)
+
+    def _discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *rest) -> None:
+        self.close(commit=exc_type is None)
+
+    def close(self, commit: bool = True) -> None:
+        raise NotImplementedError
+
+
+class VideoSink(_AtomicFile):
+    """Writes BGR frames to a video file; the file appears only when closed cleanly.
+
+    The frame size is taken from the first frame; later frames of another size are
+    resized to it.
+    """
+
+    def __init__(self, path: str | Path, fps: float) -> None:
+        path = Path(path)
+        if path.suffix.lower() not in _FOURCC:
+            raise SourceError(f"cannot write video {path}: use one of {', '.join(sorted(_FOURCC))}")
+        if fps <= 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        super().__init__(path)
+        self.fps = fps
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self.frames_written = 0
+
+    def write(self, image: np.ndarray) -> None:
+        if self._writer is None:
+            self._size = (image.shape[1], image.shape[0])
+            fourcc = cv2.VideoWriter_fourcc(*_FOURCC[self.path.suffix.lower()])
+            self._writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, self._size)
+            if not self._writer.isOpened():
+                raise SourceError(f"OpenCV cannot write video to {self.path}")
+        if (image.shape[1], image.shape[0]) != self._size:
+            image = cv2.resize(image, self._size)
+        self._writer.write(image)
+        self.frames_written += 1
+
+    def close(self, commit: bool = True) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        if commit and self.frames_written:
+            self._commit()
+        else:
+            self._discard()
+
+
+class JsonLinesSink(_AtomicFile):
+    """Writes one JSON object per line; the file appears only when closed cleanly."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        self._handle = open(self.tmp, "w", encoding="utf-8", newline="\n")
+        self.lines_written = 0
+
+    def write(self, obj: dict) -> None:
+        self._handle.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self.lines_written += 1
+
+    def close(self, commit: bool = True) -> None:
+        if self._handle.closed:
+            return
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        if commit:
+            self._commit()
+        else:
+            self._discard()

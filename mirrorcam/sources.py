@@ -1,0 +1,453 @@
+"""Video sources: one interface for cameras, files, network streams and image folders.
+
+Every source is an iterable of :class:`~mirrorcam.containers.Frame` and a context
+manager.  Files are decoded frame by frame (never loaded whole).  Live sources (a
+camera, a URL, a simulated camera) run a reader thread that keeps only the newest
+frame: slow processing drops frames instead of building lag, and a lost source is
+reopened with backoff instead of ending the program.
+
+Example:
+    >>> with open_source("clip.mp4") as source:   # doctest: +SKIP
+    ...     for frame in source:
+    ...         ...
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from mirrorcam.containers import Frame
+from mirrorcam.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://", "rtmp://")
+DEFAULT_FPS = 30.0
+
+
+@runtime_checkable
+class Source(Protocol):
+    """What every frame source offers."""
+
+    description: str
+    fps: float
+    is_live: bool
+
+    def __iter__(self) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+
+class _ContextMixin:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _valid_fps(value: float, fallback: float = DEFAULT_FPS) -> float:
+    return float(value) if value and np.isfinite(value) and 1.0 <= value <= 1000.0 else fallback
+
+
+class VideoFileSource(_ContextMixin):
+    """Frames of a video file, decoded one at a time by a prefetch thread.
+
+    The prefetch thread overlaps decoding with pose inference (two cores, two jobs)
+    through a small bounded queue, so memory stays flat whatever the file's length.
+
+    Args:
+        path: Video file.
+        prefetch: Frames decoded ahead of the consumer (0 decodes inline).
+
+    Raises:
+        SourceError: The file is missing or OpenCV cannot decode a single frame of it.
+    """
+
+    is_live = False
+
+    def __init__(self, path: str | Path, prefetch: int = 4) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SourceError(f"no such video file: {self.path}")
+        if prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0, got {prefetch}")
+        self.prefetch = prefetch
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            ok, first = cap.read() if cap.isOpened() else (False, None)
+            if not ok or first is None:
+                raise SourceError(f"{self.path} is not a readable video (OpenCV could not decode a frame)")
+            self.fps = _valid_fps(cap.get(cv2.CAP_PROP_FPS))
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            self.frame_count: int | None = count if count > 0 else None
+            self.size = (first.shape[1], first.shape[0])
+        finally:
+            cap.release()
+        self.description = str(self.path)
+        self.frames_read = 0
+        self._stop = threading.Event()
+
+    def _frames(self) -> Iterator[Frame]:
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            index = 0
+            while not self._stop.is_set():
+                ok, image = cap.read()
+                if not ok or image is None:
+                    break
+                yield Frame(image, index * 1000.0 / self.fps, index, time.perf_counter())
+                index += 1
+        finally:
+            cap.release()
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._stop.clear()
+        self.frames_read = 0
+        frames = self._frames() if self.prefetch == 0 else _prefetched(self._frames(), self.prefetch, self._stop)
+        for frame in frames:
+            self.frames_read += 1
+            yield frame
+        if self.frame_count and self.frames_read < self.frame_count * 0.9 and not self._stop.is_set():
+            log.warning(
+                "%s: decoding stopped after %d of %d frames (truncated or damaged file?)",
+                self.path, self.frames_read, self.frame_count,
+            )
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def _prefetched(frames: Iterator[Frame], depth: int, stop: threading.Event) -> Iterator[Frame]:
+    """Run ``frames`` in a thread, ``depth`` items ahead of the consumer."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def worker() -> None:
+        try:
+            for item in frames:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+        except Exception as exc:  # surfaced in the consumer's thread
+            q.put(exc)
+        finally:
+            frames.close()
+            q.put(done)
+
+    thread = threading.Thread(target=worker, name="mirrorcam-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        # Drain so the worker can finish its put and exit.
+        while thread.is_alive():
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+class ImageFolderSource(_ContextMixin):
+    """Images of a folder, in name order, as frames at a nominal ``fps``.
+
+    Raises:
+        SourceError: The folder is missing or holds no image.
+    """
+
+    is_live = False
+
+    def __init__(self, path: str | Path, fps: float = DEFAULT_FPS) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise SourceError(f"no such folder: {self.path}")
+        if fps <= 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise SourceError(f"{self.path} contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.fps = float(fps)
+        self.frame_count: int | None = len(self.files)
+        self.description = str(self.path)
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        for file in self.files:
+            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if image is None:
+                log.warning("skipping %s: not a readable image", file)
+                continue
+            yield Frame(image, index * 1000.0 / self.fps, index, time.perf_counter())
+            index += 1
+
+    def close(self) -> None:
+        pass
+
+
+class Capture(Protocol):
+    """The part of ``cv2.VideoCapture`` a live source uses."""
+
+    def read(self) -> tuple[bool, np.ndarray | None]: ...
+
+    def release(self) -> None: ...
+
+
+class LiveSource(_ContextMixin):
+    """A live source read by a background thread that keeps only the newest frame.
+
+    Args:
+        opener: Returns an opened capture, or None / raises when the device is absent.
+        description: Human-readable name for messages.
+        fps: Nominal frame rate (used by writers and the screen).
+        require_initial: Raise :class:`SourceError` if the first open fails (a kiosk
+            passes False to start anyway and wait for the camera).
+        max_backoff_s: Longest wait between two reconnection attempts.
+
+    While the source is lost, :attr:`connected` is False and the reader reopens it with
+    exponential backoff (0.25 s doubling up to ``max_backoff_s``).
+    """
+
+    is_live = True
+
+    def __init__(
+        self,
+        opener: Callable[[], Capture | None],
+        description: str,
+        fps: float = DEFAULT_FPS,
+        require_initial: bool = True,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        if max_backoff_s <= 0:
+            raise ValueError(f"max_backoff_s must be > 0, got {max_backoff_s}")
+        self._opener = opener
+        self.description = description
+        self.fps = _valid_fps(fps)
+        self.frame_count: int | None = None
+        self.max_backoff_s = max_backoff_s
+        self._cond = threading.Condition()
+        self._latest: Frame | None = None
+        self._latest_seq = 0
+        self._stop = threading.Event()
+        self.connected = False
+        self.frames_captured = 0
+        self.frames_dropped = 0
+        self.reconnects = 0
+        self._t0 = time.perf_counter()
+        capture = self._try_open()
+        if capture is None and require_initial:
+            raise SourceError(f"cannot open {description}")
+        self._thread = threading.Thread(target=self._run, args=(capture,), name="mirrorcam-capture", daemon=True)
+        self._thread.start()
+
+    def _try_open(self) -> Capture | None:
+        try:
+            capture = self._opener()
+        except Exception as exc:  # a driver error is just "not available yet"
+            log.debug("opening %s failed: %s", self.description, exc)
+            return None
+        if capture is None or (hasattr(capture, "isOpened") and not capture.isOpened()):
+            if capture is not None:
+                capture.release()
+            return None
+        return capture
+
+    def _run(self, capture: Capture | None) -> None:
+        backoff = 0.25
+        index = 0
+        while not self._stop.is_set():
+            if capture is None:
+                if self._stop.wait(backoff):
+                    break
+                backoff = min(backoff * 2, self.max_backoff_s)
+                capture = self._try_open()
+                if capture is None:
+                    continue
+                self.reconnects += 1
+                log.info("%s is back", self.description)
+            try:
+                ok, image = capture.read()
+            except Exception as exc:  # some backends raise instead of returning False
+                log.debug("read from %s failed: %s", self.description, exc)
+                ok, image = False, None
+            if not ok or image is None:
+                if self.connected or index == 0:
+                    log.warning("lost %s; reconnecting", self.description)
+                self._set_connected(False)
+                capture.release()
+                capture = None
+                continue
+            backoff = 0.25
+            now = time.perf_counter()
+            frame = Frame(image, (now - self._t0) * 1000.0, index, now)
+            index += 1
+            with self._cond:
+                if self._latest is not None:
+                    self.frames_dropped += 1  # the consumer never saw the previous one
+                self._latest = frame
+                self._latest_seq += 1
+                self.connected = True
+                self.frames_captured += 1
+                self._cond.notify_all()
+        if capture is not None:
+            capture.release()
+        self._set_connected(False)
+
+    def _set_connected(self, value: bool) -> None:
+        with self._cond:
+            self.connected = value
+            if not value:
+                self._latest = None  # a frame from before the loss is no longer live
+            self._cond.notify_all()
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The newest frame not yet returned, waiting up to ``timeout`` seconds; None if none came."""
+        with self._cond:
+            if self._latest is None:
+                self._cond.wait_for(lambda: self._latest is not None or self._stop.is_set(), timeout)
+            frame, self._latest = self._latest, None
+            return frame
+
+    def __iter__(self) -> Iterator[Frame]:
+        while not self._stop.is_set():
+            frame = self.read(timeout=0.5)
+            if frame is not None:
+                yield frame
+
+    def close(self) -> None:
+        """Stop the reader thread and release the device."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+
+
+def _opencv_capture(target: int | str, api: int = cv2.CAP_ANY) -> Callable[[], Capture | None]:
+    def opener() -> Capture | None:
+        cap = cv2.VideoCapture(target, api)
+        if not cap.isOpened():
+            cap.release()
+            return None
+        # Keep the driver's queue at one frame so what we read is what is in front of the lens now.
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        return cap
+
+    return opener
+
+
+def camera_source(index: int = 0, require_initial: bool = True) -> LiveSource:
+    """The camera with OpenCV index ``index``."""
+    return LiveSource(_opencv_capture(index), f"camera {index}", require_initial=require_initial)
+
+
+def url_source(url: str, require_initial: bool = True) -> LiveSource:
+    """A network stream (RTSP, HTTP MJPEG, ...) through OpenCV's FFmpeg backend."""
+    opener = _opencv_capture(url, cv2.CAP_FFMPEG)
+    fps = DEFAULT_FPS
+    return LiveSource(opener, url, fps=fps, require_initial=require_initial)
+
+
+class PacedFileCapture:
+    """A video file that delivers frames no faster than ``fps``, like a camera would.
+
+    Used as a simulated camera: :func:`simulated_camera` pushes it through the same
+    reader thread as a real device.
+
+    Args:
+        path: Video file to play.
+        fps: Delivery rate; defaults to the file's own.
+        loop: Start again at the end instead of reporting a lost camera.
+        realtime: Sleep to keep the rate (False delivers as fast as decoding allows).
+    """
+
+    def __init__(self, path: str | Path, fps: float | None = None, loop: bool = True, realtime: bool = True) -> None:
+        self.path = str(path)
+        self._cap = cv2.VideoCapture(self.path)
+        if not self._cap.isOpened():
+            raise SourceError(f"{path} is not a readable video")
+        self.fps = _valid_fps(fps or self._cap.get(cv2.CAP_PROP_FPS))
+        self.loop, self.realtime = loop, realtime
+        self._next = time.perf_counter()
+
+    def isOpened(self) -> bool:  # noqa: N802 (cv2.VideoCapture's name)
+        return self._cap is not None and self._cap.isOpened()
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self.realtime:
+            delay = self._next - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            self._next = max(self._next + 1.0 / self.fps, time.perf_counter() - 1.0 / self.fps)
+        ok, image = self._cap.read()
+        if not ok and self.loop:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = self._cap.read()
+        return ok, image
+
+    def release(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+
+
+def simulated_camera(path: str | Path, fps: float | None = None, loop: bool = True, realtime: bool = True) -> LiveSource:
+    """A file pushed in real time by a thread, behaving like a camera (latest frame only)."""
+    probe = PacedFileCapture(path, fps, loop, realtime)
+    rate = probe.fps
+    first = [probe]
+
+    def opener() -> PacedFileCapture:
+        # Reuse the probe for the first open, then reopen from the start.
+        return first.pop() if first else PacedFileCapture(path, rate, loop, realtime)
+
+    return LiveSource(opener, f"simulated camera ({Path(path).name} at {rate:g} fps)", fps=rate)
+
+
+def open_source(spec: str | Path, fps: float | None = None) -> Source:
+    """Open a frame source from a command-line style spec.
+
+    Args:
+        spec: A camera index (``"0"``), a stream URL (``rtsp://``, ``http://``...), a
+            folder of images, or a video file.  (Landmark recordings are not frame
+            sources; see :func:`mirrorcam.pipeline.iter_pose_frames`.)
+        fps: Frame rate for image folders.
+
+    Raises:
+        SourceError: The spec names nothing that can be opened.
+    """
+    text = str(spec)
+    if text.isdigit():
+        return camera_source(int(text))
+    if text.lower().startswith(URL_SCHEMES):
+        return url_source(text)
+    path = Path(text)
+    if not path.exists():
+        raise SourceError(f"no such file or folder: {path}")
+    if path.is_dir():
+        return ImageFolderSource(path, fps or DEFAULT_FPS)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise SourceError(f"{path} is a single image; put it in a folder to use it as a source")
+    return VideoFileSource(path)

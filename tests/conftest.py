@@ -1,0 +1,99 @@
+"""Shared fixtures: where the shared clips are, the pose model, a CLI runner.
+
+The clips live outside the repository (``../shared`` beside the checkout, or
+``$MIRRORCAM_SHARED``); tests that need them skip with the reason when absent.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_path() -> Path:
+    return Path(os.environ.get("MIRRORCAM_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    path = shared_path()
+    if not path.is_dir():
+        pytest.skip(f"shared test material not found at {path} (set MIRRORCAM_SHARED)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def clips_dir(shared_dir: Path) -> Path:
+    path = shared_dir / "clips"
+    if not (path / "MANIFEST.tsv").is_file():
+        pytest.skip(f"no clips/MANIFEST.tsv under {shared_dir}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def images_dir(shared_dir: Path) -> Path:
+    path = shared_dir / "images"
+    if not path.is_dir():
+        pytest.skip(f"no images/ under {shared_dir}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def manifest_rows(clips_dir: Path) -> list[dict[str, str]]:
+    with open(clips_dir / "MANIFEST.tsv", encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+@pytest.fixture(scope="session")
+def clip(clips_dir: Path):
+    """``clip("omkarnagarkar55_HAR/wave.mp4")`` -> absolute path, skipping if that clip is absent."""
+
+    def find(relative: str) -> Path:
+        path = clips_dir / relative
+        if not path.is_file():
+            pytest.skip(f"clip {relative} not in {clips_dir}")
+        return path
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def pose_model() -> Path:
+    """The provisioned full model (``make test`` provisions it first; built here otherwise)."""
+    from mirrorcam.modelstore import ensure_model
+
+    return ensure_model("full").path
+
+
+@pytest.fixture()
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private landmark cache, so a test really runs the pose model."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MIRRORCAM_CACHE", str(cache))
+    return cache
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m mirrorcam ARGS`` in a real subprocess and capture its output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "mirrorcam", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or REPO,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    """A user error: non-zero exit, no traceback, one ``mirrorcam: error:`` line naming the problem."""
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("mirrorcam: error:")]
+    assert len(errors) == 1, proc.stderr
+    for needle in needles:
+        assert needle.lower() in errors[0].lower(), errors[0]

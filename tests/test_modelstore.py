@@ -1,0 +1,105 @@
+"""Model provisioning: offline build from the registry wheel, checksums, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mirrorcam.errors import ModelError
+from mirrorcam.modelstore import (
+    WEIGHTS_WHEEL,
+    build_bundle_from_wheel,
+    fetch_model,
+    verified_bundle,
+)
+
+from conftest import assert_one_line_error, run_cli
+
+
+@pytest.fixture(scope="session")
+def weights_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The mediapipe 0.10.21 wheel from the package registry (pip's cache makes reruns cheap)."""
+    dest = tmp_path_factory.mktemp("wheel")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(dest), WEIGHTS_WHEEL],
+        capture_output=True, text=True,
+    )
+    wheels = list(dest.glob("mediapipe-*.whl"))
+    if proc.returncode != 0 or not wheels:
+        pytest.skip(f"package registry unreachable for {WEIGHTS_WHEEL}: {proc.stderr.strip()[-200:]}")
+    return wheels[0]
+
+
+def test_offline_build_from_wheel_loads_in_mediapipe(weights_wheel: Path, tmp_path: Path, images_dir: Path) -> None:
+    bundle = fetch_model("full", source=weights_wheel, models_dir=tmp_path)
+    with zipfile.ZipFile(bundle.path) as archive:
+        assert sorted(archive.namelist()) == ["pose_detector.tflite", "pose_landmarks_detector.tflite"]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["full"]["sha256"] == bundle.sha256
+    assert verified_bundle("full", tmp_path) == bundle
+
+    # The bundle really runs: one person found in a COCO photo.
+    import cv2
+
+    from mirrorcam.containers import Frame
+    from mirrorcam.pose import PoseEstimator, PoseEstimatorOptions
+
+    image = cv2.imread(str(images_dir / "COCO_val2014_000000000294.jpg"))  # one person
+    with PoseEstimator.create_from_options(PoseEstimatorOptions(model_path=str(bundle.path), smoothing=False)) as est:
+        result = est.process(Frame(image, 0.0, 0))
+    assert len(result.persons) >= 1
+
+
+def test_building_is_deterministic(weights_wheel: Path) -> None:
+    assert build_bundle_from_wheel(weights_wheel) == build_bundle_from_wheel(weights_wheel)
+
+
+def test_checksum_mismatch_is_detected(weights_wheel: Path, tmp_path: Path) -> None:
+    bundle = fetch_model("full", source=weights_wheel, models_dir=tmp_path)
+    data = bytearray(bundle.path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bundle.path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        verified_bundle("full", tmp_path)
+    proc = run_cli("models", "list", "--dir", tmp_path)
+    assert "BAD" in proc.stdout
+
+
+def test_interrupted_build_leaves_no_half_file(weights_wheel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(*_args, **_kwargs):
+        raise OSError("power cut")
+
+    monkeypatch.setattr("mirrorcam.fileio.os.replace", crash)
+    with pytest.raises(OSError):
+        fetch_model("full", source=weights_wheel, models_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == [], "neither a half bundle nor a temp file may remain"
+    assert verified_bundle("full", tmp_path) is None
+
+
+def test_task_file_from_local_path(pose_model: Path, tmp_path: Path) -> None:
+    bundle = fetch_model("full", source=pose_model, models_dir=tmp_path)
+    assert bundle.path.read_bytes() == pose_model.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(b"not a zip at all", "not a .task bundle"), (None, "no such file")],
+    ids=["garbage-file", "missing-file"],
+)
+def test_bad_from_path_gives_one_line(tmp_path: Path, content: bytes | None, needle: str) -> None:
+    source = tmp_path / "model.task"
+    if content is not None:
+        source.write_bytes(content)
+    proc = run_cli("models", "fetch", "--from", source, "--dir", tmp_path / "models")
+    assert_one_line_error(proc, needle)
+    assert not (tmp_path / "models" / "pose_landmarker_full.task").exists()
+
+
+def test_variant_without_offline_weights_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="--from"):
+        fetch_model("heavy", models_dir=tmp_path, allow_download=False)
