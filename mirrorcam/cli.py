@@ -54,7 +54,7 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
         import cv2
 
-        cv2.setLogLevel(2)
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     logging.basicConfig(level=level, format="mirrorcam: %(message)s", stream=sys.stderr, force=True)
 
 

@@ -29,6 +29,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from mirrorcam.errors import ModelError
 from mirrorcam.fileio import atomic_write_bytes, atomic_write_json
 
@@ -260,8 +262,9 @@ def build_bundle_from_wheel(wheel: Path, variant: str = "full") -> bytes:
     landmarker = add_image_metadata(landmarker, "pose_landmarks_detector", mean=0.0, std=255.0, num_outputs=5)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as bundle:
-        bundle.writestr("pose_detector.tflite", detector)
-        bundle.writestr("pose_landmarks_detector.tflite", landmarker)
+        for member, data in (("pose_detector.tflite", detector), ("pose_landmarks_detector.tflite", landmarker)):
+            # A fixed timestamp makes the bundle, and so its sha256, reproducible.
+            bundle.writestr(zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0)), data)
     return out.getvalue()
 
 
@@ -309,7 +312,7 @@ def add_image_metadata(model: bytes, name: str, mean: float, std: float, num_out
     except Exception as exc:  # flatbuffers raises assorted errors on garbage
         raise ModelError(f"{name}: not a TFLite model ({exc})") from exc
     buffer = schema.BufferT()
-    buffer.data = list(metadata_bytes) if not _has_numpy() else _as_uint8(metadata_bytes)
+    buffer.data = np.frombuffer(metadata_bytes, dtype=np.uint8)
     tflite.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name = "TFLITE_METADATA"
@@ -319,12 +322,3 @@ def add_image_metadata(model: bytes, name: str, mean: float, std: float, num_out
     builder.Finish(tflite.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
 
-
-def _has_numpy() -> bool:
-    return True
-
-
-def _as_uint8(data: bytes):
-    import numpy as np
-
-    return np.frombuffer(data, dtype=np.uint8)

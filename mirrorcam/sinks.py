@@ -109,3 +109,54 @@ class JsonLinesSink(_AtomicFile):
             self._commit()
         else:
             self._discard()
+
+
+class BackgroundWorker:
+    """Runs ``work(item)`` for each submitted item on one background thread, in order.
+
+    Used to draw and encode annotated frames while the main thread runs the next pose
+    inference: on two cores the two stages overlap instead of adding up.  The queue is
+    bounded, so a slow writer slows the producer down rather than filling memory.
+    An exception in ``work`` is re-raised in the caller at the next ``submit`` or at ``close``.
+    """
+
+    def __init__(self, work, depth: int = 4, name: str = "mirrorcam-writer") -> None:
+        import queue
+        import threading
+
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        self._work = work
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    _STOP = object()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            if self._error is None:
+                try:
+                    self._work(item)
+                except BaseException as exc:  # handed to the producer thread
+                    self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, item) -> None:
+        self._raise()
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Finish the queued items, stop the thread, re-raise a worker error."""
+        if self._thread.is_alive():
+            self._queue.put(self._STOP)
+            self._thread.join()
+        self._raise()

@@ -98,12 +98,13 @@ class VideoFileSource(_ContextMixin):
         self.description = str(self.path)
         self.frames_read = 0
         self._stop = threading.Event()
+        self._prefetch_stop = threading.Event()
 
     def _frames(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(str(self.path))
         try:
             index = 0
-            while not self._stop.is_set():
+            while not (self._stop.is_set() or self._prefetch_stop.is_set()):
                 ok, image = cap.read()
                 if not ok or image is None:
                     break
@@ -115,7 +116,10 @@ class VideoFileSource(_ContextMixin):
     def __iter__(self) -> Iterator[Frame]:
         self._stop.clear()
         self.frames_read = 0
-        frames = self._frames() if self.prefetch == 0 else _prefetched(self._frames(), self.prefetch, self._stop)
+        # The prefetcher gets its own stop flag: it raises it when done, while _stop
+        # means only "closed by the user" (no truncation warning then).
+        self._prefetch_stop = threading.Event()
+        frames = self._frames() if self.prefetch == 0 else _prefetched(self._frames(), self.prefetch, self._prefetch_stop)
         for frame in frames:
             self.frames_read += 1
             yield frame
@@ -127,6 +131,7 @@ class VideoFileSource(_ContextMixin):
 
     def close(self) -> None:
         self._stop.set()
+        self._prefetch_stop.set()
 
 
 def _prefetched(frames: Iterator[Frame], depth: int, stop: threading.Event) -> Iterator[Frame]:

@@ -24,7 +24,7 @@ from mirrorcam.pose import PoseEstimator
 from mirrorcam.progress import Progress
 from mirrorcam.recording import is_recording_path, load_recording
 from mirrorcam.screen import draw_neuron_bars, draw_skeleton, person_color
-from mirrorcam.sinks import JsonLinesSink, VideoSink
+from mirrorcam.sinks import BackgroundWorker, JsonLinesSink, VideoSink
 from mirrorcam.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_source
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,8 @@ def replay_clip(
         bank.reset()
     video = VideoSink(out, fps) if out else None
     log_sink = JsonLinesSink(events) if events else None
+    # Without a window, drawing and encoding run beside the pose stage on the other core.
+    writer = BackgroundWorker(lambda item: video.write(annotate(*item, size))) if video and not show else None
     count = with_person = fired = 0
     start = time.perf_counter()
     completed = False
@@ -165,7 +167,9 @@ def replay_clip(
                             log_sink.write({"type": "fire", **firing.to_json()})
                 if log_sink:
                     log_sink.write(frame_event(pose_frame, activities))
-                if video or show:
+                if writer:
+                    writer.submit((pose_frame, activities))
+                elif video or show:
                     image = annotate(pose_frame, activities, size)
                     if video:
                         video.write(image)
@@ -174,8 +178,15 @@ def replay_clip(
                         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                             break
                 bar.update()
+        if writer:
+            writer.close()
         completed = True
     finally:
+        if writer and not completed:
+            try:
+                writer.close()
+            except Exception:  # the original error is the one to report
+                pass
         # A clean end (or the user pressing q) keeps the outputs; a crash leaves no half file.
         if video:
             video.close(commit=completed)

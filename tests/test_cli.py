@@ -1,0 +1,152 @@
+"""The command line end to end, in real subprocesses: help, extract, replay, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mirrorcam.cli import MODES
+from mirrorcam.recording import load_recording
+
+from conftest import assert_one_line_error, run_cli
+
+WAVE = "omkarnagarkar55_HAR/wave.mp4"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_subcommand_has_help(mode: str) -> None:
+    proc = run_cli(mode, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert f"usage: mirrorcam {mode}" in proc.stdout
+
+
+def test_top_level_help_lists_the_modes() -> None:
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for mode in MODES:
+        assert mode in proc.stdout
+
+
+def _write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix == ".avi" else "mp4v"))
+    writer = cv2.VideoWriter(str(path), fourcc, fps, (frames[0].shape[1], frames[0].shape[0]))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def _nobody(tmp: Path) -> Path:
+    # An empty room: a smooth gradient with a little noise, no person anywhere.
+    rng = np.random.default_rng(1)
+    base = np.tile(np.linspace(60, 200, 320, dtype=np.float32), (240, 1))[..., None].repeat(3, axis=2)
+    frames = [np.clip(base + rng.normal(0, 3, base.shape), 0, 255).astype(np.uint8) for _ in range(12)]
+    return _write_video(tmp / "empty_room.avi", frames)
+
+
+def _text_mp4(tmp: Path) -> Path:
+    path = tmp / "holiday.mp4"
+    path.write_text("this is a shopping list, not a video\n")
+    return path
+
+
+def _empty_dir(tmp: Path) -> Path:
+    path = tmp / "nothing_here"
+    path.mkdir()
+    return path
+
+
+def _bad_recording(tmp: Path) -> Path:
+    path = tmp / "broken.npz"
+    path.write_bytes(b"PK\x03\x04 definitely not a complete archive")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "needles"),
+    [
+        (lambda tmp: tmp / "missing.mp4", ("no such file",)),
+        (_text_mp4, ("not a readable video",)),
+        (_empty_dir, ("contains no clips",)),
+        (_nobody, ("no person found",)),
+        (_bad_recording, ("broken.npz",)),
+    ],
+    ids=["missing-path", "text-named-mp4", "empty-folder", "nobody-in-clip", "bad-recording"],
+)
+def test_replay_bad_input_gives_one_clear_line(tmp_path: Path, pose_model, make, needles) -> None:
+    proc = run_cli("replay", make(tmp_path), "--no-window", "--events", tmp_path / "events.jsonl")
+    assert_one_line_error(proc, *needles)
+
+
+def test_truncated_video_is_replayed_as_far_as_it_goes(tmp_path: Path, clip, pose_model) -> None:
+    cap = cv2.VideoCapture(str(clip(WAVE)))
+    frames = [cap.read()[1] for _ in range(30)]
+    cap.release()
+    full = _write_video(tmp_path / "full.avi", frames)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    proc = run_cli("replay", cut, "--no-window", "--no-templates", "--events", tmp_path / "cut.jsonl")
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    lines = (tmp_path / "cut.jsonl").read_text().splitlines()
+    assert 5 <= len(lines) < 30
+    assert "truncated" in proc.stderr
+
+
+def test_extract_writes_a_recording_and_caches_the_clip(tmp_path: Path, clip, pose_model, isolated_cache: Path) -> None:
+    out = tmp_path / "wave.npz"
+    proc = run_cli("extract", clip(WAVE), "-o", out, env={"MIRRORCAM_CACHE": str(isolated_cache)})
+    assert proc.returncode == 0, proc.stderr
+    recording = load_recording(out)
+    assert len(recording) == 125 and recording.fps == pytest.approx(10.0)
+    assert recording.person_ratio() > 0.9
+    cached = list(isolated_cache.glob("*.npz"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    # Second run: served from the cache, so MediaPipe is never asked (a broken model path proves it).
+    proc = run_cli(
+        "extract", clip(WAVE), "-o", tmp_path / "again.npz",
+        env={"MIRRORCAM_CACHE": str(isolated_cache), "MIRRORCAM_MODELS": str(tmp_path / "no-models-here")},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert cached[0].stat().st_mtime_ns == stamp
+    assert load_recording(tmp_path / "again.npz").frames[50].persons[0].world.tolist() == recording.frames[50].persons[0].world.tolist()
+
+
+def test_replay_writes_annotated_video_and_events(tmp_path: Path, clip, pose_model) -> None:
+    out, events = tmp_path / "wave_annotated.mp4", tmp_path / "wave.jsonl"
+    proc = run_cli("replay", clip(WAVE), "--out", out, "--events", events, "--no-window")
+    assert proc.returncode == 0, proc.stderr
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 125
+    ok, first = cap.read()
+    cap.release()
+    assert ok and first.shape[:2] == (420, 420)
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    frames = [r for r in records if r["type"] == "frame"]
+    assert len(frames) == 125
+    assert sum(bool(r["persons"]) for r in frames) > 110
+    person = next(r["persons"][0] for r in frames if r["persons"])
+    assert set(person) >= {"id", "center", "bbox", "visibility"}
+    for fire in (r for r in records if r["type"] == "fire"):
+        assert set(fire) >= {"t", "person", "template", "score", "start", "end"}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary files left"
+
+
+def test_replay_of_a_folder_and_of_a_recording(tmp_path: Path, clip, pose_model) -> None:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(clip("bward_site/waving.mp4"), folder / "a_waving.mp4")
+    proc = run_cli("extract", clip(WAVE), "-o", folder / "b_wave.npz")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("replay", folder, "--out", tmp_path / "out", "--events", tmp_path / "events", "--no-window")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_waving.mp4", "b_wave.mp4"]
+    assert sorted(p.name for p in (tmp_path / "events").iterdir()) == ["a_waving.jsonl", "b_wave.jsonl"]
+    lines = (tmp_path / "events" / "b_wave.jsonl").read_text().splitlines()
+    assert sum(json.loads(line)["type"] == "frame" for line in lines) == 125
