@@ -50,5 +50,5 @@ def load_bank(args: argparse.Namespace):
     from mirrorcam.matching import NeuronBank
     from mirrorcam.templates import TemplateLibrary
 
-    library = TemplateLibrary.load(extra_dirs=args.templates or [])
+    library = TemplateLibrary.load(extra_dirs=args.templates or [], include_user=True)
     return NeuronBank(library.templates) if library.templates else None

@@ -222,7 +222,12 @@ def annotate(pose_frame: PoseFrame, activities: dict, size: tuple[int, int] | No
         image = np.full((max(height, 120), max(width, 160), 3), 24, np.uint8)
     for person in pose_frame.persons:
         draw_skeleton(image, person, person_color(person.id), label=f"#{person.id}")
+    # Bars scale with the frame: about a third of its height for twelve neurons.
+    height, width = image.shape[:2]
+    row = max(10, min(22, height // 40))
     y = 8
     for person_id in sorted(activities):
-        y = draw_neuron_bars(image, activities[person_id], origin=(8, y), color=person_color(person_id)) + 8
+        y = draw_neuron_bars(
+            image, activities[person_id], origin=(8, y), width=max(160, width // 5), row_height=row, color=person_color(person_id)
+        ) + 8
     return image
