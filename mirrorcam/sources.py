@@ -364,16 +364,15 @@ def _opencv_capture(target: int | str, api: int = cv2.CAP_ANY) -> Callable[[], C
     return opener
 
 
-def camera_source(index: int = 0, require_initial: bool = True) -> LiveSource:
-    """The camera with OpenCV index ``index``."""
-    return LiveSource(_opencv_capture(index), f"camera {index}", require_initial=require_initial)
+def camera_source(index: int = 0, require_initial: bool = True, max_backoff_s: float = 5.0) -> LiveSource:
+    """The camera with OpenCV index ``index`` (see :class:`LiveSource` for the arguments)."""
+    return LiveSource(_opencv_capture(index), f"camera {index}", require_initial=require_initial, max_backoff_s=max_backoff_s)
 
 
-def url_source(url: str, require_initial: bool = True) -> LiveSource:
+def url_source(url: str, require_initial: bool = True, max_backoff_s: float = 5.0) -> LiveSource:
     """A network stream (RTSP, HTTP MJPEG, ...) through OpenCV's FFmpeg backend."""
     opener = _opencv_capture(url, cv2.CAP_FFMPEG)
-    fps = DEFAULT_FPS
-    return LiveSource(opener, url, fps=fps, require_initial=require_initial)
+    return LiveSource(opener, url, require_initial=require_initial, max_backoff_s=max_backoff_s)
 
 
 class PacedFileCapture:

@@ -1,0 +1,574 @@
+"""The kiosk loop: camera -> visitor -> neurons -> state machine -> screen -> window.
+
+:class:`Kiosk` does one frame's work in :meth:`Kiosk.step` and keeps no clock of its
+own (it is given one), so tests drive it through a simulated camera at full speed.
+:func:`run_kiosk` is the loop around it: poll the camera, step, show, read the keys,
+ping the watchdog, until the operator's exit chord, a signal, or (in tests) a frame
+budget ends it.
+
+What it stores: the log and the aggregate counters file; visitors' landmarks only if
+``privacy.record_landmarks`` is switched on; never a picture.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import datetime as _dt
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mirrorcam.containers import NeuronActivity, PoseFrame
+from mirrorcam.errors import ConfigError
+from mirrorcam.kiosk.camera import CameraReading, PoseCamera
+from mirrorcam.kiosk.config import KioskConfig
+from mirrorcam.kiosk.playlist import PlaylistClip, load_playlist, preview_clip
+from mirrorcam.kiosk.render import RASTER_SECONDS, KioskRenderer, KioskView
+from mirrorcam.kiosk.service import Counters, SystemdNotifier
+from mirrorcam.kiosk.state import KioskEvent, KioskStateMachine, Phase, VisitorSelector
+
+log = logging.getLogger(__name__)
+
+ATTRACT_CLIP_S = 12.0
+"""In attract mode each performer clip loops this long before the next one."""
+
+MAX_RECORDED_FRAMES = 30 * 600
+"""With ``privacy.record_landmarks`` on, one session keeps at most 10 minutes at 30 fps."""
+
+
+class Kiosk:
+    """One kiosk: state machine, visitor selection, neurons, playlist and screen.
+
+    Args:
+        config: The configuration.
+        clips: Playable performer clips (at least one).
+        bank: The visitor's neuron bank (``update(pose_frame) -> {id: NeuronActivity}``, ``reset()``, ``names``).
+        clock: Monotonic seconds.
+        renderer: Draws the screens (default: one from ``config``).
+        counters: Aggregate counters (None: count nothing).
+        notifier: systemd notifier (None: no heartbeat).
+        wallclock: Local time, for naming landmark recordings when those are allowed.
+    """
+
+    def __init__(
+        self,
+        config: KioskConfig,
+        clips: Sequence[PlaylistClip],
+        bank,
+        clock: Callable[[], float],
+        renderer: KioskRenderer | None = None,
+        counters: Counters | None = None,
+        notifier: SystemdNotifier | None = None,
+        wallclock: Callable[[], _dt.datetime] = _dt.datetime.now,
+    ) -> None:
+        if not clips:
+            raise ValueError("clips must hold at least one playable clip")
+        missing = [c.action for c in clips if c.action not in bank.names]
+        if missing:
+            raise ValueError(f"the neuron bank has no neuron for {', '.join(missing)}")
+        self.config = config
+        self.clips = list(clips)
+        self.bank = bank
+        self.names = list(bank.names)
+        self.clock = clock
+        self.renderer = renderer or KioskRenderer(config)
+        self.counters = counters
+        self.notifier = notifier
+        self.wallclock = wallclock
+        self.machine = KioskStateMachine(config.timing, [c.action for c in self.clips], config.matching.min_score)
+        self.selector = VisitorSelector(config.visitor, config.timing.visitor_hold_s)
+        self.frames = 0
+        self.events_seen: dict[str, int] = {}
+        self._last_frame_at: float | None = None
+        self._last_image: np.ndarray | None = None
+        self._frame_size = (640, 480)
+        self._clip: PlaylistClip = self.clips[0]
+        self._clip_started = clock()
+        self._attract_index = 0
+        self._last_clip_index = -1
+        self._spikes: deque[tuple[float, int]] = deque(maxlen=128)  # (time, 0=OTHER 1=YOU)
+        # (time, performer's, visitor's target activation): the raster's curves; bounded.
+        self._history: deque[tuple[float, float, float]] = deque(maxlen=1200)
+        self._activation = 0.0
+        self._visitor = None
+        self._others: tuple = ()
+        self._recorded: list[PoseFrame] = []
+        self._recordings_saved = 0
+
+    # ----------------------------------------------------------------- one frame
+    def step(self, reading: CameraReading) -> np.ndarray:
+        """Process one camera poll and return the picture to show."""
+        now = self.clock()
+        self.frames += 1
+        events: list[KioskEvent] = []
+        frame = reading.pose_frame
+        if frame is not None:
+            self._last_frame_at = now
+            self._frame_size = frame.image_size
+            self._last_image = frame.image
+            visitor = self.selector.select(now, frame)
+            self._visitor = visitor
+            self._others = tuple(p for p in frame.persons if visitor is None or p.id != visitor.id)
+            activity = self._match(frame, visitor)
+            events += self.machine.update(now, visitor, activity, anyone_in_view=bool(frame.persons))
+            if activity is not None:
+                self._note_visitor_firings(now, activity)
+            if self.config.privacy.record_landmarks and visitor is not None and self.machine.visitor_id is not None:
+                self._record(frame, visitor)
+        else:
+            since = now - (self._last_frame_at if self._last_frame_at is not None else self._clip_started)
+            if since >= self.config.camera.lost_after_s:
+                events += self.machine.camera_lost(now)
+                self._visitor, self._others, self._last_image = None, (), None
+                self.selector.reset()
+        for event in events:
+            self._react(event)
+        self._advance_clip(now)
+        if self.machine.phase in (Phase.IMITATE, Phase.MIRROR):
+            index = self._clip.index_at(now - self._clip_started)
+            other = float(self._clip.trace.activation[index]) if len(self._clip.trace.activation) else 0.0
+            self._history.append((now, other, self._activation))
+        canvas = self.renderer.render(self._view(now))
+        if self.notifier is not None:
+            self.notifier.ping()
+        if self.counters is not None:
+            self.counters.maybe_flush()
+        return canvas
+
+    def _match(self, frame: PoseFrame, visitor) -> NeuronActivity | None:
+        """The visitor's neuron activity; the neurons only run while someone is engaged."""
+        if visitor is None or self.machine.phase not in (Phase.ENGAGE, Phase.IMITATE, Phase.MIRROR):
+            self._activation = 0.0
+            return None
+        # Only the visitor goes through the bank: bystanders cost nothing.
+        activities = self.bank.update(replace(frame, persons=(visitor,), image=None))
+        activity = activities.get(visitor.id)
+        target = self.machine.action
+        if activity is not None and target is not None:
+            self._activation = float(activity.activation[self.names.index(target)])
+        return activity
+
+    def _note_visitor_firings(self, now: float, activity: NeuronActivity) -> None:
+        target = self.machine.action
+        if target is not None and any(f.template == target for f in activity.firings):
+            self._spikes.append((now, 1))
+
+    def _react(self, event: KioskEvent) -> None:
+        self.events_seen[event.kind] = self.events_seen.get(event.kind, 0) + 1
+        kind = event.kind
+        if kind == "session_started":
+            log.info("visitor session started")
+            self.bank.reset()
+            self._spikes.clear()
+            self._recorded = []
+            if self.counters is not None:
+                self.counters.session_started()
+        elif kind == "session_ended":
+            log.info("visitor session ended (%s)", event.reason)
+            self.bank.reset()
+            self._spikes.clear()
+            self._save_recording()
+            self._play(self.clips[self._attract_index % len(self.clips)])
+        elif kind == "action_started":
+            self.bank.reset()
+            self._spikes.clear()
+            self._history.clear()
+            self._play(self.clips[self.machine.action_index])
+            log.info("asking for %s", event.action)
+        elif kind == "mirror":
+            log.info("mirror event: %s", event.action)
+            if self.counters is not None:
+                self.counters.mirror_event(event.action)
+        elif kind == "action_skipped":
+            log.info("%s not imitated within %.0f s; next action", event.action, self.config.timing.imitate_timeout_s)
+        elif kind == "camera_lost":
+            log.warning("camera unavailable; waiting for it to come back")
+            if self.notifier is not None:
+                self.notifier.status("camera unavailable")
+        elif kind == "camera_back":
+            log.info("camera is back")
+            if self.notifier is not None:
+                self.notifier.status("running")
+
+    def _play(self, clip: PlaylistClip) -> None:
+        if clip is not self._clip:
+            self._clip.release()  # one open video at a time
+        self._clip = clip
+        self._clip_started = self.clock()
+        self._last_clip_index = -1
+
+    def _advance_clip(self, now: float) -> None:
+        phase = self.machine.phase
+        if phase is Phase.ATTRACT and now - self._clip_started >= max(ATTRACT_CLIP_S, self._clip.duration_s):
+            self._attract_index = (self._attract_index + 1) % len(self.clips)
+            self._play(self.clips[self._attract_index])
+        if phase in (Phase.IMITATE, Phase.MIRROR):
+            index = self._clip.index_at(now - self._clip_started)
+            previous = self._last_clip_index
+            if previous >= 0 and index != previous:
+                fired = self._clip.trace.fired
+                passed = [i for i in fired if previous < i <= index] if index > previous else [i for i in fired if i > previous or i <= index]
+                if passed:
+                    self._spikes.append((now, 0))
+            self._last_clip_index = index
+
+    def _view(self, now: float) -> KioskView:
+        phase = self.machine.phase
+        clip_index = self._clip.index_at(now - self._clip_started)
+        spikes = [(now - t, ch) for t, ch in self._spikes if now - t <= RASTER_SECONDS]
+        label = self._clip.label if phase in (Phase.IMITATE, Phase.MIRROR) else ""
+        other_trace = you_trace = None
+        if phase is Phase.MIRROR and len(self._history) > 1:
+            h = np.asarray(self._history, np.float32)
+            grid = np.linspace(now - RASTER_SECONDS, now, 160)
+            inside = grid >= h[0, 0]
+            other_trace = np.where(inside, np.interp(grid, h[:, 0], h[:, 1]), 0.0)
+            you_trace = np.where(inside, np.interp(grid, h[:, 0], h[:, 2]), 0.0)
+        return KioskView(
+            phase=phase,
+            now=now,
+            phase_time=self.machine.seconds_in_phase(now),
+            seconds_left=self.machine.seconds_left(now),
+            camera_image=self._last_image,
+            visitor=self._visitor,
+            others=self._others,
+            clip=self._clip,
+            clip_index=clip_index,
+            action_label=label,
+            visitor_activation=self._activation,
+            other_spikes=tuple(a for a, ch in spikes if ch == 0),
+            you_spikes=tuple(a for a, ch in spikes if ch == 1),
+            visitor_missing=self.machine.visitor_missing(now),
+            frame_size=self._frame_size,
+            other_trace=other_trace,
+            you_trace=you_trace,
+        )
+
+    # ----------------------------------------------------------------- opt-in recording
+    def _record(self, frame: PoseFrame, visitor) -> None:
+        if len(self._recorded) < MAX_RECORDED_FRAMES:
+            self._recorded.append(PoseFrame(frame.timestamp_ms, frame.index, (visitor,), frame.image_size))
+
+    def _save_recording(self) -> None:
+        if not self._recorded or not self.config.privacy.record_landmarks:
+            self._recorded = []
+            return
+        from mirrorcam.recording import Recording, save_recording
+
+        frames = tuple(self._recorded)
+        self._recorded = []
+        span_s = max((frames[-1].timestamp_ms - frames[0].timestamp_ms) / 1000.0, 1e-3)
+        fps = max(1.0, (len(frames) - 1) / span_s) if len(frames) > 1 else 30.0
+        # Named by the hour only, like the counters; a number keeps names apart.
+        self._recordings_saved += 1
+        name = f"visitor-{self.wallclock().strftime('%Y-%m-%dT%H')}-{os.getpid()}-{self._recordings_saved}.npz"
+        path = Path(self.config.privacy.record_dir) / name
+        try:
+            save_recording(path, Recording(frames, fps, frames[0].image_size, source="kiosk visitor", model_variant=self.config.pose.model_variant))
+            log.info("saved a visitor's landmarks (record_landmarks is on) to %s", path)
+        except OSError as exc:
+            log.error("cannot save landmarks to %s: %s", path, exc)
+
+    def close(self) -> None:
+        """Release the open clip and write what is pending."""
+        self._save_recording()
+        for clip in self.clips:
+            clip.release()
+        if self.counters is not None:
+            self.counters.flush()
+
+
+# --------------------------------------------------------------------------- keys and window
+
+ESC = 27
+
+
+class ExitChord:
+    """The operator's exit: Esc, then ``sequence`` typed within ``window_s`` seconds.
+
+    A visitor mashing a keyboard, or a cat on it, will not produce it; an operator who
+    knows it quits in two seconds.  Any wrong key starts over.
+
+    Example:
+        >>> chord = ExitChord("quit", 3.0)
+        >>> [chord.feed(k, 0.1 * i) for i, k in enumerate([27, *map(ord, "quit")])]
+        [False, False, False, False, True]
+    """
+
+    def __init__(self, sequence: str, window_s: float) -> None:
+        if len(sequence) < 3:
+            raise ValueError(f"sequence must have at least 3 characters, got {sequence!r}")
+        if window_s <= 0:
+            raise ValueError(f"window_s must be > 0, got {window_s}")
+        self.sequence = sequence.lower()
+        self.window_s = window_s
+        self._typed = ""
+        self._started: float | None = None
+
+    def feed(self, key: int, now: float) -> bool:
+        """Feed one key code (-1 for none); True when the chord is complete."""
+        if key is None or key < 0:
+            return False
+        key &= 0xFFFF
+        if self._started is not None and now - self._started > self.window_s:
+            self._started, self._typed = None, ""
+        if key == ESC:
+            self._started, self._typed = now, ""
+            return False
+        if self._started is None:
+            return False
+        ch = chr(key).lower() if 32 <= key < 127 else ""
+        expected = self.sequence[len(self._typed)]
+        if ch != expected:
+            self._started, self._typed = None, ""
+            return False
+        self._typed += ch
+        if self._typed == self.sequence:
+            self._started, self._typed = None, ""
+            return True
+        return False
+
+
+class Display:
+    """Where frames go: a window, or nowhere (tests, headless soak)."""
+
+    def show(self, image: np.ndarray) -> int:
+        """Show ``image``; return a pressed key code or -1."""
+        return -1
+
+    def close(self) -> None:
+        pass
+
+
+class NullDisplay(Display):
+    """Draws nothing, reads no keys: the loop runs headless."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def show(self, image: np.ndarray) -> int:
+        self.frames += 1
+        return -1
+
+
+def x11_screen_size() -> tuple[int, int] | None:
+    """``(width, height)`` of the default X screen, or None without X."""
+    if not os.environ.get("DISPLAY"):
+        return None
+    try:
+        x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
+    except OSError:
+        return None
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XDefaultScreen.argtypes = [ctypes.c_void_p]
+    x11.XDisplayWidth.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    x11.XDisplayHeight.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    display = x11.XOpenDisplay(None)
+    if not display:
+        return None
+    try:
+        screen = x11.XDefaultScreen(display)
+        return int(x11.XDisplayWidth(display, screen)), int(x11.XDisplayHeight(display, screen))
+    finally:
+        x11.XCloseDisplay(display)
+
+
+def hide_x11_cursor() -> object | None:
+    """Hide the mouse pointer on the X display (XFixes, through ctypes: no dependency).
+
+    The pointer stays hidden while the returned connection lives; ``None`` when there is
+    no X display or no libXfixes (the README suggests ``unclutter`` then).
+    """
+    if not os.environ.get("DISPLAY"):
+        return None
+    try:
+        x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
+        xfixes = ctypes.CDLL(ctypes.util.find_library("Xfixes") or "libXfixes.so.3")
+    except OSError:
+        return None
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XDefaultRootWindow.restype = ctypes.c_ulong
+    x11.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+    x11.XFlush.argtypes = [ctypes.c_void_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    xfixes.XFixesHideCursor.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
+    display = x11.XOpenDisplay(None)
+    if not display:
+        return None
+    xfixes.XFixesHideCursor(display, x11.XDefaultRootWindow(display))
+    x11.XFlush(display)
+
+    class _Hidden:
+        def close(self) -> None:
+            x11.XCloseDisplay(display)  # the pointer comes back with the connection's end
+
+    return _Hidden()
+
+
+class WindowDisplay(Display):
+    """A fullscreen, frameless OpenCV window without toolbar or pointer.
+
+    A window closed by a window manager shortcut is simply opened again: only the
+    operator's chord (or a signal) ends the kiosk.
+    """
+
+    def __init__(self, title: str = "mirrorcam kiosk", fullscreen: bool = True) -> None:
+        self.title = title
+        self.fullscreen = fullscreen
+        self.screen = x11_screen_size() if fullscreen else None
+        self._shown = 0
+        self._open()
+        self._cursor = hide_x11_cursor() if fullscreen else None
+        if fullscreen and self._cursor is None:
+            log.info("could not hide the mouse pointer (no XFixes); run 'unclutter' beside the kiosk")
+
+    def _open(self) -> None:
+        # GUI_NORMAL: no Qt toolbar or status bar; NORMAL: the image scales to the window.
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_GUI_NORMAL)
+        if self.fullscreen:
+            cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+
+    def show(self, image: np.ndarray) -> int:
+        try:
+            if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+                log.warning("the kiosk window was closed; opening it again")
+                self._open()
+        except cv2.error:
+            self._open()
+        cv2.imshow(self.title, image)
+        key = cv2.waitKeyEx(1)
+        self._shown += 1
+        if self._shown == 3 and self.screen is not None:
+            # Without a window manager (a bare X session, Xvfb) Qt cannot go fullscreen
+            # by itself: cover the screen explicitly.  With one, this is already true.
+            _x, _y, w, h = cv2.getWindowImageRect(self.title)
+            if (w, h) != self.screen:
+                cv2.moveWindow(self.title, 0, 0)
+                cv2.resizeWindow(self.title, *self.screen)
+        return key
+
+    def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass
+
+
+# --------------------------------------------------------------------------- loop
+
+MAX_FAILURES_IN_A_ROW = 50
+
+
+def run_kiosk(
+    kiosk: Kiosk,
+    camera: PoseCamera,
+    display: Display,
+    max_frames: int | None = None,
+    stop: threading.Event | None = None,
+    on_frame: Callable[[Kiosk, np.ndarray], None] | None = None,
+) -> int:
+    """Run until the exit chord, ``stop``, the camera's end (tests) or ``max_frames``.
+
+    Returns the number of frames shown.
+    """
+    chord = ExitChord(kiosk.config.operator.exit_sequence, kiosk.config.operator.exit_window_s)
+    stop = stop or threading.Event()
+    shown = 0
+    failures = 0
+    ready = False
+    while not stop.is_set() and (max_frames is None or shown < max_frames):
+        reading = camera.poll()
+        if getattr(camera, "finished", False):
+            break
+        try:
+            canvas = kiosk.step(reading)
+        except Exception:
+            # An unattended exhibit keeps going past a bad frame; a persistent fault
+            # ends the process so the supervisor (systemd Restart=always) starts afresh.
+            failures += 1
+            log.exception("kiosk frame failed (%d in a row)", failures)
+            if failures >= MAX_FAILURES_IN_A_ROW:
+                raise
+            continue
+        failures = 0
+        key = display.show(canvas)
+        shown += 1
+        if on_frame is not None:
+            on_frame(kiosk, canvas)
+        if not ready and kiosk.notifier is not None:
+            kiosk.notifier.ready("running")
+            ready = True
+        if chord.feed(key, kiosk.clock()):
+            log.info("operator exit")
+            break
+    return shown
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+def load_library_and_bank(config: KioskConfig):
+    """The template library (built-ins plus ``matching.templates``) and a factory of neuron banks."""
+    from mirrorcam.matching import NeuronBank
+    from mirrorcam.templates import TemplateLibrary
+
+    library = TemplateLibrary.load(extra_dirs=[Path(d) for d in config.matching.templates])
+    templates = list(library.templates)
+    if not templates:
+        raise ConfigError("the template library is empty; the kiosk has no neurons to show")
+    return templates, lambda: NeuronBank(templates)
+
+
+def clip_landmark_loader(config: KioskConfig) -> Callable[[Path], object]:
+    """How a playlist video gets its performer's landmarks (cache allowed or not)."""
+    from mirrorcam.pose import PoseEstimatorOptions
+
+    # The pose stage's defaults apart from the model, so clips extracted by other modes
+    # (and by `mirrorcam extract`) are found in the landmark cache.
+    options = PoseEstimatorOptions(model_variant=config.pose.model_variant)
+
+    def cached(path: Path):
+        from mirrorcam.pipeline import clip_landmarks
+
+        return clip_landmarks(path, options, progress=False)
+
+    def in_memory(path: Path):
+        from mirrorcam.pipeline import iter_pose_frames
+        from mirrorcam.recording import recording_from_frames
+        from mirrorcam.sources import VideoFileSource
+
+        source = VideoFileSource(path)
+        with source:
+            frames = [replace(f, image=None) for f in iter_pose_frames(source, options=options)]
+        return recording_from_frames(frames, source.fps, source.size, str(path), options.model_variant)
+
+    return cached if config.privacy.cache_clip_landmarks else in_memory
+
+
+def playable_clips(config: KioskConfig, templates, bank_factory, landmarks=None) -> list[PlaylistClip]:
+    """The playlist's playable clips; template previews stand in when none is playable."""
+    clips = load_playlist(config.playlist, templates, bank_factory, landmarks or clip_landmark_loader(config))
+    if clips:
+        return clips
+    by_name = {t.name: t for t in templates}
+    wanted = [by_name[i.action] for i in config.playlist if i.action in by_name] or templates[:3]
+    stand_ins = [c for c in (preview_clip(t) for t in wanted) if c is not None]
+    if not stand_ins:
+        raise ConfigError("no playlist clip can be played and the templates have no previews to show instead")
+    log.error("no playlist clip is playable; showing the templates' stick figures instead (%s)", ", ".join(c.action for c in stand_ins))
+    return stand_ins

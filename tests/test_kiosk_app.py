@@ -1,0 +1,414 @@
+"""The kiosk loop end to end: real neuron bank, real rendering, simulated cameras.
+
+Visitors are generated performers (mirrorcam.performer) and recorded performers
+(landmarks of real clips from the shared landmark cache), played through a scripted
+camera on a manual clock: no sleeping, no MediaPipe except where a test says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mirrorcam.containers import PoseFrame
+from mirrorcam.kiosk.app import ExitChord, Kiosk, NullDisplay, load_library_and_bank, playable_clips, run_kiosk
+from mirrorcam.kiosk.camera import (
+    LivePoseCamera,
+    ManualClock,
+    Scene,
+    ScriptedCamera,
+    empty,
+    generated_person,
+    performing,
+    standing,
+    unplugged,
+)
+from mirrorcam.kiosk.config import load_config
+from mirrorcam.kiosk.service import Counters
+from mirrorcam.performer import PerformerOptions, perform
+from mirrorcam.recording import Recording, save_recording
+
+from conftest import run_cli
+
+# --------------------------------------------------------------------------- helpers
+
+TEST_TIMING = """
+[timing]
+engage_after_s = 1.0
+greet_s = 1.0
+imitate_timeout_s = 12.0
+mirror_s = 2.0
+visitor_hold_s = 1.0
+idle_timeout_s = 3.0
+"""
+
+
+def padded(recording: Recording, before_s: float = 0.0, after_s: float = 0.0) -> Recording:
+    """``recording`` with empty frames (nobody in view) before and after it."""
+    fps = recording.fps
+    size = recording.frame_size
+    blank = lambda n: [PoseFrame(0.0, 0, (), size) for _ in range(int(n * fps))]
+    frames = blank(before_s) + list(recording.frames) + blank(after_s)
+    frames = [replace(f, timestamp_ms=i * 1000.0 / fps, index=i) for i, f in enumerate(frames)]
+    return Recording(tuple(frames), fps, size, recording.source, recording.model_variant)
+
+
+def write_kiosk(
+    tmp: Path,
+    playlist: list[tuple[str, str]] | None = None,
+    camera: str = "0",
+    extra: str = "",
+    display: str = "",
+) -> Path:
+    """A kiosk folder: performer clips (generated), a config, a state folder. Returns the config."""
+    clips = tmp / "clips"
+    clips.mkdir(parents=True, exist_ok=True)
+    if not (clips / "wave.npz").exists():
+        save_recording(clips / "wave.npz", perform("wave_one_hand", PerformerOptions(repeats=4, yaw_deg=15, seed=3)))
+        save_recording(clips / "squat.npz", perform("squat", PerformerOptions(repeats=2, seed=4)))
+    playlist = playlist or [("wave_one_hand", "clips/wave.npz"), ("squat", "clips/squat.npz")]
+    entries = "".join(f'\n[[playlist]]\naction = "{a}"\nclip = "{c}"\n' for a, c in playlist)
+    text = (
+        f'[camera]\nsource = "{camera}"\nlost_after_s = 1.0\nmax_backoff_s = 0.2\n'
+        f'[storage]\ndir = "{tmp / "state"}"\ncounters_flush_s = 5\n'
+        f"[display]\nwidth = 960\nheight = 540\n{display}\n"
+        f"{TEST_TIMING}\n{extra}\n{entries}"
+    )
+    path = tmp / "kiosk.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def make_kiosk(config_path: Path, clock: ManualClock, landmarks=None) -> Kiosk:
+    config = load_config(config_path)
+    templates, factory = load_library_and_bank(config)
+    clips = playable_clips(config, templates, factory, landmarks)
+    counters = Counters(config.counters_path, config.storage.counters_flush_s, clock=clock)
+    return Kiosk(config, clips, factory(), clock, counters=counters)
+
+
+class PhaseLog:
+    """Records the phase sequence (and one picture per phase) while the loop runs."""
+
+    def __init__(self) -> None:
+        self.phases: list[str] = []
+        self.pictures: dict[str, np.ndarray] = {}
+
+    def __call__(self, kiosk: Kiosk, canvas: np.ndarray) -> None:
+        phase = kiosk.machine.phase.value
+        if not self.phases or self.phases[-1] != phase:
+            self.phases.append(phase)
+        if phase not in self.pictures and kiosk.machine.seconds_in_phase(kiosk.clock()) > 0.5:
+            self.pictures[phase] = canvas.copy()
+
+
+def run_script(kiosk: Kiosk, scenes, clock: ManualClock, image=None) -> PhaseLog:
+    camera = ScriptedCamera(scenes, fps=30, clock=clock, image=image)
+    log = PhaseLog()
+    run_kiosk(kiosk, camera, NullDisplay(), on_frame=log)
+    return log
+
+
+def wave_visitor(seed: int = 5, **kwargs) -> Recording:
+    return perform("wave_one_hand", PerformerOptions(repeats=8, seed=seed, lead_in_s=1.0, translation=(0.2, 0.0), **kwargs))
+
+
+# --------------------------------------------------------------------------- behaviour
+
+
+def test_generated_visitor_goes_through_the_whole_cycle(tmp_path):
+    clock = ManualClock()
+    kiosk = make_kiosk(write_kiosk(tmp_path), clock)
+    log = run_script(kiosk, [empty(2), performing(wave_visitor(), 12), empty(5)], clock)
+    kiosk.close()
+    assert log.phases[:4] == ["attract", "engage", "imitate", "mirror"], log.phases
+    assert log.phases[-1] == "attract"
+    assert kiosk.events_seen["session_started"] == 1 and kiosk.events_seen["session_ended"] == 1
+    counters = json.loads(kiosk.config.counters_path.read_text())
+    assert counters["totals"]["sessions"] == 1
+    assert counters["totals"]["mirror_events"]["wave_one_hand"] >= 1
+    # The mirror screen really is different from the others: its accent banner is on top.
+    mirror = log.pictures["mirror"]
+    accent = np.array(kiosk.config.colors.accent, float) * 0.35
+    assert np.abs(mirror[10, kiosk.config.display.width // 2].astype(float) - accent).max() < 12
+
+
+def test_recorded_performer_squats_through_the_cycle(tmp_path, clip):
+    from mirrorcam.pipeline import clip_landmarks
+
+    recorded = clip_landmarks(clip("RJ-song_MediapipePy/squat.mp4"), progress=False)
+    visitor = Recording(recorded.frames[: int(14 * recorded.fps)], recorded.fps, recorded.frame_size)
+    clock = ManualClock()
+    kiosk = make_kiosk(write_kiosk(tmp_path, playlist=[("squat", "clips/squat.npz")]), clock)
+    log = run_script(kiosk, [empty(1), performing(visitor), empty(4)], clock)
+    kiosk.close()
+    assert log.phases[:4] == ["attract", "engage", "imitate", "mirror"], log.phases
+    assert log.phases[-1] == "attract"
+
+
+def test_walk_away_mid_action_resets_and_the_next_visitor_starts_fresh(tmp_path):
+    clock = ManualClock()
+    kiosk = make_kiosk(write_kiosk(tmp_path), clock)
+    # Visitor 1 stands (no wave), is asked to wave, leaves mid-action; visitor 2 (new ids) waves.
+    log = run_script(kiosk, [standing(3.5, person_id=0), empty(4), performing(wave_visitor(seed=8), 10, id_offset=10)], clock)
+    kiosk.close()
+    assert log.phases[:6] == ["attract", "engage", "imitate", "attract", "engage", "imitate"], log.phases
+    assert "mirror" in log.phases[5:]
+    assert kiosk.events_seen["session_started"] == 2
+    assert kiosk.events_seen["mirror"] >= 1
+
+
+def test_many_people_close_and_partial_bodies_keep_it_running(tmp_path):
+    clock = ManualClock()
+    kiosk = make_kiosk(write_kiosk(tmp_path), clock)
+    crowd = lambda t: tuple(generated_person(i, cx=0.15 + 0.14 * i, height=0.3 + 0.1 * (i % 3), t=t) for i in range(6))
+    close = lambda t: (generated_person(7, cx=0.5, height=3.0, t=t),)  # face in the lens
+    partial = lambda t: (generated_person(8, cx=0.02, height=0.6, visible=0.2, t=t),)  # half out of the picture
+    log = run_script(kiosk, [Scene(4, crowd), Scene(3, close), Scene(3, partial), empty(4)], clock)
+    kiosk.close()
+    assert "engage" in log.phases and log.phases[-1] == "attract"
+
+
+def test_camera_loss_shows_the_calm_screen_and_resumes_on_its_own(tmp_path):
+    clock = ManualClock()
+    kiosk = make_kiosk(write_kiosk(tmp_path), clock)
+    image = np.full((480, 640, 3), 90, np.uint8)
+    log = run_script(kiosk, [performing(wave_visitor(), 4), unplugged(5), empty(1), performing(wave_visitor(seed=6), 6)], clock, image)
+    kiosk.close()
+    i = log.phases.index("no_camera")
+    assert log.phases[i + 1 : i + 4] == ["attract", "engage", "imitate"], log.phases
+    assert kiosk.events_seen["camera_lost"] == 1 and kiosk.events_seen["camera_back"] == 1
+    calm = log.pictures["no_camera"]
+    # Calm: dark, no camera picture, nothing bright except the text.
+    assert calm[:, :, :].mean() < 40
+
+
+def test_real_camera_thread_lost_and_back_through_the_pose_model(tmp_path, clip, pose_model):
+    """A flaky device behind the real LiveSource reader thread and the real pose stage."""
+    from mirrorcam.pose import PoseEstimatorOptions
+    from mirrorcam.sources import LiveSource, PacedFileCapture
+
+    video = clip("omkarnagarkar55_HAR/wave.mp4")
+    state = {"opens": 0}
+
+    class Flaky(PacedFileCapture):
+        """Delivers 20 frames, then fails; the next opens are refused (cable out) for over a second."""
+
+        def __init__(self):
+            super().__init__(video, fps=20, loop=True, realtime=True)
+            self.reads = 0
+
+        def read(self):
+            self.reads += 1
+            return (False, None) if state["opens"] == 1 and self.reads > 20 else super().read()
+
+    def opener():
+        state["opens"] += 1
+        return None if 2 <= state["opens"] <= 6 else Flaky()
+
+    source = LiveSource(opener, "flaky camera", require_initial=False, max_backoff_s=0.3)
+    camera = LivePoseCamera("flaky", PoseEstimatorOptions(num_poses=1), source=source)
+    config_path = write_kiosk(tmp_path)
+    config = load_config(config_path)
+    templates, factory = load_library_and_bank(config)
+    kiosk = Kiosk(config, playable_clips(config, templates, factory), factory(), time.monotonic)
+    log = PhaseLog()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            run_kiosk(kiosk, camera, NullDisplay(), max_frames=1, on_frame=log)
+            if kiosk.events_seen.get("camera_back"):
+                break
+        # A few more frames after the return: people are found again.
+        for _ in range(10):
+            run_kiosk(kiosk, camera, NullDisplay(), max_frames=1, on_frame=log)
+    finally:
+        camera.close()
+        kiosk.close()
+    assert state["opens"] >= 7, state
+    assert kiosk.events_seen.get("camera_lost") == 1 and kiosk.events_seen.get("camera_back") == 1, kiosk.events_seen
+    assert "no_camera" in log.phases
+    assert source.reconnects >= 1
+
+
+def test_broken_clips_are_skipped_with_a_log_line(tmp_path, caplog):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 definitely not a video")
+    playlist = [
+        ("wave_one_hand", "clips/gone.mp4"),
+        ("clap", "clips/corrupt.mp4"),
+        ("no_such_action", "clips/wave.npz"),
+        ("squat", "clips/squat.npz"),
+    ]
+    clock = ManualClock()
+    with caplog.at_level(logging.INFO, logger="mirrorcam"):
+        kiosk = make_kiosk(write_kiosk(tmp_path, playlist=playlist), clock)
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipping playlist entry")]
+    assert len(skipped) == 3, skipped
+    assert "gone.mp4" in skipped[0] and "corrupt.mp4" in skipped[1] and "no_such_action" in skipped[2]
+    assert [c.action for c in kiosk.clips] == ["squat"]
+    run_script(kiosk, [empty(1), standing(4)], clock)
+    kiosk.close()
+
+
+def test_all_clips_broken_falls_back_to_the_templates_own_figures(tmp_path, caplog):
+    clock = ManualClock()
+    with caplog.at_level(logging.ERROR, logger="mirrorcam"):
+        kiosk = make_kiosk(write_kiosk(tmp_path, playlist=[("clap", "clips/gone.mp4"), ("squat", "clips/gone2.mp4")]), clock)
+    assert [c.action for c in kiosk.clips] == ["clap", "squat"]
+    assert any("stick figures instead" in r.getMessage() for r in caplog.records)
+    log = run_script(kiosk, [empty(1), standing(5)], clock)
+    kiosk.close()
+    assert log.phases[:3] == ["attract", "engage", "imitate"]
+
+
+def test_a_video_clip_that_breaks_during_the_day_shows_its_skeleton(tmp_path, caplog):
+    """The clip's video is deleted after start: the kiosk logs it and draws the skeleton only."""
+    video = tmp_path / "clips" / "wave.avi"
+    video.parent.mkdir(parents=True)
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
+    for i in range(30):
+        writer.write(np.full((240, 320, 3), 60 + i, np.uint8))
+    writer.release()
+    performer = perform("wave_one_hand", PerformerOptions(repeats=2, seed=2, image_size=(320, 240)))
+    clock = ManualClock()
+    kiosk = make_kiosk(write_kiosk(tmp_path, playlist=[("wave_one_hand", "clips/wave.avi")]), clock, landmarks=lambda path: performer)
+    assert kiosk.clips[0].video == video
+    run_script(kiosk, [empty(1)], clock)  # attract plays the video
+    kiosk.clips[0].release()
+    video.write_bytes(b"")  # a disk error, a removed file
+    with caplog.at_level(logging.WARNING, logger="mirrorcam"):
+        run_script(kiosk, [empty(13)], clock)  # the attract loop reopens it
+    kiosk.close()
+    assert kiosk.clips[0].broken
+    assert any("skeleton only" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "keys, quits",
+    [
+        ([27, *map(ord, "quit")], True),
+        ([*map(ord, "quit")], False),  # no Esc first
+        ([27, *map(ord, "qu"), ord("x"), *map(ord, "it")], False),  # a wrong key starts over
+        ([27, *map(ord, "QUIT")], True),  # caps lock on
+        ([27, 27, *map(ord, "quit")], True),  # Esc twice is fine
+        ([ord(c) for c in "asdfghjklquit"], False),  # mashing
+    ],
+    ids=["chord", "no-esc", "wrong-key", "caps", "double-esc", "mashing"],
+)
+def test_exit_chord(keys, quits):
+    chord = ExitChord("quit", 3.0)
+    assert any(chord.feed(k, 0.2 * i) for i, k in enumerate(keys)) is quits
+
+
+def test_exit_chord_must_be_typed_within_the_window():
+    chord = ExitChord("quit", 3.0)
+    times = [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert not any(chord.feed(k, t) for k, t in zip([27, *map(ord, "quit")], times))
+
+
+# --------------------------------------------------------------------------- privacy
+
+
+def snapshot(*roots: Path) -> dict[str, float]:
+    """Every file under ``roots`` with its modification time."""
+    out = {}
+    for root in roots:
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                path = os.path.join(dirpath, name)
+                try:
+                    out[path] = os.stat(path).st_mtime
+                except FileNotFoundError:
+                    pass
+    return out
+
+
+@pytest.fixture()
+def sandbox(tmp_path, monkeypatch):
+    """HOME, TMPDIR, the landmark cache and the working folder all inside tmp_path."""
+    for name in ("home", "tmp", "cache", "work"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setenv("MIRRORCAM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    monkeypatch.chdir(tmp_path / "work")
+    return tmp_path
+
+
+def test_privacy_a_full_session_writes_only_the_log_and_the_counters(sandbox):
+    config_path = write_kiosk(sandbox / "kiosk")
+    before = snapshot(sandbox)
+    clock = ManualClock()
+    kiosk = make_kiosk(config_path, clock)
+    from mirrorcam.kiosk.service import remove_kiosk_log, setup_kiosk_log
+
+    config = kiosk.config
+    handler = setup_kiosk_log(config.log_path, config.storage.log_max_bytes, config.storage.log_backups)
+    try:
+        image = np.full((480, 640, 3), 128, np.uint8)  # the camera's picture is on every frame
+        log = run_script(kiosk, [empty(2), performing(wave_visitor(), 12), empty(5)], clock, image)
+        kiosk.close()
+    finally:
+        remove_kiosk_log(handler)
+    assert "mirror" in log.phases
+    after = snapshot(sandbox)
+    new = sorted(set(after) - set(before))
+    changed = sorted(p for p in before if p in after and after[p] != before[p])
+    state = sandbox / "kiosk" / "state"
+    assert new == [str(state / "counters.json"), str(state / "kiosk.log")], new
+    assert changed == []
+    text = (state / "kiosk.log").read_text()
+    assert "visitor session started" in text and "mirror event: wave_one_hand" in text
+    counters = json.loads((state / "counters.json").read_text())
+    hours = list(counters["hours"])
+    assert all(len(h) == len("2025-01-01T13") for h in hours)
+
+
+def test_privacy_landmarks_are_saved_only_when_the_config_allows_it(sandbox):
+    record_dir = sandbox / "research"
+    config_path = write_kiosk(sandbox / "kiosk", extra=f'[privacy]\nrecord_landmarks = true\nrecord_dir = "{record_dir}"\n')
+    clock = ManualClock()
+    kiosk = make_kiosk(config_path, clock)
+    run_script(kiosk, [empty(2), performing(wave_visitor(), 8), empty(5)], clock, np.zeros((480, 640, 3), np.uint8))
+    kiosk.close()
+    files = sorted(record_dir.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npz"
+    from mirrorcam.recording import load_recording
+
+    saved = load_recording(files[0])
+    assert len(saved) > 100 and all(f.image is None for f in saved.frames)
+    with np.load(files[0], allow_pickle=False) as archive:
+        assert set(archive.files) == {"header", "timestamps_ms", "person_ids", "landmarks", "world", "visibility", "presence"}
+
+
+def test_privacy_the_real_command_writes_only_the_log_and_the_counters(sandbox):
+    """``mirrorcam kiosk`` in a subprocess, a visitor from a landmark recording as the camera."""
+    kiosk_dir = sandbox / "kiosk"
+    kiosk_dir.mkdir()
+    visitor = padded(wave_visitor(), before_s=1.0, after_s=5.0)
+    save_recording(kiosk_dir / "visitor.npz", visitor)
+    config_path = write_kiosk(kiosk_dir, camera=str(kiosk_dir / "visitor.npz"))
+    before = snapshot(sandbox)
+    frames = len(visitor.frames) + 30
+    proc = run_cli("kiosk", "--config", config_path, "--no-window", "--frames", str(frames), cwd=sandbox / "work",
+                   env={"HOME": str(sandbox / "home"), "TMPDIR": str(sandbox / "tmp"), "MIRRORCAM_CACHE": str(sandbox / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    after = snapshot(sandbox)
+    new = sorted(set(after) - set(before))
+    state = kiosk_dir / "state"
+    assert new == [str(state / "counters.json"), str(state / "kiosk.log")], new
+    log_text = (state / "kiosk.log").read_text()
+    assert "mirror event: wave_one_hand" in log_text, log_text
+    assert "visitor session ended (idle)" in log_text, log_text
+    assert json.loads((state / "counters.json").read_text())["totals"]["sessions"] == 1

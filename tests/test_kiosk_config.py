@@ -1,0 +1,285 @@
+"""Kiosk config: good files load, broken ones report every problem with its line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mirrorcam.errors import ConfigError
+from mirrorcam.kiosk.config import (
+    DEFAULT_TEXTS,
+    KioskConfig,
+    check_config,
+    config_reference,
+    key_lines,
+    line_of,
+    load_config,
+)
+from conftest import REPO, assert_one_line_error, run_cli
+
+KNOWN = frozenset({"wave_one_hand", "clap", "arms_up", "squat"})
+
+
+def known(_dirs) -> frozenset[str]:
+    return KNOWN
+
+
+@pytest.fixture()
+def clip_file(tmp_path: Path) -> Path:
+    """A real, tiny, readable video clip (a few grey frames)."""
+    import cv2
+    import numpy as np
+
+    path = tmp_path / "clips" / "wave.avi"
+    path.parent.mkdir()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def write(tmp_path: Path, text: str, name: str = "kiosk.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GOOD = """\
+# A museum's kiosk
+[camera]
+source = "0"
+lost_after_s = 3
+
+[timing]
+greet_s = 3.5
+idle_timeout_s = 5
+
+[colors]
+accent = "#40ff80"
+
+[texts]
+title = "Spiegelneuronen"
+invitation = "Stell dich vor den Bildschirm und mach es nach!"
+imitate = "Mach es nach: {action}"
+
+[[playlist]]
+action = "wave_one_hand"
+clip = "clips/wave.avi"
+label = "Winken"
+"""
+
+
+def test_good_config_loads_with_overrides_and_defaults(tmp_path, clip_file):
+    path = write(tmp_path, GOOD)
+    assert check_config(path, known_actions=known) == []
+    config = load_config(path)
+    assert config.camera.lost_after_s == 3.0
+    assert config.timing.greet_s == 3.5 and config.timing.engage_after_s == 1.0
+    assert config.colors.accent == (0x80, 0xFF, 0x40)  # stored BGR
+    assert config.text("imitate", action="Winken") == "Mach es nach: Winken"
+    assert config.texts["privacy"] == DEFAULT_TEXTS["privacy"]
+    assert config.playlist[0].clip == str(clip_file)  # relative to the config file
+    assert config.path == path
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        {"title": "Neurones miroirs", "imitate": "À toi : {action} — déjà vu ?", "privacy": "Rien n'est enregistré, ni image ni vidéo."},
+        {"title": "ミラーニューロン", "mirror": "見ることとすることで同じ{action}ニューロンが発火！"},
+        {"title": "Зеркальные нейроны", "invitation": "Встаньте перед экраном!"},
+        {"title": "الخلايا العصبية المرآتية", "you": "أنت", "other": "الآخر"},
+        {"title": "दर्पण न्यूरॉन", "greeting": "नमस्ते!"},
+    ],
+    ids=["french", "japanese", "russian", "arabic", "hindi"],
+)
+def test_utf8_texts_in_any_script_are_accepted(tmp_path, clip_file, texts):
+    body = "".join(f'{key} = "{value}"\n' for key, value in texts.items())
+    path = write(tmp_path, f"[texts]\n{body}\n[[playlist]]\naction = \"clap\"\nclip = \"clips/wave.avi\"\n")
+    assert check_config(path, known_actions=known) == []
+    config = load_config(path)
+    for key, value in texts.items():
+        assert config.texts[key] == value
+
+
+BROKEN = """\
+[camera]
+source = ""
+max_backoff_s = "five"
+
+[timing]
+greet_s = -1
+idle_timeout = 3
+notes = \"\"\"
+fake_key = 1
+\"\"\"
+
+[colors]
+accent = "#12345"
+
+[texts]
+imitate = "Fais comme moi : {action} {qui}"
+privacy = 5
+mirror = "Le même neurone {action"
+
+[operator]
+exit_sequence = "Q"
+
+[privacy]
+record_landmarks = true
+
+[[playlist]]
+action = "wave_one_hand"
+clip = "missing.mp4"
+
+[[playlist]]
+action = "clapp"
+clpi = "x.mp4"
+
+[surprise]
+x = 1
+"""
+
+EXPECTED = [
+    (2, "camera.source", "must not be empty"),
+    (3, "camera.max_backoff_s", "must be a number"),
+    (6, "timing.greet_s", "must be > 0"),
+    (7, "timing.idle_timeout", "did you mean 'idle_timeout_s'"),
+    (8, "timing.notes", "unknown key"),
+    (13, "colors.accent", "colour"),
+    (16, "texts.imitate", "unknown placeholder {qui}"),
+    (17, "texts.privacy", "must be a string"),
+    (18, "texts.mirror", "stray brace"),
+    (21, "operator.exit_sequence", "lower-case"),
+    (24, "privacy.record_landmarks", "record_dir"),
+    (28, "playlist[0].clip", "no such clip"),
+    (30, "playlist[1]", "lacks 'clip'"),
+    (31, "playlist[1].action", "did you mean 'clap'"),
+    (32, "playlist[1].clpi", "did you mean 'clip'"),
+    (34, "surprise", "unknown section"),
+]
+
+
+def test_broken_config_reports_every_problem_with_line_and_key(tmp_path):
+    path = write(tmp_path, BROKEN)
+    problems = check_config(path, known_actions=known)
+    got = [(p.line, p.key) for p in problems]
+    assert got == [(line, key) for line, key, _ in EXPECTED], "\n".join(p.format(path.name) for p in problems)
+    for problem, (_, _, needle) in zip(problems, EXPECTED):
+        assert needle in problem.message, problem
+    # The key inside the multi-line string is text, not a key.
+    assert "timing.fake_key" not in key_lines(BROKEN)
+
+
+@pytest.mark.parametrize(
+    "text, line, key, needle",
+    [
+        ('[camera]\nsource = "0\n', 2, "camera.source", "syntax error"),
+        ("[timing]\ngreet_s = 3\ngreet_s = 4\n", 3, "timing.greet_s", "syntax error"),
+        ("[texts]\ntitle = 'ok'\ninvitation = nope\n", 3, "texts.invitation", "invalid value"),
+        ("[[playlist]]\naction = \"clap\"\n[playlist\n", 3, "", "syntax error"),
+    ],
+    ids=["unterminated-string", "duplicate-key", "bare-word", "broken-header"],
+)
+def test_syntax_errors_name_the_line(tmp_path, text, line, key, needle):
+    problems = check_config(write(tmp_path, text), known_actions=known)
+    assert len(problems) == 1
+    assert (problems[0].line, problems[0].key) == (line, key)
+    assert needle in problems[0].message.lower()
+
+
+def test_non_utf8_file_names_the_line(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[texts]\ntitle = "ok"\ngreeting = "Grüß Gott"\n'.encode("latin-1"))
+    problems = check_config(path, known_actions=known)
+    assert len(problems) == 1 and problems[0].line == 3 and "UTF-8" in problems[0].message
+
+
+def test_byte_order_mark_is_tolerated(tmp_path, clip_file):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode("utf-8"))
+    assert check_config(path, known_actions=known) == []
+
+
+def test_unreadable_clip_is_reported(tmp_path):
+    (tmp_path / "fake.mp4").write_bytes(b"not a video at all")
+    path = write(tmp_path, '[[playlist]]\naction = "clap"\nclip = "fake.mp4"\n')
+    problems = check_config(path, known_actions=known)
+    assert [(p.line, p.key) for p in problems] == [(3, "playlist[0].clip")]
+    assert "not a readable video" in problems[0].message
+
+
+def test_load_config_raises_one_sentence_but_tolerates_broken_clips(tmp_path):
+    with pytest.raises(ConfigError, match=r"kiosk.toml:2: camera.source: must not be empty.*and \d+ more"):
+        load_config(write(tmp_path, BROKEN))
+    # A missing clip alone does not stop the exhibit: the playlist skips it at run time.
+    config = load_config(write(tmp_path, '[[playlist]]\naction = "clap"\nclip = "gone.mp4"\n', "ok.toml"))
+    assert config.playlist[0].action == "clap"
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_key_lines_handles_dotted_keys_inline_tables_and_nested_arrays():
+    text = (
+        "[display]\n"
+        "width = 1920 # comment with = sign\n"
+        "colors.accent = \"#ffffff\"\n"
+        "'quoted key' = 1\n"
+        "inline = { a = 1, b = [1,\n"
+        "  2] }\n"
+        "after = 2\n"
+        "[[playlist]]\n"
+        "action = 'a'\n"
+        "[[playlist]]\n"
+        "action = 'b'\n"
+    )
+    lines = key_lines(text)
+    assert lines["display.width"] == 2
+    assert lines["display.colors.accent"] == 3 and lines["display.colors"] == 3
+    assert lines["display.quoted key"] == 4
+    assert line_of(lines, "display.inline.b") == 5
+    assert lines["display.after"] == 7
+    assert lines["playlist[1].action"] == 11
+
+
+def test_example_config_is_valid():
+    example = REPO / "examples" / "kiosk.toml"
+    if not example.is_file():
+        pytest.skip("examples/kiosk.toml not written yet")
+    problems = check_config(example, check_files=False, known_actions=None)
+    assert problems == [], [p.format(example.name) for p in problems]
+
+
+def test_reference_lists_every_key():
+    reference = config_reference()
+    for key in ("camera.source", "timing.idle_timeout_s", "privacy.record_landmarks", "texts.privacy", "playlist[].clip"):
+        assert f"`{key}`" in reference
+
+
+def test_check_config_cli_reports_all_problems_and_exits_2(tmp_path):
+    path = write(tmp_path, BROKEN)
+    proc = run_cli("kiosk", "--check-config", path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(str(path))]
+    assert len(lines) >= len(EXPECTED) - 1, proc.stdout  # clap/clapp needs the template library
+    assert f"{path}:6: timing.greet_s: must be > 0" in proc.stdout
+
+
+def test_check_config_cli_accepts_a_good_file(tmp_path, clip_file):
+    path = write(tmp_path, GOOD)
+    proc = run_cli("kiosk", "--check-config", path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok" in proc.stdout.lower()
+
+
+def test_run_with_a_broken_config_is_one_line_error(tmp_path):
+    proc = run_cli("kiosk", "--config", write(tmp_path, BROKEN), "--no-window", "--frames", "1")
+    assert_one_line_error(proc, "camera.source", "check-config")
+
+
+def test_default_config_object_is_consistent():
+    config = KioskConfig()
+    assert config.log_path.name == "kiosk.log" and config.counters_path.name == "counters.json"

@@ -1,0 +1,148 @@
+"""Watchdog notification over a real AF_UNIX socket, the counters file, the rotating log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from mirrorcam.kiosk.camera import ManualClock
+from mirrorcam.kiosk.service import Counters, SystemdNotifier, hour_key, remove_kiosk_log, setup_kiosk_log
+
+
+@pytest.fixture()
+def notify_socket(tmp_path: Path):
+    """A datagram socket standing in for systemd's notification socket."""
+    path = tmp_path / "notify.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(path))
+    server.settimeout(2.0)
+    yield path, server
+    server.close()
+
+
+def received(server: socket.socket) -> list[str]:
+    out = []
+    server.setblocking(False)
+    try:
+        while True:
+            out.append(server.recv(4096).decode())
+    except BlockingIOError:
+        pass
+    finally:
+        server.settimeout(2.0)
+    return out
+
+
+def test_ready_and_watchdog_pings_at_half_the_interval(notify_socket):
+    path, server = notify_socket
+    clock = ManualClock()
+    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "4000000", "WATCHDOG_PID": str(os.getpid())}
+    with SystemdNotifier(env, clock) as notifier:
+        assert notifier.enabled and notifier.interval_s == 2.0
+        assert notifier.ready("showing attract")
+        pings = 0
+        for _ in range(100):  # 10 s of loop iterations at 10 Hz
+            pings += notifier.ping()
+            clock.advance(0.1)
+        assert notifier.stopping()
+    messages = received(server)
+    assert messages[0] == "READY=1\nSTATUS=showing attract"
+    assert messages.count("WATCHDOG=1") == pings == 5
+    assert messages[-1] == "STOPPING=1"
+
+
+def test_abstract_socket_address(tmp_path):
+    name = f"mirrorcam-test-{os.getpid()}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind("\0" + name)
+    server.settimeout(2.0)
+    try:
+        with SystemdNotifier({"NOTIFY_SOCKET": "@" + name}) as notifier:
+            assert notifier.ready()
+        assert server.recv(100) == b"READY=1"
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"NOTIFY_SOCKET": ""}, {"NOTIFY_SOCKET": "relative/path"}],
+    ids=["unset", "empty", "not-a-socket-path"],
+)
+def test_not_under_systemd_everything_is_a_no_op(env):
+    notifier = SystemdNotifier(env)
+    assert not notifier.enabled
+    assert not notifier.ready() and not notifier.ping() and not notifier.stopping()
+
+
+def test_watchdog_for_another_pid_is_ignored_and_a_vanished_supervisor_is_harmless(tmp_path):
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": str(tmp_path / "gone.sock"), "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"})
+    assert notifier.interval_s is None
+    assert notifier.ready() is False  # nobody listens: logged at debug, not raised
+    notifier.close()
+
+
+def test_counters_are_hourly_aggregates_written_atomically(tmp_path):
+    clock = ManualClock()
+    when = [dt.datetime(2025, 5, 1, 14, 59, 58)]
+    counters = Counters(tmp_path / "state" / "counters.json", flush_s=60, clock=clock, wallclock=lambda: when[0])
+    counters.session_started()
+    counters.mirror_event("wave_one_hand")
+    assert counters.maybe_flush()  # first write at once
+    counters.mirror_event("wave_one_hand")
+    clock.advance(10)
+    assert not counters.maybe_flush()  # throttled
+    when[0] = dt.datetime(2025, 5, 1, 15, 0, 3)
+    counters.session_started()
+    counters.mirror_event("clap")
+    clock.advance(60)
+    assert counters.maybe_flush()
+    data = json.loads((tmp_path / "state" / "counters.json").read_text())
+    assert data["totals"] == {"sessions": 2, "mirror_events": {"wave_one_hand": 2, "clap": 1}}
+    assert data["hours"] == {
+        "2025-05-01T14": {"sessions": 1, "mirror_events": {"wave_one_hand": 2}},
+        "2025-05-01T15": {"sessions": 1, "mirror_events": {"clap": 1}},
+    }
+    # Nothing finer than the hour anywhere in the file, and no temp files left behind.
+    text = (tmp_path / "state" / "counters.json").read_text()
+    assert ":59" not in text and ":00" not in text
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["counters.json"]
+    # A restart keeps counting.
+    again = Counters(tmp_path / "state" / "counters.json", clock=clock, wallclock=lambda: when[0])
+    again.session_started()
+    again.flush()
+    assert json.loads((tmp_path / "state" / "counters.json").read_text())["totals"]["sessions"] == 3
+
+
+def test_a_corrupt_counters_file_starts_over_without_crashing(tmp_path, caplog):
+    path = tmp_path / "counters.json"
+    path.write_text("{ not json")
+    counters = Counters(path)
+    counters.session_started()
+    assert counters.flush()
+    assert json.loads(path.read_text())["totals"]["sessions"] == 1
+
+
+def test_hour_key_has_no_minutes():
+    assert hour_key(dt.datetime(2025, 12, 31, 23, 59, 59)) == "2025-12-31T23"
+
+
+def test_log_is_size_capped_and_rotates(tmp_path):
+    handler = setup_kiosk_log(tmp_path / "kiosk.log", max_bytes=20_000, backups=2)
+    try:
+        log = logging.getLogger("mirrorcam.kiosk.test")
+        for i in range(3000):
+            log.info("line %d: a camera came and went, nothing personal", i)
+    finally:
+        remove_kiosk_log(handler)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["kiosk.log", "kiosk.log.1", "kiosk.log.2"]
+    assert all((tmp_path / f).stat().st_size <= 20_000 for f in files)
+    assert "line 2999" in (tmp_path / "kiosk.log").read_text()
+    assert handler not in logging.getLogger("mirrorcam").handlers

@@ -1,0 +1,144 @@
+"""A real fullscreen kiosk window under Xvfb: screenshot, look, operator exit chord.
+
+Runs ``mirrorcam kiosk`` as a subprocess on a private Xvfb display with a landmark
+recording as its camera (a generated visitor who arrives, waves and leaves), takes
+screenshots with ``xwd`` (parsed here: no ImageMagick needed), and quits with the
+operator's chord sent by ``xdotool``.  Screenshots are kept in
+``$MIRRORCAM_SCREENSHOTS`` when set, for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mirrorcam.recording import save_recording
+
+from conftest import REPO
+from test_kiosk_app import padded, wave_visitor, write_kiosk
+
+pytestmark = [
+    pytest.mark.display,
+    pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool") and shutil.which("xwd")),
+                       reason="needs Xvfb, xdotool and xwd (apt-get install xvfb xdotool x11-apps)"),
+]
+
+SCREEN = (1280, 720)
+
+
+def read_xwd(data: bytes) -> np.ndarray:
+    """A BGR image from an ``xwd`` dump of a 24/32-bit TrueColor screen."""
+    fields = struct.unpack(">25I", data[:100])
+    header_size, _version, _fmt, _depth, width, height = fields[:6]
+    byte_order, bits_per_pixel, bytes_per_line, ncolors = fields[7], fields[11], fields[12], fields[19]
+    # 32 bits per pixel (B, G, R, pad) or packed 24 (B, G, R); lines may be padded.
+    step = bits_per_pixel // 8
+    if step not in (3, 4) or bytes_per_line < width * step:
+        raise ValueError(f"unsupported xwd layout (header {fields})")
+    start = header_size + 12 * ncolors
+    rows = np.frombuffer(data, np.uint8, count=height * bytes_per_line, offset=start).reshape(height, bytes_per_line)
+    pixels = rows[:, : width * step].reshape(height, width, step)
+    # LSBFirst stores B, G, R(, pad); MSBFirst (pad,) R, G, B.
+    return pixels[:, :, :3].copy() if byte_order == 0 else pixels[:, :, ::-1][:, :, :3].copy()
+
+
+def screenshot(display: str) -> np.ndarray:
+    out = subprocess.run(["xwd", "-root", "-silent", "-display", display], capture_output=True, timeout=20, check=True)
+    return read_xwd(out.stdout)
+
+
+@pytest.fixture()
+def xvfb():
+    number = next(n for n in range(140, 240) if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists())
+    display = f":{number}"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not Path(f"/tmp/.X11-unix/X{number}").exists():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.skip("Xvfb did not start")
+            time.sleep(0.1)
+        yield display
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def xdotool(display: str, *args: str) -> str:
+    return subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=20, env={**os.environ, "DISPLAY": display}).stdout
+
+
+def keep(name: str, image: np.ndarray) -> None:
+    folder = os.environ.get("MIRRORCAM_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(Path(folder) / name), image)
+
+
+def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, xvfb):
+    kiosk_dir = tmp_path / "kiosk"
+    kiosk_dir.mkdir()
+    save_recording(kiosk_dir / "visitor.npz", padded(wave_visitor(), before_s=3.0, after_s=2.0))
+    texts = '[texts]\ntitle = "Neurones miroirs · ミラーニューロン"\ninvitation = "Mettez-vous devant l\'écran et imitez les gestes !"\n'
+    config = write_kiosk(kiosk_dir, camera=str(kiosk_dir / "visitor.npz"), extra=texts,
+                         display=f"width = {SCREEN[0]}\nheight = {SCREEN[1]}")
+    # The config writer sets 960x540; the display section above adds the screen size last.
+    text = config.read_text().replace("width = 960\nheight = 540\n", "")
+    config.write_text(text, encoding="utf-8")
+    env = {**os.environ, "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb"}
+    stderr = open(tmp_path / "stderr.txt", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "mirrorcam", "kiosk", "--config", str(config)],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        window = ""
+        deadline = time.monotonic() + 60
+        while not window and time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+            window = xdotool(xvfb, "search", "--name", "mirrorcam kiosk").split("\n")[0].strip()
+            time.sleep(0.3)
+        assert window, "no kiosk window appeared"
+        time.sleep(1.5)
+        attract = screenshot(xvfb)
+        keep("kiosk_attract.png", attract)
+        time.sleep(4.5)  # the visitor has arrived, been greeted and is asked to wave
+        later = screenshot(xvfb)
+        keep("kiosk_later.png", later)
+
+        # Fullscreen: the window covers the whole screen at the origin.
+        geometry = xdotool(xvfb, "getwindowgeometry", window)
+        assert f"Geometry: {SCREEN[0]}x{SCREEN[1]}" in geometry, geometry
+        assert "Position: 0,0" in geometry, geometry
+        # The config's background (default "#101418", BGR (24, 20, 16)) fills the margins...
+        assert np.abs(attract[5, 5].astype(int) - (24, 20, 16)).max() <= 6, attract[5, 5]
+        for shot in (attract, later):
+            assert shot.shape == (SCREEN[1], SCREEN[0], 3)
+            assert np.abs(shot[SCREEN[1] // 2, 8].astype(int) - (24, 20, 16)).max() <= 6, shot[SCREEN[1] // 2, 8]
+            # ...and the privacy line is drawn in the bottom band: light text on a dark band.
+            band = shot[SCREEN[1] - 40 :, :, :]
+            assert (band.max(axis=2) > 150).mean() > 0.005
+        assert not np.array_equal(attract, later)  # it is alive
+
+        # Keys a visitor might press do nothing; the operator's chord quits.
+        xdotool(xvfb, "windowfocus", "--sync", window)
+        xdotool(xvfb, "key", "--delay", "80", "a", "q", "u", "i", "t", "Escape", "x", "q", "u", "i", "t")
+        time.sleep(1.5)
+        assert proc.poll() is None, "the kiosk quit on keys that are not the chord"
+        xdotool(xvfb, "key", "--delay", "80", "Escape", "q", "u", "i", "t")
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        stderr.close()
+    log = (kiosk_dir / "state" / "kiosk.log").read_text()
+    assert "operator exit" in log
