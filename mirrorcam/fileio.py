@@ -8,6 +8,7 @@ is flushed to disk and then renamed over the destination in one step.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -58,3 +59,12 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     with atomic_write(path, "w") as handle:
         json.dump(obj, handle, indent=2, ensure_ascii=False)
         handle.write("\n")
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

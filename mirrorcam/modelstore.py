@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mirrorcam.errors import ModelError
-from mirrorcam.fileio import atomic_write_bytes, atomic_write_json
+from mirrorcam.fileio import atomic_write_bytes, atomic_write_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,6 @@ class ModelBundle:
     origin: str
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _check_variant(variant: str) -> None:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
@@ -118,7 +110,7 @@ def verified_bundle(variant: str = DEFAULT_VARIANT, models_dir: Path | None = No
     entry = _read_manifest(models_dir).get(variant)
     if not path.exists() or not entry:
         return None
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != entry.get("sha256"):
         raise ModelError(
             f"{path} does not match its recorded sha256 (corrupt or replaced); "

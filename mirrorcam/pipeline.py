@@ -20,6 +20,7 @@ import cv2
 
 from mirrorcam.containers import Frame, PoseFrame
 from mirrorcam.errors import RecordingError
+from mirrorcam.fileio import sha256_file
 from mirrorcam.pose import PoseEstimator, PoseEstimatorOptions
 from mirrorcam.progress import Progress
 from mirrorcam.recording import (
@@ -41,21 +42,13 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "mirrorcam" / "landmarks"
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cache_key(path: Path, options: PoseEstimatorOptions, flip: bool = False) -> str:
     """Content hash of the clip plus everything that changes its landmarks."""
     settings = asdict(options)
     settings.pop("model_path", None)
     settings.update(flip=flip, format=FORMAT_VERSION)
     blob = json.dumps(settings, sort_keys=True).encode()
-    return hashlib.sha256(_file_digest(path).encode() + blob).hexdigest()[:32]
+    return hashlib.sha256(sha256_file(path).encode() + blob).hexdigest()[:32]
 
 
 def clip_landmarks(

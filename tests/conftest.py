@@ -97,3 +97,18 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
     assert len(errors) == 1, proc.stderr
     for needle in needles:
         assert needle.lower() in errors[0].lower(), errors[0]
+
+
+# --- Bad inputs shared by several test modules -----------------------------------------
+
+def make_text_named_mp4(tmp: Path) -> Path:
+    """A text file that pretends to be a video."""
+    path = tmp / "holiday.mp4"
+    path.write_text("this is a shopping list, not a video\n")
+    return path
+
+
+def make_empty_dir(tmp: Path) -> Path:
+    path = tmp / "nothing_here"
+    path.mkdir()
+    return path

@@ -13,7 +13,7 @@ import pytest
 from mirrorcam.cli import MODES
 from mirrorcam.recording import load_recording
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, make_empty_dir, make_text_named_mp4, run_cli
 
 WAVE = "omkarnagarkar55_HAR/wave.mp4"
 
@@ -49,18 +49,6 @@ def _nobody(tmp: Path) -> Path:
     return _write_video(tmp / "empty_room.avi", frames)
 
 
-def _text_mp4(tmp: Path) -> Path:
-    path = tmp / "holiday.mp4"
-    path.write_text("this is a shopping list, not a video\n")
-    return path
-
-
-def _empty_dir(tmp: Path) -> Path:
-    path = tmp / "nothing_here"
-    path.mkdir()
-    return path
-
-
 def _bad_recording(tmp: Path) -> Path:
     path = tmp / "broken.npz"
     path.write_bytes(b"PK\x03\x04 definitely not a complete archive")
@@ -71,8 +59,8 @@ def _bad_recording(tmp: Path) -> Path:
     ("make", "needles"),
     [
         (lambda tmp: tmp / "missing.mp4", ("no such file",)),
-        (_text_mp4, ("not a readable video",)),
-        (_empty_dir, ("contains no clips",)),
+        (make_text_named_mp4, ("not a readable video",)),
+        (make_empty_dir, ("contains no clips",)),
         (_nobody, ("no person found",)),
         (_bad_recording, ("broken.npz",)),
     ],

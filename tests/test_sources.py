@@ -13,6 +13,8 @@ from mirrorcam.errors import SourceError
 from mirrorcam.mjpeg import MjpegServerProcess
 from mirrorcam.sources import ImageFolderSource, LiveSource, VideoFileSource, open_source, simulated_camera, url_source
 
+from conftest import make_empty_dir, make_text_named_mp4
+
 WAVE = "omkarnagarkar55_HAR/wave.mp4"
 
 
@@ -47,18 +49,6 @@ def test_image_folder_in_name_order(images_dir: Path, tmp_path: Path) -> None:
     assert frames[0].image.shape == cv2.imread(str(tmp_path / "a.jpg")).shape
 
 
-def _text_as_mp4(tmp: Path) -> Path:
-    path = tmp / "notes.mp4"
-    path.write_text("hello, I am not a video\n")
-    return path
-
-
-def _empty_folder(tmp: Path) -> Path:
-    path = tmp / "empty"
-    path.mkdir()
-    return path
-
-
 def _single_image(tmp: Path) -> Path:
     path = tmp / "one.png"
     cv2.imwrite(str(path), np.zeros((8, 8, 3), np.uint8))
@@ -69,8 +59,8 @@ def _single_image(tmp: Path) -> Path:
     ("make", "needle"),
     [
         (lambda tmp: tmp / "missing.mp4", "no such file"),
-        (_text_as_mp4, "not a readable video"),
-        (_empty_folder, "contains no images"),
+        (make_text_named_mp4, "not a readable video"),
+        (make_empty_dir, "contains no images"),
         (_single_image, "single image"),
     ],
     ids=["missing", "text-named-mp4", "empty-folder", "single-image"],
