@@ -229,6 +229,7 @@ class PoseEstimator:
         self._tracker = PersonTracker(options)
         self._last_mp_ts = -1
         self._quiet = not log.isEnabledFor(logging.DEBUG)
+        self._first_inference = True
 
     @classmethod
     def create_from_options(cls, options: PoseEstimatorOptions | None = None) -> PoseEstimator:
@@ -288,10 +289,12 @@ class PoseEstimator:
         self._last_mp_ts = mp_ts
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
-        # LiteRT prints alignment warnings on fd 2 from inside inference; keep them off
-        # the user's terminal unless -v asked for them.
-        with quiet_native_stderr(self._quiet):
+        # LiteRT prints its one-off warnings (tensor alignment, logging set-up) on fd 2
+        # during the first inference. fd 2 is process-wide, so only that call is
+        # silenced: later frames must not swallow other threads' messages.
+        with quiet_native_stderr(self._quiet and self._first_inference):
             result = self._landmarker.detect_for_video(image, mp_ts)
+        self._first_inference = False
         persons = [
             _to_person(img, world)
             for img, world in zip(result.pose_landmarks, result.pose_world_landmarks)

@@ -1,0 +1,912 @@
+"""``mirrorcam live``: the mirror screen, live from a camera.
+
+YOU is the camera (shown like a mirror, processed unmirrored); OTHER is an observed
+performer: clips (landmark recordings or videos, processed once and cached), or the
+second person in front of the camera.  Every frame::
+
+    camera ─▶ capture thread (newest frame only) ─▶ pose thread (newest frame only)
+          ─▶ main thread: NeuronBank(YOU), NeuronBank(OTHER clip), SpikeHistory ─▶ Screen ─▶ window
+
+Pose inference runs in its own thread, so on two cores the screen's own work
+(matching, drawing, showing) overlaps the next frame's inference instead of adding to
+it; both hand-offs keep only the newest item, so latency cannot build up.
+
+Keys: q/Esc quit, space pause, n next observed clip, t teach a new action from the
+camera (count-down, a few seconds of recording, then type a name and Enter), f
+fullscreen, m mirror display, d debug overlay, h help.
+
+``--demo-fallback`` (``make demo``): live when a camera opens; otherwise the embedded
+demo from ``recordings/`` (a generated "visitor" copying generated performers), in a
+window when there is a display, else written to ``out/demo.mp4`` with a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mirrorcam.containers import NeuronActivity, PoseFrame
+from mirrorcam.errors import MirrorcamError, SourceError, TemplateError
+from mirrorcam.modes.common import add_pose_arguments, display_available, pose_options_from_args
+from mirrorcam.recording import Recording, is_recording_path, load_recording, recording_from_frames
+from mirrorcam.screen import (
+    OTHER_COLOR,
+    YOU_COLOR,
+    ChannelView,
+    DebugInfo,
+    NeuronInfo,
+    Screen,
+    ScreenState,
+    SpikeHistory,
+    TextRenderer,
+)
+
+log = logging.getLogger(__name__)
+
+WINDOW = "mirrorcam"
+REPO = Path(__file__).resolve().parent.parent.parent
+DEMO_DIR = REPO / "recordings"
+SECOND_PERSON = "second-person"
+KEYS = (
+    ("q / Esc", "quit"),
+    ("space", "pause / go on"),
+    ("n", "next observed clip"),
+    ("t", "teach a new action from the camera"),
+    ("f", "fullscreen on/off"),
+    ("m", "mirror display on/off"),
+    ("d", "debug: fps, milliseconds per stage, latency"),
+    ("h", "this help"),
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "live",
+        help="the mirror screen, live from a camera",
+        description="Show YOU (the camera) beside OTHER (a clip or a second person) and the neurons that fire "
+        "for both. Keys: q/Esc quit, space pause, n next clip, t teach, f fullscreen, m mirror, d debug, h help.",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--camera", type=int, default=0, metavar="N", help="camera index (default 0)")
+    where.add_argument("--source", metavar="URL|FILE", help="stream URL, or a video file played as a simulated camera")
+    parser.add_argument(
+        "--other", default=None, metavar="CLIP|FOLDER|second-person",
+        help="what OTHER shows: a clip or recording, a folder of them, or 'second-person' (default: recordings/)",
+    )
+    parser.add_argument("--demo-fallback", action="store_true",
+                        help="play the embedded demo when no camera opens (written to out/demo.mp4 without a display)")
+    parser.add_argument("--demo", action="store_true", help="play the embedded demo even if a camera is present")
+    parser.add_argument("--size", default="1280x720", metavar="WxH", help="screen size (default 1280x720)")
+    parser.add_argument("--fullscreen", action="store_true", help="start fullscreen")
+    parser.add_argument("--no-mirror", action="store_true", help="show the camera unmirrored")
+    parser.add_argument("--debug", action="store_true", help="start with the debug overlay")
+    parser.add_argument("--no-window", action="store_true", help="never open a window (use --out)")
+    parser.add_argument("--out", type=Path, help="also write the screen to this video (.mp4/.avi)")
+    parser.add_argument("--seconds", type=float, help="stop after this many seconds")
+    parser.add_argument("--templates", type=Path, action="append", metavar="DIR", help="extra template folder (repeatable)")
+    parser.add_argument("--teach-seconds", type=float, default=4.0, help="length of a taught performance (default 4)")
+    add_pose_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+# --------------------------------------------------------------------------- observed clips
+
+
+@dataclass
+class ObservedClip:
+    """One observed performance: landmarks for the matcher and, for videos, frames to show."""
+
+    name: str
+    recording: Recording
+    video: Path | None = None
+
+    @property
+    def duration_ms(self) -> float:
+        return max(1000.0 / self.recording.fps, len(self.recording) * 1000.0 / self.recording.fps)
+
+
+def clip_paths(spec: Path) -> list[Path]:
+    """Recordings and videos named by ``spec`` (a file or a folder), in name order.
+
+    Raises:
+        SourceError: Nothing playable there.
+    """
+    from mirrorcam.sources import VIDEO_SUFFIXES
+
+    if not spec.exists():
+        raise SourceError(f"no such clip or folder: {spec}")
+    if spec.is_file():
+        return [spec]
+    paths = sorted(p for p in spec.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES or is_recording_path(p))
+    if not paths:
+        raise SourceError(f"{spec} holds no clips or landmark recordings")
+    return paths
+
+
+def load_observed(path: Path, pose_options) -> ObservedClip:
+    """A clip's landmarks: a recording as it is, a video through the (cached) pose stage."""
+    name = re.sub(r"^observed_\d+_", "", path.stem)  # the demo's playlist files
+    if is_recording_path(path):
+        return ObservedClip(name, load_recording(path))
+    from mirrorcam.pipeline import clip_landmarks
+
+    _say("observing %s (landmarks computed once, then cached)", path.name)
+    return ObservedClip(name, clip_landmarks(path, pose_options), path)
+
+
+class ClipPlayer:
+    """Plays observed clips on the screen clock, looping; feeds every clip frame once.
+
+    The matcher sees the clip's own frames in order (with timestamps that keep rising
+    across loops), however fast or slow the screen runs.
+    """
+
+    def __init__(self, clips: list[ObservedClip]) -> None:
+        if not clips:
+            raise ValueError("ClipPlayer needs at least one clip")
+        self.clips = clips
+        self.index = 0
+        self._start_ms = 0.0
+        self._fed = -1
+        self._offset_ms = 0.0  # added to clip timestamps so the bank never sees time go back
+        self._last_ts = 0.0
+        self._video: cv2.VideoCapture | None = None
+        self._video_pos = -1
+        self._image: np.ndarray | None = None
+        self.started = False
+
+    @property
+    def clip(self) -> ObservedClip:
+        return self.clips[self.index]
+
+    def next(self, now_ms: float) -> None:
+        """Switch to the next clip."""
+        self.index = (self.index + 1) % len(self.clips)
+        self._restart(now_ms)
+
+    def _restart(self, now_ms: float) -> None:
+        self._offset_ms = self._last_ts + 1000.0
+        self._start_ms = now_ms
+        self._fed = -1
+        self._close_video()
+        self.started = True
+
+    def _close_video(self) -> None:
+        if self._video is not None:
+            self._video.release()
+        self._video, self._video_pos, self._image = None, -1, None
+
+    def advance(self, now_ms: float, auto_next: bool = True) -> tuple[list[PoseFrame], PoseFrame | None]:
+        """Frames due since the last call (for the matcher) and the frame to show now."""
+        if not self.started:
+            self._restart(now_ms)
+        clip = self.clip
+        rec = clip.recording
+        elapsed = now_ms - self._start_ms
+        if elapsed >= clip.duration_ms:
+            if auto_next and len(self.clips) > 1:
+                self.next(now_ms)
+            else:
+                self._restart(now_ms)
+            clip, rec, elapsed = self.clip, self.clip.recording, 0.0
+        target = min(len(rec) - 1, int(elapsed * rec.fps / 1000.0))
+        due = []
+        for i in range(self._fed + 1, target + 1):
+            frame = rec.frames[i]
+            ts = self._offset_ms + i * 1000.0 / rec.fps
+            self._last_ts = ts
+            due.append(replace(frame, timestamp_ms=ts))
+        self._fed = max(self._fed, target)
+        shown = rec.frames[target] if len(rec) else None
+        if clip.video is not None and shown is not None:
+            shown = replace(shown, image=self._video_frame(clip.video, target))
+        return due, shown
+
+    def _video_frame(self, path: Path, index: int) -> np.ndarray | None:
+        if self._video is None:
+            self._video = cv2.VideoCapture(str(path))
+            self._video_pos = -1
+        if index < self._video_pos:
+            self._video.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self._video_pos = -1
+        while self._video_pos < index:
+            # grab() skips decoding work for frames that are never shown.
+            ok = self._video.grab() if self._video_pos < index - 1 else False
+            if self._video_pos == index - 1:
+                ok, image = self._video.read()
+                if ok:
+                    self._image = image
+            self._video_pos += 1
+            if not ok and self._video_pos < index:
+                break
+        return self._image
+
+    def close(self) -> None:
+        self._close_video()
+
+
+# --------------------------------------------------------------------------- pose worker
+
+
+class PoseWorker:
+    """Runs the pose stage on the newest camera frame in a thread; keeps only the newest result."""
+
+    def __init__(self, source, estimator) -> None:
+        self.source = source
+        self.estimator = estimator
+        self._cond = threading.Condition()
+        self._latest: PoseFrame | None = None
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+        self.processed = 0
+        self._thread = threading.Thread(target=self._run, name="mirrorcam-pose", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                frame = self.source.read(timeout=0.2)
+                if frame is None:
+                    continue
+                result = self.estimator.process(frame)
+                with self._cond:
+                    self._latest = result
+                    self.processed += 1
+                    self._cond.notify_all()
+        except BaseException as exc:  # surfaced in the main thread
+            self.error = exc
+            with self._cond:
+                self._cond.notify_all()
+
+    def get(self, timeout: float) -> PoseFrame | None:
+        """The newest pose frame not yet taken, waiting up to ``timeout`` s; None if none came."""
+        with self._cond:
+            if self._latest is None:
+                self._cond.wait_for(lambda: self._latest is not None or self.error is not None, timeout)
+            if self.error is not None:
+                raise self.error
+            frame, self._latest = self._latest, None
+            return frame
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+
+# --------------------------------------------------------------------------- the app
+
+
+@dataclass
+class Teaching:
+    """Teach-from-live state: count-down, recording, then naming."""
+
+    phase: str  # "countdown" | "record" | "name"
+    started_ms: float
+    frames: list[PoseFrame] = field(default_factory=list)
+    typed: str = ""
+
+
+@dataclass
+class Stats:
+    frames: int = 0
+    seconds: float = 0.0
+    firings: list[int] = field(default_factory=lambda: [0, 0])
+    mirror_events: int = 0
+    latency_ms: list[float] = field(default_factory=list)
+    render_ms: list[float] = field(default_factory=list)
+    match_ms: list[float] = field(default_factory=list)
+    pose_ms: list[float] = field(default_factory=list)
+    taught: list[str] = field(default_factory=list)
+
+
+class LiveApp:
+    """The live screen's state machine; the pose stage, sources and window are given to it.
+
+    Args:
+        templates: Action templates (one neuron each).
+        observed: Clips for OTHER, or None for the second person in the camera frame.
+        size: Screen size.
+        mirror: Show YOU mirrored.
+        model_variant: Named in the debug overlay.
+        teach_dir: Where taught templates are saved.
+        teach_seconds: Length of a taught performance.
+    """
+
+    def __init__(
+        self,
+        templates,
+        observed: list[ObservedClip] | None,
+        size: tuple[int, int] = (1280, 720),
+        mirror: bool = True,
+        debug: bool = False,
+        model_variant: str = "",
+        teach_dir: Path | None = None,
+        teach_seconds: float = 4.0,
+        you_label: str = "camera",
+        text: TextRenderer | None = None,
+    ) -> None:
+        if teach_seconds <= 0.5:
+            raise ValueError(f"teach_seconds must be > 0.5, got {teach_seconds}")
+        self.text = text or TextRenderer()
+        self.size = size
+        self.mirror = mirror
+        self.debug = debug
+        self.help = False
+        self.paused = False
+        self.model_variant = model_variant
+        self.teach_dir = teach_dir
+        self.teach_seconds = teach_seconds
+        self.you_label = you_label
+        self.player = ClipPlayer(observed) if observed else None
+        self.teaching: Teaching | None = None
+        self.toast = ("", 0.0)
+        self.stats = Stats()
+        self._fps_times: list[float] = []
+        self._last_you: PoseFrame | None = None
+        self._last_other: PoseFrame | None = None
+        self._acts: list[NeuronActivity | None] = [None, None]
+        self._you_id: int | None = None
+        self._other_id: int | None = None
+        self._clock_ms = 0.0
+        self._paused_since: float | None = None
+        self._paused_total = 0.0
+        self._timings: dict[str, float] = {}
+        self._set_templates(list(templates))
+
+    # -- setup
+    def _set_templates(self, templates: list) -> None:
+        from mirrorcam.matching import NeuronBank
+
+        self.templates = templates
+        infos = [NeuronInfo.from_template(t) for t in templates]
+        self.screen = Screen(infos, self.size, text=self.text)
+        self.banks = [NeuronBank(templates), NeuronBank(templates)] if templates else [None, None]
+        self.history = SpikeHistory([i.name for i in infos], [i.label for i in infos])
+        self._acts = [None, None]
+
+    # -- per frame
+    def step(self, you_frame: PoseFrame | None, wall_ms: float) -> np.ndarray:
+        """Advance everything to ``wall_ms`` with YOU's newest pose frame; returns the screen.
+
+        The screen clock stops while paused, so clips, raster and captions freeze too.
+        """
+        if self.paused:
+            if self._paused_since is None:
+                self._paused_since = wall_ms
+        elif self._paused_since is not None:
+            self._paused_total += wall_ms - self._paused_since
+            self._paused_since = None
+        now_ms = (self._paused_since if self._paused_since is not None else wall_ms) - self._paused_total
+        self._clock_ms = now_ms
+        t0 = time.perf_counter()
+        if not self.paused:
+            if you_frame is not None:
+                self._update_you(you_frame, now_ms)
+            else:
+                self._teach_idle(now_ms)
+            if self.player is not None:
+                due, shown = self.player.advance(now_ms, auto_next=True)
+                for frame in due:
+                    self._update_channel(1, self.banks[1], frame, self._focus(frame), now_ms)
+                if shown is not None:
+                    self._last_other = shown
+        match_ms = (time.perf_counter() - t0) * 1000.0
+        t1 = time.perf_counter()
+        image = self.screen.render(self._state(now_ms))
+        render_ms = (time.perf_counter() - t1) * 1000.0
+        self.stats.frames += 1
+        self.stats.match_ms.append(match_ms)
+        self.stats.render_ms.append(render_ms)
+        self._timings = {"match": match_ms, "render": render_ms}
+        return image
+
+    @staticmethod
+    def _focus(frame: PoseFrame) -> int | None:
+        # The observed clip's performer: the first (lowest id) person in the frame.
+        return min((p.id for p in frame.persons), default=None)
+
+    def _update_you(self, frame: PoseFrame, now_ms: float) -> None:
+        self._last_you = frame
+        ids = sorted(p.id for p in frame.persons)
+        if self.player is None:
+            # Second-person mode: the first person the camera saw is YOU, the next one OTHER.
+            self._you_id = ids[0] if ids else None
+            self._other_id = ids[1] if len(ids) > 1 else None
+        else:
+            self._you_id = ids[0] if ids else None
+        bank = self.banks[0]
+        if bank is not None:
+            t = time.perf_counter()
+            acts = bank.update(frame)
+            self._record(0, acts.get(self._you_id) if self._you_id is not None else None, now_ms)
+            if self.player is None:
+                self._record(1, acts.get(self._other_id) if self._other_id is not None else None, now_ms)
+            frame.timings_ms["match"] = (time.perf_counter() - t) * 1000.0
+        if self.teaching is not None:
+            self._teach_tick(frame, now_ms)
+
+    def _update_channel(self, channel: int, bank, frame: PoseFrame, pid: int | None, now_ms: float) -> None:
+        if bank is None:
+            return
+        acts = bank.update(frame)
+        self._record(channel, acts.get(pid) if pid is not None else None, now_ms)
+
+    def _record(self, channel: int, act: NeuronActivity | None, now_ms: float) -> None:
+        self._acts[channel] = act
+        if act is None or not act.firings:
+            return
+        self.stats.firings[channel] += len(act.firings)
+        for firing in act.firings:
+            lag = max(0.0, act.timestamp_ms - firing.end_ms)
+            event = self.history.add(channel, [firing], now_ms, lag_ms=lag)
+            if event is not None:
+                self.stats.mirror_events += 1
+                _say("mirror event: %s (row %d)", self.history.names[event.neuron], event.neuron)
+
+    def _state(self, now_ms: float) -> ScreenState:
+        you_pf = self._last_you
+        you = ChannelView(
+            "YOU", YOU_COLOR,
+            image=you_pf.image if you_pf is not None else None,
+            image_size=you_pf.image_size if you_pf is not None else (640, 480),
+            persons=you_pf.persons if you_pf is not None else (),
+            focus=self._you_id,
+            activity=self._acts[0],
+            mirrored=self.mirror,
+            subtitle=f"doing · {self.you_label}",
+            status="" if you_pf is not None else "waiting for the camera…",
+        )
+        if self.player is None:
+            other = replace(
+                you, label="OTHER", color=OTHER_COLOR, focus=self._other_id, activity=self._acts[1],
+                subtitle="seeing · the second person",
+                status="" if self._other_id is not None else "a second person can stand here too",
+            )
+            if self._other_id is None:
+                other = replace(other, persons=())
+        else:
+            pf = self._last_other
+            clip = self.player.clip
+            other = ChannelView(
+                "OTHER", OTHER_COLOR,
+                image=pf.image if pf is not None else None,
+                image_size=pf.image_size if pf is not None else clip.recording.frame_size,
+                persons=pf.persons if pf is not None else (),
+                focus=self._focus(pf) if pf is not None else None,
+                activity=self._acts[1],
+                subtitle=f"seeing · {clip.name}  ({self.player.index + 1}/{len(self.player.clips)}, n: next)",
+            )
+        debug = None
+        if self.debug:
+            timings = dict(you_pf.timings_ms) if you_pf is not None else {}
+            timings.update(self._timings)
+            latency = self.stats.latency_ms[-1] if self.stats.latency_ms else None
+            debug = DebugInfo(self.fps(), timings, latency, len(you_pf.persons) if you_pf is not None else 0, self.model_variant)
+        toast = self.toast[0] if now_ms - self.toast[1] < 4000 else ""
+        return ScreenState(
+            (you, other), now_ms, self.history.snapshot(now_ms), self.history.latest_mirror,
+            paused=self.paused, help=KEYS if self.help else None, debug=debug,
+            notice=self._teach_notice(now_ms), toast=toast,
+        )
+
+    def displayed(self, frame: PoseFrame | None) -> None:
+        """Call once the screen is on the display: measures capture-to-display latency and fps."""
+        now = time.perf_counter()
+        if frame is not None and frame.captured_at:
+            self.stats.latency_ms.append((now - frame.captured_at) * 1000.0)
+        self._fps_times.append(now)
+        if len(self._fps_times) > 30:
+            del self._fps_times[0]
+
+    def fps(self) -> float:
+        t = self._fps_times
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    # -- keys
+    def key(self, code: int) -> str | None:
+        """Handle one key (a ``cv2.waitKey`` code); returns "quit", "fullscreen" or None."""
+        now_ms = self._clock_ms
+        if code < 0:
+            return None
+        code &= 0xFF
+        if self.teaching is not None and self.teaching.phase == "name":
+            return self._name_key(code, now_ms)
+        if code in (ord("q"), 27):
+            if self.teaching is not None:
+                self.teaching = None
+                return None
+            return "quit"
+        # Each change is logged: a record of the session, and what the window tests read.
+        if code == ord(" "):
+            self.paused = not self.paused
+            _say("paused" if self.paused else "playing")
+        elif code == ord("n") and self.player is not None:
+            self.player.next(now_ms)
+            self._acts[1] = None
+            _say("observing %s (%d/%d)", self.player.clip.name, self.player.index + 1, len(self.player.clips))
+        elif code == ord("m"):
+            self.mirror = not self.mirror
+            _say("mirror display %s", "on" if self.mirror else "off")
+        elif code == ord("d"):
+            self.debug = not self.debug
+            _say("debug overlay %s", "on" if self.debug else "off")
+        elif code == ord("h"):
+            self.help = not self.help
+            _say("help %s", "on" if self.help else "off")
+        elif code == ord("f"):
+            _say("fullscreen toggled")
+            return "fullscreen"
+        elif code == ord("t") and self.teaching is None:
+            self.teaching = Teaching("countdown", now_ms)
+            self.paused = False
+            _say("teaching: count-down")
+        return None
+
+    # -- teaching
+    COUNTDOWN_MS = 3000.0
+
+    def _teach_notice(self, now_ms: float) -> tuple[str, ...]:
+        t = self.teaching
+        if t is None:
+            return ()
+        if t.phase == "countdown":
+            left = max(1, int(np.ceil((self.COUNTDOWN_MS - (now_ms - t.started_ms)) / 1000.0)))
+            return (str(left), "Teaching a new action: get ready…", "start moving when the count ends")
+        if t.phase == "record":
+            left = max(0.0, self.teach_seconds - (now_ms - t.started_ms) / 1000.0)
+            return ("● REC", f"do your action now: {left:.1f} s", "Esc cancels")
+        name = t.typed or "…"
+        return ("Name it:", f"{name}_", "type a name, Enter saves (empty: automatic), Esc cancels")
+
+    def _teach_tick(self, frame: PoseFrame, now_ms: float) -> None:
+        t = self.teaching
+        if t.phase == "countdown" and now_ms - t.started_ms >= self.COUNTDOWN_MS:
+            self.teaching = Teaching("record", now_ms)
+            _say("teaching: recording")
+        elif t.phase == "record":
+            t.frames.append(replace(frame, image=None))
+            if now_ms - t.started_ms >= self.teach_seconds * 1000.0:
+                t.phase = "name"
+                _say("teaching: recorded %d frames; type a name and press Enter", len(t.frames))
+
+    def _teach_idle(self, now_ms: float) -> None:
+        # The count-down goes on while no camera frame comes, so it never stalls.
+        t = self.teaching
+        if t is not None and t.phase == "countdown" and now_ms - t.started_ms >= self.COUNTDOWN_MS:
+            self.teaching = Teaching("record", now_ms)
+
+    def _name_key(self, code: int, now_ms: float) -> None:
+        t = self.teaching
+        if code == 27:
+            self.teaching = None
+            self.toast = ("teaching cancelled", now_ms)
+        elif code in (13, 10):
+            try:
+                name = self.save_taught(t.frames, t.typed)
+                self.toast = (f"new neuron '{name}' saved: do it again and watch it fire", now_ms)
+                _say("taught template %s", name)
+            except MirrorcamError as exc:
+                self.toast = (str(exc), now_ms)
+                _say("teaching failed: %s", exc)
+            self.teaching = None
+        elif code in (8, 127):
+            t.typed = t.typed[:-1]
+        elif 32 <= code < 127 and len(t.typed) < 40:
+            t.typed += chr(code)
+        return None
+
+    def save_taught(self, frames: list[PoseFrame], typed: str = "") -> str:
+        """Make a template from recorded YOU frames, save it, add its neuron; returns its name.
+
+        Raises:
+            TemplateError: Nobody was seen, or the performance is unusable.
+        """
+        from mirrorcam.templates import save_template, user_template_dir
+
+        template = taught_template(frames, typed, existing={t.name for t in self.templates},
+                                   person=self._you_id)
+        folder = self.teach_dir or user_template_dir()
+        save_template(folder / f"{template.name}.json", template)
+        self.stats.taught.append(template.name)
+        self._set_templates([*self.templates, template])
+        return template.name
+
+
+def _say(message: str, *args) -> None:
+    """A session event on stdout (``mirrorcam: paused``), flushed at once.
+
+    stdout, not the log on stderr: while the pose thread runs inference, the pose stage
+    silences file descriptor 2 for the whole process (MediaPipe's native warnings), which
+    would swallow these lines at random.
+    """
+    print("mirrorcam: " + (message % args if args else message), flush=True)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"_+", "_", re.sub(r"[^a-z0-9]+", "_", text.lower())).strip("_")[:40]
+
+
+def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], person: int | None = None):
+    """A template from a live performance (``frames``), named from ``typed`` or automatically.
+
+    Raises:
+        TemplateError: No person in the frames, or too short a performance.
+    """
+    from mirrorcam.templates import embed_recording, teach_template
+
+    if not frames or not any(f.persons for f in frames):
+        raise TemplateError("nobody was seen while teaching; stand in front of the camera and try again")
+    rec = recording_from_frames(frames, _fps_of(frames), frames[0].image_size, "live camera")
+    stream = embed_recording(rec, person)
+    base = _slug(typed) or "my_action"
+    name, k = base, 2
+    while name in existing:
+        name, k = f"{base}_{k}", k + 1
+    template = teach_template(name, [stream], impostor_streams(), display_name=typed.strip() or name.replace("_", " "),
+                              source="taught live from the camera")
+    return replace(template, preview=_preview_of(rec, person))
+
+
+def _fps_of(frames: list[PoseFrame]) -> float:
+    if len(frames) < 2:
+        return 30.0
+    span = (frames[-1].timestamp_ms - frames[0].timestamp_ms) / 1000.0
+    return float(np.clip((len(frames) - 1) / span, 1.0, 120.0)) if span > 0 else 30.0
+
+
+def _preview_of(rec: Recording, person: int | None) -> np.ndarray:
+    worlds = []
+    for frame in rec.frames:
+        p = frame.person(person) if person is not None else (frame.persons[0] if frame.persons else None)
+        if p is not None:
+            worlds.append(p.world)
+    if not worlds:
+        return np.zeros((0, 33, 3), np.float32)
+    step = max(1, int(round(rec.fps / 10.0)))  # ~10 preview frames a second
+    return np.asarray(worlds[::step][:60], np.float32)
+
+
+_IMPOSTORS: list | None = None
+
+
+def impostor_streams() -> list:
+    """Everyday movements a taught action must not match (generated, embedded once)."""
+    global _IMPOSTORS  # a process-wide cache of constant data, not state
+    if _IMPOSTORS is None:
+        from mirrorcam.performer import ACTIONS, PerformerOptions, perform
+        from mirrorcam.templates import embed_recording
+
+        names = [n for n in ("stand", "walk_in_place", "touch_face", "drink", "reach_forward") if n in ACTIONS]
+        _IMPOSTORS = [embed_recording(perform(n, PerformerOptions(repeats=2, seed=i))) for i, n in enumerate(names)]
+    return _IMPOSTORS
+
+
+# --------------------------------------------------------------------------- running
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    if not m:
+        raise MirrorcamError(f"--size must look like 1280x720, got {text!r}")
+    w, h = int(m.group(1)), int(m.group(2))
+    if w < 320 or h < 240 or w > 7680 or h > 4320:
+        raise MirrorcamError(f"--size must be between 320x240 and 7680x4320, got {w}x{h}")
+    return w, h
+
+
+def load_templates(extra_dirs) -> list:
+    from mirrorcam.templates import TemplateLibrary
+
+    return list(TemplateLibrary.load(extra_dirs=extra_dirs or [], include_user=True).templates)
+
+
+def observed_clips(spec: str | None, pose_options) -> list[ObservedClip] | None:
+    if spec == SECOND_PERSON:
+        return None
+    folder = Path(spec) if spec else DEMO_DIR
+    paths = clip_paths(folder)
+    if spec is None:
+        paths = [p for p in paths if p.name.startswith("observed_")] or paths
+    return [load_observed(p, pose_options) for p in paths]
+
+
+def open_you_source(args):
+    from mirrorcam.sources import camera_source, simulated_camera, url_source, URL_SCHEMES
+
+    if args.source:
+        if args.source.lower().startswith(URL_SCHEMES):
+            return url_source(args.source)
+        path = Path(args.source)
+        if not path.is_file():
+            raise SourceError(f"no such video file or URL: {args.source}")
+        return simulated_camera(path)
+    return camera_source(args.camera)
+
+
+def run(args: argparse.Namespace) -> int:
+    size = parse_size(args.size)
+    pose_options = pose_options_from_args(args)
+    show = not args.no_window and display_available()
+    if args.demo or (args.demo_fallback and not show):
+        return run_demo(args, size, show)
+    try:
+        source = open_you_source(args)
+    except SourceError as exc:
+        if not args.demo_fallback:
+            raise
+        print(f"mirrorcam: {exc}; playing the embedded demo instead")
+        return run_demo(args, size, show)
+    if not show and args.out is None:
+        source.close()
+        raise MirrorcamError("no display to show the live screen on; use --out FILE.mp4 (or --demo-fallback)")
+    from mirrorcam.pose import PoseEstimator
+
+    try:
+        observed = observed_clips(args.other, pose_options)
+        app = LiveApp(load_templates(args.templates), observed, size, mirror=not args.no_mirror, debug=args.debug,
+                      model_variant=pose_options.model_variant, teach_dir=args.templates[0] if args.templates else None,
+                      teach_seconds=args.teach_seconds, you_label=source.description)
+        estimator = PoseEstimator.create_from_options(pose_options)
+    except BaseException:
+        source.close()
+        raise
+    worker = PoseWorker(source, estimator)
+    try:
+        stats = run_loop(app, worker.get, show, args.out, args.seconds, args.fullscreen, getattr(source, "fps", 30.0))
+    finally:
+        worker.close()
+        source.close()
+        estimator.close()
+    print(summary(stats, args.out))
+    return 0
+
+
+def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: float | None,
+             fullscreen: bool = False, fps: float = 30.0) -> Stats:
+    """Show (and/or write) the live screen until q/Esc, ``seconds`` or the window closes.
+
+    ``next_frame(timeout)`` returns YOU's newest pose frame or None.
+    """
+    from mirrorcam.sinks import VideoSink
+
+    sink = VideoSink(out, fps) if out else None
+    start = time.perf_counter()
+    completed = False
+    if show:
+        _open_window(app.size, fullscreen)
+    try:
+        while True:
+            frame = next_frame(0.05)
+            now_ms = (time.perf_counter() - start) * 1000.0
+            image = app.step(frame, now_ms)
+            if sink:
+                sink.write(image)
+            if show:
+                cv2.imshow(WINDOW, image)
+                code = cv2.waitKey(1)
+                app.displayed(frame)
+                action = app.key(code)
+                if action == "quit" or _window_closed():
+                    break
+                if action == "fullscreen":
+                    fullscreen = not fullscreen
+                    cv2.setWindowProperty(WINDOW, cv2.WND_PROP_FULLSCREEN,
+                                          cv2.WINDOW_FULLSCREEN if fullscreen else cv2.WINDOW_NORMAL)
+            else:
+                app.displayed(frame)
+            if seconds is not None and now_ms >= seconds * 1000.0:
+                break
+        completed = True
+    finally:
+        app.stats.seconds = time.perf_counter() - start
+        if sink:
+            sink.close(commit=completed or sink.frames_written > 0)
+        if show:
+            cv2.destroyWindow(WINDOW)
+            cv2.waitKey(1)
+        if app.player is not None:
+            app.player.close()
+    return app.stats
+
+
+def _open_window(size: tuple[int, int], fullscreen: bool) -> None:
+    cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+    cv2.resizeWindow(WINDOW, size[0], size[1])
+    if fullscreen:
+        cv2.setWindowProperty(WINDOW, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+
+
+def _window_closed() -> bool:
+    try:
+        return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
+    except cv2.error:
+        return True
+
+
+# --------------------------------------------------------------------------- embedded demo
+
+
+def demo_recordings(folder: Path = DEMO_DIR) -> tuple[Recording, list[ObservedClip]]:
+    """The embedded demo: the generated visitor and the observed clips.
+
+    Raises:
+        SourceError: The demo recordings are missing.
+    """
+    you = folder / "self_demo.npz"
+    observed = sorted(folder.glob("observed_*.npz"))
+    if not you.is_file() or not observed:
+        raise SourceError(f"the embedded demo's recordings are missing from {folder} (run recordings/make_demo.py)")
+    return load_recording(you), [ObservedClip(p.stem.split("_", 2)[-1], load_recording(p)) for p in observed]
+
+
+def run_demo(args: argparse.Namespace, size: tuple[int, int], show: bool) -> int:
+    """Replay the embedded demo through the same screen: a window, or out/demo.mp4."""
+    you_rec, observed = demo_recordings()
+    if args.other and args.other != SECOND_PERSON:
+        observed = observed_clips(args.other, pose_options_from_args(args))
+    app = LiveApp(load_templates(args.templates), observed, size, mirror=not args.no_mirror, debug=args.debug,
+                  model_variant="generated", you_label="demo visitor (generated)")
+    if show:
+        player = ClipPlayer([ObservedClip("you", you_rec)])
+        start = time.perf_counter()
+
+        def next_frame(timeout: float) -> PoseFrame | None:
+            time.sleep(max(0.0, min(timeout, 1.0 / 30.0 - 0.004)))
+            now = (time.perf_counter() - start) * 1000.0
+            due, shown = player.advance(now)
+            return replace(due[-1], captured_at=time.perf_counter()) if due else None
+
+        stats = run_loop(app, next_frame, True, args.out, args.seconds, args.fullscreen)
+        print(summary(stats, args.out))
+        return 0
+    out = args.out or Path("out") / "demo.mp4"
+    stats = render_offline(app, you_rec, out, args.seconds)
+    print(summary(stats, out))
+    return 0
+
+
+def render_offline(app: LiveApp, you: Recording, out: Path, seconds: float | None = None) -> Stats:
+    """Render the demo frame by frame on a virtual clock (as fast as possible) into ``out``."""
+    from mirrorcam.sinks import VideoSink
+
+    fps = you.fps
+    count = len(you) if seconds is None else min(len(you), int(seconds * fps))
+    start = time.perf_counter()
+    completed = False
+    sink = VideoSink(out, fps)
+    try:
+        for i in range(count):
+            now_ms = i * 1000.0 / fps
+            frame = replace(you.frames[i], timestamp_ms=now_ms)
+            sink.write(app.step(frame, now_ms))
+        completed = True
+    finally:
+        sink.close(commit=completed)
+        app.stats.seconds = time.perf_counter() - start
+    return app.stats
+
+
+def summary(stats: Stats, out: Path | None) -> str:
+    def p50(values):
+        return float(np.median(values)) if values else float("nan")
+
+    text = (
+        f"{stats.frames} frames in {stats.seconds:.1f} s; neurons fired {stats.firings[0]}x for YOU and "
+        f"{stats.firings[1]}x for OTHER; {stats.mirror_events} mirror event(s); "
+        f"median match {p50(stats.match_ms):.2f} ms, render {p50(stats.render_ms):.2f} ms"
+    )
+    if stats.latency_ms:
+        text += f", capture-to-display {p50(stats.latency_ms):.0f} ms"
+    if stats.taught:
+        text += f"; taught {', '.join(stats.taught)}"
+    if out is not None:
+        text += f" -> {out}"
+    return text

@@ -1,0 +1,1272 @@
+"""The mirror screen: everything a visitor sees, drawn with OpenCV.
+
+The screen is pure drawing.  A mode (live, kiosk, replay) keeps whatever state it
+needs, freezes it into a :class:`ScreenState` once per frame and asks a
+:class:`Screen` for the picture::
+
+    YOU (camera, doing) ──┐                       ┌── OTHER (clip or 2nd person, seeing)
+                          ▼                       ▼
+       ┌─────────────┬───────────────────────┬─────────────┐
+       │  YOU video  │ neuron column: one row │ OTHER video │
+       │  + skeleton │ per template, a glow   │ + skeleton  │
+       │             │ dot per channel, reps, │             │
+       │             │ animated stick figure  │             │
+       ├─────────────┴───────────────────────┴─────────────┤
+       │ spike raster of the last 10 s, one row per neuron  │
+       └─────────────────────────────────────────────────────┘
+
+When the same neuron fires for both channels within a few seconds (a *mirror event*)
+the neuron's row turns green, lines join it to both videos and a caption explains it.
+
+What is cached (so a 1280x720 frame costs about a millisecond): the static layer
+(background, titles, frames, neuron names, raster labels) per canvas size, and every
+template's animated stick figure as small images, drawn once.
+
+Besides :class:`Screen`, this module offers building blocks other modes reuse:
+:class:`TextRenderer` (UTF-8 text in any script the system's fonts cover),
+:func:`draw_skeleton`, :func:`draw_neuron_bars`, :func:`person_color` and
+:class:`SpikeHistory` (the raster's and mirror events' bookkeeping, owned by a mode).
+
+Example:
+    >>> screen = Screen([NeuronInfo("wave_one_hand", "wave")], size=(1280, 720))  # doctest: +SKIP
+    >>> image = screen.render(ScreenState(channels=(you, other), now_ms=t))        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import struct
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mirrorcam.containers import Firing, NeuronActivity, Person
+from mirrorcam.skeleton import CONNECTIONS
+
+BGR = tuple[int, int, int]
+
+# Orange for the visitor, sky blue for the observed performer: distinct for the common
+# colour-vision deficiencies; green (a third hue) is kept for "they match".
+YOU_COLOR: BGR = (0, 150, 255)
+OTHER_COLOR: BGR = (255, 185, 30)
+MIRROR_COLOR: BGR = (90, 235, 60)
+BACKGROUND: BGR = (26, 22, 20)
+PANEL: BGR = (44, 38, 34)
+TEXT: BGR = (235, 235, 235)
+DIM_TEXT: BGR = (150, 150, 150)
+
+_PALETTE: tuple[BGR, ...] = (YOU_COLOR, OTHER_COLOR, (200, 110, 255), (80, 220, 220), (120, 120, 255), (255, 120, 160))
+
+# Body edges only: the face is drawn as one head circle, which reads better at a distance.
+_BODY_EDGES = tuple((a, b) for a, b in CONNECTIONS if a > 10 and b > 10)
+_FACE = (0, 2, 5, 7, 8)
+
+
+def person_color(person_id: int) -> BGR:
+    """A stable, distinct colour per person id (id 0 orange, 1 sky blue, ...)."""
+    return _PALETTE[int(person_id) % len(_PALETTE)] if person_id >= 0 else DIM_TEXT
+
+
+def _scale(color: Sequence[int], factor: float) -> BGR:
+    return tuple(int(max(0, min(255, c * factor))) for c in color)  # type: ignore[return-value]
+
+
+def _mix(a: Sequence[int], b: Sequence[int], t: float) -> BGR:
+    t = max(0.0, min(1.0, t))
+    return tuple(int(x * (1 - t) + y * t) for x, y in zip(a, b))  # type: ignore[return-value]
+
+
+def _tint(roi: np.ndarray, color: Sequence[int], strength: float) -> None:
+    """Blend ``roi`` towards a flat ``color`` in place (no full-size temporary image)."""
+    strength = max(0.0, min(1.0, float(strength)))
+    # (Views of a larger canvas are not contiguous, so results are copied back rather
+    # than passed as OpenCV's dst.)
+    scaled = cv2.convertScaleAbs(roi, alpha=1.0 - strength)
+    roi[:] = cv2.add(scaled, (*(float(c) * strength for c in color[:3]), 0.0))
+
+
+def _darken(roi: np.ndarray, factor: float) -> None:
+    roi[:] = cv2.convertScaleAbs(roi, alpha=factor)
+
+
+# --------------------------------------------------------------------------- text
+
+
+_FONT_DIRS = (
+    "/usr/share/fonts",
+    "/usr/local/share/fonts",
+    "~/.local/share/fonts",
+    "~/.fonts",
+    "/Library/Fonts",
+    "/System/Library/Fonts",
+    "~/Library/Fonts",
+    "C:/Windows/Fonts",
+)
+# Preferred files first (by name, wherever they are); any other font found is a
+# fallback consulted only for characters the preferred ones lack.
+_REGULAR = ("DejaVuSans.ttf", "NotoSans-Regular.ttf", "LiberationSans-Regular.ttf", "Arial.ttf", "arial.ttf")
+_BOLD = ("DejaVuSans-Bold.ttf", "NotoSans-Bold.ttf", "LiberationSans-Bold.ttf", "Arial Bold.ttf", "arialbd.ttf")
+_FALLBACK = ("DroidSansFallbackFull.ttf", "DroidSansFallback.ttf", "NotoSansCJK-Regular.ttf", "NotoSansCJKjp-Regular.otf",
+             "wqy-microhei.ttf", "NotoSansArabic-Regular.ttf", "NotoSansDevanagari-Regular.ttf", "NotoSansHebrew-Regular.ttf",
+             "NotoSansThai-Regular.ttf")
+
+
+def find_fonts() -> list[Path]:
+    """TrueType/OpenType font files installed on this system (``.ttf``/``.otf``), unordered."""
+    found: list[Path] = []
+    for folder in _FONT_DIRS:
+        root = Path(os.path.expanduser(folder))
+        if root.is_dir():
+            for dirpath, _dirs, files in os.walk(root):
+                found.extend(Path(dirpath) / f for f in files if f.lower().endswith((".ttf", ".otf")))
+    return found
+
+
+def font_coverage(path: str | Path) -> list[tuple[int, int]]:
+    """Sorted ``(first, last)`` code point ranges a font maps, read from its ``cmap`` table.
+
+    Only what is needed to choose a font per character: formats 4 and 12, Unicode
+    subtables.  Returns ``[]`` for anything unreadable.
+    """
+    try:
+        data = Path(path).read_bytes()
+        num_tables = struct.unpack_from(">H", data, 4)[0]
+        cmap = None
+        for i in range(num_tables):
+            tag, _sum, offset, _length = struct.unpack_from(">4sIII", data, 12 + 16 * i)
+            if tag == b"cmap":
+                cmap = offset
+        if cmap is None:
+            return []
+        count = struct.unpack_from(">H", data, cmap + 2)[0]
+        subtables = {}
+        for i in range(count):
+            platform, encoding, offset = struct.unpack_from(">HHI", data, cmap + 4 + 8 * i)
+            subtables[(platform, encoding)] = cmap + offset
+        for key in ((3, 10), (0, 6), (0, 4), (3, 1), (0, 3), (0, 1), (0, 0)):
+            if key not in subtables:
+                continue
+            at = subtables[key]
+            fmt = struct.unpack_from(">H", data, at)[0]
+            if fmt == 12:
+                groups = struct.unpack_from(">I", data, at + 12)[0]
+                return sorted(struct.unpack_from(">II", data, at + 16 + 12 * g) for g in range(groups))
+            if fmt == 4:
+                segs = struct.unpack_from(">H", data, at + 6)[0] // 2
+                ends = struct.unpack_from(f">{segs}H", data, at + 14)
+                starts = struct.unpack_from(f">{segs}H", data, at + 16 + 2 * segs)
+                return sorted((s, e) for s, e in zip(starts, ends) if s <= e and s != 0xFFFF)
+    except (OSError, struct.error):
+        return []
+    return []
+
+
+class _Font:
+    """One font file and the code points it covers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ranges = font_coverage(path)
+        self._starts = [r[0] for r in self.ranges]
+        self._face = None
+        self._ft = None
+
+    def covers(self, ch: str) -> bool:
+        cp = ord(ch)
+        i = bisect.bisect_right(self._starts, cp) - 1
+        return i >= 0 and self.ranges[i][0] <= cp <= self.ranges[i][1]
+
+    def face(self):
+        if self._face is None:
+            self._face = cv2.FontFace(str(self.path))
+        return self._face
+
+    def ft(self):
+        if self._ft is None:
+            self._ft = cv2.freetype.createFreeType2()
+            self._ft.loadFontData(str(self.path), 0)
+        return self._ft
+
+
+def _backend() -> str:
+    if hasattr(cv2, "FontFace"):
+        return "fontface"  # OpenCV >= 5: TrueType through stb_truetype + HarfBuzz shaping
+    if hasattr(cv2, "freetype"):
+        return "freetype"  # opencv-contrib 4.x
+    return "hershey"
+
+
+class TextRenderer:
+    """Anti-aliased UTF-8 text in any script the system's fonts cover.
+
+    Each character is drawn with the first font that has it: a Latin/Greek/Cyrillic/
+    Arabic/Hebrew font first (DejaVu Sans on Debian), then fallbacks such as Droid Sans
+    Fallback (CJK) found on the system.  OpenCV's own TrueType support does the
+    drawing (``cv2.FontFace`` in OpenCV 5, ``cv2.freetype`` in opencv-contrib 4.x);
+    with neither, or without any font file, Hershey ``putText`` draws ASCII and shows
+    other characters as ``?``.
+
+    Args:
+        fonts: Font files to use, in preference order (default: search the system).
+        backend: ``"fontface"``, ``"freetype"`` or ``"hershey"`` (default: the best available).
+
+    Example:
+        >>> text = TextRenderer()
+        >>> img = np.zeros((60, 400, 3), np.uint8)
+        >>> x_end = text.draw(img, "Привет, 手を振る", (10, 40), 24, (255, 255, 255))
+    """
+
+    def __init__(self, fonts: Sequence[str | Path] | None = None, backend: str | None = None) -> None:
+        backend = backend or _backend()
+        if backend not in ("fontface", "freetype", "hershey"):
+            raise ValueError(f"backend must be 'fontface', 'freetype' or 'hershey', got {backend!r}")
+        if backend == "fontface" and not hasattr(cv2, "FontFace"):
+            raise ValueError("this OpenCV has no cv2.FontFace (OpenCV 5 needed)")
+        if backend == "freetype" and not hasattr(cv2, "freetype"):
+            raise ValueError("this OpenCV has no cv2.freetype module")
+        if fonts is not None:
+            for f in fonts:
+                if not Path(f).is_file():
+                    raise ValueError(f"font file {f} does not exist")
+        self._explicit = [Path(f) for f in fonts] if fonts is not None else None
+        self._system: list[Path] | None = None
+        self._chains: dict[bool, list[_Font]] = {}
+        self._extra: list[Path] | None = None  # system fonts not yet loaded, for rare characters
+        self._char_font: dict[tuple[bool, str], _Font | None] = {}
+        self._runs: dict[tuple[str, bool], list[tuple[_Font | None, str]]] = {}
+        # Per-frame text repeats (captions, names): measuring it once is enough.
+        self._measured: dict[tuple[str, int, bool], tuple[int, int, int]] = {}
+        self._fitted: dict[tuple[str, int, int, bool, int], tuple[str, int]] = {}
+        self.backend = backend
+        if backend != "hershey" and not self._chain(False):
+            self.backend = "hershey"
+
+    # -- font choice
+    def _system_fonts(self) -> list[Path]:
+        if self._system is None:
+            self._system = find_fonts()
+        return self._system
+
+    def _chain(self, bold: bool) -> list[_Font]:
+        if bold not in self._chains:
+            if self._explicit is not None:
+                paths = list(self._explicit)
+            else:
+                by_name: dict[str, Path] = {}
+                for p in self._system_fonts():
+                    by_name.setdefault(p.name, p)
+                names = (_BOLD + _REGULAR if bold else _REGULAR) + _FALLBACK
+                paths = [by_name[n] for n in names if n in by_name]
+            self._chains[bold] = [f for f in (_Font(p) for p in dict.fromkeys(paths)) if f.ranges]
+        return self._chains[bold]
+
+    def _font_for(self, ch: str, bold: bool) -> _Font | None:
+        key = (bold, ch)
+        if key in self._char_font:
+            return self._char_font[key]
+        chain = self._chain(bold)
+        font = next((f for f in chain if f.covers(ch)), None)
+        if font is None and self._explicit is None and not ch.isspace():
+            # A rare script: look through the other installed fonts once, keep the hit.
+            if self._extra is None:
+                used = {f.path for f in chain}
+                self._extra = [p for p in self._system_fonts() if p not in used]
+            for i, path in enumerate(self._extra):
+                candidate = _Font(path)
+                if candidate.ranges and candidate.covers(ch):
+                    chain.append(candidate)
+                    del self._extra[i]
+                    font = candidate
+                    break
+        if font is None and chain and ch.isspace():
+            font = chain[0]
+        if len(self._char_font) > 4096:
+            self._char_font.clear()
+        self._char_font[key] = font
+        return font
+
+    def _split(self, text: str, bold: bool) -> list[tuple[_Font | None, str]]:
+        key = (text, bold)
+        runs = self._runs.get(key)
+        if runs is None:
+            runs = []
+            for ch in text:
+                font = self._font_for(ch, bold)
+                # Spaces and punctuation the current font has stay in the current run.
+                if runs and (runs[-1][0] is font or (runs[-1][0] is not None and runs[-1][0].covers(ch))):
+                    runs[-1] = (runs[-1][0], runs[-1][1] + ch)
+                else:
+                    runs.append((font, ch))
+            if len(self._runs) > 2048:
+                self._runs.clear()
+            self._runs[key] = runs
+        return runs
+
+    # -- public API
+    def measure(self, text: str, size: int, bold: bool = False) -> tuple[int, int, int]:
+        """``(width, ascent, descent)`` in pixels of ``text`` at font height ``size``."""
+        key = (text, int(size), bool(bold))
+        hit = self._measured.get(key)
+        if hit is None:
+            hit = self._measure(text, int(size), bool(bold))
+            if len(self._measured) > 4096:
+                self._measured.clear()
+            self._measured[key] = hit
+        return hit
+
+    def _measure(self, text: str, size: int, bold: bool) -> tuple[int, int, int]:
+        if not text:
+            return 0, int(size * 0.75), int(size * 0.25)
+        if self.backend == "hershey":
+            scale, thick = _hershey(size, bold)
+            (w, h), base = cv2.getTextSize(_ascii(text), cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+            return w, h, base
+        width, ascent, descent = 0, int(size * 0.75), int(size * 0.25)
+        for font, run in self._split(text, bold):
+            if font is None:
+                font = self._chain(bold)[0]
+                run = "?" * len(run)
+            if self.backend == "fontface":
+                x, y, w, h = cv2.getTextSize((0, 0), run, (0, 0), font.face(), int(size))
+                width += w
+            else:
+                (w, h), base = font.ft().getTextSize(run, int(size), -1)
+                width += w
+        return width, ascent, descent
+
+    def draw(
+        self,
+        image: np.ndarray,
+        text: str,
+        org: tuple[int, int],
+        size: int,
+        color: Sequence[int],
+        bold: bool = False,
+        align: str = "left",
+    ) -> int:
+        """Draw ``text`` with its baseline at ``org[1]``; returns the x where text would continue.
+
+        Args:
+            org: ``(x, baseline_y)``; ``x`` is the left end, centre or right end per ``align``.
+            size: Font height in pixels.
+            align: ``"left"``, ``"center"`` or ``"right"``.
+        """
+        if not text:
+            return int(org[0])
+        x, y = int(org[0]), int(org[1])
+        if align != "left":
+            width = self.measure(text, size, bold)[0]
+            x -= width // 2 if align == "center" else width
+        color = tuple(int(c) for c in color)
+        if self.backend == "hershey":
+            scale, thick = _hershey(size, bold)
+            cv2.putText(image, _ascii(text), (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, color, thick, cv2.LINE_AA)
+            return x + cv2.getTextSize(_ascii(text), cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0]
+        for font, run in self._split(text, bold):
+            if font is None:
+                font = self._chain(bold)[0]
+                run = "?" * len(run)
+            if self.backend == "fontface":
+                # Bold comes from a bold font file; a synthetic second pass would blur.
+                (x, _y), _ = cv2.putText(image, run, (x, y), color, font.face(), int(size))
+            else:
+                ft = font.ft()
+                ft.putText(image, run, (x, y), int(size), color, -1, cv2.LINE_AA, False)
+                x += ft.getTextSize(run, int(size), -1)[0][0]
+        return int(x)
+
+    def fit(self, text: str, size: int, max_width: int, bold: bool = False, min_size: int = 9) -> tuple[str, int]:
+        """Shrink (down to ``min_size``) then shorten with "…" until ``text`` fits ``max_width``.
+
+        Returns the text to draw and its font size.
+        """
+        key = (text, int(size), int(max_width), bool(bold), int(min_size))
+        hit = self._fitted.get(key)
+        if hit is None:
+            hit = self._fit(text, int(size), int(max_width), bool(bold), int(min_size))
+            if len(self._fitted) > 2048:
+                self._fitted.clear()
+            self._fitted[key] = hit
+        return hit
+
+    def _fit(self, text: str, size: int, max_width: int, bold: bool, min_size: int) -> tuple[str, int]:
+        if max_width <= 0:
+            return "", size
+        while size > min_size and self.measure(text, size, bold)[0] > max_width:
+            size -= 1
+        if self.measure(text, size, bold)[0] <= max_width:
+            return text, size
+        ellipsis = "…" if self.backend != "hershey" else "..."
+        lo, hi = 0, len(text)
+        while lo < hi:  # longest prefix that fits with the ellipsis
+            mid = (lo + hi + 1) // 2
+            if self.measure(text[:mid].rstrip() + ellipsis, size, bold)[0] <= max_width:
+                lo = mid
+            else:
+                hi = mid - 1
+        return (text[:lo].rstrip() + ellipsis) if lo else "", size
+
+
+def _ascii(text: str) -> str:
+    return "".join(c if 32 <= ord(c) < 127 else "?" for c in text)
+
+
+def _hershey(size: int, bold: bool) -> tuple[float, int]:
+    scale = cv2.getFontScaleFromHeight(cv2.FONT_HERSHEY_SIMPLEX, max(int(size * 0.72), 4), 1)
+    return scale, 2 if bold or size >= 28 else 1
+
+
+# --------------------------------------------------------------------------- skeletons
+
+
+def _to_canvas(
+    landmarks: np.ndarray, rect: tuple[int, int, int, int], mirrored: bool
+) -> np.ndarray:
+    x0, y0, w, h = rect
+    xs = landmarks[:, 0]
+    if mirrored:
+        xs = 1.0 - xs
+    return np.stack([x0 + xs * w, y0 + landmarks[:, 1] * h], axis=1)
+
+
+def draw_skeleton(
+    image: np.ndarray,
+    person: Person,
+    color: Sequence[int],
+    mirrored: bool = False,
+    label: str | None = None,
+    rect: tuple[int, int, int, int] | None = None,
+    thickness: int | None = None,
+    min_visibility: float = 0.5,
+    text: TextRenderer | None = None,
+) -> None:
+    """Draw ``person`` as a stick figure, in place.
+
+    Args:
+        image: BGR canvas.
+        person: Landmarks normalised to the frame the person was found in.
+        color: BGR colour; joints below ``min_visibility`` are drawn faded.
+        mirrored: Flip left/right (for a mirror-like display of an unmirrored frame).
+        label: Text above the head (e.g. ``"#0"``).
+        rect: ``(x, y, w, h)`` of the canvas region showing that frame (default: all of it).
+        thickness: Line width in pixels (default: scaled to the region).
+        text: Renderer for ``label`` (Hershey when None).
+    """
+    height, width = image.shape[:2]
+    rect = rect or (0, 0, width, height)
+    thickness = thickness or max(2, int(round(min(rect[2], rect[3]) / 120)))
+    pts = _to_canvas(person.landmarks, rect, mirrored)
+    if not np.all(np.isfinite(pts)):
+        pts = np.nan_to_num(pts, nan=-1e4, posinf=-1e4, neginf=-1e4)
+    pts = np.clip(pts, -1e4, 1e4).astype(np.int32)
+    vis = np.minimum(person.visibility, person.presence) if person.presence.any() else person.visibility
+    faded = _scale(color, 0.4)
+    color = tuple(int(c) for c in color)
+    for a, b in _BODY_EDGES:
+        good = vis[a] >= min_visibility and vis[b] >= min_visibility
+        cv2.line(image, tuple(pts[a]), tuple(pts[b]), color if good else faded, thickness if good else max(1, thickness // 2), cv2.LINE_AA)
+    for i in (11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28):
+        cv2.circle(image, tuple(pts[i]), thickness + 1, color if vis[i] >= min_visibility else faded, -1, cv2.LINE_AA)
+    # Head: a circle around the face landmarks, sized by the shoulders.
+    face = pts[list(_FACE)]
+    shoulder = float(np.linalg.norm(pts[11] - pts[12]))
+    radius = int(max(thickness * 3, min(shoulder * 0.33, 0.12 * rect[3])))
+    head = tuple(int(v) for v in face.mean(axis=0))
+    head_ok = vis[0] >= min_visibility
+    cv2.circle(image, head, radius, color if head_ok else faded, thickness, cv2.LINE_AA)
+    if label:
+        org = (head[0], head[1] - radius - 6)
+        if text is not None:
+            text.draw(image, label, org, max(12, thickness * 6), color, bold=True, align="center")
+        else:
+            cv2.putText(image, _ascii(label), (org[0] - 8, org[1]), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
+
+
+def draw_neuron_bars(
+    image: np.ndarray,
+    activity: NeuronActivity | None,
+    origin: tuple[int, int] = (8, 8),
+    width: int = 220,
+    color: Sequence[int] = YOU_COLOR,
+    row_height: int = 16,
+    display_names: Mapping[str, str] | None = None,
+    text: TextRenderer | None = None,
+) -> int:
+    """Compact horizontal activation bars, one per neuron, in place (for annotated videos).
+
+    Each row: the neuron's name on a bar filled to its activation, outlined brightly
+    while the neuron fires, and its repetition count.  Returns the y just below the
+    last row, so several people's bars can be stacked.
+    """
+    x, y = int(origin[0]), int(origin[1])
+    if activity is None or not len(activity.names):
+        return y
+    color = tuple(int(c) for c in color)
+    h, w = image.shape[:2]
+    for i, name in enumerate(activity.names):
+        top = y + i * (row_height + 2)
+        if top + row_height > h:
+            break
+        value = float(np.clip(activity.activation[i], 0.0, 1.0))
+        roi = image[top:top + row_height, x:min(x + width, w)]
+        _darken(roi, 0.35)  # behind the bar, so names stay readable
+        cv2.rectangle(image, (x, top), (x + int(value * (width - 1)), top + row_height - 1), _scale(color, 0.45 + 0.4 * value), -1)
+        firing = bool(activity.active[i])
+        if firing:
+            cv2.rectangle(image, (x, top), (x + width - 1, top + row_height - 1), color, 2)
+        label = (display_names or {}).get(name, name)
+        reps = int(activity.reps[i])
+        size = max(10, row_height - 4)
+        baseline = top + row_height - 4
+        if text is not None:
+            shown, size = text.fit(label, size, width - 40)
+            text.draw(image, shown, (x + 4, baseline), size, TEXT, bold=firing)
+            text.draw(image, f"×{reps}", (x + width - 4, baseline), size, TEXT, align="right")
+        else:
+            scale = row_height / 32
+            cv2.putText(image, _ascii(label)[:28], (x + 4, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, cv2.LINE_AA)
+            cv2.putText(image, f"x{reps}", (x + width - 34, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, cv2.LINE_AA)
+    return y + len(activity.names) * (row_height + 2)
+
+
+def render_preview_frames(preview: np.ndarray | None, size: int, color: Sequence[int] = TEXT) -> list[np.ndarray]:
+    """A template's animated stick figure as ``size`` x ``size`` grayscale-alpha images.
+
+    Args:
+        preview: ``(K, 33, 3)`` world-like landmarks (metres, y down) of the template.
+        size: Icon side in pixels.
+
+    Returns:
+        K ``(size, size)`` uint8 masks (255 = line), one per preview frame; one blank
+        mask when there is no preview.
+    """
+    if preview is None or len(preview) == 0 or preview.ndim != 3 or preview.shape[1:] != (33, 3):
+        return [np.zeros((size, size), np.uint8)]
+    xy = np.nan_to_num(preview[:, :, :2].astype(np.float32))
+    # One box over all frames so the figure moves inside the icon rather than rescaling.
+    lo = xy.reshape(-1, 2).min(axis=0)
+    hi = xy.reshape(-1, 2).max(axis=0)
+    span = float(max(hi[0] - lo[0], hi[1] - lo[1], 1e-3))
+    margin = size * 0.1
+    scale = (size - 2 * margin) / span
+    center = (lo + hi) / 2
+    thickness = max(1, size // 22)
+    frames = []
+    for k in range(len(xy)):
+        mask = np.zeros((size, size), np.uint8)
+        pts = ((xy[k] - center) * scale + size / 2).astype(np.int32)
+        for a, b in _BODY_EDGES:
+            cv2.line(mask, tuple(pts[a]), tuple(pts[b]), 255, thickness, cv2.LINE_AA)
+        shoulder = float(np.linalg.norm(pts[11] - pts[12]))
+        head = tuple(int(v) for v in pts[list(_FACE)].mean(axis=0))
+        cv2.circle(mask, head, max(2, int(shoulder * 0.3)), 255, thickness, cv2.LINE_AA)
+        frames.append(mask)
+    return frames
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True)
+class NeuronInfo:
+    """What the screen shows of one neuron (one action template).
+
+    Attributes:
+        name: Template name as it appears in :class:`NeuronActivity.names`.
+        display_name: Name shown to visitors (any script, any length).
+        preview: ``(K, 33, 3)`` landmarks of the template for its animated figure, or None.
+    """
+
+    name: str
+    display_name: str = ""
+    preview: np.ndarray | None = field(default=None, compare=False)
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name.replace("_", " ")
+
+    @classmethod
+    def from_template(cls, template) -> NeuronInfo:
+        """From a :class:`mirrorcam.templates.Template` (or anything with those attributes)."""
+        return cls(template.name, getattr(template, "display_name", "") or "", getattr(template, "preview", None))
+
+
+@dataclass(frozen=True)
+class ChannelView:
+    """One side of the screen (YOU or OTHER) for one frame.
+
+    Attributes:
+        label: Big tag over the video ("YOU", "OTHER").
+        subtitle: Small text after the tag ("doing", "seeing: clip wave_2").
+        color: The channel's colour (glows, ticks, skeleton).
+        image: BGR frame as captured (unmirrored), or None to draw skeletons on a dark panel.
+        image_size: ``(width, height)`` the landmarks are normalised to.
+        persons: People to draw.
+        focus: Id of the person whose neurons this channel shows (drawn in colour;
+            others grey), or None.
+        activity: That person's neuron activity, or None.
+        mirrored: Display flipped like a mirror.
+        status: A message in the middle of the panel ("waiting for the camera...").
+    """
+
+    label: str
+    color: BGR
+    image: np.ndarray | None = field(default=None, compare=False)
+    image_size: tuple[int, int] = (640, 480)
+    persons: tuple[Person, ...] = ()
+    focus: int | None = None
+    activity: NeuronActivity | None = field(default=None, compare=False)
+    mirrored: bool = False
+    subtitle: str = ""
+    status: str = ""
+
+
+@dataclass(frozen=True)
+class Spike:
+    """One neuron firing on the raster.
+
+    Attributes:
+        t_ms: When it fired (screen clock; the end of the matched movement).
+        neuron: Neuron index.
+        channel: 0 for YOU, 1 for OTHER.
+        score: Peak activation.
+        duration_ms: How long the matched movement took (drawn as the tick's length).
+    """
+
+    t_ms: float
+    neuron: int
+    channel: int
+    score: float = 1.0
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class MirrorEvent:
+    """The same neuron fired for both channels within a few seconds.
+
+    Attributes:
+        neuron: Neuron index.
+        t_ms: Time of the second firing (screen clock).
+        first_channel: Channel that fired first (0 YOU, 1 OTHER).
+        caption: One line explaining it to a visitor.
+    """
+
+    neuron: int
+    t_ms: float
+    first_channel: int
+    caption: str
+
+
+@dataclass(frozen=True)
+class RasterView:
+    """The spike raster's content: spikes and mirror events of the last ``window_ms``."""
+
+    now_ms: float
+    window_ms: float = 10_000.0
+    spikes: tuple[Spike, ...] = ()
+    mirrors: tuple[MirrorEvent, ...] = ()
+
+
+@dataclass(frozen=True)
+class DebugInfo:
+    """Numbers for the debug overlay."""
+
+    fps: float = 0.0
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+    latency_ms: float | None = None
+    persons: int = 0
+    model_variant: str = ""
+    extra: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScreenState:
+    """Everything one frame of the screen shows; built by a mode, drawn by :class:`Screen`.
+
+    Attributes:
+        channels: ``(you, other)`` views; ``other`` may be None ("nobody to watch").
+        now_ms: Screen clock, animates the template figures and the caption fade.
+        raster: Spike raster content, or None to hide the raster.
+        mirror: The latest mirror event (shown while younger than ``Screen.caption_ms``).
+        paused: Show a PAUSED tag.
+        help: Keys to list in the help overlay as ``(key, what)`` pairs, or None to hide it.
+        debug: Debug overlay numbers, or None to hide it.
+        notice: Big centred lines over the YOU panel (count-down while teaching), or ().
+        toast: A short message at the bottom ("saved template 'bow'"), or "".
+    """
+
+    channels: tuple[ChannelView, ChannelView | None]
+    now_ms: float = 0.0
+    raster: RasterView | None = None
+    mirror: MirrorEvent | None = None
+    paused: bool = False
+    help: tuple[tuple[str, str], ...] | None = None
+    debug: DebugInfo | None = None
+    notice: tuple[str, ...] = ()
+    toast: str = ""
+
+
+def mirror_caption(label: str, first_channel: int) -> str:
+    """The mirror event's caption, e.g. "You did ARMS UP like them: ...".
+
+    ``first_channel`` is the channel that fired first: if OTHER fired first the visitor
+    copied the performer, else the performer did what the visitor did.
+    """
+    name = label.upper()
+    if first_channel == 1:
+        return f"You did {name} like them: the same {name} neuron fired for seeing and for doing"
+    return f"They did {name} like you: the same {name} neuron fired for doing and for seeing"
+
+
+class SpikeHistory:
+    """Recent firings per channel and the mirror events they make (owned by a mode).
+
+    Times are the mode's screen clock in milliseconds, so a camera and a clip with
+    unrelated timestamps share one time axis.
+
+    Args:
+        names: Neuron names in screen order.
+        labels: Display names (for captions), same order; defaults to the names.
+        window_ms: How much history the raster shows.
+        mirror_window_ms: Two channels firing the same neuron this close make a mirror event.
+
+    Example:
+        >>> h = SpikeHistory(["clap"], mirror_window_ms=3000)
+        >>> h.add(1, [Firing("clap", 0, 0, 900, 800, 0.9)], now_ms=1000) is None
+        True
+        >>> h.add(0, [Firing("clap", 0, 0, 900, 800, 0.8)], now_ms=2500).neuron
+        0
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        labels: Sequence[str] | None = None,
+        window_ms: float = 10_000.0,
+        mirror_window_ms: float = 4_000.0,
+    ) -> None:
+        if window_ms <= 0 or mirror_window_ms <= 0:
+            raise ValueError("window_ms and mirror_window_ms must be > 0")
+        if labels is not None and len(labels) != len(names):
+            raise ValueError("labels must have one entry per name")
+        self.names = tuple(names)
+        self.labels = tuple(labels) if labels is not None else tuple(n.replace("_", " ") for n in names)
+        self._index = {n: i for i, n in enumerate(self.names)}
+        self.window_ms = float(window_ms)
+        self.mirror_window_ms = float(mirror_window_ms)
+        self._spikes: deque[Spike] = deque()
+        self._mirrors: deque[MirrorEvent] = deque()
+        self._used: set[int] = set()  # ids of spikes already paired into a mirror event
+        self.latest_mirror: MirrorEvent | None = None
+        self.mirror_count = 0
+
+    def clear(self) -> None:
+        self._spikes.clear()
+        self._mirrors.clear()
+        self._used.clear()
+        self.latest_mirror = None
+
+    def add(self, channel: int, firings: Iterable[Firing], now_ms: float, lag_ms: float = 0.0) -> MirrorEvent | None:
+        """Record ``channel``'s firings; returns the mirror event they complete, if any.
+
+        Args:
+            channel: 0 for YOU, 1 for OTHER.
+            firings: Firings completed this frame (unknown template names are ignored).
+            now_ms: Screen clock now.
+            lag_ms: How long ago (screen clock) the firing's peak was, if known.
+        """
+        if channel not in (0, 1):
+            raise ValueError(f"channel must be 0 or 1, got {channel}")
+        event = None
+        for firing in firings:
+            neuron = self._index.get(firing.template)
+            if neuron is None:
+                continue
+            duration = float(np.clip(firing.end_ms - firing.start_ms, 0.0, 4000.0))
+            spike = Spike(now_ms - max(0.0, lag_ms), neuron, channel, float(firing.score), duration)
+            partner = next(
+                (
+                    s for s in reversed(self._spikes)
+                    if s.neuron == neuron and s.channel != channel and id(s) not in self._used
+                    and spike.t_ms - s.t_ms <= self.mirror_window_ms
+                ),
+                None,
+            )
+            self._spikes.append(spike)
+            if partner is not None:
+                self._used.update((id(partner), id(spike)))
+                event = MirrorEvent(neuron, spike.t_ms, partner.channel, mirror_caption(self.labels[neuron], partner.channel))
+                self._mirrors.append(event)
+                self.latest_mirror = event
+                self.mirror_count += 1
+        self._trim(now_ms)
+        return event
+
+    def _trim(self, now_ms: float) -> None:
+        horizon = now_ms - max(self.window_ms, self.mirror_window_ms)
+        while self._spikes and self._spikes[0].t_ms < horizon:
+            self._used.discard(id(self._spikes.popleft()))
+        while self._mirrors and self._mirrors[0].t_ms < now_ms - self.window_ms:
+            self._mirrors.popleft()
+
+    def snapshot(self, now_ms: float) -> RasterView:
+        """The frozen raster content at ``now_ms``."""
+        self._trim(now_ms)
+        return RasterView(now_ms, self.window_ms, tuple(self._spikes), tuple(self._mirrors))
+
+
+# --------------------------------------------------------------------------- layout
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Pixel rectangles ``(x, y, w, h)`` of the screen's parts for one canvas size."""
+
+    width: int
+    height: int
+    unit: float
+    title: tuple[int, int, int, int]
+    you: tuple[int, int, int, int]
+    other: tuple[int, int, int, int]
+    column: tuple[int, int, int, int]
+    rows: tuple[tuple[int, int, int, int], ...]
+    raster: tuple[int, int, int, int]
+    raster_rows: tuple[tuple[int, int], ...]
+    raster_plot: tuple[int, int, int, int]
+    caption: tuple[int, int, int, int]
+
+    @classmethod
+    def compute(cls, width: int, height: int, neurons: int) -> Layout:
+        u = min(width / 1280.0, height / 720.0)
+        title_h = int(46 * u)
+        caption_h = int(52 * u)
+        # Rows of at least ~10 px so the names beside them stay legible on small canvases.
+        raster_h = int(max(90 * u, min(0.34 * height, max((20 + 14 * max(neurons, 1)) * u, 22 * u + 10 * max(neurons, 1)))))
+        main_y = title_h
+        main_h = height - title_h - raster_h - caption_h
+        column_w = int(max(0.28 * width, min(360 * u, 0.34 * width)))
+        side_w = (width - column_w) // 2
+        pad = max(4, int(8 * u))
+        you = (pad, main_y + pad, side_w - 2 * pad, main_h - 2 * pad)
+        column = (side_w, main_y + pad, width - 2 * side_w, main_h - 2 * pad)
+        other = (side_w + column[2] + pad, main_y + pad, side_w - 2 * pad, main_h - 2 * pad)
+        header = int(22 * u)
+        n = max(neurons, 1)
+        row_h = (column[3] - header) / n
+        rows = tuple(
+            (column[0], int(column[1] + header + i * row_h), column[2], max(1, int(row_h) - 1)) for i in range(neurons)
+        )
+        caption = (0, main_y + main_h, width, caption_h)
+        raster = (0, height - raster_h, width, raster_h)
+        label_w = int(min(200 * u, 0.2 * width))
+        plot = (label_w + pad, raster[1] + int(4 * u), width - label_w - 3 * pad, raster_h - int(22 * u))
+        rr = plot[3] / n
+        raster_rows = tuple((int(plot[1] + i * rr), max(2, int(rr) - 1)) for i in range(neurons))
+        return cls(width, height, u, (0, 0, width, title_h), you, other, column, rows, raster, raster_rows, plot, caption)
+
+
+def _fit_rect(image_size: tuple[int, int], rect: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The largest ``image_size``-shaped rectangle centred in ``rect``."""
+    iw, ih = max(1, image_size[0]), max(1, image_size[1])
+    x, y, w, h = rect
+    scale = min(w / iw, h / ih)
+    dw, dh = max(1, int(iw * scale)), max(1, int(ih * scale))
+    return x + (w - dw) // 2, y + (h - dh) // 2, dw, dh
+
+
+# --------------------------------------------------------------------------- screen
+
+
+class Screen:
+    """Draws :class:`ScreenState` into a BGR image; caches only pixels, never pipeline state.
+
+    Args:
+        neurons: The neurons in screen order (one row each).
+        size: Canvas ``(width, height)``.
+        text: Text renderer (one is created when None; share it, it caches fonts).
+        caption_ms: How long a mirror event's caption stays up.
+        icon_period_ms: Duration of one loop of a template's animated figure.
+
+    Example:
+        >>> screen = Screen([NeuronInfo("clap")], size=(640, 480))
+        >>> you = ChannelView("YOU", YOU_COLOR)
+        >>> screen.render(ScreenState(channels=(you, None))).shape
+        (480, 640, 3)
+    """
+
+    def __init__(
+        self,
+        neurons: Sequence[NeuronInfo],
+        size: tuple[int, int] = (1280, 720),
+        text: TextRenderer | None = None,
+        caption_ms: float = 5_000.0,
+        icon_period_ms: float = 2_000.0,
+    ) -> None:
+        width, height = int(size[0]), int(size[1])
+        if width < 320 or height < 240:
+            raise ValueError(f"size must be at least 320x240, got {width}x{height}")
+        if caption_ms <= 0 or icon_period_ms <= 0:
+            raise ValueError("caption_ms and icon_period_ms must be > 0")
+        self.neurons = tuple(neurons)
+        self.size = (width, height)
+        self.text = text or TextRenderer()
+        self.caption_ms = float(caption_ms)
+        self.icon_period_ms = float(icon_period_ms)
+        self.layout = Layout.compute(width, height, len(self.neurons))
+        self._index = {n.name: i for i, n in enumerate(self.neurons)}
+        self._static: np.ndarray | None = None
+        self._icons: list[list[np.ndarray]] | None = None
+        self._icon_bgr: dict[tuple[int, int, int], np.ndarray] = {}
+        self._row_labels: list[tuple[str, int, tuple[int, int]]] = []
+
+    # -- cached layers
+    def _u(self, v: float) -> int:
+        return max(1, int(round(v * self.layout.unit)))
+
+    def _build_static(self) -> np.ndarray:
+        L, T = self.layout, self.text
+        img = np.full((L.height, L.width, 3), BACKGROUND, np.uint8)
+        # Title
+        title_size = self._u(24)
+        x = T.draw(img, "MIRROR NEURONS", (self._u(16), L.title[3] - self._u(14)), title_size, TEXT, bold=True)
+        sub, sub_size = T.fit(
+            "the same neuron fires when you DO an action and when you SEE someone do it",
+            self._u(17), L.width - x - self._u(120),
+        )
+        T.draw(img, sub, (x + self._u(16), L.title[3] - self._u(15)), sub_size, DIM_TEXT)
+        T.draw(img, "h: help", (L.width - self._u(14), L.title[3] - self._u(15)), self._u(15), DIM_TEXT, align="right")
+        # Panels
+        for x0, y0, w, h in (L.you, L.other):
+            cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), PANEL, -1)
+        self._draw_column_static(img)
+        # Raster labels and axis
+        if self.neurons:
+            px, py, pw, ph = L.raster_plot
+            cv2.rectangle(img, (px, py), (px + pw, py + ph), (34, 30, 28), -1)
+            label_w = px - self._u(14)
+            size = max(8, min(self._u(14), int(L.raster_rows[0][1] * 1.05)))
+            for i, n in enumerate(self.neurons):
+                y, h = L.raster_rows[i]
+                shown, s = T.fit(n.label, size, label_w, min_size=max(8, int(size * 0.8)))
+                T.draw(img, shown, (px - self._u(8), y + h // 2 + s // 3), s, DIM_TEXT, align="right")
+                if i:
+                    cv2.line(img, (px, y), (px + pw, y), (48, 42, 40), 1)
+            axis_y = py + ph + self._u(13)
+            for sec in range(0, 10, 2):
+                tx = px + pw - int(pw * sec / 10)
+                cv2.line(img, (tx, py + ph), (tx, py + ph + self._u(3)), DIM_TEXT, 1)
+                label = "now" if sec == 0 else f"-{sec} s"
+                T.draw(img, label, (tx, axis_y), self._u(12), DIM_TEXT, align="right" if sec == 0 else "center")
+            lx = self._u(10)
+            for name, color in (("YOU", YOU_COLOR), ("OTHER", OTHER_COLOR), ("both", MIRROR_COLOR)):
+                cv2.rectangle(img, (lx, axis_y - self._u(10)), (lx + self._u(5), axis_y), color, -1)
+                lx = T.draw(img, name, (lx + self._u(9), axis_y), self._u(12), color) + self._u(12)
+        return img
+
+    def _draw_column_static(self, img: np.ndarray) -> None:
+        L, T = self.layout, self.text
+        cx, cy, cw, ch = L.column
+        header = cy + self._u(16)
+        T.draw(img, "YOU", (cx + self._u(22), header), self._u(14), YOU_COLOR, bold=True, align="center")
+        T.draw(img, "OTHER", (cx + cw - self._u(22), header), self._u(14), OTHER_COLOR, bold=True, align="center")
+        T.draw(img, "neurons", (cx + cw // 2, header), self._u(14), DIM_TEXT, align="center")
+        self._row_labels = []
+        for i, n in enumerate(self.neurons):
+            x, y, w, h = L.rows[i]
+            cv2.rectangle(img, (x, y), (x + w, y + h), (38, 33, 30), -1)
+            size = max(9, min(self._u(17), int(h * 0.5)))
+            name_x = x + self._dot_r(h) * 2 + self._u(14) + h
+            max_w = x + w - self._dot_r(h) * 2 - self._u(14) - name_x
+            shown, s = T.fit(n.label, size, max_w, min_size=max(9, int(size * 0.75)))
+            T.draw(img, shown, (name_x, y + h // 2 + s // 3), s, TEXT)
+            self._row_labels.append((shown, s, (name_x, y + h // 2 + s // 3)))
+
+    def _dot_r(self, row_h: int) -> int:
+        return max(4, min(self._u(15), int(row_h * 0.4)))
+
+    def _icon_frames(self) -> list[list[np.ndarray]]:
+        if self._icons is None:
+            side = max(8, (self.layout.rows[0][3] - 2) if self.layout.rows else 8)
+            self._icons = [render_preview_frames(n.preview, side) for n in self.neurons]
+        return self._icons
+
+    # -- per frame
+    def render(self, state: ScreenState, out: np.ndarray | None = None) -> np.ndarray:
+        """The screen for ``state`` as a ``(height, width, 3)`` BGR image.
+
+        Args:
+            state: What to show.
+            out: Optional preallocated canvas of the right shape to draw into.
+        """
+        you, other = state.channels
+        if other is None:
+            other = ChannelView("OTHER", OTHER_COLOR, status="nobody to watch")
+            state = replace(state, channels=(you, other))
+        if self._static is None:
+            self._static = self._build_static()
+        static = self._static
+        if out is None or out.shape != static.shape:
+            out = static.copy()
+        else:
+            np.copyto(out, static)
+        L = self.layout
+        mirror = state.mirror if state.mirror is not None and 0 <= state.now_ms - state.mirror.t_ms < self.caption_ms else None
+        anchors = (self._draw_channel(out, you, L.you), self._draw_channel(out, other, L.other))
+        self._draw_column(out, state, mirror, anchors)
+        if state.raster is not None and self.neurons:
+            self._draw_raster(out, state.raster)
+        if mirror is not None:
+            self._draw_caption(out, state, mirror)
+        elif state.toast:
+            self._draw_banner(out, state.toast, TEXT, (60, 52, 48))
+        if state.notice:
+            self._draw_notice(out, state.notice, L.you)
+        if state.paused:
+            self._draw_tag(out, "PAUSED", (L.you[0] + L.you[2] - self._u(70), L.you[1] + self._u(34)), (60, 60, 200))
+        if state.debug is not None:
+            self._draw_debug(out, state.debug)
+        if state.help is not None:
+            self._draw_help(out, state.help)
+        return out
+
+    def _draw_channel(
+        self, img: np.ndarray, ch: ChannelView, panel: tuple[int, int, int, int]
+    ) -> tuple[int, int] | None:
+        """Draw one channel; returns where its focus person's chest is on the canvas."""
+        T = self.text
+        size = (ch.image.shape[1], ch.image.shape[0]) if ch.image is not None else ch.image_size
+        rect = _fit_rect(size, panel)
+        x, y, w, h = rect
+        view = img[y:y + h, x:x + w]  # drawing into the view clips skeletons to the panel
+        if ch.image is not None:
+            # INTER_LINEAR: INTER_AREA looks a little better when shrinking but costs ~2 ms.
+            frame = cv2.resize(ch.image, (w, h), interpolation=cv2.INTER_LINEAR)
+            if ch.mirrored:
+                frame = cv2.flip(frame, 1)
+            view[:] = frame
+        else:
+            cv2.rectangle(img, (x, y), (x + w, y + h), (52, 46, 42), -1)
+        anchor = None
+        for person in sorted(ch.persons, key=lambda p: ch.focus is None or p.id == ch.focus):
+            focus = ch.focus is None or person.id == ch.focus
+            draw_skeleton(view, person, ch.color if focus else (140, 140, 140), ch.mirrored,
+                          thickness=max(2, int(min(w, h) / (100 if focus else 200))))
+            if focus and anchor is None:
+                chest = _to_canvas(person.landmarks[[11, 12]], (x, y, w, h), ch.mirrored).mean(axis=0)
+                if np.all(np.isfinite(chest)):
+                    anchor = (int(np.clip(chest[0], x, x + w)), int(np.clip(chest[1], y, y + h)))
+        firing = ch.activity is not None and bool(np.any(ch.activity.active))
+        cv2.rectangle(img, (x, y), (x + w, y + h), ch.color, self._u(6) if firing else self._u(2))
+        # Channel tag: a filled box in the channel colour, then a subtitle.
+        tag_size = self._u(22)
+        tw = T.measure(ch.label, tag_size, True)[0]
+        pad = self._u(8)
+        cv2.rectangle(img, (x, y), (x + tw + 2 * pad, y + tag_size + pad), ch.color, -1)
+        T.draw(img, ch.label, (x + pad, y + tag_size), tag_size, (20, 20, 20), bold=True)
+        if ch.subtitle:
+            sub, s = T.fit(ch.subtitle, self._u(15), w - tw - 4 * pad)
+            sw = T.measure(sub, s)[0]
+            x1 = x + tw + 2 * pad
+            cv2.rectangle(img, (x1, y), (x1 + sw + 2 * pad, y + tag_size + pad), (30, 26, 24), -1)
+            T.draw(img, sub, (x1 + pad, y + tag_size), s, TEXT)
+        if ch.status:
+            status, s = T.fit(ch.status, self._u(20), w - 2 * pad)
+            T.draw(img, status, (x + w // 2, y + h // 2), s, TEXT, align="center")
+        return anchor
+
+    def _draw_column(
+        self, img: np.ndarray, state: ScreenState, mirror: MirrorEvent | None, anchors: tuple
+    ) -> None:
+        L = self.layout
+        icons = self._icon_frames()
+        you, other = state.channels
+        acts = (you.activity, other.activity if other is not None else None)
+        colors = (you.color, other.color if other is not None else OTHER_COLOR)
+        phase = (state.now_ms % self.icon_period_ms) / self.icon_period_ms
+        indices = [self._activity_index(a) for a in acts]
+        for i, neuron in enumerate(self.neurons):
+            x, y, w, h = L.rows[i]
+            r = self._dot_r(h)
+            cy = y + h // 2
+            values, active, reps = [], [], []
+            for c, act in enumerate(acts):
+                j = indices[c][i] if indices[c] is not None else None
+                if act is None or j is None:
+                    values.append(0.0), active.append(False), reps.append(None)
+                else:
+                    values.append(float(np.clip(act.activation[j], 0, 1)))
+                    active.append(bool(act.active[j]))
+                    reps.append(int(act.reps[j]))
+            is_mirror = mirror is not None and mirror.neuron == i
+            if is_mirror or any(active):
+                tint = MIRROR_COLOR if is_mirror else colors[0] if active[0] and not active[1] else colors[1] if active[1] and not active[0] else MIRROR_COLOR
+                # A solid fill (not a blend) so the static name underneath cannot ghost
+                # through the bold one drawn over it.
+                cv2.rectangle(img, (x, y), (x + w, y + h), _mix((38, 33, 30), _scale(tint, 0.5), 0.55), -1)
+                shown, size, org = self._row_labels[i]
+                self.text.draw(img, shown, org, size, (255, 255, 255), bold=True)
+            dots = (x + self._u(6) + r, x + w - self._u(6) - r)
+            if is_mirror:
+                t = self._u(3)  # inset, so the outline stays inside this row
+                cv2.rectangle(img, (x + t // 2 + 1, y + t // 2 + 1), (x + w - t // 2 - 2, y + h - t // 2 - 2), MIRROR_COLOR, t)
+                # Lines from both performers converge on the neuron that fired for both.
+                for c, fallback in enumerate(((L.you[0] + L.you[2], L.you[1] + L.you[3] // 2), (L.other[0], L.other[1] + L.other[3] // 2))):
+                    start = anchors[c] or fallback
+                    cv2.line(img, start, (dots[c], cy), MIRROR_COLOR, self._u(4), cv2.LINE_AA)
+                    cv2.circle(img, start, self._u(7), MIRROR_COLOR, -1, cv2.LINE_AA)
+            for c, cx in enumerate(dots):
+                self._draw_dot(img, (cx, cy), r, colors[c], values[c], active[c], reps[c])
+            # Animated figure of the template, brighter while the neuron is active.
+            frames = icons[i]
+            k = int(phase * len(frames)) % len(frames)
+            tone = 2 if is_mirror else 1 if any(active) else 0
+            frame = self._icon(i, k, tone)
+            fx = x + 2 * r + self._u(12)
+            fy = y + (h - frame.shape[0]) // 2
+            fw = min(frame.shape[1], img.shape[1] - fx)
+            fh = min(frame.shape[0], img.shape[0] - fy)
+            if fw > 0 and fh > 0:
+                # A light figure on a dark row: "lighten" blending is one cheap cv2.max.
+                region = img[fy:fy + fh, fx:fx + fw]
+                region[:] = cv2.max(region, frame[:fh, :fw])
+
+    def _icon(self, neuron: int, k: int, tone: int) -> np.ndarray:
+        key = (neuron, k, tone)
+        icon = self._icon_bgr.get(key)
+        if icon is None:
+            mask = self._icon_frames()[neuron][k]
+            color = ((150, 150, 150), TEXT, MIRROR_COLOR)[tone]
+            icon = (mask[:, :, None].astype(np.float32) * (np.array(color, np.float32) / 255)).astype(np.uint8)
+            self._icon_bgr[key] = icon
+        return icon
+
+    def _activity_index(self, act: NeuronActivity | None) -> list[int | None] | None:
+        if act is None:
+            return None
+        where = {n: j for j, n in enumerate(act.names)}
+        return [where.get(n.name) for n in self.neurons]
+
+    def _draw_dot(self, img, center, r, color, value, active, reps) -> None:
+        if reps is None:
+            cv2.circle(img, center, r, (70, 64, 60), 1, cv2.LINE_AA)
+            return
+        if active:
+            cv2.circle(img, center, int(r * 1.45), _scale(color, 0.55), -1, cv2.LINE_AA)
+        cv2.circle(img, center, r, _mix((58, 52, 48), color, 0.15 + 0.85 * value), -1, cv2.LINE_AA)
+        cv2.circle(img, center, r, color, 1 if not active else 2, cv2.LINE_AA)
+        if reps:
+            size = max(9, int(r * 1.2))
+            self.text.draw(img, str(reps), (center[0], center[1] + size // 3), size,
+                           (20, 20, 20) if value > 0.5 else TEXT, bold=True, align="center")
+
+    def _draw_raster(self, img: np.ndarray, raster: RasterView) -> None:
+        L = self.layout
+        px, py, pw, ph = L.raster_plot
+        colors = (YOU_COLOR, OTHER_COLOR)
+        t0 = raster.now_ms - raster.window_ms
+        tick = max(3, self._u(5))
+        for s in raster.spikes:
+            if s.neuron >= len(L.raster_rows) or s.t_ms < t0:
+                continue
+            y, h = L.raster_rows[s.neuron]
+            # YOU in the upper half of the row, OTHER in the lower: one row, both channels.
+            tx = px + int((s.t_ms - t0) / raster.window_ms * pw)
+            x0 = max(px, min(tx - tick, px + int((s.t_ms - s.duration_ms - t0) / raster.window_ms * pw)))
+            half = max(1, h // 2)
+            top = y if s.channel == 0 else y + half
+            cv2.rectangle(img, (x0, top + 1), (tx, top + half - 1), _scale(colors[s.channel], 0.55), -1)
+            cv2.rectangle(img, (tx - tick, top), (tx, top + half), colors[s.channel], -1)
+        for m in raster.mirrors:  # on top of the ticks: a green bar joining the two halves
+            if m.neuron < len(L.raster_rows) and m.t_ms >= t0:
+                y, h = L.raster_rows[m.neuron]
+                tx = px + int((m.t_ms - t0) / raster.window_ms * pw)
+                cv2.rectangle(img, (tx - self._u(2), y - 1), (tx + self._u(2), y + h + 1), MIRROR_COLOR, -1)
+
+    def _draw_caption(self, img: np.ndarray, state: ScreenState, mirror: MirrorEvent) -> None:
+        age = state.now_ms - mirror.t_ms
+        # A short flash when it happens, then a steady banner that fades at the end.
+        flash = max(0.0, 1.0 - age / 400.0)
+        fade = min(1.0, (self.caption_ms - age) / 800.0)
+        self._draw_banner(img, mirror.caption, (20, 20, 20), _mix(MIRROR_COLOR, (255, 255, 255), flash * 0.6), strength=fade, bold=True)
+
+    def _draw_banner(self, img, message, color, fill, strength: float = 1.0, bold: bool = False) -> None:
+        x, y, w, h = self.layout.caption
+        roi = img[y:y + h, x:x + w]
+        strength = max(0.0, min(1.0, strength))
+        _tint(roi, fill, strength)
+        text, size = self.text.fit(message, self._u(24), w - self._u(30), bold=bold, min_size=self._u(13))
+        self.text.draw(img, text, (x + w // 2, y + h // 2 + size // 3), size, _mix(TEXT, color, strength), bold=bold, align="center")
+
+    def _draw_notice(self, img, lines: Sequence[str], rect) -> None:
+        x, y, w, h = rect
+        roi = img[y:y + h, x:x + w]
+        _darken(roi, 0.6)
+        big = self._u(110) if len(lines[0]) <= 3 else self._u(34)
+        first, big = self.text.fit(lines[0], big, w - self._u(20), bold=True)
+        cy = y + h // 2 - (len(lines) - 1) * self._u(14)
+        self.text.draw(img, first, (x + w // 2, cy + big // 3), big, TEXT, bold=True, align="center")
+        for k, line in enumerate(lines[1:], 1):
+            s_line, s = self.text.fit(line, self._u(20), w - self._u(20))
+            self.text.draw(img, s_line, (x + w // 2, cy + big // 3 + k * self._u(32)), s, TEXT, align="center")
+
+    def _draw_tag(self, img, label, center, fill) -> None:
+        size = self._u(22)
+        tw = self.text.measure(label, size, True)[0]
+        pad = self._u(10)
+        x0 = center[0] - tw // 2 - pad
+        cv2.rectangle(img, (x0, center[1] - size - pad // 2), (x0 + tw + 2 * pad, center[1] + pad), fill, -1)
+        self.text.draw(img, label, (center[0], center[1]), size, TEXT, bold=True, align="center")
+
+    def _draw_debug(self, img, d: DebugInfo) -> None:
+        people = "1 person" if d.persons == 1 else f"{d.persons} people"
+        lines = [f"{d.fps:5.1f} fps   {people}   model {d.model_variant or '-'}"]
+        if d.latency_ms is not None:
+            lines.append(f"capture to display {d.latency_ms:5.1f} ms")
+        if d.timings_ms:
+            lines.append("  ".join(f"{k} {v:.1f}" for k, v in d.timings_ms.items()) + " ms")
+        lines.extend(d.extra)
+        size = self._u(14)
+        line_h = int(size * 1.35)
+        width = max(self.text.measure(s, size)[0] for s in lines) + self._u(16)
+        x0 = self.layout.width - width - self._u(10)
+        y0 = self.layout.caption[1] - line_h * len(lines) - self._u(16)
+        roi = img[y0:y0 + line_h * len(lines) + self._u(10), x0:x0 + width]
+        _darken(roi, 0.3)
+        for k, s in enumerate(lines):
+            self.text.draw(img, s, (x0 + self._u(8), y0 + self._u(4) + (k + 1) * line_h - self._u(4)), size, (140, 255, 140))
+
+    def _draw_help(self, img, keys: Sequence[tuple[str, str]]) -> None:
+        L = self.layout
+        size = self._u(19)
+        line_h = int(size * 1.5)
+        w = min(L.width - self._u(40), self._u(560))
+        h = line_h * (len(keys) + 2)
+        x0, y0 = (L.width - w) // 2, max(0, (L.height - h) // 2)
+        roi = img[y0:y0 + h, x0:x0 + w]
+        _darken(roi, 0.2)
+        cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), TEXT, 1)
+        self.text.draw(img, "Keys", (x0 + self._u(20), y0 + line_h), size, TEXT, bold=True)
+        key_w = max((self.text.measure(key, size, True)[0] for key, _ in keys), default=0) + self._u(40)
+        for k, (key, what) in enumerate(keys):
+            by = y0 + line_h * (k + 2)
+            self.text.draw(img, key, (x0 + self._u(20), by), size, (120, 220, 255), bold=True)
+            shown, s = self.text.fit(what, size, w - key_w - self._u(30))
+            self.text.draw(img, shown, (x0 + key_w, by), s, TEXT)
+
+    def neuron_row_rect(self, name: str) -> tuple[int, int, int, int] | None:
+        """Where neuron ``name``'s row is on the canvas (for tests and click handling)."""
+        i = self._index.get(name)
+        return None if i is None else self.layout.rows[i]
+
+
+__all__ = [
+    "BGR", "YOU_COLOR", "OTHER_COLOR", "MIRROR_COLOR", "TextRenderer", "find_fonts", "font_coverage",
+    "person_color", "draw_skeleton", "draw_neuron_bars", "render_preview_frames", "NeuronInfo", "ChannelView",
+    "Spike", "MirrorEvent", "RasterView", "DebugInfo", "ScreenState", "SpikeHistory", "mirror_caption", "Layout",
+    "Screen",
+]

@@ -1,0 +1,301 @@
+"""``mirrorcam live``: the embedded demo, camera failures, a real window under Xvfb, teaching.
+
+Window tests start their own Xvfb on a free display number, drive the real program
+with xdotool and look at screenshots taken with xwd (compared against expectations,
+not pixel for pixel).  They skip with the reason when Xvfb, xdotool or xwd is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO, assert_one_line_error, run_cli
+from mirrorcam.screen import MIRROR_COLOR, Layout
+
+pytestmark = pytest.mark.display
+SIZE = (1280, 720)
+
+
+def no_display_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    return env
+
+
+# --------------------------------------------------------------------------- without a window
+
+
+def test_demo_fallback_without_display_writes_video_and_summary(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "mirrorcam", "live", "--demo-fallback", "--seconds", "7"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=no_display_env(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out" / "demo.mp4"
+    assert out.is_file() and "Traceback" not in proc.stderr
+    assert "mirror event" in proc.stdout and str(Path("out") / "demo.mp4") in proc.stdout
+    cap = cv2.VideoCapture(str(out))
+    ok, frame = cap.read()
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert ok and frame.shape == (SIZE[1], SIZE[0], 3) and frames >= 200
+    # The first mirror event (waving, about 4.7 s in) is counted in the summary.
+    assert "0 mirror event" not in proc.stdout
+
+
+def test_camera_that_cannot_open_is_one_clear_error():
+    proc = run_cli("live", "--camera", "57", "--no-window", "--out", "/tmp/never.mp4", timeout=120)
+    assert_one_line_error(proc, "camera 57")
+
+
+def test_unreachable_stream_is_one_clear_error():
+    proc = run_cli("live", "--source", "http://127.0.0.1:9/stream.mjpg", "--no-window", "--out", "/tmp/never.mp4", timeout=120)
+    assert_one_line_error(proc, "127.0.0.1:9")
+
+
+@pytest.mark.parametrize("size", ["12x12", "big", "100000x2"])
+def test_bad_size_is_one_clear_error(size):
+    assert_one_line_error(run_cli("live", "--size", size, "--no-window"), "--size")
+
+
+# --------------------------------------------------------------------------- Xvfb helpers
+
+
+def _need(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (apt-get install -y xvfb xdotool x11-apps)")
+
+
+def _free_display() -> int:
+    for n in range(90 + os.getpid() % 50, 400):
+        if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists():
+            return n
+    raise RuntimeError("no free X display number")
+
+
+@pytest.fixture()
+def xvfb():
+    """A private X server; yields its DISPLAY string."""
+    _need("Xvfb", "xdotool", "xwd")
+    for _ in range(3):
+        n = _free_display()
+        proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1600x900x24", "-nolisten", "tcp"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(50):
+            if Path(f"/tmp/.X11-unix/X{n}").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        if proc.poll() is None:
+            break
+    else:
+        pytest.skip("Xvfb would not start")
+    try:
+        yield f":{n}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def screenshot(display: str) -> np.ndarray:
+    """The whole X screen as a BGR image (xwd's format, read with struct)."""
+    raw = subprocess.run(["xwd", "-root", "-silent", "-display", display], capture_output=True, check=True, timeout=30).stdout
+    header = struct.unpack(">25I", raw[:100])
+    header_size, width, height = header[0], header[4], header[5]
+    bits_per_pixel, bytes_per_line, ncolors = header[11], header[12], header[19]
+    byte_order = header[7]  # 0 = LSBFirst
+    assert bits_per_pixel in (24, 32), f"unexpected xwd pixel size {bits_per_pixel}"
+    step = bits_per_pixel // 8
+    start = header_size + ncolors * 12
+    rows = np.frombuffer(raw[start:start + bytes_per_line * height], np.uint8).reshape(height, bytes_per_line)
+    pixels = rows[:, :width * step].reshape(height, width, step)
+    if byte_order != 0:  # MSBFirst: the bytes of each pixel run the other way
+        pixels = pixels[:, :, ::-1][:, :, step - 3:] if step == 4 else pixels[:, :, ::-1]
+    return np.ascontiguousarray(pixels[:, :, :3])
+
+
+class Program:
+    """``mirrorcam live ...`` in a window on ``display``, with keys and screenshots."""
+
+    def __init__(self, display: str, *args: str, cwd: Path | None = None, env: dict | None = None) -> None:
+        self.display = display
+        self.env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb", **(env or {})}
+        # Append mode: the child's writes always go to the end, whatever the reader does.
+        self.log_path = Path(cwd or REPO) / f".live-{os.getpid()}.log"
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([sys.executable, "-m", "mirrorcam", "live", *args], cwd=cwd or REPO,
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        self.window = self._wait_window()
+
+    def _wait_window(self, timeout: float = 60.0) -> str:
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mirrorcam live exited early:\n{self.output()}")
+            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^mirrorcam$"],
+                                   capture_output=True, text=True, env=self.env)
+            if found.stdout.strip():
+                return found.stdout.split()[0]
+            time.sleep(0.3)
+        raise AssertionError(f"no mirrorcam window after {timeout} s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def key(self, *names: str) -> None:
+        for name in names:
+            subprocess.run(["xdotool", "windowactivate", "--sync", self.window], env=self.env, capture_output=True)
+            subprocess.run(["xdotool", "key", "--window", self.window, name], env=self.env, check=True)
+            time.sleep(0.15)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> None:
+        end = time.time() + timeout
+        while time.time() < end:
+            if text in self.output():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} never appeared:\n{self.output()}")
+
+    def shot(self) -> np.ndarray:
+        """The window's content (geometry from xdotool), as BGR."""
+        geo = subprocess.run(["xdotool", "getwindowgeometry", "--shell", self.window],
+                             capture_output=True, text=True, env=self.env, check=True).stdout
+        g = dict(line.split("=") for line in geo.split())
+        x, y, w, h = (int(g[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+        img = screenshot(self.display)[y:y + h, x:x + w]
+        if (img.shape[1], img.shape[0]) != SIZE:
+            img = cv2.resize(img, SIZE)
+        return img
+
+    def close(self) -> int:
+        if self.proc.poll() is None:
+            self.key("q")
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGINT)
+                self.proc.wait(timeout=10)
+        self.log.close()
+        self.log_path.unlink(missing_ok=True)
+        return self.proc.returncode
+
+
+def save(name: str, image: np.ndarray) -> None:
+    folder = os.environ.get("MIRRORCAM_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(Path(folder) / f"{name}.png"), image)
+
+
+def fraction(img: np.ndarray, rect, color, tol: int = 40) -> float:
+    x, y, w, h = rect
+    roi = img[y:y + h, x:x + w].astype(np.int16)
+    return float(np.all(np.abs(roi - np.array(color)) <= tol, axis=2).mean())
+
+
+# --------------------------------------------------------------------------- window tests
+
+
+def test_window_keys_change_state_and_the_mirror_event_shows(xvfb):
+    layout = Layout.compute(*SIZE, 12)
+    app = Program(xvfb, "--demo", "--seconds", "120")
+    try:
+        # The demo's first mirror event (waving) comes about 4.7 s in; its caption stays 5 s.
+        app.wait_for("mirror event:", timeout=40)
+        time.sleep(0.3)
+        event = app.shot()
+        save("window_mirror_event", event)
+        rows = {int(m) for m in re.findall(r"mirror event: \S+ \(row (\d+)\)", app.output())}
+        green = {i for i, (x, y, w, h) in enumerate(layout.rows)
+                 if fraction(event, (x + 20, y + 1, w - 40, 1), MIRROR_COLOR) > 0.6}
+        assert len(green) == 1 and green <= rows, (green, rows, app.output())
+        assert fraction(event, layout.caption, MIRROR_COLOR) > 0.4
+
+        app.key("space")
+        app.wait_for("paused")
+        time.sleep(0.3)
+        paused = app.shot()
+        save("window_paused", paused)
+        x, y, w, h = layout.you
+        assert fraction(paused, (x + w - 160, y, 160, 60), (60, 60, 200), 30) > 0.05, "no PAUSED tag"
+
+        # While paused nothing moves, so mirroring the display only changes the YOU panel.
+        app.key("m")
+        app.wait_for("mirror display off")
+        time.sleep(0.3)
+        flipped = app.shot()
+        save("window_mirror_off", flipped)
+        diff = np.abs(flipped.astype(int) - paused.astype(int)).sum(axis=2) > 30
+        def changed(rect):
+            x, y, w, h = rect
+            return diff[y:y + h, x:x + w].mean()
+        assert changed(layout.you) > 0.002 and changed(layout.other) < 0.001
+
+        app.key("n")
+        app.wait_for("observing squat (2/3)")
+        app.key("h")
+        app.wait_for("help on")
+        time.sleep(0.3)
+        helped = app.shot()
+        save("window_help", helped)
+        centre = helped[SIZE[1] // 2 - 60:SIZE[1] // 2 + 60, SIZE[0] // 2 - 200:SIZE[0] // 2 + 200]
+        assert (centre.mean(axis=2) < 40).mean() > 0.5, "no dark help panel in the middle"
+        app.key("d", "space")
+        app.wait_for("playing")
+    finally:
+        code = app.close()
+    assert code == 0
+
+
+def test_camera_that_cannot_open_falls_back_to_the_demo_in_a_window(xvfb):
+    proc = subprocess.run(
+        [sys.executable, "-m", "mirrorcam", "live", "--camera", "57", "--demo-fallback", "--seconds", "3"],
+        capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, "DISPLAY": xvfb},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "camera 57" in proc.stdout and "embedded demo" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_teach_from_a_simulated_camera_then_the_template_fires_on_a_replay(xvfb, clip, tmp_path, pose_model):
+    from mirrorcam.matching import NeuronBank
+    from mirrorcam.pipeline import clip_landmarks
+    from mirrorcam.templates import load_template
+
+    video = clip("RJ-song_MediapipePy/jumpingjacks.mp4")
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    app = Program(xvfb, "--source", str(video), "--templates", str(templates), "--teach-seconds", "3",
+                  "--num-poses", "1", "--seconds", "120")
+    try:
+        app.key("t")
+        app.wait_for("teaching: recording", timeout=20)
+        time.sleep(1.0)
+        save("window_teach_recording", app.shot())
+        app.wait_for("type a name", timeout=20)
+        app.key("j", "j", "space", "t", "e", "s", "t", "Return")
+        app.wait_for("taught template", timeout=60)
+    finally:
+        app.close()
+    path = templates / "jj_test.json"
+    assert path.is_file(), sorted(templates.iterdir())
+    template = load_template(path)
+    assert template.display_name == "jj test" and len(template.preview) > 0
+    # The same performance, replayed from its cached landmarks, fires the new neuron.
+    bank = NeuronBank([template])
+    fired = [f for pf in clip_landmarks(video).frames for a in bank.update(pf).values() for f in a.firings]
+    assert fired and all(f.template == "jj_test" for f in fired)

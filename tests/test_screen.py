@@ -1,0 +1,314 @@
+"""The mirror screen: text in any script, layouts at several sizes, neurons, raster, events.
+
+Inputs are synthetic and deterministic (generated performers, hand-made activities).
+Set ``MIRRORCAM_SCREENSHOTS=DIR`` to keep every rendered screen as a PNG for a look.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mirrorcam.containers import Firing, NeuronActivity
+from mirrorcam.performer import ACTIONS, PerformerOptions, perform, preview_landmarks
+from mirrorcam.screen import (
+    MIRROR_COLOR,
+    OTHER_COLOR,
+    YOU_COLOR,
+    ChannelView,
+    DebugInfo,
+    Layout,
+    NeuronInfo,
+    Screen,
+    ScreenState,
+    SpikeHistory,
+    TextRenderer,
+    draw_neuron_bars,
+    draw_skeleton,
+    find_fonts,
+    font_coverage,
+    mirror_caption,
+    render_preview_frames,
+)
+
+NAMES = tuple(list(ACTIONS)[:12])
+LONG = "a very long template name that goes on and on well beyond any neuron row's width"
+NAME_SETS = {
+    "plain": {},
+    "long": {"clap": LONG},
+    "non_latin": {"wave_one_hand": "手を振る", "squat": "Приседания", "bend": "انحناء", "clap": "Χειροκρότημα"},
+}
+KEYS = (("q / Esc", "quit"), ("space", "pause"), ("n", "next clip"), ("h", "help"))
+
+
+def save(name: str, image: np.ndarray) -> None:
+    folder = os.environ.get("MIRRORCAM_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(Path(folder) / f"{name}.png"), image)
+
+
+@pytest.fixture(scope="module")
+def text() -> TextRenderer:
+    return TextRenderer()
+
+
+def neurons(labels: dict[str, str] | None = None) -> list[NeuronInfo]:
+    return [NeuronInfo(n, (labels or {}).get(n, ""), preview_landmarks(n)) for n in NAMES]
+
+
+def activity(person: int, active: dict[str, int] | None = None, t: float = 0.0) -> NeuronActivity:
+    """Activation 0.1 everywhere, 0.95 and firing for the named neurons (value = reps)."""
+    active = active or {}
+    act = np.full(len(NAMES), 0.1, np.float32)
+    on = np.zeros(len(NAMES), bool)
+    reps = np.zeros(len(NAMES), np.int64)
+    for name, count in active.items():
+        i = NAMES.index(name)
+        act[i], on[i], reps[i] = 0.95, True, count
+    return NeuronActivity(t, person, NAMES, act, on, reps)
+
+
+def persons(count: int, seed: int = 0):
+    """``count`` generated people standing side by side, mid-wave."""
+    out = []
+    for pid in range(count):
+        options = PerformerOptions(repeats=2, translation=(-0.6 + 1.2 * pid, 0.5), seed=seed + pid)
+        person = perform("wave_one_hand", options).frames[30].persons[0]
+        out.append(type(person)(pid, person.landmarks, person.world, person.visibility, person.presence))
+    return tuple(out)
+
+
+def camera_image(size=(640, 480)) -> np.ndarray:
+    w, h = size
+    img = np.full((h, w, 3), (95, 110, 120), np.uint8)
+    img[int(h * 0.65):] = (60, 80, 70)
+    return img
+
+
+# --------------------------------------------------------------------------- text
+
+
+def test_system_has_a_font_and_it_covers_latin_and_cyrillic():
+    fonts = find_fonts()
+    if not fonts:
+        pytest.skip("no TrueType fonts installed (apt-get install fonts-dejavu-core)")
+    ranges = font_coverage(next(f for f in fonts if f.suffix.lower() == ".ttf"))
+    assert ranges and all(a <= b for a, b in ranges)
+
+
+def _render(text: TextRenderer, s: str, size: int = 28) -> np.ndarray:
+    img = np.zeros((60, 500, 3), np.uint8)
+    text.draw(img, s, (10, 42), size, (255, 255, 255))
+    return img
+
+
+@pytest.mark.parametrize(
+    "sample, script",
+    [("Привет", "Cyrillic"), ("Γειά σου", "Greek"), ("手を振る", "CJK"), ("שלום", "Hebrew"), ("مرحبا", "Arabic")],
+)
+def test_text_draws_non_latin_scripts_not_question_marks(text, sample, script):
+    if text.backend == "hershey":
+        pytest.skip("no TrueType text backend in this OpenCV build")
+    if text._font_for(sample[0], False) is None:
+        pytest.skip(f"no installed font covers {script} (e.g. apt-get install fonts-droid-fallback)")
+    drawn = _render(text, sample)
+    marks = _render(text, "?" * len(sample))
+    assert drawn.any(), f"{script} text drew nothing"
+    assert not np.array_equal(drawn, marks), f"{script} text came out as question marks"
+
+
+def test_text_measure_grows_with_text_and_align_right_ends_at_org(text):
+    short, long_ = text.measure("ab", 20)[0], text.measure("abcdef", 20)[0]
+    assert 0 < short < long_
+    img = np.zeros((40, 300, 3), np.uint8)
+    text.draw(img, "right", (250, 30), 20, (255, 255, 255), align="right")
+    columns = np.nonzero(img.any(axis=(0, 2)))[0]
+    assert 200 < columns.max() <= 254
+
+
+@pytest.mark.parametrize("width", [40, 120, 400])
+def test_fit_shrinks_then_ellipsizes_to_the_width(text, width):
+    shown, size = text.fit(LONG, 20, width, min_size=12)
+    assert text.measure(shown, size)[0] <= width
+    assert 12 <= size <= 20
+    if shown:
+        assert shown == LONG or shown.endswith(("…", "..."))
+
+
+def test_hershey_fallback_draws_ascii_and_survives_any_script():
+    text = TextRenderer(backend="hershey")
+    img = _render(text, "wave 手を振る")
+    assert img.any()
+
+
+def test_text_renderer_rejects_missing_font_file(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        TextRenderer(fonts=[tmp_path / "nope.ttf"])
+
+
+# --------------------------------------------------------------------------- drawing helpers
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_draw_skeleton_draws_in_the_persons_colour_on_the_right_side(mirrored):
+    img = np.zeros((480, 640, 3), np.uint8)
+    person = persons(2)[0]  # stands left of centre in the unmirrored frame
+    draw_skeleton(img, person, YOU_COLOR, mirrored=mirrored, label="#0")
+    mask = np.all(img == YOU_COLOR, axis=2)
+    assert mask.sum() > 200
+    cx = np.nonzero(mask)[1].mean()
+    assert (cx > 320) == mirrored
+
+
+def test_draw_neuron_bars_returns_the_bottom_and_marks_active_rows(text):
+    img = np.zeros((300, 300, 3), np.uint8)
+    bottom = draw_neuron_bars(img, activity(0, {"clap": 2}), origin=(10, 10), width=200, row_height=16, text=text)
+    assert bottom == 10 + len(NAMES) * 18
+    clap_top = 10 + NAMES.index("clap") * 18
+    assert np.all(img[clap_top, 10 + 100] == YOU_COLOR)  # the outline of a firing row
+    assert draw_neuron_bars(img, None, origin=(0, 50)) == 50
+
+
+def test_preview_frames_animate_and_blank_without_preview():
+    frames = render_preview_frames(preview_landmarks("jumping_jack"), 40)
+    assert len(frames) > 3 and all(f.shape == (40, 40) for f in frames)
+    assert any(not np.array_equal(frames[0], f) for f in frames[1:])
+    blank = render_preview_frames(None, 32)
+    assert len(blank) == 1 and not blank[0].any()
+
+
+# --------------------------------------------------------------------------- spike history
+
+
+def fire(name: str, end_ms: float = 1000.0) -> Firing:
+    return Firing(name, 0, end_ms - 800, end_ms, end_ms - 100, 0.9)
+
+
+@pytest.mark.parametrize(
+    "first, second, gap_ms, expect",
+    [
+        (1, 0, 1500, True),    # seen, then done: a mirror event
+        (0, 1, 3000, True),    # done, then seen
+        (1, 0, 6000, False),   # too far apart
+        (0, 0, 500, False),    # the same channel twice is just a repetition
+    ],
+)
+def test_spike_history_pairs_channels_within_the_window(first, second, gap_ms, expect):
+    h = SpikeHistory(NAMES, mirror_window_ms=4000)
+    assert h.add(first, [fire("clap")], now_ms=1000) is None
+    event = h.add(second, [fire("clap")], now_ms=1000 + gap_ms)
+    assert (event is not None) == expect
+    if expect:
+        assert event.neuron == NAMES.index("clap") and event.first_channel == first
+        assert "CLAP" in event.caption
+
+
+def test_spike_history_uses_each_spike_once_and_forgets_old_ones():
+    h = SpikeHistory(NAMES, window_ms=10_000, mirror_window_ms=4000)
+    h.add(1, [fire("squat")], now_ms=0)
+    assert h.add(0, [fire("squat")], now_ms=1000) is not None
+    assert h.add(0, [fire("squat")], now_ms=2000) is None  # the OTHER spike is used up
+    h.add(0, [fire("not_a_neuron")], now_ms=2500)
+    snap = h.snapshot(now_ms=11_500)
+    assert [s.t_ms for s in snap.spikes] == [2000.0]
+    assert snap.mirrors == ()
+
+
+def test_mirror_caption_says_who_copied_whom():
+    assert mirror_caption("wave", 1).startswith("You did WAVE like them")
+    assert mirror_caption("wave", 0).startswith("They did WAVE like you")
+
+
+# --------------------------------------------------------------------------- whole screen
+
+
+def colour_fraction(img: np.ndarray, rect, color, tol: int = 40) -> float:
+    x, y, w, h = rect
+    roi = img[y:y + h, x:x + w].astype(np.int16)
+    return float(np.all(np.abs(roi - np.array(color)) <= tol, axis=2).mean())
+
+
+@pytest.mark.parametrize("size", [(640, 480), (1280, 720), (1920, 1080)])
+@pytest.mark.parametrize("people", [0, 1, 2])
+@pytest.mark.parametrize("with_other", [True, False])
+@pytest.mark.parametrize("names", list(NAME_SETS))
+def test_screen_renders_every_combination(text, size, people, with_other, names):
+    screen = Screen(neurons(NAME_SETS[names]), size=size, text=text)
+    crowd = persons(people)
+    you = ChannelView("YOU", YOU_COLOR, camera_image(), (640, 480), crowd, 0 if people else None,
+                      activity(0, {"clap": 1}) if people else None, mirrored=True, subtitle="doing · camera 0")
+    other = None
+    if with_other:
+        other = ChannelView("OTHER", OTHER_COLOR, None, (640, 480), persons(1, seed=5), 0,
+                            activity(0, {"squat": 3}), subtitle="seeing · " + NAME_SETS[names].get("squat", "squat"))
+    history = SpikeHistory(NAMES)
+    history.add(0, [fire("clap")], now_ms=4000)
+    state = ScreenState((you, other), now_ms=5000, raster=history.snapshot(5000), help=KEYS if people == 2 else None,
+                        debug=DebugInfo(30.0, {"pose": 20.0}, 55.0, people, "full") if people == 1 else None)
+    img = screen.render(state)
+    save(f"screen_{size[0]}x{size[1]}_{people}p_{'other' if with_other else 'alone'}_{names}", img)
+    assert img.shape == (size[1], size[0], 3) and img.dtype == np.uint8
+    layout = screen.layout
+    if people and people != 2:  # (the help overlay covers the middle with 2)
+        assert colour_fraction(img, layout.you, YOU_COLOR, 10) > 0.002, "no YOU skeleton"
+    if with_other and people != 2:
+        row = layout.rows[NAMES.index("squat")]
+        right_dot = (row[0] + row[2] - row[3], row[1], row[3], row[3])
+        assert colour_fraction(img, right_dot, OTHER_COLOR, 60) > 0.1, "OTHER's squat neuron does not glow"
+
+
+def test_mirror_event_highlights_the_right_row_and_shows_the_caption(text):
+    screen = Screen(neurons(NAME_SETS["non_latin"]), size=(1280, 720), text=text)
+    history = SpikeHistory(NAMES, [n.label for n in screen.neurons])
+    history.add(1, [fire("wave_one_hand")], now_ms=1000)
+    event = history.add(0, [fire("wave_one_hand")], now_ms=2500)
+    assert event is not None and "手を振る" in event.caption
+    you = ChannelView("YOU", YOU_COLOR, camera_image(), (640, 480), persons(1), 0, activity(0, {"wave_one_hand": 1}), True)
+    other = ChannelView("OTHER", OTHER_COLOR, None, (640, 480), persons(1, 3), 0, activity(0, {"wave_one_hand": 2}))
+    with_event = screen.render(ScreenState((you, other), 3000, history.snapshot(3000), event))
+    save("mirror_event_1280x720", with_event)
+    # The row's outline is green (its top edge), no other row's is.
+    tops = [(x + 20, y + 1, w - 40, 1) for x, y, w, h in screen.layout.rows]
+    green = [colour_fraction(with_event, top, MIRROR_COLOR, 30) for top in tops]
+    wave = NAMES.index("wave_one_hand")
+    assert green[wave] > 0.8 and max(g for i, g in enumerate(green) if i != wave) < 0.2
+    assert colour_fraction(with_event, screen.layout.caption, MIRROR_COLOR, 30) > 0.5
+    # Long after the event the caption is gone.
+    later = screen.render(ScreenState((you, other), 3000 + screen.caption_ms + 1, history.snapshot(3000), event))
+    assert colour_fraction(later, screen.layout.caption, MIRROR_COLOR, 30) < 0.05
+
+
+def test_notice_paused_and_toast_draw_without_error(text):
+    screen = Screen(neurons(), size=(1280, 720), text=text)
+    you = ChannelView("YOU", YOU_COLOR, camera_image(), (640, 480), persons(1), 0, None, True, status="")
+    other = ChannelView("OTHER", OTHER_COLOR, None, (640, 480), (), None, None, status="no observed clip (press n)")
+    base = screen.render(ScreenState((you, other), 0))
+    counting = screen.render(ScreenState((you, other), 0, notice=("3", "teaching: get ready"), paused=True, toast="saved"))
+    save("teach_countdown_1280x720", counting)
+    assert not np.array_equal(base, counting)
+
+
+def test_render_into_a_reused_canvas_matches_a_fresh_one(text):
+    screen = Screen(neurons(), size=(640, 480), text=text)
+    you = ChannelView("YOU", YOU_COLOR, camera_image((320, 240)), (320, 240), persons(1), 0, activity(0), True)
+    state = ScreenState((you, None), 100)
+    out = np.zeros((480, 640, 3), np.uint8)
+    assert np.array_equal(screen.render(state, out), screen.render(state))
+
+
+@pytest.mark.parametrize("size, neurons_count", [((320, 240), 1), ((1280, 720), 30), ((3840, 2160), 12)])
+def test_layout_stays_inside_the_canvas(size, neurons_count):
+    layout = Layout.compute(size[0], size[1], neurons_count)
+    for x, y, w, h in (layout.you, layout.other, layout.column, layout.raster, layout.caption, *layout.rows):
+        assert 0 <= x and 0 <= y and x + w <= size[0] and y + h <= size[1] and w > 0 and h > 0
+
+
+@pytest.mark.parametrize("size", [(100, 100), (319, 600)])
+def test_screen_rejects_tiny_canvases(size):
+    with pytest.raises(ValueError, match="at least"):
+        Screen([], size=size)
