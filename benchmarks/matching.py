@@ -1,0 +1,68 @@
+"""Matching cost per frame: the 12 built-ins and 1,000 templates of 60 frames.
+
+Feeds a synthetic performer through :class:`mirrorcam.matching.NeuronBank` at the
+matcher's tick rate (every frame is a full DP step) and reports milliseconds per frame
+for the matching alone (embedding included separately).  Prints one JSON object on its
+last line.
+
+    python benchmarks/matching.py
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from mirrorcam.embedding import DIM
+from mirrorcam.matching import NeuronBank
+from mirrorcam.performer import PerformerOptions, perform
+from mirrorcam.templates import builtin_library, embed_recording
+
+
+def per_frame_ms(bank: NeuronBank, stream, repeat: int = 1) -> float:
+    bank.reset()
+    n = 0
+    start = time.perf_counter()
+    for r in range(repeat):
+        offset = r * (stream[-1][0] + 1000.0)
+        for t, emb in stream:
+            bank.update_embedding(0, emb, t + offset)
+            n += 1
+    return (time.perf_counter() - start) * 1000.0 / n
+
+
+def main() -> None:
+    rate = 15.0
+    rec = perform("jumping_jack", PerformerOptions(fps=rate, repeats=4, seed=3))
+    t0 = time.perf_counter()
+    stream = embed_recording(rec)
+    embed_ms = (time.perf_counter() - t0) * 1000.0 / len(stream)
+    library = builtin_library()
+    builtin_ms = per_frame_ms(NeuronBank(library.templates), stream, repeat=3)
+
+    rng = np.random.default_rng(0)
+    base = library.templates[0]
+    many = [
+        replace(base, name=f"random_{i}", frames=rng.normal(0, 0.5, (60, DIM)).astype(np.float32),
+                weights=np.ones((60, DIM), np.float32), side_specific=bool(i % 2))
+        for i in range(1000)
+    ]
+    bank = NeuronBank(many)
+    thousand_ms = per_frame_ms(bank, stream[:40])
+    result = {
+        "frames": len(stream),
+        "embedding_ms_per_frame": round(embed_ms, 3),
+        "builtin_templates": len(library.templates),
+        "builtin_ms_per_frame": round(builtin_ms, 3),
+        "templates_1000x60_rows": bank._m.n_rows,
+        "templates_1000x60_ms_per_frame": round(thousand_ms, 3),
+        "targets_ms": {"builtin": 1.0, "templates_1000x60": 10.0},
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""View-invariant, mirror-aware pose embedding.
+
+One person's landmarks in one frame become a fixed-length vector in which *doing* an
+action and *seeing someone do it* look the same:
+
+* **Body frame.**  MediaPipe's world landmarks are metric and hip-centred.  We keep
+  gravity's vertical (world -y) and turn the horizontal plane so that x points along the
+  performer's own left (the hip axis, or the shoulder axis when the hips are out of
+  view) and z where they face.  A camera turned up to ~45 degrees, where the person
+  stands and which way they face all drop out; bending forward does *not* (a spine-based
+  frame would hide the ``bend`` action).
+* **Size.**  Limb *directions* are unit vectors; positions are divided by the torso
+  length (shoulder width when the hips are not visible).
+* **Features** (``FEATURES``): directions of torso, upper arms, forearms, thighs and
+  shins; wrists relative to the shoulders; the hands' and the feet's distance; elbow and
+  knee bend; and ``lift``, the hips' vertical movement in the image (jumps and squats
+  move the whole body, which hip-centred world landmarks cannot show).
+* **Weights.**  Every feature carries a weight from the visibility of the landmarks it
+  uses, so an upper body alone (a laptop camera) is compared on its arms only.
+* **Mirror.**  :func:`mirror_vector` swaps left and right (``skeleton.MIRROR_PERMUTATION``
+  plus negating x in the body frame) directly on the vector; the mirrored embedding of a
+  pose equals the embedding of the horizontally flipped pose.
+
+Example:
+    >>> from mirrorcam.performer import perform
+    >>> person = perform("wave_one_hand").frames[5].persons[0]
+    >>> emb = embed_person(person)
+    >>> emb.vector.shape == (DIM,)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from mirrorcam.containers import Person
+
+# name, kind, landmarks (from, to) or the landmarks a scalar uses, mirror partner
+_SEGMENTS = (
+    ("torso", None, None),
+    ("l_upper_arm", 11, 13), ("r_upper_arm", 12, 14),
+    ("l_forearm", 13, 15), ("r_forearm", 14, 16),
+    ("l_thigh", 23, 25), ("r_thigh", 24, 26),
+    ("l_shin", 25, 27), ("r_shin", 26, 28),
+)
+_POSITIONS = (("l_wrist", 15), ("r_wrist", 16))
+_SCALARS = ("hands_apart", "feet_apart", "l_elbow", "r_elbow", "l_knee", "r_knee", "lift")
+
+
+def _feature_names() -> tuple[str, ...]:
+    names = []
+    for name, *_ in _SEGMENTS:
+        names += [f"{name}.x", f"{name}.y", f"{name}.z"]
+    for name, _ in _POSITIONS:
+        names += [f"{name}.x", f"{name}.y", f"{name}.z"]
+    names += list(_SCALARS)
+    return tuple(names)
+
+
+FEATURES: tuple[str, ...] = _feature_names()
+"""Names of the embedding's components, in order."""
+DIM = len(FEATURES)
+EMBEDDING_VERSION = 1
+"""Bumped whenever ``FEATURES`` or their meaning changes (templates record it)."""
+
+
+def _swap_name(name: str) -> str:
+    if name.startswith("l_"):
+        return "r_" + name[2:]
+    if name.startswith("r_"):
+        return "l_" + name[2:]
+    return name
+
+
+def _mirror_tables() -> tuple[np.ndarray, np.ndarray]:
+    index = {n: i for i, n in enumerate(FEATURES)}
+    perm = np.array([index[_swap_name(n)] for n in FEATURES])
+    sign = np.array([-1.0 if n.endswith(".x") else 1.0 for n in FEATURES], np.float32)
+    return perm, sign
+
+
+MIRROR_FEATURES, MIRROR_SIGN = _mirror_tables()
+"""``mirrored = vector[MIRROR_FEATURES] * MIRROR_SIGN`` (weights: ``weight[MIRROR_FEATURES]``)."""
+
+# Feature groups, used for per-template importance weights.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "torso": ("torso",),
+    "arms": ("l_upper_arm", "r_upper_arm", "l_forearm", "r_forearm", "l_wrist", "r_wrist", "hands_apart", "l_elbow", "r_elbow"),
+    "legs": ("l_thigh", "r_thigh", "l_shin", "r_shin", "feet_apart", "l_knee", "r_knee"),
+    "lift": ("lift",),
+}
+
+
+def group_mask(group: str) -> np.ndarray:
+    """Boolean ``(DIM,)`` mask of the features of ``group`` (see :data:`GROUPS`)."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown feature group {group!r}; known: {', '.join(GROUPS)}")
+    stems = GROUPS[group]
+    return np.array([n.split(".")[0] in stems for n in FEATURES])
+
+
+# Relative importance of feature kinds (why: angles are bounded in [0, 1] and cover the
+# same information as the directions, so they get less; the torso carries bends).
+def _base_weight(name: str) -> float:
+    w = 1.5 if name.startswith("torso") else 0.6 if name.endswith(("_elbow", "_knee")) else 1.0
+    if name.endswith(".z"):
+        # Depth is what monocular pose estimation guesses worst, and a camera tilted up
+        # or down leans the whole body forward or back in it (about 15 degrees on many
+        # real clips); bending still shows in the torso's y component.
+        w *= 0.2 if name.startswith("torso") else 0.5
+    return w
+
+
+BASE_WEIGHT = np.array([_base_weight(n) for n in FEATURES], np.float32)
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """One person's pose in one frame, as features and their reliability.
+
+    Attributes:
+        vector: ``(DIM,)`` float32 features (see :data:`FEATURES`).
+        weight: ``(DIM,)`` float32 in [0, 1]: how far each feature can be trusted
+            (from landmark visibility; 0 = unknown).
+    """
+
+    vector: np.ndarray
+    weight: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.vector.shape != (DIM,) or self.weight.shape != (DIM,):
+            raise ValueError(f"Embedding vector and weight must have shape ({DIM},)")
+
+    def mirrored(self) -> Embedding:
+        """The embedding of the left-right mirrored pose."""
+        return Embedding(mirror_vector(self.vector), self.weight[MIRROR_FEATURES].copy())
+
+
+def mirror_vector(vector: np.ndarray) -> np.ndarray:
+    """Left-right swap of embedding vectors ``(..., DIM)``."""
+    return (vector[..., MIRROR_FEATURES] * MIRROR_SIGN).astype(np.float32)
+
+
+def _trust(visibility: np.ndarray) -> np.ndarray:
+    # MediaPipe's visibility is a likelihood; below ~0.2 the position is a guess, but
+    # an informed one (the model knows anatomy), so it keeps a little weight.
+    return 0.1 + 0.9 * np.clip((visibility - 0.2) / 0.5, 0.0, 1.0)
+
+
+def body_frame(world: np.ndarray, trust: np.ndarray) -> np.ndarray:
+    """``(3, 3)`` rows: the performer's left, up and forward in world coordinates."""
+    up = np.array([0.0, -1.0, 0.0])
+    axes = []
+    for left, right, bias in ((23, 24, 3.0), (11, 12, 1.0)):
+        v = world[left] - world[right]
+        v = np.array([v[0], 0.0, v[2]])
+        n = np.linalg.norm(v)
+        # Why the bias: twisting the shoulders (a punch) must not turn the frame; the
+        # hips are steadier, the shoulders only stand in when the hips are not seen.
+        w = bias * min(trust[left], trust[right])
+        if n > 1e-6 and w > 0:
+            axes.append(w * v / n)
+    lateral = np.sum(axes, axis=0) if axes else np.array([1.0, 0.0, 0.0])
+    n = np.linalg.norm(lateral)
+    lateral = lateral / n if n > 1e-6 else np.array([1.0, 0.0, 0.0])
+    forward = np.cross(lateral, up)
+    return np.stack([lateral, up, forward])
+
+
+def embed_person(person: Person, lift: float = 0.0, lift_weight: float = 0.0) -> Embedding:
+    """The view-invariant embedding of one person's pose.
+
+    Args:
+        person: Pose with world landmarks and visibility.
+        lift: The hips' vertical movement (see :class:`Embedder`); a single frame has
+            no movement, so by default it is 0 with weight 0.
+        lift_weight: Trust in ``lift``.
+    """
+    world = np.asarray(person.world, np.float64)
+    trust = _trust(np.asarray(person.visibility, np.float64))
+    frame = body_frame(world, trust)
+    p = world @ frame.T  # body coordinates: x own left, y up, z forward
+    t_sh = min(trust[11], trust[12])
+    t_hip = min(trust[23], trust[24])
+    mid_sh, mid_hip = (p[11] + p[12]) / 2, (p[23] + p[24]) / 2
+    torso_len = float(np.linalg.norm(mid_sh - mid_hip))
+    shoulder_w = float(np.linalg.norm(p[11] - p[12]))
+    # Scale: the torso when the hips are seen, else the shoulders (the ratio is ~1.5).
+    scale = torso_len if t_hip > 0.5 and torso_len > 1e-3 else max(shoulder_w * 1.5, 1e-3)
+
+    vec, wts = [], []
+    for name, a, b in _SEGMENTS:
+        if name == "torso":
+            d, w = mid_sh - mid_hip, min(t_sh, t_hip)
+        else:
+            d, w = p[b] - p[a], min(trust[a], trust[b])
+        n = np.linalg.norm(d)
+        vec += list(d / n) if n > 1e-6 else [0.0, 0.0, 0.0]
+        wts += [w if n > 1e-6 else 0.0] * 3
+    for _, i in _POSITIONS:
+        vec += list((p[i] - mid_sh) / scale)
+        wts += [min(trust[i], t_sh)] * 3
+    vec.append(float(np.linalg.norm(p[15] - p[16])) / scale)
+    wts.append(min(trust[15], trust[16]))
+    vec.append(float(np.linalg.norm(p[27] - p[28])) / scale)
+    wts.append(min(trust[27], trust[28], t_hip))
+    for a, b, c in ((11, 13, 15), (12, 14, 16), (23, 25, 27), (24, 26, 28)):
+        u, v = p[a] - p[b], p[c] - p[b]
+        cos = float(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v) + 1e-9))
+        vec.append((1.0 + cos) / 2.0)  # 0 = straight, 1 = fully bent
+        wts.append(min(trust[a], trust[b], trust[c]))
+    vec.append(lift)
+    wts.append(lift_weight)
+    return Embedding(np.asarray(vec, np.float32), np.asarray(wts, np.float32))
+
+
+class Embedder:
+    """Per-person streaming embedder: adds ``lift``, the hips' vertical movement.
+
+    World landmarks are hip-centred, so jumping shows only in the image: ``lift`` is the
+    hips' height in the image above its recent average (time constant ``tau_s``), in
+    torso lengths.  Keep one Embedder per tracked person.
+
+    Args:
+        tau_s: Seconds over which the resting hip height is averaged.
+
+    Example:
+        >>> from mirrorcam.performer import perform
+        >>> rec = perform("jump_in_place")
+        >>> emb = Embedder()
+        >>> lifts = [emb.update(f.persons[0], f.timestamp_ms, f.image_size).vector[-1] for f in rec.frames]
+        >>> bool(max(lifts) > 0.1)
+        True
+    """
+
+    def __init__(self, tau_s: float = 1.0) -> None:
+        if not tau_s > 0:
+            raise ValueError(f"tau_s must be > 0, got {tau_s}")
+        self.tau_s = tau_s
+        self.reset()
+
+    def reset(self) -> None:
+        self._base: float | None = None
+        self._torso: float | None = None
+        self._last_ms: float | None = None
+
+    def update(self, person: Person, timestamp_ms: float, image_size: tuple[int, int]) -> Embedding:
+        lm = np.asarray(person.landmarks, np.float64)
+        vis = _trust(np.asarray(person.visibility, np.float64))
+        w, h = max(image_size[0], 1), max(image_size[1], 1)
+        hip_y = (lm[23, 1] + lm[24, 1]) / 2 * h
+        sh = (lm[11, :2] + lm[12, :2]) / 2 * (w, h)
+        hip = (lm[23, :2] + lm[24, :2]) / 2 * (w, h)
+        torso = float(np.linalg.norm(sh - hip))
+        trust = float(min(vis[23], vis[24], vis[11], vis[12]))
+        dt = 0.0 if self._last_ms is None else max(timestamp_ms - self._last_ms, 0.0) / 1000.0
+        if dt > 1.0:
+            self.reset()
+            dt = 0.0
+        self._last_ms = timestamp_ms
+        if self._base is None or self._torso is None:
+            self._base, self._torso = hip_y, max(torso, 1.0)
+        a = 1.0 - math.exp(-dt / self.tau_s)
+        # The torso length shrinks when bending; its slow average (and a floor at its
+        # upright size) keeps the unit steady.
+        self._torso = max(self._torso + (1.0 - math.exp(-dt / (4 * self.tau_s))) * (torso - self._torso), 0.7 * self._torso, 1.0)
+        self._base = self._base + a * (hip_y - self._base)
+        lift = float(np.clip((self._base - hip_y) / self._torso, -2.0, 2.0))
+        return embed_person(person, lift=lift, lift_weight=trust)

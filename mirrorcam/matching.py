@@ -1,0 +1,507 @@
+"""Streaming subsequence DTW across a bank of templates: the mirror neurons.
+
+Every frame, for every tracked person, a :class:`NeuronBank` updates the match of every
+template against the most recent movement, with no window and no knowledge of when an
+action starts: the streaming form of subsequence dynamic time warping (SPRING, Sakurai,
+Faloutsos and Yamamuro, ICDE 2007), vectorised over all templates with numpy.
+
+How one frame is processed:
+
+1. The person's pose is embedded (:class:`~mirrorcam.embedding.Embedder`) and the
+   stream is resampled to a fixed tick rate (``rate_hz``, 15 Hz): a 60 fps camera and a
+   6 fps clip both give the matcher the same time base, and templates are stored at it.
+2. Per tick, the frame distance to every template frame of every template is three
+   matrix-vector products (weighted squared distance, expanded), then one DP step:
+   each template frame may be reached from the previous frame (normal speed), from the
+   same frame (the performer is slower, at most ``max_stall`` ticks in a row) or by
+   skipping up to ``max_skip - 1`` frames (the performer is faster).  A match may start
+   on any tick.  Steps never go back in time, so the DP step is vectorised over all
+   templates *and* all template frames at once.
+3. The score of a template is the mean frame distance along the best path that ends on
+   its last frame now.  A motion gate compares how much the input moved along the path
+   with how much the template moves, so a still pose near the middle of a small movement
+   (the "hub" problem) does not match it.
+4. Non-side-specific templates have a mirrored twin row; the neuron takes the better.
+5. Activation ``1 / (1 + (d / threshold) ** 4)`` is 0.5 at the template's calibrated
+   threshold.  A neuron turns active above ``on_level`` and fires once per performance:
+   when its activation falls below ``off_level`` or when a new, non-overlapping match
+   supersedes the peak (SPRING's reporting rule).  Each firing counts a repetition.
+6. Lateral inhibition: a firing is dropped when another neuron explained the same span
+   better (higher peak over an overlapping interval), so a jumping jack does not also
+   count as ``arms_up``.
+
+Example:
+    >>> from mirrorcam.templates import builtin_library
+    >>> from mirrorcam.performer import PerformerOptions, perform
+    >>> bank = NeuronBank(builtin_library().templates)
+    >>> fired = [f.template for pf in perform("squat", PerformerOptions(repeats=3)).frames
+    ...          for act in bank.update(pf).values() for f in act.firings]
+    >>> fired += [f.template for fs in bank.finish().values() for f in fs]
+    >>> fired.count("squat")
+    3
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mirrorcam.containers import Firing, NeuronActivity, PoseFrame
+from mirrorcam.embedding import DIM, Embedder, Embedding, mirror_vector, MIRROR_FEATURES
+
+BIG = 1e9
+
+
+@dataclass(frozen=True)
+class BankOptions:
+    """Tuning of the matcher (defaults are what the README's figures were measured with).
+
+    Attributes:
+        rate_hz: Tick rate the stream is resampled to (templates are stored at it).
+        max_stall: Most consecutive ticks one template frame may absorb (slowest speed
+            is ``1 / (max_stall + 1)``).
+        max_skip: Most template frames one tick may advance (fastest speed).
+        on_level: Activation at which a neuron turns active.
+        off_level: Activation below which an active neuron fires and rests (hysteresis).
+        motion_floor: Input movement along a match, as a fraction of the template's own
+            movement, below which the match is penalised.
+        inhibition: Drop firings out-explained by another neuron over the same span.
+        person_timeout_ms: Forget a person unseen for this long.
+        activation_power: Steepness of the activation curve.
+        settle_ms: With inhibition, how long a completed firing waits for a neuron that
+            explains the same span better before it is emitted.
+        unseen_cost: Squared distance charged per unit weight of template features the
+            input does not show (low visibility).
+    """
+
+    rate_hz: float = 15.0
+    max_stall: int = 3
+    max_skip: int = 2
+    on_level: float = 0.5
+    off_level: float = 0.35
+    motion_floor: float = 0.5
+    inhibition: bool = True
+    person_timeout_ms: float = 2000.0
+    activation_power: float = 4.0
+    unseen_cost: float = 0.25
+    settle_ms: float = 1000.0
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.rate_hz <= 120.0:
+            raise ValueError(f"rate_hz must be between 1 and 120, got {self.rate_hz}")
+        if self.max_stall < 0 or self.max_skip < 1 or self.max_skip > 4:
+            raise ValueError("max_stall must be >= 0 and max_skip between 1 and 4")
+        if not 0.0 < self.off_level < self.on_level < 1.0:
+            raise ValueError(f"need 0 < off_level < on_level < 1, got {self.off_level}, {self.on_level}")
+        if self.motion_floor < 0:
+            raise ValueError(f"motion_floor must be >= 0, got {self.motion_floor}")
+        if self.person_timeout_ms <= 0:
+            raise ValueError("person_timeout_ms must be > 0")
+        if self.settle_ms < 0:
+            raise ValueError(f"settle_ms must be >= 0, got {self.settle_ms}")
+        if self.activation_power <= 0:
+            raise ValueError("activation_power must be > 0")
+
+
+def activation_of(distance: np.ndarray, threshold: np.ndarray, power: float = 4.0) -> np.ndarray:
+    """Activation in [0, 1]: 0.5 at the threshold, near 1 for a close match."""
+    ratio = np.maximum(distance, 0.0) / np.maximum(threshold, 1e-9)
+    return (1.0 / (1.0 + np.power(np.minimum(ratio, 1e3), power))).astype(np.float32)
+
+
+class _Matrices:
+    """Template data laid out for the per-tick distance and the DP.
+
+    Rows of the DP are ``2 N``: every template against the input (rows ``0..N-1``) and
+    against the mirrored input (rows ``N..2N-1``; comparing the mirrored input with a
+    template equals comparing the input with the mirrored template, so the template
+    matrix is read once per tick for both).  Side-specific templates' mirrored rows are
+    disabled.  A template's feature weights are constant over its frames (importance
+    times the frames' mean trust), which keeps the distance to one matrix product.
+    """
+
+    def __init__(self, templates: Sequence, options: BankOptions) -> None:
+        n = len(templates)
+        self.n_templates = n
+        self.n_rows = 2 * n
+        lengths = np.array([len(t.frames) for t in templates], np.int64)
+        self.lengths = np.concatenate([lengths, lengths])
+        k = int(lengths.max())
+        self.k = k
+        w = np.stack([np.asarray(t.importance, np.float32) * np.asarray(t.weights, np.float32).mean(axis=0) for t in templates])
+        y = np.zeros((n, k, DIM), np.float32)
+        for i, t in enumerate(templates):
+            y[i, : len(t.frames)] = np.asarray(t.frames, np.float32)
+        self.w = w  # (N, D)
+        self.wsum = np.maximum(w.sum(axis=1), 1e-6)  # (N,)
+        wy = w[:, None, :] * y
+        # One (N*K, 2D) matrix: [w*y | w*y^2]; times [-2 v x ; v] gives the cross and
+        # template terms of the expanded weighted squared distance.
+        # Rows are pre-divided by the template's total weight (the distance is a weighted mean).
+        self.a = np.ascontiguousarray(
+            (np.concatenate([wy, wy * y], axis=2) / self.wsum[:, None, None]).reshape(n * k, 2 * DIM)
+        )
+        self.unseen_cost = float(options.unseen_cost)
+        motion = np.zeros(n, np.float32)
+        for i, t in enumerate(templates):
+            f = np.asarray(t.frames, np.float32)
+            if len(f) > 1:
+                motion[i] = float(np.sqrt((np.diff(f, axis=0) ** 2) @ w[i] / self.wsum[i]).sum())
+        self.motion = np.concatenate([motion, motion])
+        self.thresholds = np.array([float(t.threshold) for t in templates], np.float32)
+        self.static = np.array([t.kind == "static" for t in templates], bool)
+        self.mirror_off = np.concatenate([np.zeros(n, bool), np.array([bool(t.side_specific) for t in templates])])
+        self.end_col = self.lengths - 1
+
+    def frame_distance(self, xs: np.ndarray, vs: np.ndarray) -> np.ndarray:
+        """``(2N, K)`` distances of the input (``xs[0]``) and mirrored input (``xs[1]``) to every template frame."""
+        n, k = self.n_templates, self.k
+        b = np.concatenate([-2.0 * vs * xs, vs], axis=1).astype(np.float32)  # (2, 2D)
+        own = self.w @ (vs * xs * xs).T  # (N, 2)
+        den = self.w @ vs.T  # (N, 2)
+        # What is not seen is not free: the template's unseen share costs a prior
+        # distance.  Without it a side view whose far arm is hidden "matches" a wave of
+        # that arm on everything else.
+        per_row = ((own + self.unseen_cost * np.maximum(self.wsum[:, None] - den, 0.0)) / self.wsum[:, None]).astype(np.float32)
+        d = np.empty((2 * n, k), np.float32)
+        # Two matrix-vector products, not one (N*K, 2D) x (2D, 2) product: OpenBLAS
+        # threads the latter and is 5-10x slower on a busy 2-core machine.
+        for c in (0, 1):
+            out = d[c * n : (c + 1) * n]
+            np.add((self.a @ b[c]).reshape(n, k), per_row[:, c : c + 1], out=out)
+        np.maximum(d, 0.0, out=d)
+        return d
+
+    def steps(self, dx2: np.ndarray, vv: np.ndarray) -> np.ndarray:
+        """``(2N,)`` input movement per row from squared feature changes ``dx2`` (2, D) and trust ``vv`` (2, D)."""
+        num = self.w @ (dx2 * vv).T  # (N, 2)
+        den = self.w @ vv.T
+        return np.sqrt(num / np.maximum(den, 1e-6)).T.reshape(-1)
+
+
+class _Track:
+    """DP state of one person (or channel)."""
+
+    def __init__(self, m: _Matrices, n_templates: int) -> None:
+        shape = (m.n_rows, m.k)
+        self.cost = np.full(shape, BIG, np.float32)
+        self.start = np.zeros(shape, np.int64)  # tick number the path started on
+        self.length = np.zeros(shape, np.int32)  # ticks on the path
+        self.stall = np.zeros(shape, np.int16)
+        self.moved = np.zeros(shape, np.float32)
+        self.tick = 0
+        self.embedder = Embedder()
+        self.last_emb: Embedding | None = None
+        self.last_ms: float | None = None
+        self.next_tick: float | None = None
+        self.prev_tick_x: np.ndarray | None = None
+        self.prev_tick_v: np.ndarray | None = None
+        self.seen_ms = 0.0
+        n = n_templates
+        self.activation = np.zeros(n, np.float32)
+        self.active = np.zeros(n, bool)
+        self.reps = np.zeros(n, np.int64)
+        self.peak = np.zeros(n, np.float64)
+        self.peak_ms = np.zeros(n, np.float64)
+        self.peak_start = np.zeros(n, np.float64)
+        self.peak_end = np.zeros(n, np.float64)
+        self.last_end = np.full(n, -BIG)
+        self.recent: list[Firing] = []  # firings kept briefly for lateral inhibition
+        self.pending: list[Firing] = []  # completed, waiting settle_ms for a better explanation
+        self.distance = np.full(n, np.inf, np.float32)
+
+
+class NeuronBank:
+    """A bank of template neurons matched continuously against every tracked person.
+
+    Args:
+        templates: :class:`~mirrorcam.templates.Template` objects (any object with
+            ``name``, ``kind``, ``side_specific``, ``frames``, ``weights``,
+            ``importance`` and ``threshold`` works).
+        options: Matcher tuning.
+
+    Raises:
+        ValueError: No templates, or a template with the wrong feature size.
+    """
+
+    def __init__(self, templates: Sequence, options: BankOptions | None = None) -> None:
+        templates = tuple(templates)
+        if not templates:
+            raise ValueError("a NeuronBank needs at least one template")
+        for t in templates:
+            frames = np.asarray(t.frames)
+            if frames.ndim != 2 or frames.shape[1] != DIM or len(frames) < 1:
+                raise ValueError(f"template {t.name!r} has frames of shape {frames.shape}, expected (K, {DIM})")
+            if not float(t.threshold) > 0:
+                raise ValueError(f"template {t.name!r} has a non-positive threshold")
+        self.options = options or BankOptions()
+        self.templates = templates
+        self.names: tuple[str, ...] = tuple(t.name for t in templates)
+        self._m = _Matrices(templates, self.options)
+        self._tracks: dict[int, _Track] = {}
+
+    @property
+    def tick_ms(self) -> float:
+        return 1000.0 / self.options.rate_hz
+
+    def reset(self) -> None:
+        """Forget every person's state (call between clips)."""
+        self._tracks.clear()
+
+    def update(self, pose_frame: PoseFrame) -> dict[int, NeuronActivity]:
+        """Advance every present person's neurons to this frame.
+
+        Returns:
+            One :class:`NeuronActivity` per person present, keyed by person id.
+        """
+        now = float(pose_frame.timestamp_ms)
+        out: dict[int, NeuronActivity] = {}
+        for person in pose_frame.persons:
+            track = self._tracks.get(person.id)
+            if track is None or (track.last_ms is not None and now - track.last_ms > self.options.person_timeout_ms):
+                track = self._tracks[person.id] = _Track(self._m, len(self.templates))
+            emb = track.embedder.update(person, now, pose_frame.image_size)
+            out[person.id] = self._advance(track, person.id, emb, now)
+        stale = [pid for pid, tr in self._tracks.items() if tr.last_ms is not None and now - tr.last_ms > self.options.person_timeout_ms]
+        for pid in stale:
+            del self._tracks[pid]
+        return out
+
+    def update_embedding(self, channel: int, embedding: Embedding, timestamp_ms: float) -> NeuronActivity:
+        """Advance one channel with a ready-made embedding (teaching, evaluation, tests)."""
+        track = self._tracks.get(channel)
+        if track is None:
+            track = self._tracks[channel] = _Track(self._m, len(self.templates))
+        return self._advance(track, channel, embedding, float(timestamp_ms))
+
+    # -- internals -------------------------------------------------------------------
+    def _advance(self, track: _Track, pid: int, emb: Embedding, now: float) -> NeuronActivity:
+        firings: list[Firing] = []
+        if track.last_ms is not None and now < track.last_ms:
+            now = track.last_ms  # timestamps never run backwards for the matcher
+        if track.next_tick is None:
+            track.next_tick = now
+        prev_emb, prev_ms = track.last_emb, track.last_ms
+        while track.next_tick <= now + 1e-6:
+            t = track.next_tick
+            if prev_emb is None or prev_ms is None or now - prev_ms < 1e-6:
+                x, v = emb.vector, emb.weight
+            else:
+                # Linear interpolation to the tick: slow cameras fill the grid in.
+                u = (t - prev_ms) / (now - prev_ms)
+                u = min(max(u, 0.0), 1.0)
+                x = prev_emb.vector + u * (emb.vector - prev_emb.vector)
+                v = np.minimum(prev_emb.weight, emb.weight) if u < 1.0 else emb.weight
+            firings += self._tick(track, pid, x.astype(np.float32), v.astype(np.float32), t)
+            track.next_tick = t + self.tick_ms
+        track.last_emb, track.last_ms = emb, now
+        return NeuronActivity(
+            timestamp_ms=now,
+            person=pid,
+            names=self.names,
+            activation=track.activation.copy(),
+            active=track.active.copy(),
+            reps=track.reps.copy(),
+            firings=tuple(firings),
+        )
+
+    def _tick(self, tr: _Track, pid: int, x: np.ndarray, v: np.ndarray, t: float) -> list[Firing]:
+        m, o = self._m, self.options
+        xs = np.stack([x, mirror_vector(x)])
+        vs = np.stack([v, v[MIRROR_FEATURES]])
+        d = m.frame_distance(xs, vs)
+        d[m.mirror_off] = BIG
+        # Movement of the input since the last tick, in each template's feature weighting.
+        if tr.prev_tick_x is None:
+            step = np.zeros(m.n_rows, np.float32)
+        else:
+            vv = np.minimum(vs, tr.prev_tick_v)
+            step = m.steps((xs - tr.prev_tick_x) ** 2, vv).astype(np.float32)
+        tr.prev_tick_x, tr.prev_tick_v = xs, vs
+        tr.tick += 1
+        self._dp(tr, d, step[:, None])
+
+        rows = m.n_rows
+        r_idx = np.arange(rows)
+        end = m.end_col
+        total = tr.cost[r_idx, end]
+        mean = total / np.maximum(tr.length[r_idx, end], 1)
+        # Motion gate: a still pose must not match a movement by sitting in its middle.
+        if o.motion_floor > 0:
+            ratio = np.where(m.motion > 1e-6, tr.moved[r_idx, end] / np.maximum(m.motion, 1e-6), 1.0)
+            gate = np.clip(ratio / o.motion_floor, 0.05, 1.0)
+        else:
+            gate = np.ones(rows)
+        eff = np.where(total < BIG / 2, mean / gate, np.inf)
+        starts = t - (tr.tick - tr.start[r_idx, end]) * self.tick_ms
+        # A neuron takes the better of its own and its mirrored row.
+        n = m.n_templates
+        mirrored_better = eff[n:] < eff[:n]
+        dist = np.where(mirrored_better, eff[n:], eff[:n])
+        st = np.where(mirrored_better, starts[n:], starts[:n])
+        tr.distance = dist.astype(np.float32)
+        act = activation_of(dist, m.thresholds, o.activation_power)
+        tr.activation = act
+        return self._fire(tr, pid, act, st, t)
+
+    def _dp(self, tr: _Track, d: np.ndarray, step: np.ndarray) -> None:
+        """One SPRING step for all rows and template frames at once (no dependency within a tick)."""
+        o = self.options
+        cost, start, length, stall, moved = tr.cost, tr.start, tr.length, tr.stall, tr.moved
+        # Stay on the same template frame (the performer is slower), a bounded number of times.
+        best = np.where(stall < o.max_stall, cost, np.float32(BIG))
+        n_start, n_len = start.copy(), length.copy()
+        n_moved = moved + step
+        n_stall = stall + 1
+        for s in range(1, o.max_skip + 1):
+            # Advance s frames (s = 1 normal speed, s > 1 faster).  Frame 0 may also be
+            # entered fresh on any tick at no cost: a match can start anywhere (SPRING).
+            c = np.empty_like(cost)
+            c[:, :s] = BIG
+            c[:, s:] = cost[:, :-s]
+            if s == 1:
+                c[:, 0] = 0.0
+            better = c < best
+            np.copyto(best, c, where=better)
+            sub = better[:, s:]
+            np.copyto(n_start[:, s:], start[:, :-s], where=sub)
+            np.copyto(n_len[:, s:], length[:, :-s], where=sub)
+            np.copyto(n_moved[:, s:], moved[:, :-s] + step, where=sub)
+            np.copyto(n_stall, 0, where=better)
+            if s == 1:
+                fresh = better[:, 0]
+                n_start[fresh, 0] = tr.tick
+                n_len[fresh, 0] = 0
+                n_moved[fresh, 0] = 0.0
+        best += d
+        np.minimum(best, BIG, out=best)
+        tr.cost, tr.start, tr.length, tr.moved, tr.stall = best, n_start, n_len + 1, n_moved, n_stall
+
+    def _fire(self, tr: _Track, pid: int, act: np.ndarray, start: np.ndarray, t: float) -> list[Firing]:
+        o, m = self.options, self._m
+        tol = 2.0 * self.tick_ms
+        superseded = tr.active & ~m.static & (start > tr.peak_end - tol) & (act >= o.on_level)
+        dropped = tr.active & (act < o.off_level)
+        for i in np.flatnonzero(superseded | dropped):
+            tr.pending.append(
+                Firing(self.names[i], pid, float(tr.peak_start[i]), float(tr.peak_end[i]), float(tr.peak_ms[i]), float(tr.peak[i]))
+            )
+            tr.active[i] = False
+            tr.last_end[i] = tr.peak_end[i]
+        # Turn on: above on_level with a match that does not overlap the last firing.
+        on = ~tr.active & (act >= o.on_level) & (start >= tr.last_end - tol)
+        tr.active |= on
+        tr.peak[on] = -1.0
+        up = tr.active & (act > tr.peak)
+        tr.peak[up] = act[up]
+        tr.peak_ms[up] = t
+        tr.peak_start[up] = start[up]
+        tr.peak_end[up] = t
+        return self._release(tr, t - (o.settle_ms if o.inhibition else 0.0))
+
+    def _release(self, tr: _Track, until_ms: float) -> list[Firing]:
+        """Emit pending firings that ended before ``until_ms`` unless another neuron out-explained them."""
+        ready = [f for f in tr.pending if f.end_ms <= until_ms]
+        if not ready:
+            return []
+        tr.pending = [f for f in tr.pending if f.end_ms > until_ms]
+        out = []
+        for f in ready:
+            if self.options.inhibition and self._inhibited(tr, f, ready):
+                continue
+            tr.reps[self.names.index(f.template)] += 1
+            out.append(f)
+            tr.recent.append(f)
+        horizon = until_ms - 4000.0
+        tr.recent = [f for f in tr.recent if f.end_ms >= horizon]
+        return out
+
+    def _inhibited(self, tr: _Track, f: Firing, ready: list[Firing]) -> bool:
+        """True when another neuron explains an overlapping span with a higher peak."""
+        span = max(f.end_ms - f.start_ms, self.tick_ms)
+        i = self.names.index(f.template)
+        for j in np.flatnonzero(tr.active):
+            if j == i:
+                continue
+            overlap = min(f.end_ms, tr.peak_end[j]) - max(f.start_ms, tr.peak_start[j])
+            if overlap > 0.5 * span and tr.peak[j] > f.score:
+                return True
+        for g in [*tr.recent, *tr.pending, *ready]:
+            if g.template == f.template:
+                continue
+            overlap = min(f.end_ms, g.end_ms) - max(f.start_ms, g.start_ms)
+            if overlap > 0.5 * span and g.score > f.score:
+                return True
+        return False
+
+    def finish(self) -> dict[int, tuple[Firing, ...]]:
+        """Release every pending firing (call at the end of a clip, before :meth:`reset`).
+
+        With inhibition on, a firing is held back ``settle_ms`` so that a neuron that
+        explains the same movement better can still claim it; at the end of a stream
+        nothing more can come, so the held firings are decided now.
+        """
+        out = {}
+        for pid, tr in self._tracks.items():
+            # Active neurons' current peaks become firings too: the stream has ended.
+            for i in np.flatnonzero(tr.active):
+                tr.pending.append(Firing(self.names[i], pid, float(tr.peak_start[i]), float(tr.peak_end[i]),
+                                         float(tr.peak_ms[i]), float(tr.peak[i])))
+                tr.active[i] = False
+            fired = self._release(tr, np.inf)
+            if fired:
+                out[pid] = tuple(fired)
+        return out
+
+    # -- introspection ---------------------------------------------------------------
+    def distances(self, person: int) -> np.ndarray | None:
+        """Latest per-template match distance of ``person`` (None if unknown)."""
+        tr = self._tracks.get(person)
+        return None if tr is None else tr.distance.copy()
+
+
+def best_distances(templates: Sequence, embeddings: Sequence[tuple[float, Embedding]], options: BankOptions | None = None) -> np.ndarray:
+    """Lowest match distance each template reaches anywhere in one embedded stream.
+
+    Args:
+        templates: Templates (thresholds are irrelevant here).
+        embeddings: ``(timestamp_ms, Embedding)`` pairs of one person, in time order.
+        options: Matcher tuning.
+
+    Returns:
+        ``(N,)`` float32 minimum distances (inf when the stream is empty).
+    """
+    bank = NeuronBank(templates, options)
+    best = np.full(len(bank.templates), np.inf, np.float32)
+    for t, emb in embeddings:
+        bank.update_embedding(0, emb, t)
+        best = np.minimum(best, bank._tracks[0].distance)
+    return best
+
+
+def tick_stream(embeddings: Sequence[tuple[float, Embedding]], rate_hz: float = 15.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resample ``(t_ms, Embedding)`` pairs to the tick grid, as the bank does.
+
+    Returns:
+        ``(times_ms (T,), vectors (T, DIM), weights (T, DIM))``.
+    """
+    if not embeddings:
+        return np.zeros(0), np.zeros((0, DIM), np.float32), np.zeros((0, DIM), np.float32)
+    times = np.array([t for t, _ in embeddings], np.float64)
+    vecs = np.stack([e.vector for _, e in embeddings])
+    wts = np.stack([e.weight for _, e in embeddings])
+    step = 1000.0 / rate_hz
+    grid = np.arange(times[0], times[-1] + 1e-6, step)
+    j = np.clip(np.searchsorted(times, grid, side="right"), 1, len(times) - 1) if len(times) > 1 else np.zeros(len(grid), int)
+    if len(times) == 1:
+        return grid, np.repeat(vecs, len(grid), 0), np.repeat(wts, len(grid), 0)
+    t0, t1 = times[j - 1], times[j]
+    u = np.clip((grid - t0) / np.maximum(t1 - t0, 1e-9), 0.0, 1.0)[:, None]
+    x = vecs[j - 1] + u * (vecs[j] - vecs[j - 1])
+    w = np.where(u < 1.0, np.minimum(wts[j - 1], wts[j]), wts[j])
+    return grid, x.astype(np.float32), w.astype(np.float32)
+
+
+__all__ = ["BankOptions", "NeuronBank", "activation_of", "best_distances", "tick_stream"]

@@ -1,0 +1,458 @@
+"""``mirrorcam eval MANIFEST``: measure the neurons on labelled clips of real people.
+
+A clip's prediction is the template that fired most often in it (ties by total score),
+or ``none`` when nothing fired.  Labels that are template names are positives (``a|b``
+lists alternatives); anything else (``stand``, ``walk``, ``other:*``) expects ``none``.
+
+Protocols:
+    builtin  the built-in library as shipped (plus ``--templates`` folders).
+    loso     leave one subject out: for each subject, every action is taught from clips
+             of the *other* subjects only (the teaching code of ``mirrorcam teach``:
+             most representative performance, threshold calibrated against the other
+             actions' clips), then that subject's clips are classified.
+
+Besides accuracy and false fires per minute on the negatives, every clip is also run
+mirrored (flip consistency) and at half and double speed.  Landmarks come from the
+pose cache (``mirrorcam.pipeline.clip_landmarks``): a second run costs only matching.
+
+Example:
+    mirrorcam eval ../shared/clips/MANIFEST.tsv --json out/eval.json --report out/eval
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mirrorcam.containers import Person, PoseFrame
+from mirrorcam.errors import ConfigError, MirrorcamError, SourceError
+from mirrorcam.fileio import atomic_write_bytes, atomic_write_json
+from mirrorcam.matching import BankOptions, NeuronBank
+from mirrorcam.progress import Progress
+from mirrorcam.recording import Recording
+from mirrorcam.skeleton import MIRROR_PERMUTATION
+from mirrorcam.templates import BUILTIN_NAMES, TemplateLibrary
+
+log = logging.getLogger(__name__)
+NONE = "none"
+SPEEDS = (0.5, 2.0)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="measure the neurons on a manifest of labelled clips",
+        description="Classify every clip of MANIFEST (tab- or comma-separated, with path, label and subject "
+        "columns) by the neuron that fired most often; report accuracy, false fires per minute on the "
+        "negatives, per-class precision/recall, a confusion matrix, flip consistency and speed robustness.",
+    )
+    parser.add_argument("manifest", type=Path, help="MANIFEST.tsv or .csv")
+    parser.add_argument("--root", type=Path, help="folder the manifest's paths are relative to (default: its folder)")
+    parser.add_argument("--protocol", choices=("builtin", "loso"), default="builtin", help="library to evaluate (default: builtin)")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write the full report as JSON")
+    parser.add_argument("--report", type=Path, metavar="DIR", help="write report.json and confusion.png here")
+    parser.add_argument("--templates", type=Path, action="append", metavar="DIR", help="extra template folder (builtin protocol)")
+    parser.add_argument("--flip-source", choices=("auto", "video", "landmarks"), default="auto",
+                        help="mirrored clips from the pose cache of the flipped video (video), by mirroring the "
+                        "landmarks (landmarks), or the cache when present else landmarks (auto, default)")
+    parser.add_argument("--no-variants", action="store_true", help="skip the flip and speed runs")
+    parser.add_argument("--no-inhibition", action="store_true", help="turn lateral inhibition between neurons off")
+    parser.set_defaults(run=run)
+
+
+@dataclass(frozen=True)
+class ClipRow:
+    """One manifest row."""
+
+    path: str
+    labels: tuple[str, ...]
+    subject: str
+
+    @property
+    def label(self) -> str:
+        return "|".join(self.labels)
+
+    def expected(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """Acceptable predictions: the template names among the labels, else ``none``."""
+        hits = tuple(lab for lab in self.labels if lab in names)
+        return hits or (NONE,)
+
+
+def read_manifest(path: Path) -> list[ClipRow]:
+    """Rows of a tab- or comma-separated manifest with path, label and subject columns.
+
+    Raises:
+        ConfigError: Missing file, missing columns or no rows.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read manifest {path} ({exc.strerror or exc})") from None
+    first = text.splitlines()[0] if text.strip() else ""
+    delimiter = "\t" if "\t" in first else ","
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    missing = {"path", "label", "subject"} - set(reader.fieldnames or [])
+    if missing:
+        raise ConfigError(f"manifest {path} lacks the column(s) {', '.join(sorted(missing))}")
+    rows = []
+    for row in reader:
+        if not (row.get("path") or "").strip():
+            continue
+        labels = tuple(x.strip() for x in row["label"].split("|") if x.strip())
+        if not labels:
+            raise ConfigError(f"manifest {path}: clip {row['path']} has no label")
+        rows.append(ClipRow(row["path"].strip(), labels, (row.get("subject") or "").strip() or row["path"]))
+    if not rows:
+        raise ConfigError(f"manifest {path} lists no clips")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# Variants of a recording.
+# ---------------------------------------------------------------------------------------
+def mirror_person(p: Person) -> Person:
+    """The person as a horizontally flipped video shows them (left and right relabelled)."""
+    perm = MIRROR_PERMUTATION
+    lm = p.landmarks[perm].copy()
+    lm[:, 0] = 1.0 - lm[:, 0]
+    world = p.world[perm].copy()
+    world[:, 0] = -world[:, 0]
+    return Person(p.id, lm, world, p.visibility[perm].copy(), p.presence[perm].copy())
+
+
+def mirrored_recording(rec: Recording) -> Recording:
+    frames = tuple(replace(f, persons=tuple(mirror_person(p) for p in f.persons)) for f in rec.frames)
+    return replace(rec, frames=frames, meta={**rec.meta, "flip": "landmarks"})
+
+
+def retimed_frames(frames, speed: float) -> list[PoseFrame]:
+    """Frames replayed at ``speed`` (2.0 = twice as fast): timestamps divided by it."""
+    return [replace(f, timestamp_ms=f.timestamp_ms / speed) for f in frames]
+
+
+# ---------------------------------------------------------------------------------------
+# Classification.
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClipResult:
+    prediction: str
+    fires: dict
+    firings: int
+    duration_s: float
+
+
+def classify(bank: NeuronBank, frames, duration_s: float) -> ClipResult:
+    """Run ``frames`` through ``bank``; the most-fired template (ties: total score) or none."""
+    bank.reset()
+    counts: Counter = Counter()
+    scores: Counter = Counter()
+    for frame in frames:
+        for activity in bank.update(frame).values():
+            for f in activity.firings:
+                counts[f.template] += 1
+                scores[f.template] += f.score
+    for firings in bank.finish().values():
+        for f in firings:
+            counts[f.template] += 1
+            scores[f.template] += f.score
+    if not counts:
+        return ClipResult(NONE, {}, 0, duration_s)
+    best = max(counts, key=lambda n: (counts[n], scores[n]))
+    return ClipResult(best, dict(sorted(counts.items())), int(sum(counts.values())), duration_s)
+
+
+def summarise(rows: list[ClipRow], results: dict[str, ClipResult], names: tuple[str, ...]) -> dict:
+    """Accuracy, false fires per minute, per-class precision/recall and the confusion matrix."""
+    classes = list(names) + [NONE]
+    confusion = {a: {b: 0 for b in classes} for a in classes}
+    pos_total = pos_correct = 0
+    neg_fires = 0
+    neg_minutes = 0.0
+    for row in rows:
+        res = results[row.path]
+        expected = row.expected(names)
+        truth = res.prediction if res.prediction in expected else expected[0]
+        pred = res.prediction if res.prediction in classes else NONE
+        confusion[truth][pred] += 1
+        if expected != (NONE,):
+            pos_total += 1
+            pos_correct += res.prediction in expected
+        else:
+            neg_fires += res.firings
+            neg_minutes += res.duration_s / 60.0
+    per_class = {}
+    for c in classes:
+        tp = confusion[c][c]
+        predicted = sum(confusion[a][c] for a in classes)
+        actual = sum(confusion[c].values())
+        per_class[c] = {
+            "precision": round(tp / predicted, 4) if predicted else None,
+            "recall": round(tp / actual, 4) if actual else None,
+            "support": actual,
+        }
+    return {
+        "accuracy": round(pos_correct / pos_total, 4) if pos_total else None,
+        "action_clips": pos_total,
+        "correct": pos_correct,
+        "false_fires_per_minute": round(neg_fires / neg_minutes, 4) if neg_minutes else None,
+        "negative_clips": sum(1 for r in rows if r.expected(names) == (NONE,)),
+        "negative_minutes": round(neg_minutes, 3),
+        "negative_fires": neg_fires,
+        "per_class": per_class,
+        "confusion": {"labels": classes, "matrix": [[confusion[a][b] for b in classes] for a in classes]},
+    }
+
+
+def draw_confusion(confusion: dict, title: str) -> np.ndarray:
+    """The confusion matrix as a BGR image (rows: truth, columns: prediction)."""
+    labels, matrix = confusion["labels"], np.asarray(confusion["matrix"])
+    n = len(labels)
+    cell, left, top = 34, 150, 70
+    img = np.full((top + n * cell + 20, left + n * cell + 20, 3), 255, np.uint8)
+    cv2.putText(img, title, (10, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "rows: truth, columns: prediction (numbered as the rows)", (10, 44), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (60, 60, 60), 1, cv2.LINE_AA)
+    row_sums = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    for i in range(n):
+        cv2.putText(img, f"{i:2d} {labels[i][:16]}", (6, top + i * cell + 22), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, f"{i}", (left + i * cell + 10, top - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        for j in range(n):
+            frac = matrix[i, j] / row_sums[i, 0]
+            x0, y0 = left + j * cell, top + i * cell
+            good = i == j
+            shade = int(255 - 180 * frac)
+            color = (shade, 255, shade) if good else (shade, shade, 255)
+            cv2.rectangle(img, (x0, y0), (x0 + cell - 1, y0 + cell - 1), color if matrix[i, j] else (250, 250, 250), -1)
+            cv2.rectangle(img, (x0, y0), (x0 + cell - 1, y0 + cell - 1), (200, 200, 200), 1)
+            if matrix[i, j]:
+                cv2.putText(img, str(int(matrix[i, j])), (x0 + 8, y0 + 22), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return img
+
+
+# ---------------------------------------------------------------------------------------
+# Loading.
+# ---------------------------------------------------------------------------------------
+def load_clips(rows: list[ClipRow], root: Path, flip_source: str, with_flip: bool) -> tuple[dict, dict, str]:
+    """Cached recordings (and mirrored ones) of every row."""
+    from mirrorcam.pipeline import cache_key, clip_landmarks, default_cache_dir
+    from mirrorcam.pose import PoseEstimatorOptions
+
+    recs, flips = {}, {}
+    used = set()
+    options = PoseEstimatorOptions()
+    with Progress(len(rows), "landmarks") as bar:
+        for row in rows:
+            path = root / row.path
+            if not path.exists():
+                raise SourceError(f"clip {row.path} of the manifest is missing under {root}")
+            recs[row.path] = clip_landmarks(path, options, progress=False)
+            if with_flip:
+                cached = path.is_file() and (default_cache_dir() / f"{cache_key(path, options, True)}.npz").exists()
+                if flip_source == "video" or (flip_source == "auto" and cached):
+                    flips[row.path] = clip_landmarks(path, options, flip=True, progress=False)
+                    used.add("video")
+                else:
+                    flips[row.path] = mirrored_recording(recs[row.path])
+                    used.add("landmarks")
+            bar.update()
+    return recs, flips, "+".join(sorted(used)) or "none"
+
+
+def run_variants(bank_for, rows, recs, flips, variants: bool) -> dict:
+    """Results per variant: ``{"normal": {path: ClipResult}, "flip": ..., "0.5": ..., "2.0": ...}``."""
+    out = {"normal": {}}
+    if variants:
+        out.update({"flip": {}, "0.5": {}, "2.0": {}})
+    with Progress(len(rows) * len(out), "matching") as bar:
+        for row in rows:
+            bank = bank_for(row)
+            rec = recs[row.path]
+            dur = rec.duration_s
+            out["normal"][row.path] = classify(bank, rec.frames, dur)
+            bar.update()
+            if variants:
+                out["flip"][row.path] = classify(bank, flips[row.path].frames, dur)
+                bar.update()
+                for s in SPEEDS:
+                    out[str(s)][row.path] = classify(bank, retimed_frames(rec.frames, s), dur / s)
+                    bar.update()
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Leave one subject out.
+# ---------------------------------------------------------------------------------------
+LOSO_WINDOWS_S = (1.2, 2.0)
+LOSO_STRIDE_S = 0.6
+LOSO_PER_CLIP = 10
+
+
+def candidate_windows(stream, rate_hz: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Windows of a training clip that could be its action's template: ``(frames, weights, start_s)``.
+
+    Fixed lengths at a fixed stride, keeping the ones that move most (intros, cuts and
+    pauses move little) and show the body well.
+    """
+    from mirrorcam.matching import tick_stream
+
+    times, x, w = tick_stream(stream, rate_hz)
+    out = []
+    for length in LOSO_WINDOWS_S:
+        k = int(round(length * rate_hz))
+        stride = max(int(round(LOSO_STRIDE_S * rate_hz)), 1)
+        scored = []
+        for i in range(0, len(x) - k + 1, stride):
+            f, wt = x[i : i + k], w[i : i + k]
+            if float(wt.mean()) < 0.3:
+                continue
+            motion = float(np.abs(np.diff(f, axis=0)).sum())
+            scored.append((motion, f, wt, (times[i] - times[0]) / 1000.0))
+        scored.sort(key=lambda s: -s[0])
+        out += [(f, wt, t0) for _, f, wt, t0 in scored[:LOSO_PER_CLIP]]
+    return out
+
+
+def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[dict, dict]:
+    """One bank per subject, taught from the other subjects' clips only.
+
+    Every window of every training clip is a candidate template; one matrix of
+    distances (candidate x clip) is computed once, and each fold picks, per action, the
+    candidate closest to the fold's other performances of that action relative to the
+    fold's impostor clips, and calibrates its threshold between the two
+    (:func:`mirrorcam.templates.choose_threshold`).  An action no other subject shows
+    falls back to the built-in template (reported in ``loso_fallbacks``).
+    """
+    from mirrorcam.matching import best_distances
+    from mirrorcam.templates import RATE_HZ, Template, auto_groups, builtin_library, choose_threshold, embed_recording
+
+    builtin = {t.name: t for t in builtin_library().templates}
+    streams = {r.path: embed_recording(recs[r.path]) for r in rows}
+    single = {r.path: r.labels[0] for r in rows if len(r.labels) == 1 and r.labels[0] in BUILTIN_NAMES}
+    cands: list[Template] = []
+    owner: list[str] = []
+    for r in rows:
+        if r.path not in single:
+            continue
+        for f, w, t0 in candidate_windows(streams[r.path], RATE_HZ):
+            cands.append(Template(single[r.path], single[r.path], "dynamic", False, f, 1.0, weights=w,
+                                  groups=auto_groups(f, w), source=f"{r.path}@{t0:.1f}"))
+            owner.append(r.path)
+    paths = [r.path for r in rows]
+    dist = np.full((len(cands), len(paths)), np.inf, np.float32)
+    with Progress(len(paths), "loso distances") as bar:
+        for j, p in enumerate(paths):
+            if len(streams[p]) >= 2 and cands:
+                dist[:, j] = best_distances(cands, streams[p], options)
+            bar.update()
+    col = {p: j for j, p in enumerate(paths)}
+    banks, fallbacks = {}, {}
+    for subject in sorted({r.subject for r in rows}):
+        pool = [r for r in rows if r.subject != subject]
+        library = []
+        for name in BUILTIN_NAMES:
+            pos_paths = [r.path for r in pool if r.path in single and single[r.path] == name]
+            neg_cols = [col[r.path] for r in pool if name not in r.labels]
+            ids = [i for i, o in enumerate(owner) if o in pos_paths]
+            if not ids:
+                library.append(builtin[name])
+                fallbacks.setdefault(subject, []).append(name)
+                continue
+            best, best_score, best_pos = None, np.inf, np.array([])
+            for i in ids:
+                pos = dist[i, [col[p] for p in pos_paths if p != owner[i]]]
+                neg = dist[i, neg_cols]
+                neg = neg[np.isfinite(neg)]
+                n10 = float(np.quantile(neg, 0.1)) if len(neg) else 1.0
+                p50 = float(np.median(pos[np.isfinite(pos)])) if np.isfinite(pos).any() else 0.5 * n10
+                score = p50 / max(n10, 1e-6)
+                if score < best_score:
+                    best, best_score, best_pos = i, score, pos
+            neg = dist[best, neg_cols]
+            thr, facts = choose_threshold(best_pos, neg)
+            library.append(replace(cands[best], threshold=thr, calibration=facts))
+        banks[subject] = NeuronBank(library, options)
+    fallback_names = sorted({n for v in fallbacks.values() for n in v})
+    return banks, {"loso_candidates": len(cands), "loso_fallbacks": {k: v for k, v in sorted(fallbacks.items())},
+                   "loso_fallback_actions": fallback_names}
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = read_manifest(args.manifest)
+    root = args.root or args.manifest.parent
+    started = time.perf_counter()
+    recs, flips, flip_used = load_clips(rows, root, args.flip_source, not args.no_variants)
+    options = BankOptions(inhibition=not args.no_inhibition)
+    names = BUILTIN_NAMES
+    extra: dict = {}
+    if args.protocol == "builtin":
+        library = TemplateLibrary.load(extra_dirs=args.templates or [])
+        if not library.templates:
+            raise MirrorcamError("no templates to evaluate (models/templates is empty)")
+        names = tuple(dict.fromkeys(BUILTIN_NAMES + library.names))
+        bank = NeuronBank(library.templates, options)
+        results = run_variants(lambda row: bank, rows, recs, flips, not args.no_variants)
+    else:
+        banks, extra = loso_banks(rows, recs, options)
+        results = run_variants(lambda row: banks[row.subject], rows, recs, flips, not args.no_variants)
+    report = summarise(rows, results["normal"], names)
+    report["protocol"] = args.protocol
+    if not args.no_variants:
+        same = sum(results["flip"][r.path].prediction == results["normal"][r.path].prediction for r in rows)
+        report["flip_consistency"] = round(same / len(rows), 4)
+        report["flip_source"] = flip_used
+        report["speed_accuracy"] = {str(s): summarise(rows, results[str(s)], names)["accuracy"] for s in SPEEDS}
+        report["speed_false_fires_per_minute"] = {str(s): summarise(rows, results[str(s)], names)["false_fires_per_minute"] for s in SPEEDS}
+    else:
+        report["flip_consistency"] = None
+        report["speed_accuracy"] = {str(s): None for s in SPEEDS}
+    report["clips"] = [
+        {
+            "path": r.path, "label": r.label, "subject": r.subject,
+            "prediction": results["normal"][r.path].prediction,
+            "correct": results["normal"][r.path].prediction in r.expected(names),
+            "fires": results["normal"][r.path].fires,
+            **({"flip_prediction": results["flip"][r.path].prediction,
+                "speed_predictions": {str(s): results[str(s)][r.path].prediction for s in SPEEDS}} if not args.no_variants else {}),
+        }
+        for r in rows
+    ]
+    report.update(extra)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    print_report(report)
+    if args.json:
+        atomic_write_json(args.json, report)
+    if args.report:
+        atomic_write_json(args.report / "report.json", report)
+        ok, png = cv2.imencode(".png", draw_confusion(report["confusion"], f"mirrorcam eval ({args.protocol})"))
+        if ok:
+            atomic_write_bytes(args.report / "confusion.png", png.tobytes())
+    return 0
+
+
+def print_report(report: dict) -> None:
+    acc = report["accuracy"]
+    print(f"protocol {report['protocol']}: accuracy {_pct(acc)} on {report['action_clips']} action clips, "
+          f"{report['false_fires_per_minute']} false fires/min on {report['negative_clips']} negative clips "
+          f"({report['negative_minutes']} min)")
+    if report.get("flip_consistency") is not None:
+        sp = report["speed_accuracy"]
+        print(f"flip consistency {_pct(report['flip_consistency'])} ({report.get('flip_source')}), "
+              f"speed 0.5x {_pct(sp['0.5'])}, 2.0x {_pct(sp['2.0'])}")
+    print(f"{'class':18s} {'precision':>9s} {'recall':>7s} {'n':>3s}")
+    for name, pc in report["per_class"].items():
+        if pc["support"] or pc["precision"] is not None:
+            print(f"{name:18s} {_pct(pc['precision']):>9s} {_pct(pc['recall']):>7s} {pc['support']:3d}")
+    for clip in report["clips"]:
+        if not clip["correct"]:
+            print(f"  miss: {clip['path']} [{clip['label']}] -> {clip['prediction']} {clip['fires']}")
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"

@@ -1,0 +1,109 @@
+"""``mirrorcam teach NAME --from CLIP[@START-END]``: learn a new action template.
+
+One to five example performances (clips, recordings, or segments of them in seconds)
+become one template: the most representative example (closest by DTW to the others),
+with a threshold calibrated between its distance to the other examples and to
+impostors (synthetic performers of every other built-in action and of everyday
+movements such as standing, walking and touching the face).  Which body parts matter is
+learnt from what moves in the examples.  The file is written atomically to the user
+template folder (or ``--out``); an existing name is kept unless ``--force``.
+
+Example:
+    mirrorcam teach salute --from clips/salute.mp4@1.5-3.2 --from clips/salute2.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from pathlib import Path
+
+from mirrorcam.errors import MirrorcamError, TemplateError
+from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
+from mirrorcam.templates import (
+    KINDS,
+    embed_recording,
+    parse_clip_spec,
+    save_template,
+    teach_template,
+    user_template_dir,
+)
+
+log = logging.getLogger(__name__)
+IMPOSTORS_PER_ACTION = 2
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "teach",
+        help="learn an action template from example clips",
+        description="Learn template NAME from one to five example performances given as CLIP, CLIP@START-END "
+        "(seconds) or a landmark recording; calibrate its threshold and save it as JSON.",
+    )
+    parser.add_argument("name", help="template name: lowercase letters, digits and _")
+    parser.add_argument("--from", dest="sources", action="append", required=True, metavar="CLIP[@START-END]",
+                        help="an example performance (repeat for up to five)")
+    parser.add_argument("--display-name", help="name shown on screen (default: NAME)")
+    parser.add_argument("--kind", choices=KINDS, default="dynamic", help="a movement (dynamic, default) or a held pose (static)")
+    parser.add_argument("--side-specific", action="store_true", help="only this side counts (default: either side matches)")
+    parser.add_argument("--out", type=Path, help=f"folder to save into (default: {user_template_dir()})")
+    parser.add_argument("--force", action="store_true", help="replace an existing template of that name")
+    add_pose_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def impostor_streams(exclude: str) -> list:
+    """Embedded synthetic performances of every action except ``exclude``."""
+    from mirrorcam.performer import ACTIONS
+    from mirrorcam.templates import synthetic_variations
+
+    streams = []
+    for k, action in enumerate(ACTIONS):
+        if action == exclude:
+            continue
+        for rec in synthetic_variations(action, IMPOSTORS_PER_ACTION, 1000 + 31 * k):
+            streams.append(embed_recording(rec))
+    return streams
+
+
+def run(args: argparse.Namespace) -> int:
+    from mirrorcam.pipeline import clip_landmarks
+
+    if not re.fullmatch(r"[a-z0-9_]+", args.name):
+        raise MirrorcamError(f"template name {args.name!r} must use lowercase letters, digits and _ only")
+    if not 1 <= len(args.sources) <= 5:
+        raise MirrorcamError(f"teach takes one to five --from examples, got {len(args.sources)}")
+    out_dir = args.out or user_template_dir()
+    target = out_dir / f"{args.name}.json"
+    if target.exists() and not args.force:
+        raise TemplateError(f"{target} already exists; use --force to replace it")
+    options = pose_options_from_args(args)
+    examples = []
+    for spec in args.sources:
+        path, start, end = parse_clip_spec(spec)
+        clip = Path(path)
+        if not clip.exists():
+            raise MirrorcamError(f"no such clip: {clip}")
+        recording = clip_landmarks(clip, options)
+        stream = embed_recording(recording, start_s=start, end_s=end)
+        if len(stream) < 2:
+            where = f" between {start:g} and {end:g} s" if start is not None else ""
+            raise MirrorcamError(f"no person found in {clip}{where}")
+        examples.append(stream)
+    template = teach_template(
+        args.name,
+        examples,
+        impostor_streams(args.name),
+        display_name=args.display_name,
+        kind=args.kind,
+        side_specific=args.side_specific,
+        source="taught from " + ", ".join(args.sources),
+    )
+    save_template(target, template, force=args.force)
+    c = template.calibration
+    print(
+        f"{target}: {len(template.frames)} frames ({template.duration_s:.1f} s), threshold {template.threshold:.4f} "
+        f"(examples p90 {c.get('positive_p90')}, impostors p05 {c.get('impostor_p05')})"
+    )
+    return 0

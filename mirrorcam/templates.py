@@ -1,0 +1,701 @@
+"""Action templates ("neurons"): the data, the library, the built-ins and teaching.
+
+A template is a small JSON file (``models/templates/<name>.json`` for the built-ins, a
+user folder for taught ones)::
+
+    {
+      "format": "mirrorcam.template", "version": 1,
+      "name": "wave_one_hand", "display_name": "Wave (one hand)",
+      "kind": "dynamic",            # or "static" (a held pose)
+      "side_specific": false,       # false: the mirrored body matches as well
+      "threshold": 0.21,            # calibrated match distance (activation 0.5)
+      "rate_hz": 15, "embedding_version": 1,
+      "importance": {"torso": 0.5, "arms": 1.0, "legs": 0.2, "lift": 0.0},
+      "frames": [[...], ...],       # (K, D) embeddings, one per tick
+      "weights": [[...], ...],      # (K, D) trust of each feature (optional)
+      "preview": [[[x, y, z], ...], ...],  # (K', 33, 3) world-like landmarks to draw
+      "description": "...", "source": "...", "calibration": {...}
+    }
+
+The built-ins are authored as joint-angle keyframes (:mod:`mirrorcam.performer`),
+rendered by forward kinematics and embedded exactly as a camera's landmarks are; their
+thresholds are calibrated against synthetic performers of every other action and of
+everyday impostor movements (standing, walking, touching the face, ...).  Rebuild them
+with ``python -m mirrorcam.templates``.
+
+Example:
+    >>> lib = builtin_library()
+    >>> "squat" in lib.names
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from mirrorcam.embedding import DIM, EMBEDDING_VERSION, GROUPS, BASE_WEIGHT, Embedder, Embedding, group_mask
+from mirrorcam.errors import TemplateError
+from mirrorcam.fileio import atomic_write_json
+from mirrorcam.recording import Recording
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "mirrorcam.template"
+FORMAT_VERSION = 1
+KINDS = ("dynamic", "static")
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "models" / "templates"
+RATE_HZ = 15.0
+BUILTIN_NAMES: tuple[str, ...] = (
+    "wave_one_hand", "wave_both_hands", "clap", "arms_up", "arm_circles", "punch",
+    "jumping_jack", "squat", "lunge", "bend", "jump_in_place", "high_knees",
+)
+
+
+def user_template_dir() -> Path:
+    """``$MIRRORCAM_TEMPLATES`` or ``~/.local/share/mirrorcam/templates`` (taught templates)."""
+    env = os.environ.get("MIRRORCAM_TEMPLATES")
+    return Path(env) if env else Path.home() / ".local" / "share" / "mirrorcam" / "templates"
+
+
+def importance_vector(groups: dict[str, float]) -> np.ndarray:
+    """``(DIM,)`` per-feature weight from group weights (missing groups weigh 1)."""
+    vec = BASE_WEIGHT.copy()
+    for group, weight in groups.items():
+        vec[group_mask(group)] *= float(weight)
+    return vec.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Template:
+    """One action template (one neuron).
+
+    Attributes:
+        name: Identifier (``[a-z0-9_]``), e.g. ``"wave_one_hand"``.
+        display_name: Human-readable name for the screen.
+        kind: ``"dynamic"`` (a movement) or ``"static"`` (a held pose).
+        side_specific: False when the mirrored body must match as well.
+        frames: ``(K, DIM)`` float32 embeddings at ``rate_hz``.
+        threshold: Match distance at which the activation is 0.5.
+        version: Template file format version.
+        preview: ``(K', 33, 3)`` float32 landmarks (MediaPipe world axes) of one cycle.
+        weights: ``(K, DIM)`` trust of each feature per frame (default all ones).
+        groups: Importance of the feature groups (see ``embedding.GROUPS``).
+        rate_hz: Tick rate of ``frames``.
+        description: One sentence on the movement.
+        source: Where it came from ("built-in keyframes", "taught from clip.mp4@2-4").
+        calibration: Facts from the threshold's calibration (JSON-safe).
+    """
+
+    name: str
+    display_name: str
+    kind: str
+    side_specific: bool
+    frames: np.ndarray
+    threshold: float
+    version: int = FORMAT_VERSION
+    preview: np.ndarray = field(default_factory=lambda: np.zeros((0, 33, 3), np.float32))
+    weights: np.ndarray | None = None
+    groups: dict = field(default_factory=dict)
+    rate_hz: float = RATE_HZ
+    description: str = ""
+    source: str = ""
+    calibration: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.name or not all(c.isalnum() or c == "_" for c in self.name) or self.name != self.name.lower():
+            raise ValueError(f"template name must be lowercase letters, digits and '_', got {self.name!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"template kind must be one of {KINDS}, got {self.kind!r}")
+        frames = np.asarray(self.frames, np.float32)
+        if frames.ndim != 2 or frames.shape[1] != DIM or not 1 <= len(frames) <= 600:
+            raise ValueError(f"template frames must have shape (K, {DIM}) with 1 <= K <= 600, got {frames.shape}")
+        if not np.all(np.isfinite(frames)):
+            raise ValueError("template frames must be finite")
+        object.__setattr__(self, "frames", frames)
+        weights = np.ones_like(frames) if self.weights is None else np.asarray(self.weights, np.float32)
+        if weights.shape != frames.shape or not np.all(np.isfinite(weights)) or weights.min() < 0:
+            raise ValueError(f"template weights must be finite, >= 0 and shaped like frames {frames.shape}")
+        object.__setattr__(self, "weights", weights)
+        preview = np.asarray(self.preview, np.float32)
+        if preview.ndim != 3 or preview.shape[1:] != (33, 3):
+            raise ValueError(f"template preview must have shape (K, 33, 3), got {preview.shape}")
+        object.__setattr__(self, "preview", preview)
+        if not (isinstance(self.threshold, (int, float)) and math.isfinite(self.threshold) and self.threshold > 0):
+            raise ValueError(f"template threshold must be a positive number, got {self.threshold!r}")
+        for group, weight in self.groups.items():
+            if group not in GROUPS or not isinstance(weight, (int, float)) or weight < 0:
+                raise ValueError(f"template importance {group!r}: {weight!r} is not a known group with a weight >= 0")
+        if not 1.0 <= self.rate_hz <= 120.0:
+            raise ValueError(f"template rate_hz must be between 1 and 120, got {self.rate_hz}")
+
+    @property
+    def importance(self) -> np.ndarray:
+        """``(DIM,)`` per-feature weights from ``groups``."""
+        return importance_vector(self.groups)
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.frames) / self.rate_hz
+
+    def to_json(self) -> dict:
+        """The JSON object stored in the template file."""
+        return {
+            "format": FORMAT_NAME,
+            "version": self.version,
+            "name": self.name,
+            "display_name": self.display_name,
+            "kind": self.kind,
+            "side_specific": self.side_specific,
+            "threshold": round(float(self.threshold), 5),
+            "rate_hz": self.rate_hz,
+            "embedding_version": EMBEDDING_VERSION,
+            "importance": {k: float(v) for k, v in self.groups.items()},
+            "description": self.description,
+            "source": self.source,
+            "calibration": self.calibration,
+            "frames": np.round(self.frames, 4).tolist(),
+            "weights": np.round(self.weights, 3).tolist(),
+            "preview": np.round(self.preview, 3).tolist(),
+        }
+
+    @staticmethod
+    def from_json(obj: object, origin: str = "template") -> Template:
+        """Parse a template object; raises :class:`TemplateError` naming ``origin`` and the reason."""
+        if not isinstance(obj, dict):
+            raise TemplateError(f"{origin}: expected a JSON object")
+        if obj.get("format") != FORMAT_NAME:
+            raise TemplateError(f"{origin}: not a mirrorcam template (format is {obj.get('format')!r})")
+        if obj.get("version") != FORMAT_VERSION:
+            raise TemplateError(f"{origin}: template version {obj.get('version')!r}, this mirrorcam reads {FORMAT_VERSION}")
+        if obj.get("embedding_version", EMBEDDING_VERSION) != EMBEDDING_VERSION:
+            raise TemplateError(f"{origin}: made for embedding version {obj.get('embedding_version')}; re-teach it")
+        missing = [k for k in ("name", "kind", "side_specific", "threshold", "frames") if k not in obj]
+        if missing:
+            raise TemplateError(f"{origin}: missing {', '.join(missing)}")
+        try:
+            return Template(
+                name=str(obj["name"]),
+                display_name=str(obj.get("display_name") or obj["name"]),
+                kind=str(obj["kind"]),
+                side_specific=_bool(obj["side_specific"]),
+                frames=np.asarray(obj["frames"], np.float32),
+                threshold=float(obj["threshold"]),
+                preview=np.asarray(obj["preview"], np.float32) if obj.get("preview") else np.zeros((0, 33, 3), np.float32),
+                weights=np.asarray(obj["weights"], np.float32) if obj.get("weights") is not None else None,
+                groups=dict(obj.get("importance") or {}),
+                rate_hz=float(obj.get("rate_hz", RATE_HZ)),
+                description=str(obj.get("description", "")),
+                source=str(obj.get("source", "")),
+                calibration=obj.get("calibration") if isinstance(obj.get("calibration"), dict) else {},
+            )
+        except (ValueError, TypeError) as exc:
+            raise TemplateError(f"{origin}: {exc}") from None
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"side_specific must be true or false, got {value!r}")
+    return value
+
+
+def load_template(path: str | Path) -> Template:
+    """Read one template file.
+
+    Raises:
+        TemplateError: Missing, not JSON, or not a valid template (the message names the file).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TemplateError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"{path}: not valid JSON ({exc})") from None
+    template = Template.from_json(obj, str(path))
+    if template.rate_hz != RATE_HZ:
+        raise TemplateError(f"{path}: stored at {template.rate_hz} Hz, the matcher runs at {RATE_HZ} Hz")
+    return template
+
+
+def save_template(path: str | Path, template: Template, force: bool = False) -> Path:
+    """Write ``template`` atomically; refuses to overwrite unless ``force``.
+
+    Raises:
+        TemplateError: The file exists and ``force`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise TemplateError(f"{path} already exists; use --force to replace it")
+    atomic_write_json(path, template.to_json())
+    return path
+
+
+@dataclass(frozen=True)
+class TemplateLibrary:
+    """Templates loaded from folders, with the files that could not be read.
+
+    Attributes:
+        templates: Loaded templates, later folders replacing same-named earlier ones.
+        errors: ``(path, reason)`` for every file that failed to load.
+    """
+
+    templates: tuple[Template, ...]
+    errors: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.templates)
+
+    def get(self, name: str) -> Template:
+        for t in self.templates:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def __len__(self) -> int:
+        return len(self.templates)
+
+    @staticmethod
+    def load(
+        dirs: Iterable[str | Path] | None = None,
+        extra_dirs: Iterable[str | Path] = (),
+        include_user: bool = False,
+    ) -> TemplateLibrary:
+        """Load every ``*.json`` of ``dirs`` (default: the built-ins) and ``extra_dirs``.
+
+        A malformed file is logged with its name and the reason and skipped; the rest
+        load.  A missing extra folder is an error (the user named it).
+
+        Raises:
+            TemplateError: An extra folder does not exist.
+        """
+        folders = [Path(d) for d in (dirs if dirs is not None else [BUILTIN_DIR])]
+        if include_user and user_template_dir().is_dir():
+            folders.append(user_template_dir())
+        for d in extra_dirs:
+            d = Path(d)
+            if not d.is_dir():
+                raise TemplateError(f"template folder {d} does not exist")
+            folders.append(d)
+        by_name: dict[str, Template] = {}
+        errors = []
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.glob("*.json")):
+                try:
+                    template = load_template(path)
+                except TemplateError as exc:
+                    log.warning("skipping template %s", exc)
+                    errors.append((str(path), str(exc)))
+                    continue
+                by_name[template.name] = template
+        # Built-ins first in their public order, then the rest alphabetically.
+        order = {n: i for i, n in enumerate(BUILTIN_NAMES)}
+        templates = sorted(by_name.values(), key=lambda t: (order.get(t.name, len(order)), t.name))
+        return TemplateLibrary(tuple(templates), tuple(errors))
+
+
+def builtin_library() -> TemplateLibrary:
+    """The built-in library as shipped in ``models/templates``."""
+    return TemplateLibrary.load([BUILTIN_DIR])
+
+
+# ---------------------------------------------------------------------------------------
+# Embedding streams.
+# ---------------------------------------------------------------------------------------
+def main_person_id(recording: Recording) -> int | None:
+    """The id of the person present in most frames (ties: the larger body)."""
+    counts: dict[int, list[float]] = {}
+    for frame in recording.frames:
+        for p in frame.persons:
+            x0, y0, x1, y1 = p.bbox
+            counts.setdefault(p.id, []).append((x1 - x0) * (y1 - y0))
+    if not counts:
+        return None
+    return max(counts, key=lambda pid: (len(counts[pid]), float(np.mean(counts[pid]))))
+
+
+def embed_recording(
+    recording: Recording, person: int | None = None, start_s: float | None = None, end_s: float | None = None,
+    speed: float = 1.0,
+) -> list[tuple[float, Embedding]]:
+    """``(t_ms, Embedding)`` of one person through a recording (or a segment of it).
+
+    Args:
+        recording: Landmark recording.
+        person: Person id (default: :func:`main_person_id`).
+        start_s: Segment start in seconds (of the original timeline).
+        end_s: Segment end in seconds.
+        speed: Replay speed: timestamps are divided by it (2.0 = twice as fast).
+    """
+    pid = main_person_id(recording) if person is None else person
+    if pid is None:
+        return []
+    embedder = Embedder()
+    out = []
+    for frame in recording.frames:
+        t = frame.timestamp_ms
+        if start_s is not None and t < start_s * 1000.0:
+            continue
+        if end_s is not None and t > end_s * 1000.0:
+            break
+        p = frame.person(pid)
+        if p is None:
+            continue
+        out.append((t / speed, embedder.update(p, t / speed, frame.image_size)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Built-in authoring and calibration.
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BuiltinSpec:
+    display_name: str
+    kind: str
+    groups: dict
+    description: str
+
+
+_ARMS = {"torso": 0.5, "arms": 1.0, "legs": 0.2, "lift": 0.0}
+BUILTIN_SPECS: dict[str, BuiltinSpec] = {
+    "wave_one_hand": BuiltinSpec("Wave (one hand)", "dynamic", _ARMS, "One hand raised, the forearm swinging side to side."),
+    "wave_both_hands": BuiltinSpec("Wave (both hands)", "dynamic", _ARMS, "Both hands raised, forearms swinging side to side."),
+    "clap": BuiltinSpec("Clap", "dynamic", _ARMS, "Hands meeting in front of the chest, twice."),
+    "arms_up": BuiltinSpec("Arms up", "dynamic", {"torso": 0.5, "arms": 1.0, "legs": 1.0, "lift": 0.5}, "Both arms raised straight above the head, standing still, and lowered."),
+    "arm_circles": BuiltinSpec("Arm circles", "dynamic", _ARMS, "Arms out to the sides, circling."),
+    "punch": BuiltinSpec("Punch", "dynamic", _ARMS, "From a guard, one fist thrown straight ahead and pulled back."),
+    "jumping_jack": BuiltinSpec("Jumping jack", "dynamic", {"torso": 0.5, "arms": 1.0, "legs": 1.0, "lift": 0.5}, "Jump feet apart with arms overhead, and back."),
+    "squat": BuiltinSpec("Squat", "dynamic", {"torso": 1.0, "arms": 0.3, "legs": 1.0, "lift": 1.0}, "Hips down and back, knees bent, and up again."),
+    "lunge": BuiltinSpec("Lunge", "dynamic", {"torso": 1.0, "arms": 0.2, "legs": 1.0, "lift": 0.5}, "One leg forward, the back knee lowered, and back."),
+    "bend": BuiltinSpec("Bend", "dynamic", {"torso": 1.5, "arms": 0.3, "legs": 0.5, "lift": 0.5}, "Bend forward at the hips, hands toward the floor, and up."),
+    "jump_in_place": BuiltinSpec("Jump in place", "dynamic", {"torso": 0.5, "arms": 0.3, "legs": 1.0, "lift": 1.5}, "Crouch, jump straight up, land."),
+    "high_knees": BuiltinSpec("High knees", "dynamic", {"torso": 0.5, "arms": 0.3, "legs": 1.0, "lift": 0.5}, "Running in place, knees to hip height."),
+}
+STATIC_TICKS = 4  # a static pose must be held ~0.25 s
+
+
+def template_frames_from_stream(
+    stream: Sequence[tuple[float, Embedding]], start_ms: float, end_ms: float, rate_hz: float = RATE_HZ
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tick-resampled ``(frames, weights)`` of a stream between two times."""
+    from mirrorcam.matching import tick_stream
+
+    times, x, w = tick_stream(stream, rate_hz)
+    keep = (times >= start_ms - 1e-6) & (times <= end_ms + 1e-6)
+    return x[keep], w[keep]
+
+
+def author_builtin(name: str, threshold: float = 1.0) -> Template:
+    """Render the built-in ``name`` from its keyframes into an (uncalibrated) template."""
+    from mirrorcam.performer import ACTIONS, PerformerOptions, perform, preview_landmarks
+
+    spec = BUILTIN_SPECS[name]
+    motion = ACTIONS[name]
+    lead = 1.5
+    if spec.kind == "static":
+        rec = perform(motion, PerformerOptions(repeats=2, lead_in_s=lead))
+        stream = embed_recording(rec)
+        # The middle of the hold (the performer eases in and out around it).
+        held = (lead + 0.4) * 1000.0
+        frames, weights = template_frames_from_stream(stream, held, held + (2 * motion.duration - 0.6) * 1000.0)
+        frames = np.repeat(frames.mean(axis=0, keepdims=True), STATIC_TICKS, 0)
+        weights = np.repeat(weights.min(axis=0, keepdims=True), STATIC_TICKS, 0)
+    else:
+        rec = perform(motion, PerformerOptions(repeats=3, lead_in_s=lead))
+        stream = embed_recording(rec)
+        start = (lead + motion.duration) * 1000.0
+        frames, weights = template_frames_from_stream(stream, start, start + motion.duration * 1000.0)
+    return Template(
+        name=name,
+        display_name=spec.display_name,
+        kind=spec.kind,
+        side_specific=False,
+        frames=frames,
+        threshold=threshold,
+        preview=preview_landmarks(motion),
+        weights=weights,
+        groups=dict(spec.groups),
+        description=spec.description,
+        source="built-in: authored joint-angle keyframes (mirrorcam.performer), forward kinematics",
+    )
+
+
+def synthetic_variations(action: str, count: int, seed: int, side_free: bool = True) -> list[Recording]:
+    """Performances of ``action`` by varied synthetic performers (for calibration and tests)."""
+    from mirrorcam.performer import BodyShape, PerformerOptions, perform
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        opts = PerformerOptions(
+            fps=float(rng.choice([10.0, 25.0, 30.0])),
+            speed=float(rng.uniform(0.7, 1.5)),
+            repeats=2,
+            lead_in_s=0.8,
+            yaw_deg=float(rng.uniform(-40, 40)),
+            mirror=bool(side_free and i % 2 == 1),
+            translation=(float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 1.0))),
+            scale=float(rng.uniform(0.8, 1.15)),
+            shape=BodyShape.random(rng),
+            noise_m=float(rng.uniform(0.01, 0.03)),
+            seed=int(rng.integers(1 << 30)),
+            style_deg=float(rng.uniform(5.0, 15.0)),
+            amplitude=float(rng.uniform(0.75, 1.15)),
+        )
+        out.append(perform(action, opts))
+    return out
+
+
+def choose_threshold(positive: np.ndarray, impostor: np.ndarray) -> tuple[float, dict]:
+    """A threshold between the distances of true performances and of impostors.
+
+    GRT's DTW classifier uses mean + k * std of the training distances alone; that
+    ignores how close the impostors come.  Here the threshold is the geometric mean of
+    the 90th percentile of the positives and the 5th percentile of the impostors, never
+    above 85 % of the closest impostors' 5th percentile (rejection first), never below
+    the positives' median (a template must still match its own action).
+    """
+    pos = np.asarray(positive, np.float64)
+    neg = np.asarray(impostor, np.float64)
+    pos = pos[np.isfinite(pos)]
+    neg = neg[np.isfinite(neg)]
+    p90 = float(np.quantile(pos, 0.9)) if len(pos) else None
+    p50 = float(np.median(pos)) if len(pos) else None
+    n05 = float(np.quantile(neg, 0.05)) if len(neg) else None
+    if p90 is not None and n05 is not None:
+        thr = math.sqrt(max(p90, 1e-6) * max(n05, 1e-6))
+        thr = min(thr, 0.85 * n05)
+        thr = max(thr, p50)
+    elif p90 is not None:
+        thr = 1.5 * p90
+    elif n05 is not None:
+        thr = 0.6 * n05
+    else:
+        thr = 0.1
+    facts = {
+        "positive_p50": _r(p50), "positive_p90": _r(p90), "impostor_p05": _r(n05),
+        "impostor_min": _r(float(neg.min()) if len(neg) else None),
+        "positives": int(len(pos)), "impostors": int(len(neg)),
+        "margin": _r(n05 / p90 if p90 and n05 else None),
+    }
+    return float(max(thr, 1e-4)), facts
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(float(v), 5)
+
+
+def calibrate(
+    templates: Sequence[Template], labelled_streams: Sequence[tuple[str, list[tuple[float, Embedding]]]]
+) -> list[Template]:
+    """Calibrate every template's threshold on labelled embedded streams.
+
+    A stream labelled with a template's name is a positive for it; every other stream
+    (other actions, impostor movements) is an impostor.
+    """
+    from mirrorcam.matching import best_distances
+
+    dists = np.stack([best_distances(templates, stream) for _, stream in labelled_streams])  # (S, N)
+    labels = [label for label, _ in labelled_streams]
+    out = []
+    for i, t in enumerate(templates):
+        pos = dists[[j for j, lab in enumerate(labels) if lab == t.name], i]
+        neg = dists[[j for j, lab in enumerate(labels) if lab != t.name], i]
+        thr, facts = choose_threshold(pos, neg)
+        out.append(replace(t, threshold=thr, calibration=facts))
+    return out
+
+
+def build_builtins(
+    out_dir: str | Path = BUILTIN_DIR,
+    per_action: int = 8,
+    seed: int = 7,
+    real_impostors: Sequence[tuple[tuple[str, ...], list[tuple[float, Embedding]]]] = (),
+    real_quantile: float = 0.05,
+    real_factor: float = 0.9,
+) -> list[Template]:
+    """Author, calibrate and write the built-in templates (``python -m mirrorcam.templates``).
+
+    Thresholds come from synthetic performers.  With ``real_impostors`` (``(labels,
+    stream)`` of real clips), each template's threshold is instead set to
+    ``real_factor`` times the ``real_quantile`` of its distances to the real clips that
+    are *not* labelled with it (the footage of everything else: other actions, standing,
+    walking), capped at 85 % of the synthetic impostors' 5th percentile.  No clip of the
+    action itself is used.
+    """
+    from mirrorcam.matching import best_distances
+    from mirrorcam.performer import ACTIONS
+
+    templates = [author_builtin(name) for name in BUILTIN_NAMES]
+    streams = []
+    for k, action in enumerate(ACTIONS):
+        for rec in synthetic_variations(action, per_action, seed + 101 * k):
+            streams.append((action, embed_recording(rec)))
+    templates = calibrate(templates, streams)
+    if real_impostors:
+        dists = np.stack([best_distances(templates, s) for _, s in real_impostors])
+        for i, t in enumerate(templates):
+            neg = dists[[j for j, (labels, _) in enumerate(real_impostors) if t.name not in labels], i]
+            neg = neg[np.isfinite(neg)]
+            if len(neg) == 0:
+                continue
+            q = float(np.quantile(neg, real_quantile))
+            facts = {**t.calibration, "real_impostors": int(len(neg)), "real_impostor_q": _r(q),
+                     "synthetic_threshold": _r(t.threshold)}
+            # Both sets of impostors bind: the real footage of everything else, and the
+            # synthetic performers of the other actions (which the real set may lack).
+            limit = 0.85 * t.calibration["impostor_p05"] if t.calibration.get("impostor_p05") else np.inf
+            templates[i] = replace(t, threshold=float(min(real_factor * q, limit)), calibration=facts)
+    out_dir = Path(out_dir)
+    for t in templates:
+        save_template(out_dir / f"{t.name}.json", t, force=True)
+    return templates
+
+
+# ---------------------------------------------------------------------------------------
+# Teaching.
+# ---------------------------------------------------------------------------------------
+def parse_clip_spec(spec: str) -> tuple[str, float | None, float | None]:
+    """``"clip.mp4@2.5-4"`` -> ``("clip.mp4", 2.5, 4.0)``; no ``@`` means the whole clip.
+
+    Raises:
+        TemplateError: A malformed segment.
+    """
+    if "@" not in spec:
+        return spec, None, None
+    path, _, seg = spec.rpartition("@")
+    try:
+        a, b = seg.split("-", 1)
+        start, end = float(a), float(b)
+    except ValueError:
+        raise TemplateError(f"segment {seg!r} of {spec!r} must look like START-END in seconds, e.g. @2.5-4") from None
+    if not 0 <= start < end:
+        raise TemplateError(f"segment {seg!r} of {spec!r} must have 0 <= START < END")
+    return path, start, end
+
+
+def teach_template(
+    name: str,
+    examples: Sequence[list[tuple[float, Embedding]]],
+    impostors: Sequence[list[tuple[float, Embedding]]],
+    display_name: str | None = None,
+    kind: str = "dynamic",
+    side_specific: bool = False,
+    groups: dict | None = None,
+    source: str = "",
+    max_seconds: float = 4.0,
+) -> Template:
+    """Learn a template from one to five example performances.
+
+    The most representative example (the one closest, by DTW, to all the others) becomes
+    the template; its threshold is calibrated between the distances to the other
+    examples and to the impostor streams (other templates' performances, everyday
+    movements).
+
+    Args:
+        name: Template name.
+        examples: Embedded streams, each one performance (1 to 5).
+        impostors: Embedded streams that must not match.
+        kind: ``"dynamic"`` or ``"static"`` (a static template is the examples' mean pose).
+        max_seconds: Longer examples are cut to their most moving part of this length.
+
+    Raises:
+        TemplateError: No usable example, or more than five.
+    """
+    from mirrorcam.matching import best_distances
+
+    if not 1 <= len(examples) <= 5:
+        raise TemplateError(f"teaching needs one to five examples, got {len(examples)}")
+    cands = []
+    for stream in examples:
+        if len(stream) < 2:
+            continue
+        frames, weights = template_frames_from_stream(stream, stream[0][0], stream[-1][0])
+        frames, weights = _most_moving(frames, weights, int(max_seconds * RATE_HZ))
+        if kind == "static":
+            frames = np.repeat(frames.mean(axis=0, keepdims=True), STATIC_TICKS, 0)
+            weights = np.repeat(weights.min(axis=0, keepdims=True), STATIC_TICKS, 0)
+        if len(frames) >= 2 and float(weights.mean()) > 0.05:
+            cands.append((frames, weights))
+    if not cands:
+        raise TemplateError(f"no usable example for {name!r}: too short, or no person seen in it")
+    protos_groups = [dict(groups) if groups is not None else auto_groups(f, w) for f, w in cands]
+    protos = [
+        Template(name, display_name or name, kind, side_specific, f, 1.0, weights=w, groups=g)
+        for (f, w), g in zip(cands, protos_groups)
+    ]
+    if len(protos) > 1:
+        usable = [s for s in examples if len(s) >= 2]
+        dist = np.stack([best_distances(protos, s) for s in usable])  # (examples, candidates)
+        np.fill_diagonal(dist, np.nan)
+        chosen = int(np.nanargmin(np.nanmean(dist, axis=0)))
+        positives = dist[:, chosen]
+    else:
+        chosen, positives = 0, np.array([])
+    proto = protos[chosen]
+    neg = np.array([best_distances([proto], s)[0] for s in impostors if len(s) >= 2])
+    thr, facts = choose_threshold(positives, neg)
+    return replace(proto, threshold=thr, calibration=facts, source=source, description=f"Taught from {len(cands)} example(s).")
+
+
+def auto_groups(frames: np.ndarray, weights: np.ndarray) -> dict:
+    """Importance of the feature groups from how much each moves in an example.
+
+    The moving parts define an action; still parts still count (a wave keeps the other
+    arm down) but less: weight = 0.3 + 0.7 * (group movement / largest movement).
+    """
+    if len(frames) < 2:
+        return {}
+    step = np.abs(np.diff(frames, axis=0)) * np.minimum(weights[1:], weights[:-1])
+    motion = {g: float(step[:, group_mask(g)].sum(axis=0).mean()) for g in GROUPS}
+    top = max(motion.values()) or 1.0
+    return {g: round(0.3 + 0.7 * m / top, 3) for g, m in motion.items()}
+
+
+def _most_moving(frames: np.ndarray, weights: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(frames) <= max_len:
+        return frames, weights
+    step = np.r_[0.0, np.sqrt(((np.diff(frames, axis=0) ** 2) * weights[1:]).sum(axis=1))]
+    window = np.convolve(step, np.ones(max_len), mode="valid")
+    i = int(np.argmax(window))
+    return frames[i : i + max_len], weights[i : i + max_len]
+
+
+def _real_streams(manifest: Path) -> list[tuple[tuple[str, ...], list[tuple[float, Embedding]]]]:
+    import csv
+
+    from mirrorcam.pipeline import clip_landmarks
+
+    rows = list(csv.DictReader(manifest.read_text(encoding="utf-8").splitlines(), delimiter="\t"))
+    out = []
+    for row in rows:
+        rec = clip_landmarks(manifest.parent / row["path"], progress=False)
+        out.append((tuple(row["label"].split("|")), embed_recording(rec)))
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover - authoring entry point
+    import argparse
+
+    parser = argparse.ArgumentParser(description="rebuild models/templates from the authored keyframes")
+    parser.add_argument("--impostors", type=Path, help="manifest of real clips; clips not labelled with a template calibrate it")
+    parser.add_argument("--quantile", type=float, default=0.05)
+    parser.add_argument("--factor", type=float, default=0.9)
+    parser.add_argument("--out", type=Path, default=BUILTIN_DIR)
+    a = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    real = _real_streams(a.impostors) if a.impostors else ()
+    for t in build_builtins(a.out, real_impostors=real, real_quantile=a.quantile, real_factor=a.factor):
+        print(f"{t.name:16s} K={len(t.frames):3d} threshold={t.threshold:.4f} {t.calibration}")

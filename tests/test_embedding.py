@@ -1,0 +1,97 @@
+"""The pose embedding: invariances, mirror convention and visibility weights (generated performers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mirrorcam.embedding import DIM, FEATURES, Embedder, Embedding, embed_person, group_mask, mirror_vector
+from mirrorcam.performer import BodyShape, PerformerOptions, perform
+
+
+def _vectors(options: PerformerOptions, action: str = "punch") -> np.ndarray:
+    rec = perform(action, options)
+    return np.stack([embed_person(f.persons[0]).vector for f in rec.frames])
+
+
+REFERENCE = PerformerOptions(seed=1)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"translation": (0.8, 1.5)},
+        {"scale": 1.3},
+        {"scale": 0.75},
+        {"yaw_deg": 45.0},
+        {"yaw_deg": -45.0},
+        {"yaw_deg": 20.0, "translation": (-0.5, 0.5), "scale": 1.1},
+        {"camera_distance": 5.0},
+    ],
+)
+def test_embedding_ignores_where_and_how_big_and_camera_yaw(change):
+    base = _vectors(REFERENCE)
+    other = _vectors(PerformerOptions(seed=1, **change))
+    assert np.abs(base - other).max() < 1e-4
+
+
+def test_body_proportions_change_directions_little():
+    base = _vectors(REFERENCE, "wave_one_hand")
+    other = _vectors(PerformerOptions(seed=1, shape=BodyShape.random(np.random.default_rng(5), 0.12)), "wave_one_hand")
+    directions = np.array([n.endswith((".x", ".y", ".z")) and not n.startswith(("l_wrist", "r_wrist")) for n in FEATURES])
+    assert np.abs(base[:, directions] - other[:, directions]).max() < 1e-4
+    assert np.abs(base - other).mean() < 0.05
+
+
+@pytest.mark.parametrize("action", ["wave_one_hand", "punch", "lunge", "high_knees"])
+def test_mirrored_performer_gives_the_mirrored_embedding(action):
+    rec = perform(action, PerformerOptions(yaw_deg=25.0))
+    flipped = perform(action, PerformerOptions(yaw_deg=25.0, mirror=True))
+    for f, g in zip(rec.frames[::5], flipped.frames[::5]):
+        a, b = embed_person(f.persons[0]), embed_person(g.persons[0])
+        np.testing.assert_allclose(a.mirrored().vector, b.vector, atol=1e-5)
+        np.testing.assert_allclose(mirror_vector(mirror_vector(a.vector)), a.vector, atol=1e-6)
+
+
+def test_side_specific_pose_differs_from_its_mirror():
+    rec = perform("wave_one_hand", PerformerOptions())
+    emb = embed_person(rec.frames[len(rec.frames) // 2].persons[0])
+    assert np.abs(emb.vector - emb.mirrored().vector).max() > 0.5
+
+
+def test_noise_moves_the_embedding_a_little():
+    base = _vectors(REFERENCE)
+    noisy = _vectors(PerformerOptions(seed=1, noise_m=0.01))
+    assert 0 < np.abs(base - noisy).mean() < 0.1
+
+
+def test_occluded_lower_body_weighs_the_legs_down():
+    rec = perform("wave_one_hand", PerformerOptions(occlude_lower=True))
+    emb = embed_person(rec.frames[10].persons[0])
+    legs, arms = group_mask("legs"), group_mask("arms")
+    assert emb.weight[legs].max() <= 0.15
+    assert emb.weight[arms].min() > 0.9
+    assert np.all(np.isfinite(emb.vector))
+
+
+def test_embedder_lift_sees_jumps_and_squats():
+    jump = perform("jump_in_place", PerformerOptions(repeats=2))
+    emb = Embedder()
+    lifts = [emb.update(f.persons[0], f.timestamp_ms, f.image_size).vector[-1] for f in jump.frames]
+    assert max(lifts) > 0.15
+    stand = perform("stand", PerformerOptions())
+    emb = Embedder()
+    lifts = [emb.update(f.persons[0], f.timestamp_ms, f.image_size).vector[-1] for f in stand.frames]
+    assert max(abs(v) for v in lifts) < 0.05
+
+
+def test_embedding_validates_shapes():
+    with pytest.raises(ValueError):
+        Embedding(np.zeros(3, np.float32), np.zeros(3, np.float32))
+    assert len(FEATURES) == DIM
+
+
+@pytest.mark.parametrize("bad", [{"speed": 0.0}, {"fps": 0.5}, {"yaw_deg": 120.0}, {"scale": 10.0}, {"noise_m": -1.0}])
+def test_performer_options_validated(bad):
+    with pytest.raises(ValueError):
+        PerformerOptions(**bad)

@@ -1,0 +1,79 @@
+"""``mirrorcam eval``: manifests, the report, the confusion PNG, end to end on real clips."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from mirrorcam.modes.eval import ClipResult, draw_confusion, read_manifest, summarise
+from mirrorcam.templates import BUILTIN_NAMES
+
+
+@pytest.mark.parametrize("sep", ["\t", ","])
+def test_manifest_tab_or_comma(tmp_path, sep):
+    path = tmp_path / ("m.tsv" if sep == "\t" else "m.csv")
+    path.write_text(sep.join(["path", "label", "subject", "notes"]) + "\n" + sep.join(["a.mp4", "wave_one_hand|wave_both_hands", "s1", ""]) + "\n")
+    rows = read_manifest(path)
+    assert rows[0].labels == ("wave_one_hand", "wave_both_hands") and rows[0].subject == "s1"
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [("path\tlabel\na.mp4\tclap\n", "subject"), ("path\tlabel\tsubject\n", "no clips")],
+)
+def test_bad_manifest_is_one_line(tmp_path, text, needle):
+    path = tmp_path / "m.tsv"
+    path.write_text(text)
+    assert_one_line_error(run_cli("eval", path), needle)
+
+
+def test_missing_clip_is_one_line(tmp_path):
+    path = tmp_path / "m.tsv"
+    path.write_text("path\tlabel\tsubject\nnope.mp4\tclap\ts\n")
+    assert_one_line_error(run_cli("eval", path), "missing")
+
+
+def test_summary_counts():
+    from mirrorcam.modes.eval import ClipRow
+
+    rows = [ClipRow("a", ("squat",), "1"), ClipRow("b", ("stand",), "2"), ClipRow("c", ("clap",), "3")]
+    results = {
+        "a": ClipResult("squat", {"squat": 3}, 3, 10.0),
+        "b": ClipResult("clap", {"clap": 1}, 1, 30.0),
+        "c": ClipResult("none", {}, 0, 5.0),
+    }
+    s = summarise(rows, results, BUILTIN_NAMES)
+    assert s["accuracy"] == 0.5 and s["false_fires_per_minute"] == 2.0
+    assert s["per_class"]["squat"]["precision"] == 1.0 and s["per_class"]["clap"]["recall"] == 0.0
+    img = draw_confusion(s["confusion"], "test")
+    assert img.ndim == 3 and img.shape[0] > 100
+
+
+@pytest.mark.slow
+def test_eval_end_to_end_on_a_small_manifest(tmp_path, clips_dir):
+    rows = ["path\tlabel\tsubject"]
+    for rel, label, subject in [
+        ("RJ-song_MediapipePy/squat.mp4", "squat", "rj_a"),
+        ("omkarnagarkar55_HAR/stand.mp4", "stand", "har"),
+        ("theunknown550_jj/jj_4.mp4", "jumping_jack", "tu_b"),
+    ]:
+        if not (clips_dir / rel).is_file():
+            pytest.skip(f"{rel} not in {clips_dir}")
+        rows.append(f"{rel}\t{label}\t{subject}")
+    manifest = tmp_path / "small.tsv"
+    manifest.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "report"
+    proc = run_cli("eval", manifest, "--root", clips_dir, "--json", tmp_path / "r.json", "--report", out)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    for key in ("accuracy", "false_fires_per_minute", "per_class", "confusion", "flip_consistency", "speed_accuracy", "clips"):
+        assert key in report
+    assert set(report["speed_accuracy"]) == {"0.5", "2.0"}
+    assert [c["path"] for c in report["clips"]][0] == "RJ-song_MediapipePy/squat.mp4"
+    assert report["clips"][0]["prediction"] == "squat"
+    assert report["clips"][1]["prediction"] == "none"
+    assert cv2.imread(str(out / "confusion.png")) is not None
+    assert json.loads((out / "report.json").read_text())["accuracy"] == report["accuracy"]

@@ -1,0 +1,175 @@
+"""The neuron bank: streaming SPRING matching, firing, reps, rejection (generated and real)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from mirrorcam.containers import PoseFrame
+from mirrorcam.matching import BankOptions, NeuronBank, activation_of, tick_stream
+from mirrorcam.performer import PerformerOptions, perform
+from mirrorcam.templates import builtin_library, embed_recording
+
+
+@pytest.fixture(scope="module")
+def bank() -> NeuronBank:
+    return NeuronBank(builtin_library().templates)
+
+
+def fires(bank: NeuronBank, frames) -> Counter:
+    bank.reset()
+    out: Counter = Counter()
+    for f in frames:
+        for act in bank.update(f).values():
+            assert act.activation.shape == (len(bank.names),)
+            assert np.all((act.activation >= 0) & (act.activation <= 1))
+            out.update(g.template for g in act.firings)
+    for firings in bank.finish().values():
+        out.update(g.template for g in firings)
+    return out
+
+
+def top(counter: Counter) -> str:
+    return counter.most_common(1)[0][0] if counter else "none"
+
+
+@pytest.mark.parametrize("action", ["squat", "jumping_jack", "wave_one_hand", "bend", "lunge", "arms_up"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"yaw_deg": 35.0},
+        {"mirror": True},
+        {"speed": 0.6},
+        {"speed": 1.8},
+        {"fps": 10.0},
+        {"translation": (0.6, 1.0), "scale": 0.85, "noise_m": 0.01},
+    ],
+    ids=["plain", "yaw35", "mirror", "slow", "fast", "10fps", "moved_small_noisy"],
+)
+def test_generated_performer_fires_its_neuron(bank, action, change):
+    rec = perform(action, PerformerOptions(repeats=3, seed=4, **change))
+    got = fires(bank, rec.frames)
+    assert top(got) == action, got
+
+
+def test_upper_body_only_wave_fires_wave(bank):
+    rec = perform("wave_one_hand", PerformerOptions(repeats=3, occlude_lower=True))
+    assert top(fires(bank, rec.frames)) == "wave_one_hand"
+
+
+@pytest.mark.parametrize(
+    "impostor, most",
+    # Walking in place bends the hips like a shallow bend: at most one stray fire in three steps.
+    [("stand", 0), ("touch_face", 0), ("drink", 0), ("reach_forward", 0), ("lateral_raise", 0), ("walk_in_place", 1)],
+)
+def test_everyday_movements_fire_nothing(bank, impostor, most):
+    rec = perform(impostor, PerformerOptions(repeats=3, seed=2))
+    assert sum(fires(bank, rec.frames).values()) <= most
+
+
+def test_one_performance_fires_once_and_reps_count(bank):
+    once = perform("squat", PerformerOptions(repeats=1, lead_in_s=1.5))
+    assert fires(bank, once.frames)["squat"] == 1
+    many = perform("squat", PerformerOptions(repeats=5, lead_in_s=1.0))
+    bank.reset()
+    reps = None
+    for f in many.frames:
+        reps = bank.update(f)[0].reps
+    assert 4 <= reps[bank.names.index("squat")] <= 5  # the last may still wait to settle
+    bank.finish()
+    reps = bank._tracks[0].reps
+    assert reps[bank.names.index("squat")] == 5
+
+
+def test_firing_carries_times_and_score(bank):
+    rec = perform("jumping_jack", PerformerOptions(repeats=2, lead_in_s=1.0))
+    bank.reset()
+    firings = [g for f in rec.frames for a in bank.update(f).values() for g in a.firings]
+    firings += [g for fs in bank.finish().values() for g in fs]
+    assert firings
+    for g in firings:
+        assert g.start_ms <= g.peak_ms <= g.end_ms <= rec.frames[-1].timestamp_ms
+        assert 0.5 <= g.score <= 1.0
+        line = g.to_json()
+        assert set(line) == {"t", "person", "template", "score", "start", "end"}
+
+
+def test_people_are_matched_separately(bank):
+    squat = perform("squat", PerformerOptions(repeats=2))
+    stand = perform("stand", PerformerOptions(repeats=2))
+    n = min(len(squat.frames), len(stand.frames))
+    frames = []
+    for a, b in zip(squat.frames[:n], stand.frames[:n]):
+        other = replace(b.persons[0], id=7)
+        frames.append(PoseFrame(a.timestamp_ms, a.index, (a.persons[0], other), a.image_size))
+    bank.reset()
+    per_person: dict[int, Counter] = {0: Counter(), 7: Counter()}
+    for f in frames:
+        for pid, act in bank.update(f).items():
+            per_person[pid].update(g.template for g in act.firings)
+    for pid, fs in bank.finish().items():
+        per_person[pid].update(g.template for g in fs)
+    assert top(per_person[0]) == "squat"
+    assert sum(per_person[7].values()) == 0
+
+
+def test_activation_curve():
+    a = activation_of(np.array([0.0, 0.1, 0.2, 10.0]), np.array([0.1, 0.1, 0.1, 0.1]))
+    assert a[0] == pytest.approx(1.0) and a[1] == pytest.approx(0.5) and a[2] < 0.1 and a[3] < 1e-3
+
+
+def test_tick_stream_resamples_to_the_grid():
+    rec = perform("clap", PerformerOptions(fps=30.0))
+    times, x, w = tick_stream(embed_recording(rec), 15.0)
+    assert np.allclose(np.diff(times), 1000.0 / 15.0)
+    assert x.shape == w.shape and len(times) == len(x)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"rate_hz": 0.0}, {"max_skip": 0}, {"on_level": 0.3, "off_level": 0.5}, {"motion_floor": -1.0}],
+)
+def test_bank_options_validated(kwargs):
+    with pytest.raises(ValueError):
+        BankOptions(**kwargs)
+
+
+def test_bank_rejects_empty_or_wrong_templates():
+    with pytest.raises(ValueError):
+        NeuronBank([])
+    bad = replace(builtin_library().get("clap"), threshold=1.0)
+    object.__setattr__(bad, "frames", np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match="frames"):
+        NeuronBank([bad])
+
+
+# --- real footage ------------------------------------------------------------------------
+def _real(clip):
+    from mirrorcam.pipeline import clip_landmarks
+
+    return clip_landmarks(clip, progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("relative", ["omkarnagarkar55_HAR/wave.mp4", "weizmann_frames/weizmann_clean_wave2_p09.mp4"])
+def test_real_wave_fires_a_wave_neuron(bank, clip, relative):
+    got = fires(bank, _real(clip(relative)).frames)
+    assert got["wave_one_hand"] + got["wave_both_hands"] >= 1, got
+
+
+@pytest.mark.slow
+def test_real_squats_are_counted_within_one(bank, clip):
+    # 13 squats: counted by looking at the clip (and at its hip-height trace).
+    rec = _real(clip("RJ-song_MediapipePy/squat.mp4"))
+    got = fires(bank, rec.frames)
+    assert abs(got["squat"] - 13) <= 1, got
+
+
+@pytest.mark.slow
+def test_real_standing_fires_nothing(bank, clip):
+    got = fires(bank, _real(clip("omkarnagarkar55_HAR/stand.mp4")).frames)
+    assert sum(got.values()) == 0, got

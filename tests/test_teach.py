@@ -1,0 +1,85 @@
+"""``mirrorcam teach``: learning a template from example performances (real CLI subprocess)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from mirrorcam.matching import NeuronBank
+from mirrorcam.performer import PerformerOptions, perform
+from mirrorcam.recording import save_recording
+from mirrorcam.templates import embed_recording, load_template, teach_template
+
+
+def test_teach_template_from_generated_examples_matches_new_performances():
+    examples = [embed_recording(perform("squat", PerformerOptions(seed=s, yaw_deg=10.0 * s))) for s in range(3)]
+    impostors = [embed_recording(perform(a, PerformerOptions(seed=9))) for a in ("stand", "bend", "lunge", "jumping_jack")]
+    t = teach_template("my_squat", examples, impostors)
+    assert t.name == "my_squat" and t.threshold > 0 and t.calibration["positives"] >= 2
+    assert t.groups["legs"] > 0.5  # it learnt that the legs move
+    bank = NeuronBank([t])
+    got: Counter = Counter()
+    for f in perform("squat", PerformerOptions(repeats=2, seed=42, yaw_deg=-20.0)).frames:
+        got.update(g.template for a in bank.update(f).values() for g in a.firings)
+    assert got["my_squat"] >= 1
+    bank.reset()
+    stray = [g for f in perform("stand", PerformerOptions(repeats=2)).frames for a in bank.update(f).values() for g in a.firings]
+    assert not stray
+
+
+def test_auto_groups_follow_what_moves():
+    from mirrorcam.templates import auto_groups, template_frames_from_stream
+
+    stream = embed_recording(perform("wave_one_hand", PerformerOptions()))
+    f, w = template_frames_from_stream(stream, stream[0][0], stream[-1][0])
+    groups = auto_groups(f, w)
+    assert groups["arms"] == 1.0 and groups["legs"] < 0.5
+
+
+def test_teach_cli_from_recordings_and_force(tmp_path):
+    paths = []
+    for s in range(2):
+        path = tmp_path / f"salute{s}.npz"
+        save_recording(path, perform("wave_one_hand", PerformerOptions(seed=s)))
+        paths.append(path)
+    out = tmp_path / "templates"
+    proc = run_cli("teach", "my_wave", "--from", paths[0], "--from", f"{paths[1]}@0.5-2.5", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    t = load_template(out / "my_wave.json")
+    assert t.name == "my_wave" and not t.side_specific
+    assert json.loads((out / "my_wave.json").read_text())["source"].startswith("taught from")
+    again = run_cli("teach", "my_wave", "--from", paths[0], "--out", out)
+    assert_one_line_error(again, "already exists", "--force")
+    forced = run_cli("teach", "my_wave", "--from", paths[0], "--out", out, "--force", "--side-specific")
+    assert forced.returncode == 0, forced.stderr
+    assert load_template(out / "my_wave.json").side_specific
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["Bad Name", "--from", "x.mp4"], "lowercase"),
+        (["ok_name", "--from", "/no/such/clip.mp4"], "no such clip"),
+        (["ok_name", "--from", "clip.mp4@5-1"], "START < END"),
+    ],
+)
+def test_teach_cli_user_errors(tmp_path, args, needle):
+    assert_one_line_error(run_cli("teach", *args, "--out", tmp_path), needle)
+
+
+@pytest.mark.slow
+def test_teach_from_a_real_clip_segment(tmp_path, clip):
+    squat = clip("be2018_darebee/squat.mp4")
+    out = tmp_path / "t"
+    proc = run_cli("teach", "clip_squat", "--from", f"{squat}@3-6", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    t = load_template(out / "clip_squat.json")
+    assert 1.0 <= t.duration_s <= 3.1
+    from mirrorcam.pipeline import clip_landmarks
+
+    bank = NeuronBank([t])
+    fired = [g for f in clip_landmarks(squat, progress=False).frames for a in bank.update(f).values() for g in a.firings]
+    assert len(fired) >= 3  # the other squats of the clip

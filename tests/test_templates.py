@@ -1,0 +1,113 @@
+"""Templates: the built-in library, the file format, malformed files, saving."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mirrorcam.embedding import DIM
+from mirrorcam.errors import TemplateError
+from mirrorcam.templates import (
+    BUILTIN_NAMES,
+    Template,
+    TemplateLibrary,
+    builtin_library,
+    load_template,
+    parse_clip_spec,
+    save_template,
+)
+
+
+def test_builtin_library_has_the_public_names_in_order():
+    lib = builtin_library()
+    assert lib.names[: len(BUILTIN_NAMES)] == BUILTIN_NAMES
+    assert not lib.errors
+    for t in lib.templates:
+        assert t.frames.shape[1] == DIM and len(t.frames) >= 4
+        assert t.preview.shape[1:] == (33, 3) and len(t.preview) >= 5, t.name
+        assert t.threshold > 0 and t.display_name and t.description
+        assert not t.side_specific
+        assert "keyframes" in t.source
+
+
+def _good(name="salute") -> dict:
+    t = builtin_library().get("clap")
+    obj = t.to_json()
+    obj["name"] = name
+    return obj
+
+
+def test_round_trip(tmp_path):
+    t = builtin_library().get("squat")
+    path = save_template(tmp_path / "squat.json", t)
+    back = load_template(path)
+    assert back.name == t.name and back.kind == t.kind and back.groups == t.groups
+    np.testing.assert_allclose(back.frames, t.frames, atol=1e-4)
+    np.testing.assert_allclose(back.threshold, t.threshold, rtol=1e-4)
+
+
+def test_save_refuses_to_overwrite_without_force(tmp_path):
+    t = builtin_library().get("clap")
+    save_template(tmp_path / "clap.json", t)
+    with pytest.raises(TemplateError, match="--force"):
+        save_template(tmp_path / "clap.json", t)
+    save_template(tmp_path / "clap.json", t, force=True)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+BAD = [
+    ("not_json", "{ this is not json", "not valid JSON"),
+    ("list", "[1, 2, 3]", "JSON object"),
+    ("foreign", json.dumps({"format": "something.else", "version": 1}), "not a mirrorcam template"),
+    ("future", json.dumps({**_good(), "version": 99}), "version"),
+    ("missing_frames", json.dumps({k: v for k, v in _good().items() if k != "frames"}), "missing frames"),
+    ("short_rows", json.dumps({**_good(), "frames": [[0.0, 1.0]], "weights": None}), "frames"),
+    ("neg_threshold", json.dumps({**_good(), "threshold": -1}), "threshold"),
+    ("bad_kind", json.dumps({**_good(), "kind": "wobbly"}), "kind"),
+    ("bad_side", json.dumps({**_good(), "side_specific": "yes"}), "side_specific"),
+    ("bad_name", json.dumps({**_good("Bad Name!")}), "name"),
+    ("bad_group", json.dumps({**_good(), "importance": {"tail": 1.0}}), "tail"),
+]
+
+
+@pytest.mark.parametrize("stem, text, reason", BAD, ids=[b[0] for b in BAD])
+def test_malformed_file_is_reported_with_name_and_reason_and_the_rest_load(tmp_path, stem, text, reason):
+    (tmp_path / f"{stem}.json").write_text(text)
+    (tmp_path / "salute.json").write_text(json.dumps(_good()))
+    with pytest.raises(TemplateError) as info:
+        load_template(tmp_path / f"{stem}.json")
+    assert stem in str(info.value) and reason.lower() in str(info.value).lower()
+    lib = TemplateLibrary.load([tmp_path])
+    assert lib.names == ("salute",)
+    assert len(lib.errors) == 1 and stem in lib.errors[0][0]
+
+
+def test_user_folder_adds_and_overrides(tmp_path):
+    (tmp_path / "salute.json").write_text(json.dumps(_good()))
+    lib = TemplateLibrary.load(extra_dirs=[tmp_path])
+    assert lib.names[: len(BUILTIN_NAMES)] == BUILTIN_NAMES and lib.names[-1] == "salute"
+    with pytest.raises(TemplateError, match="does not exist"):
+        TemplateLibrary.load(extra_dirs=[tmp_path / "nope"])
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [("clip.mp4", ("clip.mp4", None, None)), ("a/b.mp4@1.5-3", ("a/b.mp4", 1.5, 3.0)), ("x@y.mp4@0-2", ("x@y.mp4", 0.0, 2.0))],
+)
+def test_parse_clip_spec(spec, expected):
+    assert parse_clip_spec(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["clip.mp4@3", "clip.mp4@a-b", "clip.mp4@4-2"])
+def test_parse_clip_spec_rejects_bad_segments(spec):
+    with pytest.raises(TemplateError):
+        parse_clip_spec(spec)
+
+
+def test_template_validation():
+    with pytest.raises(ValueError, match="frames"):
+        Template("x", "x", "dynamic", False, np.zeros((3, 5)), 0.1)
+    with pytest.raises(ValueError, match="finite"):
+        Template("x", "x", "dynamic", False, np.full((3, DIM), np.nan), 0.1)
