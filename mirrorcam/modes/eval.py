@@ -425,7 +425,6 @@ def run(args: argparse.Namespace) -> int:
     ]
     report.update(extra)
     report["seconds"] = round(time.perf_counter() - started, 1)
-    print_report(report)
     if args.json:
         atomic_write_json(args.json, report)
     if args.report:
@@ -433,6 +432,7 @@ def run(args: argparse.Namespace) -> int:
         ok, png = cv2.imencode(".png", draw_confusion(report["confusion"], f"mirrorcam eval ({args.protocol})"))
         if ok:
             atomic_write_bytes(args.report / "confusion.png", png.tobytes())
+    print_report(report)  # after the files: a closed pipe on stdout must not lose them
     return 0
 
 

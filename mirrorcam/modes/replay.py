@@ -178,6 +178,13 @@ def replay_clip(
                         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                             break
                 bar.update()
+        if bank is not None:
+            # Firings held back for lateral inhibition are decided at the end of the clip.
+            for firings in bank.finish().values():
+                for firing in firings:
+                    fired += 1
+                    if log_sink:
+                        log_sink.write({"type": "fire", **firing.to_json()})
         if writer:
             writer.close()
         completed = True
