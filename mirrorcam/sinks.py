@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from mirrorcam.errors import SourceError
+from mirrorcam.fileio import new_file_mode
 
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
@@ -30,6 +31,7 @@ class _AtomicFile:
         self.tmp = Path(tmp)
 
     def _commit(self) -> None:
+        os.chmod(self.tmp, new_file_mode())
         os.replace(self.tmp, self.path)
 
     def _discard(self) -> None:

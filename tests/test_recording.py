@@ -133,3 +133,14 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert [p.name for p in tmp_path.iterdir()] == ["rec.npz"], "no temporary file may be left behind"
     with zipfile.ZipFile(path) as archive:
         assert "header.npy" in archive.namelist()
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    """Temp-file-and-rename must not leave the 0600 mode of mkstemp on the user's file."""
+    import os
+
+    path = tmp_path / "rec.npz"
+    save_recording(path, _recording(2))
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
