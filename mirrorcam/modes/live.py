@@ -640,6 +640,7 @@ def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], per
     Raises:
         TemplateError: No person in the frames, or too short a performance.
     """
+    from mirrorcam.modes.teach import impostor_streams
     from mirrorcam.templates import embed_recording, teach_template
 
     if not frames or not any(f.persons for f in frames):
@@ -650,7 +651,7 @@ def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], per
     name, k = base, 2
     while name in existing:
         name, k = f"{base}_{k}", k + 1
-    template = teach_template(name, [stream], impostor_streams(), display_name=typed.strip() or name.replace("_", " "),
+    template = teach_template(name, [stream], impostor_streams(name), display_name=typed.strip() or name.replace("_", " "),
                               source="taught live from the camera")
     return replace(template, preview=_preview_of(rec, person))
 
@@ -672,21 +673,6 @@ def _preview_of(rec: Recording, person: int | None) -> np.ndarray:
         return np.zeros((0, 33, 3), np.float32)
     step = max(1, int(round(rec.fps / 10.0)))  # ~10 preview frames a second
     return np.asarray(worlds[::step][:60], np.float32)
-
-
-_IMPOSTORS: list | None = None
-
-
-def impostor_streams() -> list:
-    """Everyday movements a taught action must not match (generated, embedded once)."""
-    global _IMPOSTORS  # a process-wide cache of constant data, not state
-    if _IMPOSTORS is None:
-        from mirrorcam.performer import ACTIONS, PerformerOptions, perform
-        from mirrorcam.templates import embed_recording
-
-        names = [n for n in ("stand", "walk_in_place", "touch_face", "drink", "reach_forward") if n in ACTIONS]
-        _IMPOSTORS = [embed_recording(perform(n, PerformerOptions(repeats=2, seed=i))) for i, n in enumerate(names)]
-    return _IMPOSTORS
 
 
 # --------------------------------------------------------------------------- running

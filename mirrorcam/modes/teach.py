@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import re
 from pathlib import Path
@@ -53,18 +54,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def impostor_streams(exclude: str) -> list:
-    """Embedded synthetic performances of every action except ``exclude``."""
+@functools.lru_cache(maxsize=1)
+def _synthetic_performances() -> tuple[tuple[str, list], ...]:
+    """``(action, embedded stream)`` of generated performers: constant, so made once."""
     from mirrorcam.performer import ACTIONS
     from mirrorcam.templates import synthetic_variations
 
-    streams = []
-    for k, action in enumerate(ACTIONS):
-        if action == exclude:
-            continue
-        for rec in synthetic_variations(action, IMPOSTORS_PER_ACTION, 1000 + 31 * k):
-            streams.append(embed_recording(rec))
-    return streams
+    return tuple(
+        (action, embed_recording(rec))
+        for k, action in enumerate(ACTIONS)
+        for rec in synthetic_variations(action, IMPOSTORS_PER_ACTION, 1000 + 31 * k)
+    )
+
+
+def impostor_streams(exclude: str) -> list:
+    """Embedded synthetic performances of every action except ``exclude``.
+
+    Used by ``mirrorcam teach`` and by teaching from the live camera, so a taught
+    template is calibrated the same way whichever way it was taught.
+    """
+    return [stream for action, stream in _synthetic_performances() if action != exclude]
 
 
 def run(args: argparse.Namespace) -> int:
