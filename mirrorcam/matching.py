@@ -419,17 +419,25 @@ class NeuronBank:
         return out
 
     def _inhibited(self, tr: _Track, f: Firing, ready: list[Firing]) -> bool:
-        """True when another neuron explains an overlapping span with a higher peak."""
+        """True when another neuron explains an overlapping span with a higher peak.
+
+        Templates sharing a name are prototypes of one neuron (a taught action with
+        several examples): a span one of them already fired for is not fired again, and
+        while they are undecided the best of them takes it.
+        """
         span = max(f.end_ms - f.start_ms, self.tick_ms)
-        i = self.names.index(f.template)
         for j in np.flatnonzero(tr.active):
-            if j == i:
-                continue
+            # The template that produced ``f`` may be active again, but on a later span
+            # (a new match starts after the last one ended), so the overlap test skips it.
             overlap = min(f.end_ms, tr.peak_end[j]) - max(f.start_ms, tr.peak_start[j])
             if overlap > 0.5 * span and tr.peak[j] > f.score:
                 return True
-        for g in [*tr.recent, *tr.pending, *ready]:
-            if g.template == f.template:
+        for g in tr.recent:
+            overlap = min(f.end_ms, g.end_ms) - max(f.start_ms, g.start_ms)
+            if overlap > 0.5 * span and (g.score > f.score or g.template == f.template):
+                return True
+        for g in [*tr.pending, *ready]:
+            if g is f:
                 continue
             overlap = min(f.end_ms, g.end_ms) - max(f.start_ms, g.start_ms)
             if overlap > 0.5 * span and g.score > f.score:

@@ -498,7 +498,8 @@ def _r(v: float | None) -> float | None:
 
 
 def calibrate(
-    templates: Sequence[Template], labelled_streams: Sequence[tuple[str, list[tuple[float, Embedding]]]]
+    templates: Sequence[Template], labelled_streams: Sequence[tuple[str, list[tuple[float, Embedding]]]],
+    dists: np.ndarray | None = None,
 ) -> list[Template]:
     """Calibrate every template's threshold on labelled embedded streams.
 
@@ -507,7 +508,8 @@ def calibrate(
     """
     from mirrorcam.matching import best_distances
 
-    dists = np.stack([best_distances(templates, stream) for _, stream in labelled_streams])  # (S, N)
+    if dists is None:  # (S, N), given when the caller already has them
+        dists = np.stack([best_distances(templates, stream) for _, stream in labelled_streams])
     labels = [label for label, _ in labelled_streams]
     out = []
     for i, t in enumerate(templates):
@@ -523,7 +525,7 @@ def build_builtins(
     per_action: int = 8,
     seed: int = 7,
     real_impostors: Sequence[tuple[tuple[str, ...], list[tuple[float, Embedding]]]] = (),
-    real_quantile: float = 0.05,
+    real_quantile: float = 0.02,
     real_factor: float = 0.9,
 ) -> list[Template]:
     """Author, calibrate and write the built-in templates (``python -m mirrorcam.templates``).
@@ -532,8 +534,9 @@ def build_builtins(
     stream)`` of real clips), each template's threshold is instead set to
     ``real_factor`` times the ``real_quantile`` of its distances to the real clips that
     are *not* labelled with it (the footage of everything else: other actions, standing,
-    walking), capped at 85 % of the synthetic impostors' 5th percentile.  No clip of the
-    action itself is used.
+    walking; every person in a clip, not only the main one), capped at 85 % of the
+    5th percentile of the synthetic performers of the movements the real footage lacks.
+    No clip of the action itself is used.
     """
     from mirrorcam.matching import best_distances
     from mirrorcam.performer import ACTIONS
@@ -543,20 +546,31 @@ def build_builtins(
     for k, action in enumerate(ACTIONS):
         for rec in synthetic_variations(action, per_action, seed + 101 * k):
             streams.append((action, embed_recording(rec)))
-    templates = calibrate(templates, streams)
+    syn = np.stack([best_distances(templates, s) for _, s in streams])  # (S, N)
+    templates = calibrate(templates, streams, dists=syn)
     if real_impostors:
         dists = np.stack([best_distances(templates, s) for _, s in real_impostors])
+        # Synthetic performers are rendered by the same performer as the templates, so
+        # they come closer than real people do: where real footage of a movement exists
+        # it decides, and the synthetic performers bound a template only for the
+        # movements the real footage lacks (arm circles, walking in place, reaching...).
+        covered = {lab.split(":", 1)[-1] for labels, _ in real_impostors for lab in labels}
+        real_neg, syn_unc = [], []
         for i, t in enumerate(templates):
             neg = dists[[j for j, (labels, _) in enumerate(real_impostors) if t.name not in labels], i]
-            neg = neg[np.isfinite(neg)]
+            real_neg.append(neg[np.isfinite(neg)])
+            rows = [j for j, (a, _) in enumerate(streams) if a != t.name and a not in covered]
+            v = syn[rows, i] if rows else np.zeros(0)
+            syn_unc.append(v[np.isfinite(v)])
+        for i, t in enumerate(templates):
+            neg = real_neg[i]
             if len(neg) == 0:
                 continue
             q = float(np.quantile(neg, real_quantile))
             facts = {**t.calibration, "real_impostors": int(len(neg)), "real_impostor_q": _r(q),
                      "synthetic_threshold": _r(t.threshold)}
-            # Both sets of impostors bind: the real footage of everything else, and the
-            # synthetic performers of the other actions (which the real set may lack).
-            limit = 0.85 * t.calibration["impostor_p05"] if t.calibration.get("impostor_p05") else np.inf
+            limit = 0.85 * float(np.quantile(syn_unc[i], 0.025)) if len(syn_unc[i]) else np.inf
+            facts["synthetic_uncovered_limit"] = _r(limit) if np.isfinite(limit) else None
             templates[i] = replace(t, threshold=float(min(real_factor * q, limit)), calibration=facts)
     out_dir = Path(out_dir)
     for t in templates:
@@ -682,7 +696,18 @@ def _real_streams(manifest: Path) -> list[tuple[tuple[str, ...], list[tuple[floa
     out = []
     for row in rows:
         rec = clip_landmarks(manifest.parent / row["path"], progress=False)
-        out.append((tuple(row["label"].split("|")), embed_recording(rec)))
+        labels = tuple(row["label"].split("|"))
+        out.append((labels, embed_recording(rec)))
+        # Everyone in the footage is an impostor, not only its main person: a bystander
+        # raising an arm in a group clip must not fire either.
+        main = main_person_id(rec)
+        seen: dict[int, int] = {}
+        for frame in rec.frames:
+            for person in frame.persons:
+                seen[person.id] = seen.get(person.id, 0) + 1
+        for pid, n in sorted(seen.items()):
+            if pid != main and n >= 15:
+                out.append((labels, embed_recording(rec, person=pid)))
     return out
 
 
@@ -691,7 +716,7 @@ if __name__ == "__main__":  # pragma: no cover - authoring entry point
 
     parser = argparse.ArgumentParser(description="rebuild models/templates from the authored keyframes")
     parser.add_argument("--impostors", type=Path, help="manifest of real clips; clips not labelled with a template calibrate it")
-    parser.add_argument("--quantile", type=float, default=0.05)
+    parser.add_argument("--quantile", type=float, default=0.02)
     parser.add_argument("--factor", type=float, default=0.9)
     parser.add_argument("--out", type=Path, default=BUILTIN_DIR)
     a = parser.parse_args()

@@ -173,3 +173,16 @@ def test_real_squats_are_counted_within_one(bank, clip):
 def test_real_standing_fires_nothing(bank, clip):
     got = fires(bank, _real(clip("omkarnagarkar55_HAR/stand.mp4")).frames)
     assert sum(got.values()) == 0, got
+
+
+@pytest.mark.parametrize("repeats", [1, 3])
+def test_prototypes_sharing_a_name_act_as_one_neuron(repeats):
+    """Several prototypes of one action (a taught neuron) fire once per performance, not once each."""
+    squat = next(t for t in builtin_library().templates if t.name == "squat")
+    # A second, slightly different prototype: the same movement a little slower.
+    slower = replace(squat, frames=np.repeat(squat.frames, 2, axis=0)[::2][: len(squat.frames)] * 1.02)
+    rec = perform("squat", PerformerOptions(repeats=repeats, lead_in_s=1.0))
+    single = fires(NeuronBank([squat]), rec.frames)["squat"]
+    both = fires(NeuronBank([squat, slower]), rec.frames)["squat"]
+    assert single == repeats
+    assert both == single

@@ -7,9 +7,9 @@ lists alternatives); anything else (``stand``, ``walk``, ``other:*``) expects ``
 Protocols:
     builtin  the built-in library as shipped (plus ``--templates`` folders).
     loso     leave one subject out: for each subject, every action is taught from clips
-             of the *other* subjects only (the teaching code of ``mirrorcam teach``:
-             most representative performance, threshold calibrated against the other
-             actions' clips), then that subject's clips are classified.
+             of the *other* subjects only (up to 5 prototypes per action, one per
+             training clip, thresholds calibrated against the other actions' clips as
+             ``mirrorcam teach`` does), then that subject's clips are classified.
 
 Besides accuracy and false fires per minute on the negatives, every clip is also run
 mirrored (flip consistency) and at half and double speed.  Landmarks come from the
@@ -292,6 +292,8 @@ def run_variants(bank_for, rows, recs, flips, variants: bool) -> dict:
 LOSO_WINDOWS_S = (1.2, 2.0)
 LOSO_STRIDE_S = 0.6
 LOSO_PER_CLIP = 10
+LOSO_PROTOTYPES = 5  # the most examples `mirrorcam teach` accepts
+LOSO_IMPOSTOR_MARGIN = 0.9  # 1.0: 51 % accuracy but 13.5 false fires/min and 79 % flip consistency
 
 
 def candidate_windows(stream, rate_hz: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -319,15 +321,29 @@ def candidate_windows(stream, rate_hz: float) -> list[tuple[np.ndarray, np.ndarr
     return out
 
 
+def other_person_ids(rec: Recording, min_frames: int = 15) -> list[int]:
+    """Ids of the people besides the main one seen in at least ``min_frames`` frames."""
+    from mirrorcam.templates import main_person_id
+
+    counts = Counter(p.id for f in rec.frames for p in f.persons)
+    main = main_person_id(rec)
+    return [pid for pid, n in sorted(counts.items()) if pid != main and n >= min_frames]
+
+
 def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[dict, dict]:
     """One bank per subject, taught from the other subjects' clips only.
 
     Every window of every training clip is a candidate template; one matrix of
-    distances (candidate x clip) is computed once, and each fold picks, per action, the
-    candidate closest to the fold's other performances of that action relative to the
-    fold's impostor clips, and calibrates its threshold between the two
-    (:func:`mirrorcam.templates.choose_threshold`).  An action no other subject shows
-    falls back to the built-in template (reported in ``loso_fallbacks``).
+    distances (candidate x clip, the best over everyone in the clip) is computed once.
+    Each fold keeps, per action, up to ``LOSO_PROTOTYPES`` prototypes: the best window
+    of each training clip of the action, ranked by (median distance to the fold's other
+    performances) / (10th percentile to the fold's impostor clips).  The prototypes
+    share the action's name, so the bank treats them as one neuron whose distance is
+    the best of theirs.  Each is calibrated between the two
+    (:func:`mirrorcam.templates.choose_threshold`) and, with several, also kept below
+    ``LOSO_IMPOSTOR_MARGIN`` x the ``0.05 / n``-quantile of the impostor clips (their
+    false alarms add up).  An action no other subject shows falls back to the built-in
+    template (reported in ``loso_fallbacks``).
     """
     from mirrorcam.matching import best_distances
     from mirrorcam.templates import RATE_HZ, Template, auto_groups, builtin_library, choose_threshold, embed_recording
@@ -350,6 +366,12 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
         for j, p in enumerate(paths):
             if len(streams[p]) >= 2 and cands:
                 dist[:, j] = best_distances(cands, streams[p], options)
+            # A clip's distance is the best over everyone in it: a bystander who raises an
+            # arm in a group clip is as much an impostor as the main person.
+            for pid in other_person_ids(recs[p]):
+                extra = embed_recording(recs[p], person=pid)
+                if len(extra) >= 2 and cands:
+                    dist[:, j] = np.minimum(dist[:, j], best_distances(cands, extra, options))
             bar.update()
     col = {p: j for j, p in enumerate(paths)}
     banks, fallbacks = {}, {}
@@ -364,7 +386,11 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
                 library.append(builtin[name])
                 fallbacks.setdefault(subject, []).append(name)
                 continue
-            best, best_score, best_pos = None, np.inf, np.array([])
+            # Several prototypes per action (teaching allows 1-5 examples): the best
+            # window of each training clip, scored by (median distance to the fold's
+            # other performances) / (10th percentile to the fold's impostors); the
+            # neuron's distance is the min over its prototypes (same-name templates).
+            per_clip: dict[str, tuple[float, int, np.ndarray]] = {}
             for i in ids:
                 pos = dist[i, [col[p] for p in pos_paths if p != owner[i]]]
                 neg = dist[i, neg_cols]
@@ -372,11 +398,18 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
                 n10 = float(np.quantile(neg, 0.1)) if len(neg) else 1.0
                 p50 = float(np.median(pos[np.isfinite(pos)])) if np.isfinite(pos).any() else 0.5 * n10
                 score = p50 / max(n10, 1e-6)
-                if score < best_score:
-                    best, best_score, best_pos = i, score, pos
-            neg = dist[best, neg_cols]
-            thr, facts = choose_threshold(best_pos, neg)
-            library.append(replace(cands[best], threshold=thr, calibration=facts))
+                if owner[i] not in per_clip or score < per_clip[owner[i]][0]:
+                    per_clip[owner[i]] = (score, i, pos)
+            chosen = sorted(per_clip.values(), key=lambda c: c[0])[:LOSO_PROTOTYPES]
+            for _, best, best_pos in chosen:
+                neg = dist[best, neg_cols]
+                thr, facts = choose_threshold(best_pos, neg)
+                # Several prototypes add their false alarms up: share the impostor
+                # budget (5 % of the fold's impostor clips) between them.
+                finite = neg[np.isfinite(neg)]
+                if len(chosen) > 1 and len(finite):
+                    thr = min(thr, LOSO_IMPOSTOR_MARGIN * float(np.quantile(finite, 0.05 / len(chosen))))
+                library.append(replace(cands[best], threshold=thr, calibration=facts))
         banks[subject] = NeuronBank(library, options)
     fallback_names = sorted({n for v in fallbacks.values() for n in v})
     return banks, {"loso_candidates": len(cands), "loso_fallbacks": {k: v for k, v in sorted(fallbacks.items())},
