@@ -51,10 +51,10 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
         # FFmpeg and OpenCV print their own warnings (reconnect attempts, stream ends) on
         # stderr; mirrorcam already reports those events in one line of its own.
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
         import cv2
 
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     logging.basicConfig(level=level, format="mirrorcam: %(message)s", stream=sys.stderr, force=True)
 
 

@@ -93,8 +93,11 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
     """A user error: non-zero exit, no traceback, one ``mirrorcam: error:`` line naming the problem."""
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("mirrorcam: error:")]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("mirrorcam: error:")]
     assert len(errors) == 1, proc.stderr
+    # Nothing else on stderr: no native library chatter around the one line.
+    assert len(lines) == 1, proc.stderr
     for needle in needles:
         assert needle.lower() in errors[0].lower(), errors[0]
 
