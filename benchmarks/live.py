@@ -27,7 +27,8 @@ from _common import emit, machine, shared_clips
 
 from mirrorcam.mjpeg import MjpegServerProcess
 from mirrorcam.modes.common import display_available
-from mirrorcam.modes.live import LiveApp, PoseWorker, demo_recordings, load_templates, run_loop
+from mirrorcam.modes.common import load_templates
+from mirrorcam.modes.live import LiveApp, PoseWorker, demo_recordings, run_loop
 from mirrorcam.pose import PoseEstimator, PoseEstimatorOptions
 from mirrorcam.sources import simulated_camera, url_source
 

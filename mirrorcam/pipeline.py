@@ -76,7 +76,6 @@ def clip_landmarks(
     options = options or (estimator.options if estimator else PoseEstimatorOptions())
     if is_recording_path(path):
         return load_recording(path)
-    source = open_source(path)
     cache_dir = cache_dir or default_cache_dir()
     cached = cache_dir / f"{cache_key(path, options, flip)}.npz" if path.is_file() else None
     if cached is not None and cached.exists():
@@ -84,6 +83,8 @@ def clip_landmarks(
             return load_recording(cached)
         except RecordingError as exc:
             log.warning("ignoring a damaged cache entry %s (%s)", cached, exc)
+    # Opened only on a cache miss: a hit must not cost a decoder start-up.
+    source = open_source(path)
     own = estimator is None
     estimator = estimator or PoseEstimator.create_from_options(options)
     try:

@@ -43,12 +43,22 @@ def add_template_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-templates", action="store_true", help="skeletons only, no neurons")
 
 
+def load_templates(extra_dirs=None) -> list:
+    """The templates live and replay match against: built-ins, the user's taught ones, ``extra_dirs``.
+
+    (eval and the kiosk leave the user's folder out on purpose: they measure or show a
+    fixed library.)
+    """
+    from mirrorcam.templates import TemplateLibrary
+
+    return list(TemplateLibrary.load(extra_dirs=extra_dirs or [], include_user=True).templates)
+
+
 def load_bank(args: argparse.Namespace):
-    """A NeuronBank over the built-in library plus ``--templates`` folders, or None."""
+    """A NeuronBank over :func:`load_templates` with ``--templates`` folders, or None."""
     if getattr(args, "no_templates", False):
         return None
     from mirrorcam.matching import NeuronBank
-    from mirrorcam.templates import TemplateLibrary
 
-    library = TemplateLibrary.load(extra_dirs=args.templates or [], include_user=True)
-    return NeuronBank(library.templates) if library.templates else None
+    templates = load_templates(args.templates)
+    return NeuronBank(templates) if templates else None

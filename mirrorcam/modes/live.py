@@ -35,7 +35,7 @@ import numpy as np
 
 from mirrorcam.containers import NeuronActivity, PoseFrame
 from mirrorcam.errors import MirrorcamError, SourceError, TemplateError
-from mirrorcam.modes.common import add_pose_arguments, display_available, pose_options_from_args
+from mirrorcam.modes.common import add_pose_arguments, display_available, load_templates, pose_options_from_args
 from mirrorcam.recording import Recording, is_recording_path, load_recording, recording_from_frames
 from mirrorcam.screen import (
     OTHER_COLOR,
@@ -686,12 +686,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if w < 320 or h < 240 or w > 7680 or h > 4320:
         raise MirrorcamError(f"--size must be between 320x240 and 7680x4320, got {w}x{h}")
     return w, h
-
-
-def load_templates(extra_dirs) -> list:
-    from mirrorcam.templates import TemplateLibrary
-
-    return list(TemplateLibrary.load(extra_dirs=extra_dirs or [], include_user=True).templates)
 
 
 def observed_clips(spec: str | None, pose_options) -> list[ObservedClip] | None:
