@@ -393,7 +393,11 @@ class LiveApp:
             else:
                 self._teach_idle(now_ms)
             if self.player is not None:
+                before = self.player.index
                 due, shown = self.player.advance(now_ms, auto_next=True)
+                if self.player.index != before:
+                    self._acts[1] = None
+                    self._say_observing()
                 for frame in due:
                     self._update_channel(1, self.banks[1], frame, self._focus(frame), now_ms)
                 if shown is not None:
@@ -510,6 +514,10 @@ class LiveApp:
         t = self._fps_times
         return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
 
+    def _say_observing(self) -> None:
+        assert self.player is not None
+        _say("observing %s (%d/%d)", self.player.clip.name, self.player.index + 1, len(self.player.clips))
+
     # -- keys
     def key(self, code: int) -> str | None:
         """Handle one key (a ``cv2.waitKey`` code); returns "quit", "fullscreen" or None."""
@@ -531,7 +539,7 @@ class LiveApp:
         elif code == ord("n") and self.player is not None:
             self.player.next(now_ms)
             self._acts[1] = None
-            _say("observing %s (%d/%d)", self.player.clip.name, self.player.index + 1, len(self.player.clips))
+            self._say_observing()
         elif code == ord("m"):
             self.mirror = not self.mirror
             _say("mirror display %s", "on" if self.mirror else "off")
