@@ -21,7 +21,9 @@ How one frame is processed:
    its last frame now.  A motion gate compares how much the input moved along the path
    with how much the template moves, so a still pose near the middle of a small movement
    (the "hub" problem) does not match it.
-4. Non-side-specific templates have a mirrored twin row; the neuron takes the better.
+4. Non-side-specific templates have a mirrored twin row; a template with variants
+   (other styles of the action) has a row per prototype; the neuron takes the best
+   activation of its rows, each against its own threshold.
 5. Activation ``1 / (1 + (d / threshold) ** 4)`` is 0.5 at the template's calibrated
    threshold.  A neuron turns active above ``on_level`` and fires once per performance:
    when its activation falls below ``off_level`` or when a new, non-overlapping match
@@ -151,7 +153,6 @@ class _Matrices:
                 motion[i] = float(np.sqrt((np.diff(f, axis=0) ** 2) @ w[i] / self.wsum[i]).sum())
         self.motion = np.concatenate([motion, motion])
         self.thresholds = np.array([float(t.threshold) for t in templates], np.float32)
-        self.static = np.array([t.kind == "static" for t in templates], bool)
         self.mirror_off = np.concatenate([np.zeros(n, bool), np.array([bool(t.side_specific) for t in templates])])
         self.end_col = self.lengths - 1
 
@@ -231,15 +232,22 @@ class NeuronBank:
         if not templates:
             raise ValueError("a NeuronBank needs at least one template")
         for t in templates:
-            frames = np.asarray(t.frames)
-            if frames.ndim != 2 or frames.shape[1] != DIM or len(frames) < 1:
-                raise ValueError(f"template {t.name!r} has frames of shape {frames.shape}, expected (K, {DIM})")
-            if not float(t.threshold) > 0:
-                raise ValueError(f"template {t.name!r} has a non-positive threshold")
+            for proto in t.prototypes() if hasattr(t, "prototypes") else (t,):
+                frames = np.asarray(proto.frames)
+                if frames.ndim != 2 or frames.shape[1] != DIM or len(frames) < 1:
+                    raise ValueError(f"template {t.name!r} has frames of shape {frames.shape}, expected (K, {DIM})")
+                if not float(proto.threshold) > 0:
+                    raise ValueError(f"template {t.name!r} has a non-positive threshold")
         self.options = options or BankOptions()
         self.templates = templates
         self.names: tuple[str, ...] = tuple(t.name for t in templates)
-        self._m = _Matrices(templates, self.options)
+        # One DP row per prototype (a template and its variants), grouped by neuron.
+        protos = [p for t in templates for p in (t.prototypes() if hasattr(t, "prototypes") else (t,))]
+        self._m = _Matrices(protos, self.options)
+        counts = np.array([len(t.prototypes()) if hasattr(t, "prototypes") else 1 for t in templates])
+        self._offsets = None if len(protos) == len(templates) else np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self._row_neuron = np.repeat(np.arange(len(templates)), counts)
+        self._static = np.array([t.kind == "static" for t in templates], bool)
         self._tracks: dict[int, _Track] = {}
 
     @property
@@ -341,8 +349,14 @@ class NeuronBank:
         mirrored_better = eff[n:] < eff[:n]
         dist = np.where(mirrored_better, eff[n:], eff[:n])
         st = np.where(mirrored_better, starts[n:], starts[:n])
-        tr.distance = dist.astype(np.float32)
         act = activation_of(dist, m.thresholds, o.activation_power)
+        if self._offsets is not None:
+            # The neuron's best prototype (ties: the first) speaks for it.
+            best = np.maximum.reduceat(act, self._offsets)
+            rows_idx = np.arange(len(act))
+            first = np.minimum.reduceat(np.where(act >= best[self._row_neuron], rows_idx, len(act)), self._offsets)
+            act, st, dist = best, st[first], dist[first]
+        tr.distance = dist.astype(np.float32)
         tr.activation = act
         return self._fire(tr, pid, act, st, t)
 
@@ -380,9 +394,9 @@ class NeuronBank:
         tr.cost, tr.start, tr.length, tr.moved, tr.stall = best, n_start, n_len + 1, n_moved, n_stall
 
     def _fire(self, tr: _Track, pid: int, act: np.ndarray, start: np.ndarray, t: float) -> list[Firing]:
-        o, m = self.options, self._m
+        o = self.options
         tol = 2.0 * self.tick_ms
-        superseded = tr.active & ~m.static & (start > tr.peak_end - tol) & (act >= o.on_level)
+        superseded = tr.active & ~self._static & (start > tr.peak_end - tol) & (act >= o.on_level)
         dropped = tr.active & (act < o.off_level)
         for i in np.flatnonzero(superseded | dropped):
             tr.pending.append(

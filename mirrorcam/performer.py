@@ -245,6 +245,65 @@ ACTIONS: dict[str, Motion] = {
             (0.8, {"r_thigh": (4.0, 0.0), "r_shin": (3.0, 0.0), "lift": 0.0, "l_arm": (8.0, 0.0), "l_fore": (6.0, 30.0),
                    "r_arm": (8.0, 0.0), "r_fore": (6.0, 30.0)}),
         )),
+        # Other styles of the built-ins ("action:style"): people perform the same action
+        # in more than one way, and a neuron must recognise the common ones.
+        Motion("wave_one_hand:overhead", _k(  # the whole arm sweeping above the head
+            (0.0, {"r_arm": (150.0, 5.0), "r_fore": (165.0, 5.0)}),
+            (0.35, {"r_arm": (105.0, 5.0), "r_fore": (120.0, 5.0)}),
+            (0.7, {"r_arm": (165.0, 5.0), "r_fore": (195.0, 5.0)}),
+            (1.05, {"r_arm": (105.0, 5.0), "r_fore": (120.0, 5.0)}),
+            (1.4, {"r_arm": (150.0, 5.0), "r_fore": (165.0, 5.0)}),
+        )),
+        Motion("wave_one_hand:low", _k(  # elbow by the side, the hand at face height
+            (0.0, {"r_arm": (25.0, 25.0), "r_fore": (160.0, 15.0)}),
+            (0.3, {"r_fore": (130.0, 15.0)}),
+            (0.6, {"r_fore": (190.0, 15.0)}),
+            (0.9, {"r_fore": (130.0, 15.0)}),
+            (1.2, {"r_fore": (190.0, 15.0)}),
+            (1.5, {"r_fore": (160.0, 15.0)}),
+        )),
+        Motion("wave_both_hands:overhead", _k(
+            (0.0, {"r_arm": (150.0, 5.0), "r_fore": (165.0, 5.0), "l_arm": (150.0, 5.0), "l_fore": (165.0, 5.0)}),
+            (0.35, {"r_arm": (105.0, 5.0), "r_fore": (120.0, 5.0), "l_arm": (105.0, 5.0), "l_fore": (120.0, 5.0)}),
+            (0.7, {"r_arm": (165.0, 5.0), "r_fore": (195.0, 5.0), "l_arm": (165.0, 5.0), "l_fore": (195.0, 5.0)}),
+            (1.05, {"r_arm": (105.0, 5.0), "r_fore": (120.0, 5.0), "l_arm": (105.0, 5.0), "l_fore": (120.0, 5.0)}),
+            (1.4, {"r_arm": (150.0, 5.0), "r_fore": (165.0, 5.0), "l_arm": (150.0, 5.0), "l_fore": (165.0, 5.0)}),
+        )),
+        Motion("clap:wide", _k(  # arms opened out to the sides between claps
+            (0.0, {"l_arm": (60.0, 40.0), "r_arm": (60.0, 40.0), "l_fore": (65.0, 45.0), "r_fore": (65.0, 45.0)}),
+            (0.35, {"l_arm": (8.0, 40.0), "r_arm": (8.0, 40.0), "l_fore": (-55.0, 70.0), "r_fore": (-55.0, 70.0)}),
+            (0.7, {"l_arm": (60.0, 40.0), "r_arm": (60.0, 40.0), "l_fore": (65.0, 45.0), "r_fore": (65.0, 45.0)}),
+            (1.05, {"l_arm": (8.0, 40.0), "r_arm": (8.0, 40.0), "l_fore": (-55.0, 70.0), "r_fore": (-55.0, 70.0)}),
+            (1.4, {"l_arm": (60.0, 40.0), "r_arm": (60.0, 40.0), "l_fore": (65.0, 45.0), "r_fore": (65.0, 45.0)}),
+        )),
+        Motion("arms_up:press", _k(  # from the hands at the shoulders (a press), standing or seated
+            (0.0, {"l_arm": (80.0, 15.0), "r_arm": (80.0, 15.0), "l_fore": (178.0, 10.0), "r_fore": (178.0, 10.0)}),
+            (0.6, {"l_arm": (165.0, 5.0), "r_arm": (165.0, 5.0), "l_fore": (175.0, 5.0), "r_fore": (175.0, 5.0)}),
+            (0.9, {}),
+            (1.5, {"l_arm": (80.0, 15.0), "r_arm": (80.0, 15.0), "l_fore": (178.0, 10.0), "r_fore": (178.0, 10.0)}),
+        )),
+        Motion("jump_in_place:tuck", _k(  # knees pulled up in the air
+            (0.0, {}),
+            (0.25, {"l_thigh": (4.0, 45.0), "r_thigh": (4.0, 45.0), "l_shin": (3.0, -30.0), "r_shin": (3.0, -30.0),
+                    "pitch": 25.0, "l_arm": (10.0, -20.0), "r_arm": (10.0, -20.0)}),
+            (0.5, {"l_thigh": (4.0, 85.0), "r_thigh": (4.0, 85.0), "l_shin": (3.0, -20.0), "r_shin": (3.0, -20.0),
+                   "pitch": 10.0, "l_arm": (20.0, 50.0), "r_arm": (20.0, 50.0), "lift": 0.35}),
+            (0.75, {"l_thigh": (4.0, 35.0), "r_thigh": (4.0, 35.0), "l_shin": (3.0, -25.0), "r_shin": (3.0, -25.0),
+                    "pitch": 20.0, "lift": 0.0, "l_arm": (10.0, 10.0), "r_arm": (10.0, 10.0)}),
+            (1.0, {"l_thigh": (4.0, 0.0), "r_thigh": (4.0, 0.0), "l_shin": (3.0, 0.0), "r_shin": (3.0, 0.0),
+                   "pitch": 0.0, "l_arm": (8.0, 0.0), "r_arm": (8.0, 0.0)}),
+        )),
+        Motion("high_knees:kick", _k(  # the heel behind the knee, arms pumping
+            (0.0, {}),
+            (0.2, {"l_thigh": (3.0, 75.0), "l_shin": (2.0, -35.0), "lift": 0.04, "r_arm": (8.0, 45.0), "r_fore": (10.0, 100.0),
+                   "l_arm": (8.0, -30.0), "l_fore": (8.0, 40.0)}),
+            (0.4, {"l_thigh": (4.0, 0.0), "l_shin": (3.0, 0.0), "lift": 0.0, "r_arm": (8.0, 0.0), "r_fore": (6.0, 45.0),
+                   "l_arm": (8.0, 0.0), "l_fore": (6.0, 45.0)}),
+            (0.6, {"r_thigh": (3.0, 75.0), "r_shin": (2.0, -35.0), "lift": 0.04, "l_arm": (8.0, 45.0), "l_fore": (10.0, 100.0),
+                   "r_arm": (8.0, -30.0), "r_fore": (8.0, 40.0)}),
+            (0.8, {"r_thigh": (4.0, 0.0), "r_shin": (3.0, 0.0), "lift": 0.0, "l_arm": (8.0, 0.0), "l_fore": (6.0, 45.0),
+                   "r_arm": (8.0, 0.0), "r_fore": (6.0, 45.0)}),
+        )),
         # Impostors: must fire nothing.
         Motion("stand", _k((0.0, {}), (1.0, {"roll": 2.0, "l_arm": (10.0, 3.0)}), (2.0, {"roll": -1.0}), (3.0, dict(REST)))),
         Motion("walk_in_place", _k(
@@ -292,7 +351,11 @@ BUILTIN_ACTIONS: tuple[str, ...] = (
     "wave_one_hand", "wave_both_hands", "clap", "arms_up", "arm_circles", "punch",
     "jumping_jack", "squat", "lunge", "bend", "jump_in_place", "high_knees",
 )
-IMPOSTOR_ACTIONS: tuple[str, ...] = tuple(n for n in ACTIONS if n not in BUILTIN_ACTIONS)
+STYLE_ACTIONS: dict[str, tuple[str, ...]] = {
+    a: tuple(n for n in ACTIONS if n.startswith(a + ":")) for a in BUILTIN_ACTIONS
+}
+"""Other styles of each built-in (``"action:style"`` motions), rendered as template variants."""
+IMPOSTOR_ACTIONS: tuple[str, ...] = tuple(n for n in ACTIONS if n not in BUILTIN_ACTIONS and ":" not in n)
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,8 +14,16 @@ user folder for taught ones)::
       "frames": [[...], ...],       # (K, D) embeddings, one per tick
       "weights": [[...], ...],      # (K, D) trust of each feature (optional)
       "preview": [[[x, y, z], ...], ...],  # (K', 33, 3) world-like landmarks to draw
-      "description": "...", "source": "...", "calibration": {...}
+      "description": "...", "source": "...", "calibration": {...},
+      "variants": [                 # optional: other styles of the same action
+        {"style": "press", "threshold": 0.05, "frames": [...], "weights": [...], "calibration": {...}}
+      ]
     }
+
+A neuron is one template; its ``frames`` and each of its ``variants`` are *prototypes*
+(people wave at the shoulder or above the head, clap with arms opening wide or not).
+The matcher follows every prototype and the neuron takes the best of them, each
+measured against its own threshold.
 
 The built-ins are authored as joint-angle keyframes (:mod:`mirrorcam.performer`),
 rendered by forward kinematics and embedded exactly as a camera's landmarks are; their
@@ -74,6 +82,64 @@ def importance_vector(groups: dict[str, float]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """Another style of a template's action: its own frames and threshold.
+
+    Attributes:
+        style: Short label, e.g. ``"press"``.
+        frames: ``(K, DIM)`` float32 embeddings at the template's ``rate_hz``.
+        threshold: Match distance at which this prototype's activation is 0.5.
+        weights: ``(K, DIM)`` trust of each feature per frame (default all ones).
+        calibration: Facts from the threshold's calibration (JSON-safe).
+    """
+
+    style: str
+    frames: np.ndarray
+    threshold: float
+    weights: np.ndarray | None = None
+    calibration: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        frames, weights = _checked_frames(self.frames, self.weights)
+        object.__setattr__(self, "frames", frames)
+        object.__setattr__(self, "weights", weights)
+        _check_threshold(self.threshold)
+
+    def to_json(self) -> dict:
+        return {"style": self.style, "threshold": round(float(self.threshold), 5), "calibration": self.calibration,
+                "frames": np.round(self.frames, 4).tolist(), "weights": np.round(self.weights, 3).tolist()}
+
+    @staticmethod
+    def from_json(obj: object) -> Variant:
+        if not isinstance(obj, dict) or not {"style", "threshold", "frames"} <= set(obj):
+            raise ValueError("each variant needs style, threshold and frames")
+        return Variant(
+            style=str(obj["style"]),
+            frames=np.asarray(obj["frames"], np.float32),
+            threshold=float(obj["threshold"]),
+            weights=np.asarray(obj["weights"], np.float32) if obj.get("weights") is not None else None,
+            calibration=obj.get("calibration") if isinstance(obj.get("calibration"), dict) else {},
+        )
+
+
+def _checked_frames(frames: object, weights: object) -> tuple[np.ndarray, np.ndarray]:
+    frames = np.asarray(frames, np.float32)
+    if frames.ndim != 2 or frames.shape[1] != DIM or not 1 <= len(frames) <= 600:
+        raise ValueError(f"template frames must have shape (K, {DIM}) with 1 <= K <= 600, got {frames.shape}")
+    if not np.all(np.isfinite(frames)):
+        raise ValueError("template frames must be finite")
+    weights = np.ones_like(frames) if weights is None else np.asarray(weights, np.float32)
+    if weights.shape != frames.shape or not np.all(np.isfinite(weights)) or weights.min() < 0:
+        raise ValueError(f"template weights must be finite, >= 0 and shaped like frames {frames.shape}")
+    return frames, weights
+
+
+def _check_threshold(threshold: object) -> None:
+    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
+        raise ValueError(f"template threshold must be a positive number, got {threshold!r}")
+
+
+@dataclass(frozen=True)
 class Template:
     """One action template (one neuron).
 
@@ -92,6 +158,7 @@ class Template:
         description: One sentence on the movement.
         source: Where it came from ("built-in keyframes", "taught from clip.mp4@2-4").
         calibration: Facts from the threshold's calibration (JSON-safe).
+        variants: Other styles of the action (see :class:`Variant`).
     """
 
     name: str
@@ -108,28 +175,24 @@ class Template:
     description: str = ""
     source: str = ""
     calibration: dict = field(default_factory=dict, compare=False)
+    variants: tuple[Variant, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not all(c.isalnum() or c == "_" for c in self.name) or self.name != self.name.lower():
             raise ValueError(f"template name must be lowercase letters, digits and '_', got {self.name!r}")
         if self.kind not in KINDS:
             raise ValueError(f"template kind must be one of {KINDS}, got {self.kind!r}")
-        frames = np.asarray(self.frames, np.float32)
-        if frames.ndim != 2 or frames.shape[1] != DIM or not 1 <= len(frames) <= 600:
-            raise ValueError(f"template frames must have shape (K, {DIM}) with 1 <= K <= 600, got {frames.shape}")
-        if not np.all(np.isfinite(frames)):
-            raise ValueError("template frames must be finite")
+        frames, weights = _checked_frames(self.frames, self.weights)
         object.__setattr__(self, "frames", frames)
-        weights = np.ones_like(frames) if self.weights is None else np.asarray(self.weights, np.float32)
-        if weights.shape != frames.shape or not np.all(np.isfinite(weights)) or weights.min() < 0:
-            raise ValueError(f"template weights must be finite, >= 0 and shaped like frames {frames.shape}")
         object.__setattr__(self, "weights", weights)
         preview = np.asarray(self.preview, np.float32)
         if preview.ndim != 3 or preview.shape[1:] != (33, 3):
             raise ValueError(f"template preview must have shape (K, 33, 3), got {preview.shape}")
         object.__setattr__(self, "preview", preview)
-        if not (isinstance(self.threshold, (int, float)) and math.isfinite(self.threshold) and self.threshold > 0):
-            raise ValueError(f"template threshold must be a positive number, got {self.threshold!r}")
+        _check_threshold(self.threshold)
+        object.__setattr__(self, "variants", tuple(self.variants))
+        if not all(isinstance(v, Variant) for v in self.variants) or len(self.variants) > 15:
+            raise ValueError("template variants must be at most 15 Variant objects")
         for group, weight in self.groups.items():
             if group not in GROUPS or not isinstance(weight, (int, float)) or weight < 0:
                 raise ValueError(f"template importance {group!r}: {weight!r} is not a known group with a weight >= 0")
@@ -144,6 +207,18 @@ class Template:
     @property
     def duration_s(self) -> float:
         return len(self.frames) / self.rate_hz
+
+    def prototypes(self) -> tuple[Template, ...]:
+        """This template and each of its variants as plain templates (same name, no variants).
+
+        Example:
+            >>> t = builtin_library().get("arms_up")
+            >>> {p.name for p in t.prototypes()} == {"arms_up"}
+            True
+        """
+        base = replace(self, variants=())
+        return (base, *(replace(base, frames=v.frames, weights=v.weights, threshold=v.threshold,
+                                calibration=v.calibration, source=f"{self.source} [{v.style}]") for v in self.variants))
 
     def to_json(self) -> dict:
         """The JSON object stored in the template file."""
@@ -164,6 +239,7 @@ class Template:
             "frames": np.round(self.frames, 4).tolist(),
             "weights": np.round(self.weights, 3).tolist(),
             "preview": np.round(self.preview, 3).tolist(),
+            **({"variants": [v.to_json() for v in self.variants]} if self.variants else {}),
         }
 
     @staticmethod
@@ -195,9 +271,16 @@ class Template:
                 description=str(obj.get("description", "")),
                 source=str(obj.get("source", "")),
                 calibration=obj.get("calibration") if isinstance(obj.get("calibration"), dict) else {},
+                variants=tuple(Variant.from_json(v) for v in _list(obj.get("variants", []), "variants")),
             )
         except (ValueError, TypeError) as exc:
             raise TemplateError(f"{origin}: {exc}") from None
+
+
+def _list(value: object, what: str) -> list:
+    if not isinstance(value, list):
+        raise ValueError(f"{what} must be a list")
+    return value
 
 
 def _bool(value: object) -> bool:
@@ -373,7 +456,9 @@ BUILTIN_SPECS: dict[str, BuiltinSpec] = {
     "wave_one_hand": BuiltinSpec("Wave (one hand)", "dynamic", _ARMS, "One hand raised, the forearm swinging side to side."),
     "wave_both_hands": BuiltinSpec("Wave (both hands)", "dynamic", _ARMS, "Both hands raised, forearms swinging side to side."),
     "clap": BuiltinSpec("Clap", "dynamic", _ARMS, "Hands meeting in front of the chest, twice."),
-    "arms_up": BuiltinSpec("Arms up", "dynamic", {"torso": 0.5, "arms": 1.0, "legs": 1.0, "lift": 0.5}, "Both arms raised straight above the head, standing still, and lowered."),
+    # Legs count little: people raise their arms seated too; a jumping jack (legs apart)
+    # out-explains arms_up through the jumping_jack neuron (lateral inhibition).
+    "arms_up": BuiltinSpec("Arms up", "dynamic", {"torso": 0.5, "arms": 1.0, "legs": 0.4, "lift": 0.5}, "Both arms raised straight above the head, and lowered."),
     "arm_circles": BuiltinSpec("Arm circles", "dynamic", _ARMS, "Arms out to the sides, circling."),
     "punch": BuiltinSpec("Punch", "dynamic", _ARMS, "From a guard, one fist thrown straight ahead and pulled back."),
     "jumping_jack": BuiltinSpec("Jumping jack", "dynamic", {"torso": 0.5, "arms": 1.0, "legs": 1.0, "lift": 0.5}, "Jump feet apart with arms overhead, and back."),
@@ -397,26 +482,36 @@ def template_frames_from_stream(
     return x[keep], w[keep]
 
 
-def author_builtin(name: str, threshold: float = 1.0) -> Template:
-    """Render the built-in ``name`` from its keyframes into an (uncalibrated) template."""
-    from mirrorcam.performer import ACTIONS, PerformerOptions, perform, preview_landmarks
+def _render_motion(motion, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(frames, weights)`` of one cycle of an authored motion, embedded as a camera's would be."""
+    from mirrorcam.performer import PerformerOptions, perform
 
-    spec = BUILTIN_SPECS[name]
-    motion = ACTIONS[name]
     lead = 1.5
-    if spec.kind == "static":
+    if kind == "static":
         rec = perform(motion, PerformerOptions(repeats=2, lead_in_s=lead))
         stream = embed_recording(rec)
         # The middle of the hold (the performer eases in and out around it).
         held = (lead + 0.4) * 1000.0
         frames, weights = template_frames_from_stream(stream, held, held + (2 * motion.duration - 0.6) * 1000.0)
-        frames = np.repeat(frames.mean(axis=0, keepdims=True), STATIC_TICKS, 0)
-        weights = np.repeat(weights.min(axis=0, keepdims=True), STATIC_TICKS, 0)
-    else:
-        rec = perform(motion, PerformerOptions(repeats=3, lead_in_s=lead))
-        stream = embed_recording(rec)
-        start = (lead + motion.duration) * 1000.0
-        frames, weights = template_frames_from_stream(stream, start, start + motion.duration * 1000.0)
+        return np.repeat(frames.mean(axis=0, keepdims=True), STATIC_TICKS, 0), np.repeat(weights.min(axis=0, keepdims=True), STATIC_TICKS, 0)
+    rec = perform(motion, PerformerOptions(repeats=3, lead_in_s=lead))
+    stream = embed_recording(rec)
+    # The second cycle: the first one starts from rest, the second from the cycle's end.
+    start = (lead + motion.duration) * 1000.0
+    return template_frames_from_stream(stream, start, start + motion.duration * 1000.0)
+
+
+def author_builtin(name: str, threshold: float = 1.0) -> Template:
+    """Render the built-in ``name`` (and its other styles) from keyframes into an uncalibrated template."""
+    from mirrorcam.performer import ACTIONS, STYLE_ACTIONS, preview_landmarks
+
+    spec = BUILTIN_SPECS[name]
+    motion = ACTIONS[name]
+    frames, weights = _render_motion(motion, spec.kind)
+    variants = []
+    for style_name in STYLE_ACTIONS.get(name, ()):
+        f, w = _render_motion(ACTIONS[style_name], spec.kind)
+        variants.append(Variant(style_name.split(":", 1)[1], f, threshold, weights=w))
     return Template(
         name=name,
         display_name=spec.display_name,
@@ -429,6 +524,7 @@ def author_builtin(name: str, threshold: float = 1.0) -> Template:
         groups=dict(spec.groups),
         description=spec.description,
         source="built-in: authored joint-angle keyframes (mirrorcam.performer), forward kinematics",
+        variants=tuple(variants),
     )
 
 
@@ -527,6 +623,7 @@ def build_builtins(
     real_impostors: Sequence[tuple[tuple[str, ...], list[tuple[float, Embedding]]]] = (),
     real_quantile: float = 0.02,
     real_factor: float = 0.9,
+    actions_as_impostors: bool = True,
 ) -> list[Template]:
     """Author, calibrate and write the built-in templates (``python -m mirrorcam.templates``).
 
@@ -541,37 +638,46 @@ def build_builtins(
     from mirrorcam.matching import best_distances
     from mirrorcam.performer import ACTIONS
 
-    templates = [author_builtin(name) for name in BUILTIN_NAMES]
+    authored = [author_builtin(name) for name in BUILTIN_NAMES]
+    # Every prototype (a template's main style and each variant) is calibrated on its own.
+    protos = [p for t in authored for p in t.prototypes()]
     streams = []
     for k, action in enumerate(ACTIONS):
         for rec in synthetic_variations(action, per_action, seed + 101 * k):
-            streams.append((action, embed_recording(rec)))
-    syn = np.stack([best_distances(templates, s) for _, s in streams])  # (S, N)
-    templates = calibrate(templates, streams, dists=syn)
+            streams.append((action.split(":", 1)[0], embed_recording(rec)))
+    syn = np.stack([best_distances(protos, s) for _, s in streams])  # (S, P)
+    protos = calibrate(protos, streams, dists=syn)
     if real_impostors:
-        dists = np.stack([best_distances(templates, s) for _, s in real_impostors])
+        dists = np.stack([best_distances(protos, s) for _, s in real_impostors])
         # Synthetic performers are rendered by the same performer as the templates, so
         # they come closer than real people do: where real footage of a movement exists
         # it decides, and the synthetic performers bound a template only for the
         # movements the real footage lacks (arm circles, walking in place, reaching...).
         covered = {lab.split(":", 1)[-1] for labels, _ in real_impostors for lab in labels}
-        real_neg, syn_unc = [], []
-        for i, t in enumerate(templates):
-            neg = dists[[j for j, (labels, _) in enumerate(real_impostors) if t.name not in labels], i]
-            real_neg.append(neg[np.isfinite(neg)])
-            rows = [j for j, (a, _) in enumerate(streams) if a != t.name and a not in covered]
-            v = syn[rows, i] if rows else np.zeros(0)
-            syn_unc.append(v[np.isfinite(v)])
-        for i, t in enumerate(templates):
-            neg = real_neg[i]
+        shares = [1 if k == 0 else 1 + len(t.variants) for t in authored for k in range(1 + len(t.variants))]
+        for i, t in enumerate(protos):
+            neg = dists[[j for j, (labels, _) in enumerate(real_impostors) if t.name not in labels
+                         and (actions_as_impostors or not set(labels) & set(BUILTIN_NAMES))], i]
+            neg = neg[np.isfinite(neg)]
             if len(neg) == 0:
                 continue
-            q = float(np.quantile(neg, real_quantile))
+            rows = [j for j, (a, _) in enumerate(streams) if a != t.name and a not in covered]
+            unc = syn[rows, i] if rows else np.zeros(0)
+            unc = unc[np.isfinite(unc)]
+            # A neuron with several prototypes adds their false alarms up: the main style
+            # keeps the budget it had alone, the variants are held to a share of it.
+            q = float(np.quantile(neg, real_quantile / shares[i]))
             facts = {**t.calibration, "real_impostors": int(len(neg)), "real_impostor_q": _r(q),
                      "synthetic_threshold": _r(t.threshold)}
-            limit = 0.85 * float(np.quantile(syn_unc[i], 0.025)) if len(syn_unc[i]) else np.inf
+            limit = 0.85 * float(np.quantile(unc, 0.025)) if len(unc) else np.inf
             facts["synthetic_uncovered_limit"] = _r(limit) if np.isfinite(limit) else None
-            templates[i] = replace(t, threshold=float(min(real_factor * q, limit)), calibration=facts)
+            protos[i] = replace(t, threshold=float(min(real_factor * q, limit)), calibration=facts)
+    templates, i = [], 0
+    for t in authored:
+        main, rest = protos[i], protos[i + 1 : i + 1 + len(t.variants)]
+        i += 1 + len(t.variants)
+        variants = tuple(replace(v, threshold=p.threshold, calibration=p.calibration) for v, p in zip(t.variants, rest))
+        templates.append(replace(t, threshold=main.threshold, calibration=main.calibration, variants=variants))
     out_dir = Path(out_dir)
     for t in templates:
         save_template(out_dir / f"{t.name}.json", t, force=True)
@@ -719,8 +825,11 @@ if __name__ == "__main__":  # pragma: no cover - authoring entry point
     parser.add_argument("--quantile", type=float, default=0.02)
     parser.add_argument("--factor", type=float, default=0.9)
     parser.add_argument("--out", type=Path, default=BUILTIN_DIR)
+    parser.add_argument("--no-action-impostors", action="store_true",
+                        help="calibrate against clips of no built-in action only (lateral inhibition separates the actions)")
     a = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     real = _real_streams(a.impostors) if a.impostors else ()
-    for t in build_builtins(a.out, real_impostors=real, real_quantile=a.quantile, real_factor=a.factor):
+    for t in build_builtins(a.out, real_impostors=real, real_quantile=a.quantile, real_factor=a.factor,
+                            actions_as_impostors=not a.no_action_impostors):
         print(f"{t.name:16s} K={len(t.frames):3d} threshold={t.threshold:.4f} {t.calibration}")

@@ -186,3 +186,14 @@ def test_prototypes_sharing_a_name_act_as_one_neuron(repeats):
     both = fires(NeuronBank([squat, slower]), rec.frames)["squat"]
     assert single == repeats
     assert both == single
+
+
+def test_a_variant_fires_its_neuron_under_the_template_name():
+    """A style only a variant covers (a press from the shoulders) fires the one neuron, once per rep."""
+    arms_up = builtin_library().get("arms_up")
+    rec = perform("arms_up:press", PerformerOptions(repeats=2, lead_in_s=1.0))
+    with_variant = NeuronBank([arms_up])
+    without = NeuronBank([replace(arms_up, variants=())])
+    assert with_variant.names == ("arms_up",)
+    assert fires(with_variant, rec.frames)["arms_up"] == 2
+    assert fires(without, rec.frames)["arms_up"] < 2

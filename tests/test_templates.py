@@ -33,7 +33,7 @@ def test_builtin_library_has_the_public_names_in_order():
 
 
 def _good(name="salute") -> dict:
-    t = builtin_library().get("clap")
+    t = builtin_library().get("clap")  # has a "wide" variant
     obj = t.to_json()
     obj["name"] = name
     return obj
@@ -46,6 +46,18 @@ def test_round_trip(tmp_path):
     assert back.name == t.name and back.kind == t.kind and back.groups == t.groups
     np.testing.assert_allclose(back.frames, t.frames, atol=1e-4)
     np.testing.assert_allclose(back.threshold, t.threshold, rtol=1e-4)
+
+
+def test_variants_round_trip_and_expand_to_prototypes(tmp_path):
+    t = builtin_library().get("arms_up")
+    assert [v.style for v in t.variants] == ["press"]
+    back = load_template(save_template(tmp_path / "arms_up.json", t))
+    assert len(back.variants) == 1 and back.variants[0].style == "press"
+    np.testing.assert_allclose(back.variants[0].frames, t.variants[0].frames, atol=1e-4)
+    protos = back.prototypes()
+    assert [p.name for p in protos] == ["arms_up", "arms_up"] and all(not p.variants for p in protos)
+    assert protos[1].threshold == pytest.approx(t.variants[0].threshold, rel=1e-4)
+    assert protos[1].groups == t.groups and "[press]" in protos[1].source
 
 
 def test_save_refuses_to_overwrite_without_force(tmp_path):
@@ -69,6 +81,9 @@ BAD = [
     ("bad_side", json.dumps({**_good(), "side_specific": "yes"}), "side_specific"),
     ("bad_name", json.dumps({**_good("Bad Name!")}), "name"),
     ("bad_group", json.dumps({**_good(), "importance": {"tail": 1.0}}), "tail"),
+    ("variants_not_list", json.dumps({**_good(), "variants": {"style": "x"}}), "variants must be a list"),
+    ("variant_no_frames", json.dumps({**_good(), "variants": [{"style": "x", "threshold": 0.1}]}), "variant needs"),
+    ("variant_bad_threshold", json.dumps({**_good(), "variants": [{**_good()["variants"][0], "threshold": 0}]}), "threshold"),
 ]
 
 

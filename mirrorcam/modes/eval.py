@@ -338,15 +338,15 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
     Each fold keeps, per action, up to ``LOSO_PROTOTYPES`` prototypes: the best window
     of each training clip of the action, ranked by (median distance to the fold's other
     performances) / (10th percentile to the fold's impostor clips).  The prototypes
-    share the action's name, so the bank treats them as one neuron whose distance is
-    the best of theirs.  Each is calibrated between the two
+    become one template with variants, so the bank treats them as one neuron whose
+    activation is the best of theirs.  Each is calibrated between the two
     (:func:`mirrorcam.templates.choose_threshold`) and, with several, also kept below
     ``LOSO_IMPOSTOR_MARGIN`` x the ``0.05 / n``-quantile of the impostor clips (their
     false alarms add up).  An action no other subject shows falls back to the built-in
     template (reported in ``loso_fallbacks``).
     """
     from mirrorcam.matching import best_distances
-    from mirrorcam.templates import RATE_HZ, Template, auto_groups, builtin_library, choose_threshold, embed_recording
+    from mirrorcam.templates import RATE_HZ, Template, Variant, auto_groups, builtin_library, choose_threshold, embed_recording
 
     builtin = {t.name: t for t in builtin_library().templates}
     streams = {r.path: embed_recording(recs[r.path]) for r in rows}
@@ -389,7 +389,7 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
             # Several prototypes per action (teaching allows 1-5 examples): the best
             # window of each training clip, scored by (median distance to the fold's
             # other performances) / (10th percentile to the fold's impostors); the
-            # neuron's distance is the min over its prototypes (same-name templates).
+            # neuron's activation is the best of its prototypes (one template with variants).
             per_clip: dict[str, tuple[float, int, np.ndarray]] = {}
             for i in ids:
                 pos = dist[i, [col[p] for p in pos_paths if p != owner[i]]]
@@ -401,6 +401,7 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
                 if owner[i] not in per_clip or score < per_clip[owner[i]][0]:
                     per_clip[owner[i]] = (score, i, pos)
             chosen = sorted(per_clip.values(), key=lambda c: c[0])[:LOSO_PROTOTYPES]
+            protos = []
             for _, best, best_pos in chosen:
                 neg = dist[best, neg_cols]
                 thr, facts = choose_threshold(best_pos, neg)
@@ -409,7 +410,10 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
                 finite = neg[np.isfinite(neg)]
                 if len(chosen) > 1 and len(finite):
                     thr = min(thr, LOSO_IMPOSTOR_MARGIN * float(np.quantile(finite, 0.05 / len(chosen))))
-                library.append(replace(cands[best], threshold=thr, calibration=facts))
+                protos.append(replace(cands[best], threshold=thr, calibration=facts))
+            # One neuron per action; the other training clips' prototypes are its variants.
+            library.append(replace(protos[0], variants=tuple(
+                Variant(p.source, p.frames, p.threshold, weights=p.weights, calibration=p.calibration) for p in protos[1:])))
         banks[subject] = NeuronBank(library, options)
     fallback_names = sorted({n for v in fallbacks.values() for n in v})
     return banks, {"loso_candidates": len(cands), "loso_fallbacks": {k: v for k, v in sorted(fallbacks.items())},
