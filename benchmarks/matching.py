@@ -47,7 +47,7 @@ def main() -> None:
     base = library.templates[0]
     many = [
         replace(base, name=f"random_{i}", frames=rng.normal(0, 0.5, (60, DIM)).astype(np.float32),
-                weights=np.ones((60, DIM), np.float32), side_specific=bool(i % 2))
+                weights=np.ones((60, DIM), np.float32), side_specific=bool(i % 2), variants=())
         for i in range(1000)
     ]
     bank = NeuronBank(many)
