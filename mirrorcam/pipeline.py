@@ -46,27 +46,9 @@ def cache_key(path: Path, options: PoseEstimatorOptions, flip: bool = False) -> 
     """Content hash of the clip plus everything that changes its landmarks."""
     settings = asdict(options)
     settings.pop("model_path", None)
-    # min_long_side enters the key only for clips it actually upscales: their landmarks
-    # change, so entries made without the upscale must not be served for them, while
-    # every larger clip keeps its old key (no needless re-extraction of the cache).
-    # An unreadable size also counts as upscaled: at worst a cache miss, never a stale hit.
-    min_long_side = settings.pop("min_long_side", 0)
-    if min_long_side:
-        size = _video_size(path)
-        if not all(size) or options.upscale_factor(size) != 1.0:
-            settings["min_long_side"] = min_long_side
     settings.update(flip=flip, format=FORMAT_VERSION)
     blob = json.dumps(settings, sort_keys=True).encode()
     return hashlib.sha256(sha256_file(path).encode() + blob).hexdigest()[:32]
-
-
-def _video_size(path: Path) -> tuple[int, int]:
-    """(width, height) of a video from its header, without decoding a frame; (0, 0) if unknown."""
-    cap = cv2.VideoCapture(str(path))
-    try:
-        return int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
-    finally:
-        cap.release()
 
 
 def clip_landmarks(

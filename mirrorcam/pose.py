@@ -46,9 +46,6 @@ class PoseEstimatorOptions:
         smoothing_min_cutoff: One-Euro cutoff (Hz) at rest: lower is steadier.
         smoothing_beta: One-Euro speed coefficient: higher follows fast moves with less lag.
         track_max_gap_ms: A person unseen for longer than this loses their id.
-        min_long_side: Frames whose long side is below this many pixels are upscaled
-            (bicubic) to it before inference; 0 disables. Landmarks stay normalised to
-            the original frame.
     """
 
     model_variant: str = DEFAULT_VARIANT
@@ -61,7 +58,6 @@ class PoseEstimatorOptions:
     smoothing_min_cutoff: float = 2.0
     smoothing_beta: float = 0.5
     track_max_gap_ms: float = 700.0
-    min_long_side: int = 480
 
     def __post_init__(self) -> None:
         if self.model_variant not in VARIANTS:
@@ -76,15 +72,6 @@ class PoseEstimatorOptions:
             raise ValueError("smoothing_min_cutoff must be > 0 and smoothing_beta >= 0")
         if self.track_max_gap_ms <= 0:
             raise ValueError(f"track_max_gap_ms must be > 0, got {self.track_max_gap_ms}")
-        if isinstance(self.min_long_side, bool) or not isinstance(self.min_long_side, int) or not 0 <= self.min_long_side <= 4096:
-            raise ValueError(f"min_long_side must be an integer in [0, 4096] (0 disables), got {self.min_long_side!r}")
-
-    def upscale_factor(self, size: tuple[int, int]) -> float:
-        """Factor by which a frame of ``size`` (width, height) is enlarged before inference (1.0: untouched)."""
-        long_side = max(size)
-        if not self.min_long_side or long_side <= 0 or long_side >= self.min_long_side:
-            return 1.0
-        return self.min_long_side / long_side
 
 
 class OneEuroFilter:
@@ -300,7 +287,7 @@ class PoseEstimator:
         # MediaPipe VIDEO mode demands strictly increasing integer milliseconds.
         mp_ts = max(int(round(frame.timestamp_ms)), self._last_mp_ts + 1)
         self._last_mp_ts = mp_ts
-        rgb = cv2.cvtColor(_upscaled(frame.image, self.options), cv2.COLOR_BGR2RGB)
+        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
         # LiteRT prints its one-off warnings (tensor alignment, logging set-up) on fd 2
         # during the first inference. fd 2 is process-wide, so only that call is
@@ -323,22 +310,6 @@ class PoseEstimator:
             captured_at=frame.captured_at,
             timings_ms={"pose": elapsed},
         )
-
-
-def _upscaled(image: np.ndarray, options: PoseEstimatorOptions) -> np.ndarray:
-    """The frame MediaPipe sees: tiny frames (e.g. 180x144 Weizmann clips) enlarged.
-
-    On some tiny clips the detector finds nobody at native size but does after a bicubic
-    upscale (measured: weizmann pjump_p09 0 -> 6 of 14 frames, jump_p09 0 -> 2 of 9).
-    Scaling is uniform, so normalised landmarks keep their meaning relative to the
-    original frame and world landmarks (metric, hip-centred) are unaffected.
-    """
-    height, width = image.shape[:2]
-    factor = options.upscale_factor((width, height))
-    if factor == 1.0:
-        return image
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
 
 
 def _to_person(image_landmarks, world_landmarks) -> Person:

@@ -456,9 +456,9 @@ BUILTIN_SPECS: dict[str, BuiltinSpec] = {
     "wave_one_hand": BuiltinSpec("Wave (one hand)", "dynamic", _ARMS, "One hand raised, the forearm swinging side to side."),
     "wave_both_hands": BuiltinSpec("Wave (both hands)", "dynamic", _ARMS, "Both hands raised, forearms swinging side to side."),
     "clap": BuiltinSpec("Clap", "dynamic", _ARMS, "Hands meeting in front of the chest, twice."),
-    # Legs count little: people raise their arms seated too; a jumping jack (legs apart)
-    # out-explains arms_up through the jumping_jack neuron (lateral inhibition).
-    "arms_up": BuiltinSpec("Arms up", "dynamic", {"torso": 0.5, "arms": 1.0, "legs": 0.4, "lift": 0.5}, "Both arms raised straight above the head, and lowered."),
+    # Legs count fully: standing still is what tells arms_up from a jumping jack's arms
+    # (with legs at 0.4 the jumping_jack neuron out-fired it on a textbook arms_up).
+    "arms_up": BuiltinSpec("Arms up", "dynamic", {"torso": 0.5, "arms": 1.0, "legs": 1.0, "lift": 0.5}, "Both arms raised straight above the head, standing still, and lowered."),
     "arm_circles": BuiltinSpec("Arm circles", "dynamic", _ARMS, "Arms out to the sides, circling."),
     "punch": BuiltinSpec("Punch", "dynamic", _ARMS, "From a guard, one fist thrown straight ahead and pulled back."),
     "jumping_jack": BuiltinSpec("Jumping jack", "dynamic", {"torso": 0.5, "arms": 1.0, "legs": 1.0, "lift": 0.5}, "Jump feet apart with arms overhead, and back."),
