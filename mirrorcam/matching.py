@@ -14,8 +14,8 @@ How one frame is processed:
    matrix-vector products (weighted squared distance, expanded), then one DP step:
    each template frame may be reached from the previous frame (normal speed), from the
    same frame (the performer is slower, at most ``max_stall`` ticks in a row) or by
-   skipping up to ``max_skip - 1`` frames (the performer is faster).  A match may start
-   on any tick.  Steps never go back in time, so the DP step is vectorised over all
+   skipping up to ``max_skip - 1`` frames (the performer is faster; the tick is charged
+   the skipped frames too, as in SPRING).  A match may start on any tick.  Steps never go back in time, so the DP step is vectorised over all
    templates *and* all template frames at once.
 3. The score of a template is the mean frame distance along the best path that ends on
    its last frame now.  A motion gate compares how much the input moved along the path
@@ -26,8 +26,9 @@ How one frame is processed:
    activation of its rows, each against its own threshold.
 5. Activation ``1 / (1 + (d / threshold) ** 4)`` is 0.5 at the template's calibrated
    threshold.  A neuron turns active above ``on_level`` and fires once per performance:
-   when its activation falls below ``off_level`` or when a new, non-overlapping match
-   supersedes the peak (SPRING's reporting rule).  Each firing counts a repetition.
+   when its activation falls below ``off_level`` or when a new match that overlaps the
+   last one by at most a quarter of the template supersedes the peak (SPRING's
+   reporting rule, with fuzzy ends).  Each firing counts a repetition.
 6. Lateral inhibition: a firing is dropped when another neuron explained the same span
    better (higher peak over an overlapping interval), so a jumping jack does not also
    count as ``arms_up``.
@@ -54,6 +55,7 @@ from mirrorcam.containers import Firing, NeuronActivity, PoseFrame
 from mirrorcam.embedding import DIM, Embedder, Embedding, mirror_vector, MIRROR_FEATURES
 
 BIG = 1e9
+OVERLAP_SHARE = 0.25  # of a template's length
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,10 @@ class NeuronBank:
         self._offsets = None if len(protos) == len(templates) else np.concatenate([[0], np.cumsum(counts)[:-1]])
         self._row_neuron = np.repeat(np.arange(len(templates)), counts)
         self._static = np.array([t.kind == "static" for t in templates], bool)
+        # How far a new match may reach back into the last firing of the same neuron.
+        # A movement that starts and ends standing has fuzzy ends: the last firing's path
+        # keeps the standing after it, the next one's the standing before it.
+        self._overlap_ms = np.array([max(2.0, OVERLAP_SHARE * len(t.frames)) * self.tick_ms for t in templates])
         self._tracks: dict[int, _Track] = {}
 
     @property
@@ -369,19 +375,26 @@ class NeuronBank:
         n_start, n_len = start.copy(), length.copy()
         n_moved = moved + step
         n_stall = stall + 1
+        # Skipping template frames is not free: this tick is also charged the frames it
+        # skips (SPRING's own "template advances, input stays" steps).  Free skips let an
+        # oscillating template (a wave) match a slow sweep by landing on every other
+        # frame, between its extremes.
+        csum = np.cumsum(d, axis=1) if o.max_skip > 1 else None
         for s in range(1, o.max_skip + 1):
             # Advance s frames (s = 1 normal speed, s > 1 faster).  Frame 0 may also be
             # entered fresh on any tick at no cost: a match can start anywhere (SPRING).
             c = np.empty_like(cost)
             c[:, :s] = BIG
             c[:, s:] = cost[:, :-s]
+            if s > 1:
+                c[:, s:] += csum[:, s - 1 : -1] - csum[:, : -s]  # frames k-s+1 .. k-1
             if s == 1:
                 c[:, 0] = 0.0
             better = c < best
             np.copyto(best, c, where=better)
             sub = better[:, s:]
             np.copyto(n_start[:, s:], start[:, :-s], where=sub)
-            np.copyto(n_len[:, s:], length[:, :-s], where=sub)
+            np.copyto(n_len[:, s:], length[:, :-s] + (s - 1), where=sub)
             np.copyto(n_moved[:, s:], moved[:, :-s] + step, where=sub)
             np.copyto(n_stall, 0, where=better)
             if s == 1:
@@ -395,7 +408,7 @@ class NeuronBank:
 
     def _fire(self, tr: _Track, pid: int, act: np.ndarray, start: np.ndarray, t: float) -> list[Firing]:
         o = self.options
-        tol = 2.0 * self.tick_ms
+        tol = self._overlap_ms
         superseded = tr.active & ~self._static & (start > tr.peak_end - tol) & (act >= o.on_level)
         dropped = tr.active & (act < o.off_level)
         for i in np.flatnonzero(superseded | dropped):

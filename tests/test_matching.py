@@ -197,3 +197,21 @@ def test_a_variant_fires_its_neuron_under_the_template_name():
     assert with_variant.names == ("arms_up",)
     assert fires(with_variant, rec.frames)["arms_up"] == 2
     assert fires(without, rec.frames)["arms_up"] < 2
+
+
+def test_skipping_template_frames_is_charged_for_them():
+    """A 2x-fast path pays for the frames it skips: landing on every other frame of an
+    oscillating template must not hide the frames in between (the aliasing that let a slow
+    jumping jack match a two-hand wave)."""
+    from mirrorcam.embedding import DIM, Embedding
+    from mirrorcam.matching import best_distances
+    from mirrorcam.templates import Template
+
+    p, q = np.zeros(DIM, np.float32), np.full(DIM, 0.5, np.float32)
+    template = Template("zigzag", "zigzag", "dynamic", False, np.stack([p, q] * 6), 0.1)
+    ones = np.ones(DIM, np.float32)
+    still_p = [(i * 1000.0 / 15, Embedding(p, ones)) for i in range(12)]
+    d = best_distances([template], still_p, BankOptions(motion_floor=0.0))[0]
+    # Every other frame is q, at squared distance 0.25 per feature: a path that skips
+    # them for free would score 0; charging them gives about half of 0.25.
+    assert d > 0.08, d
