@@ -129,6 +129,8 @@ class Firing:
         end_ms: Estimated end of the matched movement.
         peak_ms: Time of the peak activation.
         score: Peak activation in [0, 1].
+        distance: Match distance at the peak (lower explains the movement better; it
+            decides between neurons that saturate at activation 1).
     """
 
     template: str
@@ -137,6 +139,7 @@ class Firing:
     end_ms: float
     peak_ms: float
     score: float
+    distance: float = float("inf")
 
     def to_json(self) -> dict:
         """The events-file line for this firing (times in seconds)."""

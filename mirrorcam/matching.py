@@ -210,6 +210,7 @@ class _Track:
         self.peak_ms = np.zeros(n, np.float64)
         self.peak_start = np.zeros(n, np.float64)
         self.peak_end = np.zeros(n, np.float64)
+        self.peak_dist = np.full(n, np.inf)
         self.last_end = np.full(n, -BIG)
         self.recent: list[Firing] = []  # firings kept briefly for lateral inhibition
         self.pending: list[Firing] = []  # completed, waiting settle_ms for a better explanation
@@ -413,7 +414,8 @@ class NeuronBank:
         dropped = tr.active & (act < o.off_level)
         for i in np.flatnonzero(superseded | dropped):
             tr.pending.append(
-                Firing(self.names[i], pid, float(tr.peak_start[i]), float(tr.peak_end[i]), float(tr.peak_ms[i]), float(tr.peak[i]))
+                Firing(self.names[i], pid, float(tr.peak_start[i]), float(tr.peak_end[i]), float(tr.peak_ms[i]), float(tr.peak[i]),
+                       float(tr.peak_dist[i]))
             )
             tr.active[i] = False
             tr.last_end[i] = tr.peak_end[i]
@@ -424,6 +426,7 @@ class NeuronBank:
         up = tr.active & (act > tr.peak)
         tr.peak[up] = act[up]
         tr.peak_ms[up] = t
+        tr.peak_dist[up] = tr.distance[up]
         tr.peak_start[up] = start[up]
         tr.peak_end[up] = t
         return self._release(tr, t - (o.settle_ms if o.inhibition else 0.0))
@@ -457,17 +460,17 @@ class NeuronBank:
             # The template that produced ``f`` may be active again, but on a later span
             # (a new match starts after the last one ended), so the overlap test skips it.
             overlap = min(f.end_ms, tr.peak_end[j]) - max(f.start_ms, tr.peak_start[j])
-            if overlap > 0.5 * span and tr.peak[j] > f.score:
+            if overlap > 0.5 * span and _explains_better(tr.peak[j], tr.peak_dist[j], f):
                 return True
         for g in tr.recent:
             overlap = min(f.end_ms, g.end_ms) - max(f.start_ms, g.start_ms)
-            if overlap > 0.5 * span and (g.score > f.score or g.template == f.template):
+            if overlap > 0.5 * span and (_explains_better(g.score, g.distance, f) or g.template == f.template):
                 return True
         for g in [*tr.pending, *ready]:
             if g is f:
                 continue
             overlap = min(f.end_ms, g.end_ms) - max(f.start_ms, g.start_ms)
-            if overlap > 0.5 * span and g.score > f.score:
+            if overlap > 0.5 * span and _explains_better(g.score, g.distance, f):
                 return True
         return False
 
@@ -483,7 +486,7 @@ class NeuronBank:
             # Active neurons' current peaks become firings too: the stream has ended.
             for i in np.flatnonzero(tr.active):
                 tr.pending.append(Firing(self.names[i], pid, float(tr.peak_start[i]), float(tr.peak_end[i]),
-                                         float(tr.peak_ms[i]), float(tr.peak[i])))
+                                         float(tr.peak_ms[i]), float(tr.peak[i]), float(tr.peak_dist[i])))
                 tr.active[i] = False
             fired = self._release(tr, np.inf)
             if fired:
@@ -495,6 +498,18 @@ class NeuronBank:
         """Latest per-template match distance of ``person`` (None if unknown)."""
         tr = self._tracks.get(person)
         return None if tr is None else tr.distance.copy()
+
+
+def _explains_better(score: float, distance: float, f: Firing) -> bool:
+    """Whether a firing with ``score`` and ``distance`` out-explains ``f``.
+
+    The higher activation wins; when both are saturated (within 0.05 of each other above
+    0.9), the lower match distance: a loose neuron must not out-fire a tight one on the
+    tight one's own movement just because both are far below their thresholds.
+    """
+    if min(score, f.score) > 0.9 and abs(score - f.score) < 0.05:
+        return distance < f.distance
+    return score > f.score
 
 
 def best_distances(templates: Sequence, embeddings: Sequence[tuple[float, Embedding]], options: BankOptions | None = None) -> np.ndarray:

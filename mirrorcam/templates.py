@@ -636,14 +636,17 @@ def build_builtins(
     No clip of the action itself is used.
     """
     from mirrorcam.matching import best_distances
-    from mirrorcam.performer import ACTIONS
+    from mirrorcam.performer import ACTIONS, IMPOSTOR_ACTIONS, PerformerOptions, perform
 
     authored = [author_builtin(name) for name in BUILTIN_NAMES]
     # Every prototype (a template's main style and each variant) is calibrated on its own.
     protos = [p for t in authored for p in t.prototypes()]
-    streams = []
+    streams, canonical = [], []
     for k, action in enumerate(ACTIONS):
-        for rec in synthetic_variations(action, per_action, seed + 101 * k):
+        # The canonical, noise-free performance too: varied performers are noisier, and
+        # noise keeps them farther from a clean template than the plain movement is.
+        canonical.append(len(streams))
+        for rec in [perform(action, PerformerOptions(repeats=2)), *synthetic_variations(action, per_action, seed + 101 * k)]:
             streams.append((action.split(":", 1)[0], embed_recording(rec)))
     syn = np.stack([best_distances(protos, s) for _, s in streams])  # (S, P)
     protos = calibrate(protos, streams, dists=syn)
@@ -661,7 +664,7 @@ def build_builtins(
             neg = neg[np.isfinite(neg)]
             if len(neg) == 0:
                 continue
-            rows = [j for j, (a, _) in enumerate(streams) if a != t.name and a not in covered]
+            rows = [j for j, (a, _) in enumerate(streams) if a != t.name and (a not in covered or a in IMPOSTOR_ACTIONS)]
             unc = syn[rows, i] if rows else np.zeros(0)
             unc = unc[np.isfinite(unc)]
             # A neuron with several prototypes adds their false alarms up: the main style
@@ -670,6 +673,11 @@ def build_builtins(
             facts = {**t.calibration, "real_impostors": int(len(neg)), "real_impostor_q": _r(q),
                      "synthetic_threshold": _r(t.threshold)}
             limit = 0.85 * float(np.quantile(unc, 0.025)) if len(unc) else np.inf
+            # ... and none of their canonical performances may reach it (the quantile
+            # above forgives the closest one or two of all the varied performers).
+            plain = [syn[j, i] for j in canonical if j in rows and np.isfinite(syn[j, i])]
+            if plain:
+                limit = min(limit, 0.9 * float(min(plain)))
             facts["synthetic_uncovered_limit"] = _r(limit) if np.isfinite(limit) else None
             protos[i] = replace(t, threshold=float(min(real_factor * q, limit)), calibration=facts)
     templates, i = [], 0
