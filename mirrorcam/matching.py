@@ -15,8 +15,9 @@ How one frame is processed:
    each template frame may be reached from the previous frame (normal speed), from the
    same frame (the performer is slower, at most ``max_stall`` ticks in a row) or by
    skipping up to ``max_skip - 1`` frames (the performer is faster; the tick is charged
-   the skipped frames too, as in SPRING).  A match may start on any tick.  Steps never go back in time, so the DP step is vectorised over all
-   templates *and* all template frames at once.
+   the skipped frames too, as in SPRING).  A match may start on any tick.  Steps never
+   go back in time, so the DP step is vectorised over all templates *and* all template
+   frames at once.
 3. The score of a template is the mean frame distance along the best path that ends on
    its last frame now.  A motion gate compares how much the input moved along the path
    with how much the template moves, so a still pose near the middle of a small movement
@@ -30,8 +31,8 @@ How one frame is processed:
    last one by at most a quarter of the template supersedes the peak (SPRING's
    reporting rule, with fuzzy ends).  Each firing counts a repetition.
 6. Lateral inhibition: a firing is dropped when another neuron explained the same span
-   better (higher peak over an overlapping interval), so a jumping jack does not also
-   count as ``arms_up``.
+   better (a higher peak over an overlapping interval; between two saturated neurons,
+   the lower match distance), so a jumping jack does not also count as ``arms_up``.
 
 Example:
     >>> from mirrorcam.templates import builtin_library
@@ -107,6 +108,11 @@ class BankOptions:
             raise ValueError(f"settle_ms must be >= 0, got {self.settle_ms}")
         if self.activation_power <= 0:
             raise ValueError("activation_power must be > 0")
+
+
+def _prototypes(template) -> tuple:
+    """A template's prototypes (itself and its variants); plain template-like objects are their own."""
+    return template.prototypes() if hasattr(template, "prototypes") else (template,)
 
 
 def activation_of(distance: np.ndarray, threshold: np.ndarray, power: float = 4.0) -> np.ndarray:
@@ -235,7 +241,7 @@ class NeuronBank:
         if not templates:
             raise ValueError("a NeuronBank needs at least one template")
         for t in templates:
-            for proto in t.prototypes() if hasattr(t, "prototypes") else (t,):
+            for proto in _prototypes(t):
                 frames = np.asarray(proto.frames)
                 if frames.ndim != 2 or frames.shape[1] != DIM or len(frames) < 1:
                     raise ValueError(f"template {t.name!r} has frames of shape {frames.shape}, expected (K, {DIM})")
@@ -245,9 +251,9 @@ class NeuronBank:
         self.templates = templates
         self.names: tuple[str, ...] = tuple(t.name for t in templates)
         # One DP row per prototype (a template and its variants), grouped by neuron.
-        protos = [p for t in templates for p in (t.prototypes() if hasattr(t, "prototypes") else (t,))]
+        protos = [p for t in templates for p in _prototypes(t)]
         self._m = _Matrices(protos, self.options)
-        counts = np.array([len(t.prototypes()) if hasattr(t, "prototypes") else 1 for t in templates])
+        counts = np.array([len(_prototypes(t)) for t in templates])
         self._offsets = None if len(protos) == len(templates) else np.concatenate([[0], np.cumsum(counts)[:-1]])
         self._row_neuron = np.repeat(np.arange(len(templates)), counts)
         self._static = np.array([t.kind == "static" for t in templates], bool)

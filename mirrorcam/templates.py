@@ -623,23 +623,24 @@ def build_builtins(
     real_impostors: Sequence[tuple[tuple[str, ...], list[tuple[float, Embedding]]]] = (),
     real_quantile: float = 0.02,
     real_factor: float = 0.9,
-    actions_as_impostors: bool = True,
 ) -> list[Template]:
     """Author, calibrate and write the built-in templates (``python -m mirrorcam.templates``).
 
+    Every prototype (a template's main style and each variant) is calibrated on its own.
     Thresholds come from synthetic performers.  With ``real_impostors`` (``(labels,
-    stream)`` of real clips), each template's threshold is instead set to
-    ``real_factor`` times the ``real_quantile`` of its distances to the real clips that
-    are *not* labelled with it (the footage of everything else: other actions, standing,
-    walking; every person in a clip, not only the main one), capped at 85 % of the
-    5th percentile of the synthetic performers of the movements the real footage lacks.
-    No clip of the action itself is used.
+    stream)`` of real clips), each prototype's threshold is instead ``real_factor`` times
+    the ``real_quantile`` of its distances to the real clips that are *not* labelled
+    with its action (other actions, standing, walking; every person in a clip, not only
+    the main one; a variant gets ``real_quantile / n`` of n prototypes, since a neuron's
+    prototypes add their false alarms up), capped by the synthetic performers of the
+    everyday movements and of the actions the real footage lacks: 85 % of their 2.5th
+    percentile, and 90 % of the closest canonical (noise-free) performance.  No clip of
+    the action itself is used.
     """
     from mirrorcam.matching import best_distances
     from mirrorcam.performer import ACTIONS, IMPOSTOR_ACTIONS, PerformerOptions, perform
 
     authored = [author_builtin(name) for name in BUILTIN_NAMES]
-    # Every prototype (a template's main style and each variant) is calibrated on its own.
     protos = [p for t in authored for p in t.prototypes()]
     streams, canonical = [], []
     for k, action in enumerate(ACTIONS):
@@ -653,14 +654,14 @@ def build_builtins(
     if real_impostors:
         dists = np.stack([best_distances(protos, s) for _, s in real_impostors])
         # Synthetic performers are rendered by the same performer as the templates, so
-        # they come closer than real people do: where real footage of a movement exists
+        # they come closer than real people do: where real footage of an action exists
         # it decides, and the synthetic performers bound a template only for the
-        # movements the real footage lacks (arm circles, walking in place, reaching...).
+        # actions the real footage lacks (arm circles) and for the everyday movements
+        # that must never fire (one real clip of drinking is one way of drinking).
         covered = {lab.split(":", 1)[-1] for labels, _ in real_impostors for lab in labels}
         shares = [1 if k == 0 else 1 + len(t.variants) for t in authored for k in range(1 + len(t.variants))]
         for i, t in enumerate(protos):
-            neg = dists[[j for j, (labels, _) in enumerate(real_impostors) if t.name not in labels
-                         and (actions_as_impostors or not set(labels) & set(BUILTIN_NAMES))], i]
+            neg = dists[[j for j, (labels, _) in enumerate(real_impostors) if t.name not in labels], i]
             neg = neg[np.isfinite(neg)]
             if len(neg) == 0:
                 continue
@@ -833,11 +834,8 @@ if __name__ == "__main__":  # pragma: no cover - authoring entry point
     parser.add_argument("--quantile", type=float, default=0.02)
     parser.add_argument("--factor", type=float, default=0.9)
     parser.add_argument("--out", type=Path, default=BUILTIN_DIR)
-    parser.add_argument("--no-action-impostors", action="store_true",
-                        help="calibrate against clips of no built-in action only (lateral inhibition separates the actions)")
     a = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     real = _real_streams(a.impostors) if a.impostors else ()
-    for t in build_builtins(a.out, real_impostors=real, real_quantile=a.quantile, real_factor=a.factor,
-                            actions_as_impostors=not a.no_action_impostors):
+    for t in build_builtins(a.out, real_impostors=real, real_quantile=a.quantile, real_factor=a.factor):
         print(f"{t.name:16s} K={len(t.frames):3d} threshold={t.threshold:.4f} {t.calibration}")
