@@ -85,7 +85,36 @@ def keep(name: str, image: np.ndarray) -> None:
         cv2.imwrite(str(Path(folder) / name), image)
 
 
-def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, xvfb):
+@pytest.fixture(params=["bare", "openbox"])
+def session(request, xvfb):
+    """The X display bare (no window manager: the kiosk covers the screen itself) or under
+    openbox, an EWMH window manager like a kiosk PC's desktop (fullscreen by request)."""
+    if request.param == "bare":
+        yield xvfb, None
+        return
+    if not shutil.which("openbox"):
+        pytest.skip("needs openbox for the window-manager case (apt-get install openbox)")
+    wm = subprocess.Popen(["openbox", "--sm-disable"], env={**os.environ, "DISPLAY": xvfb},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while "_NET_SUPPORTING_WM_CHECK" not in _root_properties(xvfb):
+            if time.monotonic() > deadline or wm.poll() is not None:
+                pytest.skip("openbox did not start")
+            time.sleep(0.2)
+        yield xvfb, wm
+    finally:
+        wm.terminate()
+        wm.wait(timeout=10)
+
+
+def _root_properties(display: str) -> str:
+    return subprocess.run(["xprop", "-root"], capture_output=True, text=True, timeout=20,
+                          env={**os.environ, "DISPLAY": display}).stdout
+
+
+def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, session):
+    xvfb, wm = session
     kiosk_dir = tmp_path / "kiosk"
     kiosk_dir.mkdir()
     save_recording(kiosk_dir / "visitor.npz", padded(wave_visitor(), before_s=3.0, after_s=2.0))
@@ -114,10 +143,15 @@ def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, xvfb):
         later = screenshot(xvfb)
         keep("kiosk_later.png", later)
 
-        # Fullscreen: the window covers the whole screen at the origin.
+        # Fullscreen: the window covers the whole screen at the origin (under a window
+        # manager, because it asked for and got the fullscreen state: no frame, no panel).
         geometry = xdotool(xvfb, "getwindowgeometry", window)
         assert f"Geometry: {SCREEN[0]}x{SCREEN[1]}" in geometry, geometry
         assert "Position: 0,0" in geometry, geometry
+        if wm is not None:
+            state = subprocess.run(["xprop", "-id", window, "_NET_WM_STATE"], capture_output=True, text=True,
+                                   timeout=20, env={**os.environ, "DISPLAY": xvfb}).stdout
+            assert "_NET_WM_STATE_FULLSCREEN" in state, state
         # The config's background (default "#101418", BGR (24, 20, 16)) fills the margins...
         assert np.abs(attract[5, 5].astype(int) - (24, 20, 16)).max() <= 6, attract[5, 5]
         for shot in (attract, later):
