@@ -338,8 +338,9 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
     Each fold keeps, per action, up to ``LOSO_PROTOTYPES`` prototypes: the best window
     of each training clip of the action, ranked by (median distance to the fold's other
     performances) / (10th percentile to the fold's impostor clips).  The prototypes
-    become one template with variants, so the bank treats them as one neuron whose
-    activation is the best of theirs.  Each is calibrated between the two
+    become one template with variants (sharing the first one's feature-group
+    importance), so the bank treats them as one neuron whose activation is the best of
+    theirs.  Each is calibrated between the two
     (:func:`mirrorcam.templates.choose_threshold`) and, with several, also kept below
     ``LOSO_IMPOSTOR_MARGIN`` x the ``0.05 / n``-quantile of the impostor clips (their
     false alarms add up).  An action no other subject shows falls back to the built-in
