@@ -240,8 +240,9 @@ class NeuronBank:
         templates = tuple(templates)
         if not templates:
             raise ValueError("a NeuronBank needs at least one template")
-        for t in templates:
-            for proto in _prototypes(t):
+        per_template = [_prototypes(t) for t in templates]
+        for t, protos in zip(templates, per_template):
+            for proto in protos:
                 frames = np.asarray(proto.frames)
                 if frames.ndim != 2 or frames.shape[1] != DIM or len(frames) < 1:
                     raise ValueError(f"template {t.name!r} has frames of shape {frames.shape}, expected (K, {DIM})")
@@ -251,9 +252,9 @@ class NeuronBank:
         self.templates = templates
         self.names: tuple[str, ...] = tuple(t.name for t in templates)
         # One DP row per prototype (a template and its variants), grouped by neuron.
-        protos = [p for t in templates for p in _prototypes(t)]
+        protos = [p for group in per_template for p in group]
         self._m = _Matrices(protos, self.options)
-        counts = np.array([len(_prototypes(t)) for t in templates])
+        counts = np.array([len(group) for group in per_template])
         self._offsets = None if len(protos) == len(templates) else np.concatenate([[0], np.cumsum(counts)[:-1]])
         self._row_neuron = np.repeat(np.arange(len(templates)), counts)
         self._static = np.array([t.kind == "static" for t in templates], bool)

@@ -681,11 +681,11 @@ def build_builtins(
                 limit = min(limit, 0.9 * float(min(plain)))
             facts["synthetic_uncovered_limit"] = _r(limit) if np.isfinite(limit) else None
             protos[i] = replace(t, threshold=float(min(real_factor * q, limit)), calibration=facts)
-    templates, i = [], 0
+    calibrated = iter(protos)  # in the order of authored[*].prototypes()
+    templates = []
     for t in authored:
-        main, rest = protos[i], protos[i + 1 : i + 1 + len(t.variants)]
-        i += 1 + len(t.variants)
-        variants = tuple(replace(v, threshold=p.threshold, calibration=p.calibration) for v, p in zip(t.variants, rest))
+        main = next(calibrated)
+        variants = tuple(replace(v, threshold=p.threshold, calibration=p.calibration) for v, p in zip(t.variants, calibrated))
         templates.append(replace(t, threshold=main.threshold, calibration=main.calibration, variants=variants))
     out_dir = Path(out_dir)
     for t in templates:

@@ -98,7 +98,7 @@ def session(request, xvfb):
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 15
-        while "_NET_SUPPORTING_WM_CHECK" not in _root_properties(xvfb):
+        while "_NET_SUPPORTING_WM_CHECK" not in xprop(xvfb, "-root"):
             if time.monotonic() > deadline or wm.poll() is not None:
                 pytest.skip("openbox did not start")
             time.sleep(0.2)
@@ -108,9 +108,8 @@ def session(request, xvfb):
         wm.wait(timeout=10)
 
 
-def _root_properties(display: str) -> str:
-    return subprocess.run(["xprop", "-root"], capture_output=True, text=True, timeout=20,
-                          env={**os.environ, "DISPLAY": display}).stdout
+def xprop(display: str, *args: str) -> str:
+    return subprocess.run(["xprop", *args], capture_output=True, text=True, timeout=20, env={**os.environ, "DISPLAY": display}).stdout
 
 
 def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, session):
@@ -149,8 +148,7 @@ def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, session):
         assert f"Geometry: {SCREEN[0]}x{SCREEN[1]}" in geometry, geometry
         assert "Position: 0,0" in geometry, geometry
         if wm is not None:
-            state = subprocess.run(["xprop", "-id", window, "_NET_WM_STATE"], capture_output=True, text=True,
-                                   timeout=20, env={**os.environ, "DISPLAY": xvfb}).stdout
+            state = xprop(xvfb, "-id", window, "_NET_WM_STATE")
             assert "_NET_WM_STATE_FULLSCREEN" in state, state
         # The config's background (default "#101418", BGR (24, 20, 16)) fills the margins...
         assert np.abs(attract[5, 5].astype(int) - (24, 20, 16)).max() <= 6, attract[5, 5]
