@@ -310,6 +310,39 @@ def test_exit_chord(keys, quits):
     assert any(chord.feed(k, 0.2 * i) for i, k in enumerate(keys)) is quits
 
 
+class ChordDisplay(NullDisplay):
+    """A display on a slow PC: the keys typed during a frame arrive together with it."""
+
+    def __init__(self, per_frame: dict[int, tuple[int, ...]]) -> None:
+        super().__init__()
+        self.per_frame = per_frame
+
+    def show(self, image):
+        super().show(image)
+        return self.per_frame.get(self.frames, ())
+
+
+@pytest.mark.parametrize(
+    "per_frame, stops_at",
+    [
+        ({3: (27, *map(ord, "quit"))}, 3),  # the whole chord queued during one slow frame
+        ({3: (27, ord("q")), 4: tuple(map(ord, "uit"))}, 4),  # spread over two frames
+        ({3: (ord("a"), 27, ord("q")), 5: (ord("x"), *map(ord, "uit"))}, None),  # a wrong key starts over
+    ],
+    ids=["one-frame", "two-frames", "wrong-key"],
+)
+def test_the_loop_reads_every_key_of_a_frame(tmp_path, per_frame, stops_at):
+    clock = ManualClock()
+    kiosk = make_kiosk(write_kiosk(tmp_path), clock)
+    display = ChordDisplay(per_frame)
+    camera = ScriptedCamera([empty(12)], fps=30, clock=clock)
+    try:
+        shown = run_kiosk(kiosk, camera, display, max_frames=10)
+    finally:
+        kiosk.close()
+    assert shown == (stops_at if stops_at is not None else 10)
+
+
 def test_exit_chord_must_be_typed_within_the_window():
     chord = ExitChord("quit", 3.0)
     times = [0.0, 1.0, 2.0, 3.0, 4.0]

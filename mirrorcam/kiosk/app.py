@@ -340,9 +340,9 @@ class ExitChord:
 class Display:
     """Where frames go: a window, or nowhere (tests, headless soak)."""
 
-    def show(self, image: np.ndarray) -> int:
-        """Show ``image``; return a pressed key code or -1."""
-        return -1
+    def show(self, image: np.ndarray) -> tuple[int, ...]:
+        """Show ``image``; return the key codes pressed since the last frame (oldest first)."""
+        return ()
 
     def close(self) -> None:
         pass
@@ -354,9 +354,9 @@ class NullDisplay(Display):
     def __init__(self) -> None:
         self.frames = 0
 
-    def show(self, image: np.ndarray) -> int:
+    def show(self, image: np.ndarray) -> tuple[int, ...]:
         self.frames += 1
-        return -1
+        return ()
 
 
 def x11_screen_size() -> tuple[int, int] | None:
@@ -439,7 +439,7 @@ class WindowDisplay(Display):
         if self.fullscreen:
             cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
 
-    def show(self, image: np.ndarray) -> int:
+    def show(self, image: np.ndarray) -> tuple[int, ...]:
         try:
             if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
                 log.warning("the kiosk window was closed; opening it again")
@@ -447,7 +447,14 @@ class WindowDisplay(Display):
         except cv2.error:
             self._open()
         cv2.imshow(self.title, image)
+        # Every key queued since the last frame, not one per frame: on a slow frame (a
+        # loaded PC) the operator's chord would otherwise trickle in one key per frame
+        # and outlast its time window.
+        keys = []
         key = cv2.waitKeyEx(1)
+        while key != -1 and len(keys) < MAX_KEYS_PER_FRAME:
+            keys.append(key)
+            key = cv2.waitKeyEx(1)
         self._shown += 1
         if self._shown == 3 and self.screen is not None:
             # Without a window manager (a bare X session, Xvfb) Qt cannot go fullscreen
@@ -456,7 +463,7 @@ class WindowDisplay(Display):
             if (w, h) != self.screen:
                 cv2.moveWindow(self.title, 0, 0)
                 cv2.resizeWindow(self.title, *self.screen)
-        return key
+        return tuple(keys)
 
     def close(self) -> None:
         if self._cursor is not None:
@@ -472,6 +479,7 @@ class WindowDisplay(Display):
 # --------------------------------------------------------------------------- loop
 
 MAX_FAILURES_IN_A_ROW = 50
+MAX_KEYS_PER_FRAME = 32
 
 
 def run_kiosk(
@@ -506,14 +514,15 @@ def run_kiosk(
                 raise
             continue
         failures = 0
-        key = display.show(canvas)
+        keys = display.show(canvas)
         shown += 1
         if on_frame is not None:
             on_frame(kiosk, canvas)
         if not ready and kiosk.notifier is not None:
             kiosk.notifier.ready("running")
             ready = True
-        if chord.feed(key, kiosk.clock()):
+        now = kiosk.clock()
+        if any([chord.feed(key, now) for key in keys]):
             log.info("operator exit")
             break
     return shown
