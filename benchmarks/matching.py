@@ -19,7 +19,7 @@ import numpy as np
 from mirrorcam.embedding import DIM
 from mirrorcam.matching import NeuronBank
 from mirrorcam.performer import PerformerOptions, perform
-from mirrorcam.templates import builtin_library, embed_recording
+from mirrorcam.templates import VELOCITY_WEIGHT, builtin_library, embed_recording
 
 
 def per_frame_ms(bank: NeuronBank, stream, repeat: int = 1) -> float:
@@ -45,9 +45,11 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     base = library.templates[0]
+    # The worst case: every template also uses the velocity channel.
     many = [
         replace(base, name=f"random_{i}", frames=rng.normal(0, 0.5, (60, DIM)).astype(np.float32),
-                weights=np.ones((60, DIM), np.float32), side_specific=bool(i % 2), variants=())
+                weights=np.ones((60, DIM), np.float32), side_specific=bool(i % 2), variants=(),
+                velocity_weight=VELOCITY_WEIGHT)
         for i in range(1000)
     ]
     bank = NeuronBank(many)

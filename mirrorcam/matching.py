@@ -17,7 +17,9 @@ How one frame is processed:
    skipping up to ``max_skip - 1`` frames (the performer is faster; the tick is charged
    the skipped frames too, as in SPRING).  A match may start on any tick.  Steps never
    go back in time, so the DP step is vectorised over all templates *and* all template
-   frames at once.
+   frames at once.  A template with a ``velocity_weight`` adds a velocity channel to
+   its frame distance: which way each body part is moving (:func:`velocity_features`),
+   against which way the template's moves.
 3. The score of a template is the mean frame distance along the best path that ends on
    its last frame now.  A motion gate compares how much the input moved along the path
    with how much the template moves, so a still pose near the middle of a small movement
@@ -53,10 +55,33 @@ from dataclasses import dataclass
 import numpy as np
 
 from mirrorcam.containers import Firing, NeuronActivity, PoseFrame
-from mirrorcam.embedding import DIM, Embedder, Embedding, mirror_vector, MIRROR_FEATURES
+from mirrorcam.embedding import DIM, FEATURES, Embedder, Embedding, mirror_vector, MIRROR_FEATURES
 
 BIG = 1e9
 OVERLAP_SHARE = 0.25  # of a template's length
+
+
+def _stem_matrix() -> np.ndarray:
+    """``(DIM, G)`` indicator of which features belong to one body part (``l_thigh.x/.y/.z``)."""
+    stems = sorted({n.split(".")[0] for n in FEATURES}, key=[n.split(".")[0] for n in FEATURES].index)
+    return np.array([[n.split(".")[0] == g for g in stems] for n in FEATURES], np.float32)
+
+
+_STEMS = _stem_matrix()
+
+
+def velocity_features(change_per_tick: np.ndarray, scale: float) -> np.ndarray:
+    """Which way each body part is moving: its change per tick over ``sqrt(|change|^2 + scale^2)``.
+
+    Why a direction and not a speed: at half or double speed a movement changes half or
+    twice as fast, but the same way; which way it changes is what a wave (the forearm
+    swinging back and forth) or a jump (hips up, then down) has and a still pose near
+    them has not (a part moving much less than ``scale`` per tick counts as still).
+    A body part's components (a limb direction's x, y, z) share one norm.
+    """
+    change = np.asarray(change_per_tick, np.float32)
+    norm = np.sqrt((change * change) @ _STEMS + np.float32(scale) ** 2) @ _STEMS.T
+    return (change / norm).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -79,6 +104,8 @@ class BankOptions:
             explains the same span better before it is emitted.
         unseen_cost: Squared distance charged per unit weight of template features the
             input does not show (low visibility).
+        velocity_scale: Change per tick at which a body part counts as clearly moving,
+            in the velocity channel of templates that use it (``velocity_weight``).
     """
 
     rate_hz: float = 15.0
@@ -92,6 +119,7 @@ class BankOptions:
     activation_power: float = 4.0
     unseen_cost: float = 0.25
     settle_ms: float = 1000.0
+    velocity_scale: float = 0.03
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.rate_hz <= 120.0:
@@ -108,6 +136,8 @@ class BankOptions:
             raise ValueError(f"settle_ms must be >= 0, got {self.settle_ms}")
         if self.activation_power <= 0:
             raise ValueError("activation_power must be > 0")
+        if not self.velocity_scale > 0:
+            raise ValueError(f"velocity_scale must be > 0, got {self.velocity_scale}")
 
 
 def _prototypes(template) -> tuple:
@@ -153,6 +183,24 @@ class _Matrices:
         self.a = np.ascontiguousarray(
             (np.concatenate([wy, wy * y], axis=2) / self.wsum[:, None, None]).reshape(n * k, 2 * DIM)
         )
+        # The velocity channel of the templates that use it: their frame-to-frame changes,
+        # laid out the same way (the first frame takes the second's change).
+        lam = np.array([float(getattr(t, "velocity_weight", 0.0)) for t in templates], np.float32)
+        self.uses_velocity = bool((lam > 0).any())
+        self.velocity_scale = float(options.velocity_scale)
+        if self.uses_velocity:
+            dy = np.zeros_like(y)
+            for i, t in enumerate(templates):
+                f = np.asarray(t.frames, np.float32)
+                if len(f) > 1:
+                    dy[i, 1 : len(f)] = np.diff(f, axis=0)
+                    dy[i, 0] = dy[i, 1]
+            vy = velocity_features(dy, self.velocity_scale)
+            self.w_vel = lam[:, None] * w  # (N, D)
+            wv = self.w_vel[:, None, :] * vy
+            self.a_vel = np.ascontiguousarray(
+                (np.concatenate([wv, wv * vy], axis=2) / self.wsum[:, None, None]).reshape(n * k, 2 * DIM)
+            )
         self.unseen_cost = float(options.unseen_cost)
         motion = np.zeros(n, np.float32)
         for i, t in enumerate(templates):
@@ -164,8 +212,11 @@ class _Matrices:
         self.mirror_off = np.concatenate([np.zeros(n, bool), np.array([bool(t.side_specific) for t in templates])])
         self.end_col = self.lengths - 1
 
-    def frame_distance(self, xs: np.ndarray, vs: np.ndarray) -> np.ndarray:
-        """``(2N, K)`` distances of the input (``xs[0]``) and mirrored input (``xs[1]``) to every template frame."""
+    def frame_distance(self, xs: np.ndarray, vs: np.ndarray, dxs: np.ndarray | None = None, dvs: np.ndarray | None = None) -> np.ndarray:
+        """``(2N, K)`` distances of the input (``xs[0]``) and mirrored input (``xs[1]``) to every template frame.
+
+        ``dxs``/``dvs``: the input's change per tick and its trust (the velocity channel).
+        """
         n, k = self.n_templates, self.k
         b = np.concatenate([-2.0 * vs * xs, vs], axis=1).astype(np.float32)  # (2, 2D)
         own = self.w @ (vs * xs * xs).T  # (N, 2)
@@ -180,6 +231,12 @@ class _Matrices:
         for c in (0, 1):
             out = d[c * n : (c + 1) * n]
             np.add((self.a @ b[c]).reshape(n, k), per_row[:, c : c + 1], out=out)
+        if self.uses_velocity and dxs is not None and dvs is not None:
+            vx = velocity_features(dxs, self.velocity_scale)
+            bv = np.concatenate([-2.0 * dvs * vx, dvs], axis=1).astype(np.float32)
+            own = ((self.w_vel @ (dvs * vx * vx).T) / self.wsum[:, None]).astype(np.float32)
+            for c in (0, 1):
+                d[c * n : (c + 1) * n] += (self.a_vel @ bv[c]).reshape(n, k) + own[:, c : c + 1]
         np.maximum(d, 0.0, out=d)
         return d
 
@@ -221,6 +278,7 @@ class _Track:
         self.recent: list[Firing] = []  # firings kept briefly for lateral inhibition
         self.pending: list[Firing] = []  # completed, waiting settle_ms for a better explanation
         self.distance = np.full(n, np.inf, np.float32)
+        self.recent_frames: list[tuple[float, Embedding]] = []  # the last tick's camera frames (velocity)
 
 
 class NeuronBank:
@@ -306,6 +364,7 @@ class NeuronBank:
         if track.next_tick is None:
             track.next_tick = now
         prev_emb, prev_ms = track.last_emb, track.last_ms
+        vel = self._velocity(track, emb, now) if self._m.uses_velocity else None
         while track.next_tick <= now + 1e-6:
             t = track.next_tick
             if prev_emb is None or prev_ms is None or now - prev_ms < 1e-6:
@@ -316,7 +375,7 @@ class NeuronBank:
                 u = min(max(u, 0.0), 1.0)
                 x = prev_emb.vector + u * (emb.vector - prev_emb.vector)
                 v = np.minimum(prev_emb.weight, emb.weight) if u < 1.0 else emb.weight
-            firings += self._tick(track, pid, x.astype(np.float32), v.astype(np.float32), t)
+            firings += self._tick(track, pid, x.astype(np.float32), v.astype(np.float32), t, vel)
             track.next_tick = t + self.tick_ms
         track.last_emb, track.last_ms = emb, now
         return NeuronActivity(
@@ -329,11 +388,38 @@ class NeuronBank:
             firings=tuple(firings),
         )
 
-    def _tick(self, tr: _Track, pid: int, x: np.ndarray, v: np.ndarray, t: float) -> list[Firing]:
+    def _velocity(self, tr: _Track, emb: Embedding, now: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The change per tick of the camera's own frames (and its trust), or None at the start.
+
+        Measured from the newest frame back to the latest one at least a tick older: from
+        the camera's frames, not the interpolated ticks (at double speed a tick would
+        average a wave's swing away), over a tick, not one frame (at 30 fps and more,
+        the landmarks' frame-to-frame jitter would read as movement).
+        """
+        recent = tr.recent_frames
+        out = None
+        if recent:
+            base_ms, base = recent[0]
+            for ms, e in recent:
+                if now - ms >= self.tick_ms - 1e-6:
+                    base_ms, base = ms, e
+            if now - base_ms > 1e-6:
+                change = (emb.vector - base.vector) * (self.tick_ms / (now - base_ms))
+                out = change.astype(np.float32), np.minimum(base.weight, emb.weight).astype(np.float32)
+        recent.append((now, emb))
+        while len(recent) > 1 and now - recent[1][0] >= self.tick_ms - 1e-6:
+            recent.pop(0)
+        return out
+
+    def _tick(self, tr: _Track, pid: int, x: np.ndarray, v: np.ndarray, t: float, vel: tuple | None = None) -> list[Firing]:
         m, o = self._m, self.options
         xs = np.stack([x, mirror_vector(x)])
         vs = np.stack([v, v[MIRROR_FEATURES]])
-        d = m.frame_distance(xs, vs)
+        if vel is not None:
+            change, trust = vel
+            d = m.frame_distance(xs, vs, np.stack([change, mirror_vector(change)]), np.stack([trust, trust[MIRROR_FEATURES]]))
+        else:
+            d = m.frame_distance(xs, vs)
         d[m.mirror_off] = BIG
         # Movement of the input since the last tick, in each template's feature weighting.
         if tr.prev_tick_x is None:

@@ -91,6 +91,7 @@ class Variant:
         threshold: Match distance at which this prototype's activation is 0.5.
         weights: ``(K, DIM)`` trust of each feature per frame (default all ones).
         calibration: Facts from the threshold's calibration (JSON-safe).
+        velocity_weight: Weight of the matcher's velocity channel for this prototype.
     """
 
     style: str
@@ -98,15 +99,19 @@ class Variant:
     threshold: float
     weights: np.ndarray | None = None
     calibration: dict = field(default_factory=dict, compare=False)
+    velocity_weight: float = 0.0
 
     def __post_init__(self) -> None:
         frames, weights = _checked_frames(self.frames, self.weights)
         object.__setattr__(self, "frames", frames)
         object.__setattr__(self, "weights", weights)
         _check_threshold(self.threshold)
+        _check_velocity_weight(self.velocity_weight)
 
     def to_json(self) -> dict:
-        return {"style": self.style, "threshold": round(float(self.threshold), 5), "calibration": self.calibration,
+        return {"style": self.style, "threshold": round(float(self.threshold), 5),
+                **({"velocity_weight": float(self.velocity_weight)} if self.velocity_weight else {}),
+                "calibration": self.calibration,
                 "frames": np.round(self.frames, 4).tolist(), "weights": np.round(self.weights, 3).tolist()}
 
     @staticmethod
@@ -119,6 +124,7 @@ class Variant:
             threshold=float(obj["threshold"]),
             weights=np.asarray(obj["weights"], np.float32) if obj.get("weights") is not None else None,
             calibration=obj.get("calibration") if isinstance(obj.get("calibration"), dict) else {},
+            velocity_weight=float(obj.get("velocity_weight", 0.0)),
         )
 
 
@@ -132,6 +138,11 @@ def _checked_frames(frames: object, weights: object) -> tuple[np.ndarray, np.nda
     if weights.shape != frames.shape or not np.all(np.isfinite(weights)) or weights.min() < 0:
         raise ValueError(f"template weights must be finite, >= 0 and shaped like frames {frames.shape}")
     return frames, weights
+
+
+def _check_velocity_weight(weight: object) -> None:
+    if not isinstance(weight, (int, float)) or not 0.0 <= float(weight) <= 4.0:
+        raise ValueError(f"velocity_weight must be a number between 0 and 4, got {weight!r}")
 
 
 def _check_threshold(threshold: object) -> None:
@@ -159,6 +170,8 @@ class Template:
         source: Where it came from ("built-in keyframes", "taught from clip.mp4@2-4").
         calibration: Facts from the threshold's calibration (JSON-safe).
         variants: Other styles of the action (see :class:`Variant`).
+        velocity_weight: Weight of the matcher's velocity channel (which way each body
+            part moves) beside the pose; 0 (the default) matches on the pose alone.
     """
 
     name: str
@@ -176,6 +189,7 @@ class Template:
     source: str = ""
     calibration: dict = field(default_factory=dict, compare=False)
     variants: tuple[Variant, ...] = ()
+    velocity_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.name or not all(c.isalnum() or c == "_" for c in self.name) or self.name != self.name.lower():
@@ -190,6 +204,7 @@ class Template:
             raise ValueError(f"template preview must have shape (K, 33, 3), got {preview.shape}")
         object.__setattr__(self, "preview", preview)
         _check_threshold(self.threshold)
+        _check_velocity_weight(self.velocity_weight)
         object.__setattr__(self, "variants", tuple(self.variants))
         if not all(isinstance(v, Variant) for v in self.variants) or len(self.variants) > 15:
             raise ValueError("template variants must be at most 15 Variant objects")
@@ -218,7 +233,8 @@ class Template:
         """
         base = replace(self, variants=())
         return (base, *(replace(base, frames=v.frames, weights=v.weights, threshold=v.threshold,
-                                calibration=v.calibration, source=f"{self.source} [{v.style}]") for v in self.variants))
+                                calibration=v.calibration, velocity_weight=v.velocity_weight,
+                                source=f"{self.source} [{v.style}]") for v in self.variants))
 
     def to_json(self) -> dict:
         """The JSON object stored in the template file."""
@@ -230,6 +246,7 @@ class Template:
             "kind": self.kind,
             "side_specific": self.side_specific,
             "threshold": round(float(self.threshold), 5),
+            **({"velocity_weight": float(self.velocity_weight)} if self.velocity_weight else {}),
             "rate_hz": self.rate_hz,
             "embedding_version": EMBEDDING_VERSION,
             "importance": {k: float(v) for k, v in self.groups.items()},
@@ -272,6 +289,7 @@ class Template:
                 source=str(obj.get("source", "")),
                 calibration=obj.get("calibration") if isinstance(obj.get("calibration"), dict) else {},
                 variants=tuple(Variant.from_json(v) for v in _list(obj.get("variants", []), "variants")),
+                velocity_weight=float(obj.get("velocity_weight", 0.0)),
             )
         except (ValueError, TypeError) as exc:
             raise TemplateError(f"{origin}: {exc}") from None
@@ -469,6 +487,8 @@ BUILTIN_SPECS: dict[str, BuiltinSpec] = {
     "high_knees": BuiltinSpec("High knees", "dynamic", {"torso": 0.5, "arms": 0.3, "legs": 1.0, "lift": 0.5}, "Running in place, knees to hip height."),
 }
 STATIC_TICKS = 4  # a static pose must be held ~0.25 s
+VELOCITY_WEIGHT = 0.25
+"""The velocity channel's weight for a built-in prototype that is better off with it."""
 
 
 def template_frames_from_stream(
@@ -626,8 +646,10 @@ def build_builtins(
 ) -> list[Template]:
     """Author, calibrate and write the built-in templates (``python -m mirrorcam.templates``).
 
-    Every prototype (a template's main style and each variant) is calibrated on its own.
-    Thresholds come from synthetic performers.  With ``real_impostors`` (``(labels,
+    Every prototype (a template's main style and each variant) is calibrated on its own,
+    and uses the matcher's velocity channel (``VELOCITY_WEIGHT``) when that separates
+    its synthetic performers from the synthetic impostors by a larger margin than the
+    pose alone.  Thresholds come from synthetic performers.  With ``real_impostors`` (``(labels,
     stream)`` of real clips), each prototype's threshold is instead ``real_factor`` times
     the ``real_quantile`` of its distances to the real clips that are *not* labelled
     with its action (other actions, standing, walking; every person in a clip, not only
@@ -649,8 +671,23 @@ def build_builtins(
         canonical.append(len(streams))
         for rec in [perform(action, PerformerOptions(repeats=2)), *synthetic_variations(action, per_action, seed + 101 * k)]:
             streams.append((action.split(":", 1)[0], embed_recording(rec)))
-    syn = np.stack([best_distances(protos, s) for _, s in streams])  # (S, P)
-    protos = calibrate(protos, streams, dists=syn)
+    # Each prototype is calibrated on the pose alone and with the velocity channel, and
+    # keeps whichever separates its own synthetic performers from the impostors better
+    # (the margin: impostors' 5th percentile over positives' 90th).  Oscillations and
+    # jumps gain from it (a still pose near them does not move); slow whole-body
+    # movements lose (noise in their velocity costs them more than it tells).
+    moving = [replace(p, velocity_weight=VELOCITY_WEIGHT) for p in protos]
+    syn_pose = np.stack([best_distances(protos, s) for _, s in streams])  # (S, P)
+    syn_moving = np.stack([best_distances(moving, s) for _, s in streams])
+    by_pose, by_moving = calibrate(protos, streams, dists=syn_pose), calibrate(moving, streams, dists=syn_moving)
+    use = np.zeros(len(protos), bool)
+    protos = []
+    for i, (pose, move) in enumerate(zip(by_pose, by_moving)):
+        use[i] = (move.calibration["margin"] or 0.0) > (pose.calibration["margin"] or 0.0)
+        chosen = move if use[i] else pose
+        margins = {"margin_pose": pose.calibration["margin"], "margin_velocity": move.calibration["margin"]}
+        protos.append(replace(chosen, calibration={**chosen.calibration, **margins}))
+    syn = np.where(use[None, :], syn_moving, syn_pose)
     if real_impostors:
         dists = np.stack([best_distances(protos, s) for _, s in real_impostors])
         # Synthetic performers are rendered by the same performer as the templates, so
@@ -685,8 +722,10 @@ def build_builtins(
     templates = []
     for t in authored:
         main = next(calibrated)
-        variants = tuple(replace(v, threshold=p.threshold, calibration=p.calibration) for v, p in zip(t.variants, calibrated))
-        templates.append(replace(t, threshold=main.threshold, calibration=main.calibration, variants=variants))
+        variants = tuple(replace(v, threshold=p.threshold, calibration=p.calibration, velocity_weight=p.velocity_weight)
+                         for v, p in zip(t.variants, calibrated))
+        templates.append(replace(t, threshold=main.threshold, calibration=main.calibration,
+                                 velocity_weight=main.velocity_weight, variants=variants))
     out_dir = Path(out_dir)
     for t in templates:
         save_template(out_dir / f"{t.name}.json", t, force=True)

@@ -131,7 +131,13 @@ def test_tick_stream_resamples_to_the_grid():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"rate_hz": 0.0}, {"max_skip": 0}, {"on_level": 0.3, "off_level": 0.5}, {"motion_floor": -1.0}],
+    [
+        {"rate_hz": 0.0},
+        {"max_skip": 0},
+        {"on_level": 0.3, "off_level": 0.5},
+        {"motion_floor": -1.0},
+        {"velocity_scale": 0.0},
+    ],
 )
 def test_bank_options_validated(kwargs):
     with pytest.raises(ValueError):
@@ -215,3 +221,79 @@ def test_skipping_template_frames_is_charged_for_them():
     # Every other frame is q, at squared distance 0.25 per feature: a path that skips
     # them for free would score 0; charging them gives about half of 0.25.
     assert d > 0.08, d
+
+
+@pytest.mark.parametrize("factor", [0.5, 1.0, 2.0, 4.0])
+def test_velocity_features_keep_the_direction_whatever_the_speed(factor):
+    from mirrorcam.embedding import DIM, FEATURES
+    from mirrorcam.matching import velocity_features
+
+    change = np.zeros(DIM, np.float32)
+    forearm = [FEATURES.index(f"r_forearm.{c}") for c in "xyz"]
+    change[forearm] = (0.12, -0.06, 0.04)
+    got = velocity_features(change * factor, 0.03)
+    unit = change[forearm] / np.linalg.norm(change[forearm])
+    # A body part moving well above the scale is reduced to its direction (the forearm's
+    # three components share one norm); a still part stays 0.
+    assert np.allclose(got[forearm], unit, atol=0.12 / factor)
+    assert np.count_nonzero(got) == 3
+    assert np.abs(velocity_features(np.full(DIM, 0.002, np.float32), 0.03)).max() < 0.1
+
+
+def _sway(n_ticks: int, speed: float = 1.0) -> list:
+    """A small back-and-forth of two features while the rest of the pose holds still
+    (a wave-like oscillation), as ``(t_ms, Embedding)`` at 15 Hz."""
+    from mirrorcam.embedding import DIM, Embedding
+
+    ones = np.ones(DIM, np.float32)
+    out = []
+    for i in range(n_ticks):
+        x = np.full(DIM, 0.3, np.float32)
+        x[:2] = 0.3 + 0.25 * np.sin(2 * np.pi * speed * i / 10.0)  # one swing per 10 ticks
+        out.append((i * 1000.0 / 15, Embedding(x, ones)))
+    return out
+
+
+def _still(n_ticks: int) -> list:
+    """The sway's middle pose, held."""
+    from mirrorcam.embedding import DIM, Embedding
+
+    return [(i * 1000.0 / 15, Embedding(np.full(DIM, 0.3, np.float32), np.ones(DIM, np.float32))) for i in range(n_ticks)]
+
+
+def _sway_template(velocity_weight: float = 0.25):
+    from mirrorcam.templates import Template
+
+    frames = np.stack([e.vector for _, e in _sway(20)])
+    return Template("sway", "sway", "dynamic", False, frames, 0.1, velocity_weight=velocity_weight)
+
+
+def test_velocity_channel_charges_a_still_pose_for_not_moving():
+    """The 'hub' problem: a pose held in the middle of a small oscillation is, frame by
+    frame, close to all of it.  The velocity channel charges it for not moving the way
+    the template moves, however small the swing."""
+    from mirrorcam.matching import best_distances
+
+    opts = BankOptions(motion_floor=0.0)
+    still = {w: best_distances([_sway_template(w)], _still(40), opts)[0] for w in (0.0, 0.25)}
+    assert still[0.25] > 3.0 * still[0.0], still
+
+
+@pytest.mark.parametrize("speed", [0.6, 1.0, 1.6])
+def test_velocity_channel_matches_a_swing_at_another_speed(speed):
+    from mirrorcam.matching import best_distances
+
+    opts = BankOptions(motion_floor=0.0)
+    swing = best_distances([_sway_template()], _sway(60, speed), opts)[0]
+    assert swing < 0.3 * best_distances([_sway_template()], _still(40), opts)[0]
+
+
+def test_a_template_without_velocity_is_matched_on_the_pose_alone():
+    """Templates choose the velocity channel one by one; the others are unaffected by it."""
+    from mirrorcam.matching import best_distances
+
+    plain, moving = _sway_template(0.0), _sway_template(0.25)
+    pose_only = best_distances([plain], _still(40), BankOptions(motion_floor=0.0))[0]
+    together = best_distances([plain, moving], _still(40), BankOptions(motion_floor=0.0))
+    assert together[0] == pytest.approx(pose_only, rel=1e-5)
+    assert together[1] > 3.0 * together[0]

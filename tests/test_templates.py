@@ -60,6 +60,17 @@ def test_variants_round_trip_and_expand_to_prototypes(tmp_path):
     assert protos[1].groups == t.groups and "[press]" in protos[1].source
 
 
+def test_velocity_weight_round_trips_per_prototype(tmp_path):
+    t = builtin_library().get("wave_one_hand")
+    # Chosen per prototype at build time: the waves are better off with the velocity channel.
+    assert t.velocity_weight > 0 and all(v.velocity_weight > 0 for v in t.variants)
+    assert builtin_library().get("squat").velocity_weight == 0
+    back = load_template(save_template(tmp_path / "wave.json", t))
+    assert [p.velocity_weight for p in back.prototypes()] == [p.velocity_weight for p in t.prototypes()]
+    plain = load_template(save_template(tmp_path / "squat.json", builtin_library().get("squat")))
+    assert "velocity_weight" not in json.loads((tmp_path / "squat.json").read_text()) and plain.velocity_weight == 0
+
+
 def test_save_refuses_to_overwrite_without_force(tmp_path):
     t = builtin_library().get("clap")
     save_template(tmp_path / "clap.json", t)
@@ -84,6 +95,9 @@ BAD = [
     ("variants_not_list", json.dumps({**_good(), "variants": {"style": "x"}}), "variants must be a list"),
     ("variant_no_frames", json.dumps({**_good(), "variants": [{"style": "x", "threshold": 0.1}]}), "variant needs"),
     ("variant_bad_threshold", json.dumps({**_good(), "variants": [{**_good()["variants"][0], "threshold": 0}]}), "threshold"),
+    ("bad_velocity", json.dumps({**_good(), "velocity_weight": -1}), "velocity_weight"),
+    ("velocity_text", json.dumps({**_good(), "velocity_weight": "fast"}), "fast"),
+    ("variant_bad_velocity", json.dumps({**_good(), "variants": [{**_good()["variants"][0], "velocity_weight": 9}]}), "velocity_weight"),
 ]
 
 
