@@ -63,7 +63,7 @@ OVERLAP_SHARE = 0.25  # of a template's length
 
 def _stem_matrix() -> np.ndarray:
     """``(DIM, G)`` indicator of which features belong to one body part (``l_thigh.x/.y/.z``)."""
-    stems = sorted({n.split(".")[0] for n in FEATURES}, key=[n.split(".")[0] for n in FEATURES].index)
+    stems = list(dict.fromkeys(n.split(".")[0] for n in FEATURES))
     return np.array([[n.split(".")[0] == g for g in stems] for n in FEATURES], np.float32)
 
 
@@ -391,10 +391,12 @@ class NeuronBank:
     def _velocity(self, tr: _Track, emb: Embedding, now: float) -> tuple[np.ndarray, np.ndarray] | None:
         """The change per tick of the camera's own frames (and its trust), or None at the start.
 
-        Measured from the newest frame back to the latest one at least a tick older: from
-        the camera's frames, not the interpolated ticks (at double speed a tick would
-        average a wave's swing away), over a tick, not one frame (at 30 fps and more,
-        the landmarks' frame-to-frame jitter would read as movement).
+        Measured from the newest frame back to the latest one at least a tick older: over
+        a tick, not one frame (at 30 fps and more the landmarks' frame-to-frame jitter reads
+        as movement: noisy generated bend and arms_up performers stopped firing), and at
+        the newest frame rather than between interpolated ticks (measured: the ticks'
+        differences gave 0.48 instead of 0.24 false fires/min, 40.5 instead of 43.2 % at
+        half speed, the same accuracy).
         """
         recent = tr.recent_frames
         out = None
