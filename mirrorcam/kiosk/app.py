@@ -522,7 +522,7 @@ def run_kiosk(
             kiosk.notifier.ready("running")
             ready = True
         now = kiosk.clock()
-        if any([chord.feed(key, now) for key in keys]):
+        if any(chord.feed(key, now) for key in keys):
             log.info("operator exit")
             break
     return shown
