@@ -183,31 +183,29 @@ class _Matrices:
         self.a = np.ascontiguousarray(
             (np.concatenate([wy, wy * y], axis=2) / self.wsum[:, None, None]).reshape(n * k, 2 * DIM)
         )
-        # The velocity channel of the templates that use it: their frame-to-frame changes,
-        # laid out the same way (the first frame takes the second's change).
+        self.unseen_cost = float(options.unseen_cost)
+        # Every template's frame-to-frame changes, once: its movement (the motion gate) and,
+        # for the templates that use it, the velocity channel (the first frame takes the
+        # second's change).
+        dy = np.zeros_like(y)
+        motion = np.zeros(n, np.float32)
+        for i, length in enumerate(lengths):
+            if length > 1:
+                step = np.diff(y[i, :length], axis=0)
+                dy[i, 1:length] = step
+                dy[i, 0] = step[0]
+                motion[i] = float(np.sqrt((step**2) @ w[i] / self.wsum[i]).sum())
+        self.motion = np.concatenate([motion, motion])
         lam = np.array([float(getattr(t, "velocity_weight", 0.0)) for t in templates], np.float32)
         self.uses_velocity = bool((lam > 0).any())
         self.velocity_scale = float(options.velocity_scale)
         if self.uses_velocity:
-            dy = np.zeros_like(y)
-            for i, t in enumerate(templates):
-                f = np.asarray(t.frames, np.float32)
-                if len(f) > 1:
-                    dy[i, 1 : len(f)] = np.diff(f, axis=0)
-                    dy[i, 0] = dy[i, 1]
             vy = velocity_features(dy, self.velocity_scale)
             self.w_vel = lam[:, None] * w  # (N, D)
             wv = self.w_vel[:, None, :] * vy
             self.a_vel = np.ascontiguousarray(
                 (np.concatenate([wv, wv * vy], axis=2) / self.wsum[:, None, None]).reshape(n * k, 2 * DIM)
             )
-        self.unseen_cost = float(options.unseen_cost)
-        motion = np.zeros(n, np.float32)
-        for i, t in enumerate(templates):
-            f = np.asarray(t.frames, np.float32)
-            if len(f) > 1:
-                motion[i] = float(np.sqrt((np.diff(f, axis=0) ** 2) @ w[i] / self.wsum[i]).sum())
-        self.motion = np.concatenate([motion, motion])
         self.thresholds = np.array([float(t.threshold) for t in templates], np.float32)
         self.mirror_off = np.concatenate([np.zeros(n, bool), np.array([bool(t.side_specific) for t in templates])])
         self.end_col = self.lengths - 1
@@ -234,9 +232,9 @@ class _Matrices:
         if self.uses_velocity and dxs is not None and dvs is not None:
             vx = velocity_features(dxs, self.velocity_scale)
             bv = np.concatenate([-2.0 * dvs * vx, dvs], axis=1).astype(np.float32)
-            own = ((self.w_vel @ (dvs * vx * vx).T) / self.wsum[:, None]).astype(np.float32)
+            own_vel = ((self.w_vel @ (dvs * vx * vx).T) / self.wsum[:, None]).astype(np.float32)
             for c in (0, 1):
-                d[c * n : (c + 1) * n] += (self.a_vel @ bv[c]).reshape(n, k) + own[:, c : c + 1]
+                d[c * n : (c + 1) * n] += (self.a_vel @ bv[c]).reshape(n, k) + own_vel[:, c : c + 1]
         np.maximum(d, 0.0, out=d)
         return d
 

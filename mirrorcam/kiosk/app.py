@@ -416,6 +416,9 @@ def hide_x11_cursor() -> object | None:
     return _Hidden()
 
 
+MAX_KEYS_PER_FRAME = 32  # read per frame at most (a held key cannot stall the loop)
+
+
 class WindowDisplay(Display):
     """A fullscreen, frameless OpenCV window without toolbar or pointer.
 
@@ -479,7 +482,6 @@ class WindowDisplay(Display):
 # --------------------------------------------------------------------------- loop
 
 MAX_FAILURES_IN_A_ROW = 50
-MAX_KEYS_PER_FRAME = 32
 
 
 def run_kiosk(
