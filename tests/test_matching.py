@@ -292,8 +292,18 @@ def test_a_template_without_velocity_is_matched_on_the_pose_alone():
     """Templates choose the velocity channel one by one; the others are unaffected by it."""
     from mirrorcam.matching import best_distances
 
+    from mirrorcam.embedding import Embedding
+
     plain, moving = _sway_template(0.0), _sway_template(0.25)
-    pose_only = best_distances([plain], _still(40), BankOptions(motion_floor=0.0))[0]
-    together = best_distances([plain, moving], _still(40), BankOptions(motion_floor=0.0))
-    assert together[0] == pytest.approx(pose_only, rel=1e-5)
-    assert together[1] > 3.0 * together[0]
+    opts = BankOptions(motion_floor=0.0)
+    # A noisy, slower sway: on the still pose the DP meets exact ties (distance 0 on the
+    # template frames equal to it), which round-off in the matrix products breaks either
+    # way depending on how many templates share them.
+    rng = np.random.default_rng(3)
+    noisy = [(t, Embedding(e.vector + rng.normal(0, 0.02, e.vector.shape).astype(np.float32), e.weight))
+             for t, e in _sway(60, 0.8)]
+    pose_only = best_distances([plain], noisy, opts)[0]
+    together = best_distances([plain, moving], noisy, opts)
+    assert together[0] == pytest.approx(pose_only, rel=1e-4)
+    still = best_distances([plain, moving], _still(40), opts)
+    assert still[1] > 3.0 * still[0]
