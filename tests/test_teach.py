@@ -30,6 +30,30 @@ def test_teach_template_from_generated_examples_matches_new_performances():
     assert not stray
 
 
+@pytest.mark.parametrize("kind, uses_velocity", [("dynamic", True), ("static", False)])
+def test_a_taught_movement_uses_the_velocity_channel_and_a_pose_does_not(kind, uses_velocity):
+    from mirrorcam.templates import VELOCITY_WEIGHT
+
+    examples = [embed_recording(perform("wave_one_hand", PerformerOptions(seed=s))) for s in range(2)]
+    t = teach_template("my_wave", examples, [embed_recording(perform("stand", PerformerOptions()))], kind=kind)
+    assert t.velocity_weight == (VELOCITY_WEIGHT if uses_velocity else 0.0)
+
+
+@pytest.mark.parametrize(
+    "positives, impostors, low, high",
+    [
+        ([0.0, 0.0], [0.1, 0.12], 0.005, 0.085),  # identical examples: not a threshold of ~0
+        ([0.01, 0.02], [0.1, 0.12], 0.02, 0.085),  # between the two, below the impostors
+        ([0.2, 0.3], [0.1, 0.12], 0.2, 0.3),  # overlapping: still matches its own median
+    ],
+)
+def test_choose_threshold_lies_between_examples_and_impostors(positives, impostors, low, high):
+    from mirrorcam.templates import choose_threshold
+
+    thr, _ = choose_threshold(positives, impostors)
+    assert low <= thr <= high
+
+
 def test_auto_groups_follow_what_moves():
     from mirrorcam.templates import auto_groups, template_frames_from_stream
 

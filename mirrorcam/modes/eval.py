@@ -347,7 +347,8 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
     template (reported in ``loso_fallbacks``).
     """
     from mirrorcam.matching import best_distances
-    from mirrorcam.templates import RATE_HZ, Template, Variant, auto_groups, builtin_library, choose_threshold, embed_recording
+    from mirrorcam.templates import (RATE_HZ, Template, Variant, auto_groups, builtin_library, choose_threshold, embed_recording,
+                                     taught_velocity_weight)
 
     builtin = {t.name: t for t in builtin_library().templates}
     streams = {r.path: embed_recording(recs[r.path]) for r in rows}
@@ -359,7 +360,8 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
             continue
         for f, w, t0 in candidate_windows(streams[r.path], RATE_HZ):
             cands.append(Template(single[r.path], single[r.path], "dynamic", False, f, 1.0, weights=w,
-                                  groups=auto_groups(f, w), source=f"{r.path}@{t0:.1f}"))
+                                  groups=auto_groups(f, w), source=f"{r.path}@{t0:.1f}",
+                                  velocity_weight=taught_velocity_weight("dynamic")))
             owner.append(r.path)
     paths = [r.path for r in rows]
     dist = np.full((len(cands), len(paths)), np.inf, np.float32)
@@ -414,7 +416,8 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
                 protos.append(replace(cands[best], threshold=thr, calibration=facts))
             # One neuron per action; the other training clips' prototypes are its variants.
             library.append(replace(protos[0], variants=tuple(
-                Variant(p.source, p.frames, p.threshold, weights=p.weights, calibration=p.calibration) for p in protos[1:])))
+                Variant(p.source, p.frames, p.threshold, weights=p.weights, calibration=p.calibration,
+                        velocity_weight=p.velocity_weight) for p in protos[1:])))
         banks[subject] = NeuronBank(library, options)
     fallback_names = sorted({n for v in fallbacks.values() for n in v})
     return banks, {"loso_candidates": len(cands), "loso_fallbacks": {k: v for k, v in sorted(fallbacks.items())},
