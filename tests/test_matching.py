@@ -290,9 +290,8 @@ def test_velocity_channel_matches_a_swing_at_another_speed(speed):
 
 def test_a_template_without_velocity_is_matched_on_the_pose_alone():
     """Templates choose the velocity channel one by one; the others are unaffected by it."""
-    from mirrorcam.matching import best_distances
-
     from mirrorcam.embedding import Embedding
+    from mirrorcam.matching import best_distances
 
     plain, moving = _sway_template(0.0), _sway_template(0.25)
     opts = BankOptions(motion_floor=0.0)
