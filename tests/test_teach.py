@@ -54,6 +54,16 @@ def test_choose_threshold_lies_between_examples_and_impostors(positives, imposto
     assert low <= thr <= high
 
 
+def test_auto_groups_of_a_still_pose_weigh_every_group_alike_and_above_zero():
+    import numpy as np
+
+    from mirrorcam.embedding import DIM
+    from mirrorcam.templates import auto_groups
+
+    groups = auto_groups(np.full((6, DIM), 0.3, np.float32), np.ones((6, DIM), np.float32))
+    assert len(set(groups.values())) == 1 and min(groups.values()) > 0
+
+
 def test_auto_groups_follow_what_moves():
     from mirrorcam.templates import auto_groups, template_frames_from_stream
 
