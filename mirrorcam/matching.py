@@ -10,8 +10,9 @@ How one frame is processed:
 1. The person's pose is embedded (:class:`~mirrorcam.embedding.Embedder`) and the
    stream is resampled to a fixed tick rate (``rate_hz``, 15 Hz): a 60 fps camera and a
    6 fps clip both give the matcher the same time base, and templates are stored at it.
-2. Per tick, the frame distance to every template frame of every template is three
-   matrix-vector products (weighted squared distance, expanded), then one DP step:
+2. Per tick, the frame distance to every template frame of every template is one
+   matrix-vector product per side (input and mirrored input; weighted squared
+   distance, expanded; the input's trust is one per body part), then one DP step:
    each template frame may be reached from the previous frame (normal speed), from the
    same frame (the performer is slower, at most ``max_stall`` ticks in a row) or by
    skipping up to ``max_skip - 1`` frames (the performer is faster; the tick is charged
@@ -68,6 +69,18 @@ def _stem_matrix() -> np.ndarray:
 
 
 _STEMS = _stem_matrix()
+_STEM_SIZE = _STEMS.sum(axis=0)  # (G,) features per body part
+
+
+def part_trust(weight: np.ndarray) -> np.ndarray:
+    """Features' trust made one per body part (the mean of its components), shape kept.
+
+    An embedding's components of one body part (a limb direction's x, y, z) come from the
+    same landmarks and already share one weight; the matcher relies on that: the
+    template side of the distance then needs one squared-value column per body part
+    instead of one per feature (58 columns instead of 80, see :class:`_Matrices`).
+    """
+    return ((np.asarray(weight, np.float32) @ _STEMS) / _STEM_SIZE) @ _STEMS.T
 
 
 def velocity_features(change_per_tick: np.ndarray, scale: float) -> np.ndarray:
@@ -154,20 +167,23 @@ def activation_of(distance: np.ndarray, threshold: np.ndarray, power: float = 4.
 class _Matrices:
     """Template data laid out for the per-tick distance and the DP.
 
-    Rows of the DP are ``2 N``: every template against the input (rows ``0..N-1``) and
-    against the mirrored input (rows ``N..2N-1``; comparing the mirrored input with a
-    template equals comparing the input with the mirrored template, so the template
-    matrix is read once per tick for both).  Side-specific templates' mirrored rows are
-    disabled.  A template's feature weights are constant over its frames (importance
-    times the frames' mean trust), which keeps the distance to one matrix product.
+    Rows of the DP are ``N + M``: every template against the input (rows ``0..N-1``)
+    and the ``M`` templates that are not side-specific (``mirror_idx``) against the
+    mirrored input (rows ``N..N+M-1``; comparing the mirrored input with a template
+    equals comparing the input with the mirrored template).  Side-specific templates
+    have no mirrored row at all, so they cost neither a matrix product nor a DP step
+    there.  A template's feature weights are constant over its frames (importance times
+    the frames' mean trust), which keeps the distance to one matrix product.
     """
 
     def __init__(self, templates: Sequence, options: BankOptions) -> None:
         n = len(templates)
         self.n_templates = n
-        self.n_rows = 2 * n
+        self.mirror_idx = np.flatnonzero([not bool(t.side_specific) for t in templates])
+        row_template = np.concatenate([np.arange(n), self.mirror_idx])
+        self.n_rows = len(row_template)
         lengths = np.array([len(t.frames) for t in templates], np.int64)
-        self.lengths = np.concatenate([lengths, lengths])
+        self.lengths = lengths[row_template]
         k = int(lengths.max())
         self.k = k
         w = np.stack([np.asarray(t.importance, np.float32) * np.asarray(t.weights, np.float32).mean(axis=0) for t in templates])
@@ -176,13 +192,15 @@ class _Matrices:
             y[i, : len(t.frames)] = np.asarray(t.frames, np.float32)
         self.w = w  # (N, D)
         self.wsum = np.maximum(w.sum(axis=1), 1e-6)  # (N,)
-        wy = w[:, None, :] * y
-        # One (N*K, 2D) matrix: [w*y | w*y^2]; times [-2 v x ; v] gives the cross and
-        # template terms of the expanded weighted squared distance.
-        # Rows are pre-divided by the template's total weight (the distance is a weighted mean).
-        self.a = np.ascontiguousarray(
-            (np.concatenate([wy, wy * y], axis=2) / self.wsum[:, None, None]).reshape(n * k, 2 * DIM)
-        )
+        # One (N*K, D+G) matrix: [w*y | w*y^2 summed per body part]; times
+        # [-2 v x ; v per body part] it gives the cross and template terms of the expanded
+        # weighted squared distance (the input's trust v is one per body part).  Rows are
+        # pre-divided by the template's total weight (the distance is a weighted mean).
+        # Why the per-part sum: reading this matrix is most of a tick's cost (80 -> 58
+        # columns took 1,000 templates x 60 frames from 10.5-13.5 to 8.1-9.2 ms a tick;
+        # pose and velocity matrices together now fit a 32 MB L3 cache).
+        self.a = _distance_matrix(w, y, self.wsum)
+        self.a_mirror = self._mirrored_part(self.a)
         self.unseen_cost = float(options.unseen_cost)
         # Every template's frame-to-frame changes, once: its movement (the motion gate) and,
         # for the templates that use it, the velocity channel (the first frame takes the
@@ -195,54 +213,79 @@ class _Matrices:
                 dy[i, 1:length] = step
                 dy[i, 0] = step[0]
                 motion[i] = float(np.sqrt((step**2) @ w[i] / self.wsum[i]).sum())
-        self.motion = np.concatenate([motion, motion])
+        self.motion = motion[row_template]
         lam = np.array([float(getattr(t, "velocity_weight", 0.0)) for t in templates], np.float32)
         self.uses_velocity = bool((lam > 0).any())
         self.velocity_scale = float(options.velocity_scale)
         if self.uses_velocity:
             vy = velocity_features(dy, self.velocity_scale)
             self.w_vel = lam[:, None] * w  # (N, D)
-            wv = self.w_vel[:, None, :] * vy
-            self.a_vel = np.ascontiguousarray(
-                (np.concatenate([wv, wv * vy], axis=2) / self.wsum[:, None, None]).reshape(n * k, 2 * DIM)
-            )
+            self.a_vel = _distance_matrix(self.w_vel, vy, self.wsum)
+            self.a_vel_mirror = self._mirrored_part(self.a_vel)
         self.thresholds = np.array([float(t.threshold) for t in templates], np.float32)
-        self.mirror_off = np.concatenate([np.zeros(n, bool), np.array([bool(t.side_specific) for t in templates])])
         self.end_col = self.lengths - 1
 
+    def _mirrored_part(self, a: np.ndarray) -> np.ndarray:
+        """The rows of a ``(N*K, C)`` template matrix that the mirrored input is compared with."""
+        if len(self.mirror_idx) == self.n_templates:
+            return a  # the usual library: nothing side-specific, no copy
+        k, c = self.k, a.shape[1]
+        return np.ascontiguousarray(a.reshape(self.n_templates, k, c)[self.mirror_idx].reshape(len(self.mirror_idx) * k, c))
+
+    def per_row(self, per_template: np.ndarray) -> np.ndarray:
+        """``(N + M,)`` row values from ``(N, 2)`` per-template values for the input and the mirrored input."""
+        return np.concatenate([per_template[:, 0], per_template[self.mirror_idx, 1]])
+
     def frame_distance(self, xs: np.ndarray, vs: np.ndarray, dxs: np.ndarray | None = None, dvs: np.ndarray | None = None) -> np.ndarray:
-        """``(2N, K)`` distances of the input (``xs[0]``) and mirrored input (``xs[1]``) to every template frame.
+        """``(N + M, K)`` distances of the input (``xs[0]``) and mirrored input (``xs[1]``) to every row's template frames.
 
         ``dxs``/``dvs``: the input's change per tick and its trust (the velocity channel).
         """
-        n, k = self.n_templates, self.k
-        b = np.concatenate([-2.0 * vs * xs, vs], axis=1).astype(np.float32)  # (2, 2D)
+        n, k, mi = self.n_templates, self.k, self.mirror_idx
+        vs = part_trust(vs)
+        b = _input_vector(xs, vs)
         own = self.w @ (vs * xs * xs).T  # (N, 2)
         den = self.w @ vs.T  # (N, 2)
         # What is not seen is not free: the template's unseen share costs a prior
         # distance.  Without it a side view whose far arm is hidden "matches" a wave of
         # that arm on everything else.
         per_row = ((own + self.unseen_cost * np.maximum(self.wsum[:, None] - den, 0.0)) / self.wsum[:, None]).astype(np.float32)
-        d = np.empty((2 * n, k), np.float32)
-        # Two matrix-vector products, not one (N*K, 2D) x (2D, 2) product: OpenBLAS
+        d = np.empty((self.n_rows, k), np.float32)
+        direct, mirrored = d[:n], d[n:]
+        # Two matrix-vector products, not one (N*K, D+G) x (D+G, 2) product: OpenBLAS
         # threads the latter and is 5-10x slower on a busy 2-core machine.
-        for c in (0, 1):
-            out = d[c * n : (c + 1) * n]
-            np.add((self.a @ b[c]).reshape(n, k), per_row[:, c : c + 1], out=out)
+        np.add((self.a @ b[0]).reshape(n, k), per_row[:, 0:1], out=direct)
+        np.add((self.a_mirror @ b[1]).reshape(len(mi), k), per_row[mi, 1:2], out=mirrored)
         if self.uses_velocity and dxs is not None and dvs is not None:
             vx = velocity_features(dxs, self.velocity_scale)
-            bv = np.concatenate([-2.0 * dvs * vx, dvs], axis=1).astype(np.float32)
+            dvs = part_trust(dvs)
+            bv = _input_vector(vx, dvs)
             own_vel = ((self.w_vel @ (dvs * vx * vx).T) / self.wsum[:, None]).astype(np.float32)
-            for c in (0, 1):
-                d[c * n : (c + 1) * n] += (self.a_vel @ bv[c]).reshape(n, k) + own_vel[:, c : c + 1]
+            direct += (self.a_vel @ bv[0]).reshape(n, k)
+            direct += own_vel[:, 0:1]
+            mirrored += (self.a_vel_mirror @ bv[1]).reshape(len(mi), k)
+            mirrored += own_vel[mi, 1:2]
         np.maximum(d, 0.0, out=d)
         return d
 
     def steps(self, dx2: np.ndarray, vv: np.ndarray) -> np.ndarray:
-        """``(2N,)`` input movement per row from squared feature changes ``dx2`` (2, D) and trust ``vv`` (2, D)."""
+        """``(N + M,)`` input movement per row from squared feature changes ``dx2`` (2, D) and trust ``vv`` (2, D)."""
         num = self.w @ (dx2 * vv).T  # (N, 2)
         den = self.w @ vv.T
-        return np.sqrt(num / np.maximum(den, 1e-6)).T.reshape(-1)
+        return self.per_row(np.sqrt(num / np.maximum(den, 1e-6)))
+
+
+def _distance_matrix(w: np.ndarray, y: np.ndarray, wsum: np.ndarray) -> np.ndarray:
+    """``(N*K, D+G)`` template side of the weighted squared distance (see :class:`_Matrices`)."""
+    n, k, _ = y.shape
+    wy = w[:, None, :] * y
+    a = np.concatenate([wy, (wy * y) @ _STEMS], axis=2) / wsum[:, None, None]
+    return np.ascontiguousarray(a.reshape(n * k, -1), np.float32)
+
+
+def _input_vector(xs: np.ndarray, vs: np.ndarray) -> np.ndarray:
+    """``(2, D+G)`` input side: ``[-2 v x | v per body part]`` for the input and the mirrored input."""
+    return np.concatenate([-2.0 * vs * xs, (vs @ _STEMS) / _STEM_SIZE], axis=1).astype(np.float32)
 
 
 class _Track:
@@ -251,7 +294,7 @@ class _Track:
     def __init__(self, m: _Matrices, n_templates: int) -> None:
         shape = (m.n_rows, m.k)
         self.cost = np.full(shape, BIG, np.float32)
-        self.start = np.zeros(shape, np.int64)  # tick number the path started on
+        self.start = np.zeros(shape, np.int32)  # tick number the path started on (2^31 ticks: 4.5 years)
         self.length = np.zeros(shape, np.int32)  # ticks on the path
         self.stall = np.zeros(shape, np.int16)
         self.moved = np.zeros(shape, np.float32)
@@ -420,7 +463,6 @@ class NeuronBank:
             d = m.frame_distance(xs, vs, np.stack([change, mirror_vector(change)]), np.stack([trust, trust[MIRROR_FEATURES]]))
         else:
             d = m.frame_distance(xs, vs)
-        d[m.mirror_off] = BIG
         # Movement of the input since the last tick, in each template's feature weighting.
         if tr.prev_tick_x is None:
             step = np.zeros(m.n_rows, np.float32)
@@ -444,11 +486,12 @@ class NeuronBank:
             gate = np.ones(rows)
         eff = np.where(total < BIG / 2, mean / gate, np.inf)
         starts = t - (tr.tick - tr.start[r_idx, end]) * self.tick_ms
-        # A neuron takes the better of its own and its mirrored row.
-        n = m.n_templates
-        mirrored_better = eff[n:] < eff[:n]
-        dist = np.where(mirrored_better, eff[n:], eff[:n])
-        st = np.where(mirrored_better, starts[n:], starts[:n])
+        # A template takes the better of its own and its mirrored row.
+        n, mi = m.n_templates, m.mirror_idx
+        dist, st = eff[:n].copy(), starts[:n].copy()
+        mirrored_better = eff[n:] < dist[mi]
+        dist[mi[mirrored_better]] = eff[n:][mirrored_better]
+        st[mi[mirrored_better]] = starts[n:][mirrored_better]
         act = activation_of(dist, m.thresholds, o.activation_power)
         if self._offsets is not None:
             # The neuron's best prototype (ties: the first) speaks for it.
@@ -473,14 +516,16 @@ class NeuronBank:
         # skips (SPRING's own "template advances, input stays" steps).  Free skips let an
         # oscillating template (a wave) match a slow sweep by landing on every other
         # frame, between its extremes.
-        csum = np.cumsum(d, axis=1) if o.max_skip > 1 else None
+        csum = np.cumsum(d, axis=1) if o.max_skip > 2 else None
         for s in range(1, o.max_skip + 1):
             # Advance s frames (s = 1 normal speed, s > 1 faster).  Frame 0 may also be
             # entered fresh on any tick at no cost: a match can start anywhere (SPRING).
             c = np.empty_like(cost)
             c[:, :s] = BIG
             c[:, s:] = cost[:, :-s]
-            if s > 1:
+            if s == 2:
+                c[:, 2:] += d[:, 1:-1]  # frame k-1
+            elif s > 2:
                 c[:, s:] += csum[:, s - 1 : -1] - csum[:, : -s]  # frames k-s+1 .. k-1
             if s == 1:
                 c[:, 0] = 0.0

@@ -205,6 +205,20 @@ def test_a_variant_fires_its_neuron_under_the_template_name():
     assert fires(without, rec.frames)["arms_up"] < 2
 
 
+@pytest.mark.parametrize("mirror, expected", [(False, {"right_wave", "either_wave", "right_wave_2"}), (True, {"either_wave"})])
+def test_side_specific_templates_do_not_fire_for_the_other_side(mirror, expected):
+    """Side-specific templates (no mirrored row) mixed with one that is not, in any order."""
+    wave = replace(builtin_library().get("wave_one_hand"), variants=())
+    squat = builtin_library().get("squat")
+    templates = [replace(wave, name="right_wave", side_specific=True), squat,
+                 replace(wave, name="either_wave"), replace(wave, name="right_wave_2", side_specific=True)]
+    bank = NeuronBank(templates, BankOptions(inhibition=False))
+    rec = perform("wave_one_hand", PerformerOptions(repeats=3, seed=4, mirror=mirror))
+    got = fires(bank, rec.frames)
+    assert set(got) == expected, got
+    assert got["either_wave"] >= 2
+
+
 def test_skipping_template_frames_is_charged_for_them():
     """A 2x-fast path pays for the frames it skips: landing on every other frame of an
     oscillating template must not hide the frames in between (the aliasing that let a slow
@@ -306,3 +320,37 @@ def test_a_template_without_velocity_is_matched_on_the_pose_alone():
     assert together[0] == pytest.approx(pose_only, rel=1e-4)
     still = best_distances([plain, moving], _still(40), opts)
     assert still[1] > 3.0 * still[0]
+
+
+@pytest.mark.parametrize("side_specific", [(False, False, False), (True, False, True), (True, True, True)])
+def test_frame_distance_is_the_weighted_squared_distance(side_specific):
+    """The expanded matrix form (per-body-part squared columns, mirrored rows only for
+    templates that are not side-specific) equals the distance written out directly."""
+    from mirrorcam.embedding import DIM, MIRROR_FEATURES, mirror_vector
+    from mirrorcam.matching import _Matrices, part_trust, velocity_features
+    from mirrorcam.templates import Template
+
+    rng = np.random.default_rng(5)
+    templates = [
+        Template(f"t{i}", f"t{i}", "dynamic", side, rng.normal(0, 0.5, (n, DIM)).astype(np.float32), 0.1,
+                 weights=rng.uniform(0.2, 1.0, (n, DIM)).astype(np.float32), velocity_weight=0.25 * i)
+        for i, (side, n) in enumerate(zip(side_specific, (7, 12, 4)))
+    ]
+    opts = BankOptions()
+    m = _Matrices(templates, opts)
+    x, dx = rng.normal(0, 0.5, DIM).astype(np.float32), rng.normal(0, 0.05, DIM).astype(np.float32)
+    v = part_trust(rng.uniform(0.0, 1.0, DIM))  # one trust per body part, as embeddings give
+    got = m.frame_distance(np.stack([x, mirror_vector(x)]), np.stack([v, v[MIRROR_FEATURES]]),
+                           np.stack([dx, mirror_vector(dx)]), np.stack([v, v[MIRROR_FEATURES]]))
+    rows = [(t, False) for t in templates] + [(t, True) for t in templates if not t.side_specific]
+    assert got.shape == (len(rows), 12)
+    for r, (t, mirrored) in enumerate(rows):
+        xi, vi, dxi = (mirror_vector(x), v[MIRROR_FEATURES], mirror_vector(dx)) if mirrored else (x, v, dx)
+        w = t.importance * t.weights.mean(axis=0)
+        y = t.frames
+        step = np.diff(y, axis=0)
+        vy = velocity_features(np.vstack([step[:1], step]), opts.velocity_scale)
+        vx = velocity_features(dxi, opts.velocity_scale)
+        direct = ((w * vi * (xi - y) ** 2).sum(axis=1) + opts.unseen_cost * max(w.sum() - (w * vi).sum(), 0)
+                  + t.velocity_weight * (w * vi * (vx - vy) ** 2).sum(axis=1)) / w.sum()
+        np.testing.assert_allclose(got[r, : len(y)], direct, rtol=1e-4, atol=1e-5)
