@@ -55,8 +55,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def _synthetic_performances() -> tuple[tuple[str, list], ...]:
-    """``(action, embedded stream)`` of generated performers: constant, so made once."""
+def synthetic_performances() -> tuple[tuple[str, list], ...]:
+    """``(action, embedded stream)`` of generated performers of every performer action
+    (styles such as ``wave_one_hand:overhead`` included): constant, so made once."""
     from mirrorcam.performer import ACTIONS
     from mirrorcam.templates import synthetic_variations
 
@@ -68,12 +69,18 @@ def _synthetic_performances() -> tuple[tuple[str, list], ...]:
 
 
 def impostor_streams(exclude: str) -> list:
-    """Embedded synthetic performances of every action except ``exclude``.
+    """Embedded synthetic performances of every action except ``exclude`` (and its styles).
 
-    Used by ``mirrorcam teach`` and by teaching from the live camera, so a taught
-    template is calibrated the same way whichever way it was taught.
+    Used by ``mirrorcam teach``, by teaching from the live camera and by the LOSO
+    evaluation, so a taught template is calibrated the same way whichever way it was
+    taught.
     """
-    return [stream for action, stream in _synthetic_performances() if action != exclude]
+    return [stream for action, stream in synthetic_performances() if not is_style_of(action, exclude)]
+
+
+def is_style_of(action: str, name: str) -> bool:
+    """Whether performer action ``action`` is ``name`` or one of its styles (``name:style``)."""
+    return action.split(":", 1)[0] == name
 
 
 def run(args: argparse.Namespace) -> int:
