@@ -39,6 +39,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -576,6 +577,38 @@ def synthetic_variations(action: str, count: int, seed: int, side_free: bool = T
         )
         out.append(perform(action, opts))
     return out
+
+
+# Generated performances per action that a taught template is calibrated against.
+IMPOSTORS_PER_ACTION = 2
+
+
+@functools.lru_cache(maxsize=1)
+def synthetic_performances() -> tuple[tuple[str, list], ...]:
+    """``(action, embedded stream)`` of generated performers of every performer action
+    (styles such as ``wave_one_hand:overhead`` included): constant, so made once."""
+    from mirrorcam.performer import ACTIONS
+
+    return tuple(
+        (action, embed_recording(rec))
+        for k, action in enumerate(ACTIONS)
+        for rec in synthetic_variations(action, IMPOSTORS_PER_ACTION, 1000 + 31 * k)
+    )
+
+
+def impostor_streams(exclude: str) -> list:
+    """Embedded synthetic performances of every action except ``exclude`` (and its styles).
+
+    Used by ``mirrorcam teach``, by teaching from the live camera and by the LOSO
+    evaluation, so a taught template is calibrated the same way whichever way it was
+    taught.
+    """
+    return [stream for action, stream in synthetic_performances() if not is_style_of(action, exclude)]
+
+
+def is_style_of(action: str, name: str) -> bool:
+    """Whether performer action ``action`` is ``name`` or one of its styles (``name:style``)."""
+    return action.split(":", 1)[0] == name
 
 
 def choose_threshold(positive: np.ndarray, impostor: np.ndarray) -> tuple[float, dict]:

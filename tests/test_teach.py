@@ -126,14 +126,14 @@ def test_teach_from_a_real_clip_segment(tmp_path, clip):
      ("wave_both_hands", "wave_one_hand", False), ("wave_one_hand", "wave", False), ("stand", "my_pose", False)],
 )
 def test_is_style_of(action, name, expected):
-    from mirrorcam.modes.teach import is_style_of
+    from mirrorcam.templates import is_style_of
 
     assert is_style_of(action, name) is expected
 
 
 def test_teaching_a_builtin_name_does_not_count_its_styles_as_impostors():
     """Teaching ``wave_one_hand`` must not be calibrated against the overhead or low wave."""
-    from mirrorcam.modes.teach import IMPOSTORS_PER_ACTION, impostor_streams, synthetic_performances
+    from mirrorcam.templates import IMPOSTORS_PER_ACTION, impostor_streams, synthetic_performances
 
     everything = len(synthetic_performances())
     assert everything - len(impostor_streams("wave_one_hand")) == 3 * IMPOSTORS_PER_ACTION

@@ -348,9 +348,8 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
     template (reported in ``loso_fallbacks``).
     """
     from mirrorcam.matching import best_distances
-    from mirrorcam.modes.teach import is_style_of, synthetic_performances
     from mirrorcam.templates import (RATE_HZ, Template, Variant, auto_groups, builtin_library, choose_threshold, embed_recording,
-                                     taught_velocity_weight)
+                                     is_style_of, synthetic_performances, taught_velocity_weight)
 
     builtin = {t.name: t for t in builtin_library().templates}
     streams = {r.path: embed_recording(recs[r.path]) for r in rows}

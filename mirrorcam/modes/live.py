@@ -648,7 +648,7 @@ def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], per
     Raises:
         TemplateError: No person in the frames, or too short a performance.
     """
-    from mirrorcam.modes.teach import impostor_streams
+    from mirrorcam.templates import impostor_streams
     from mirrorcam.templates import embed_recording, teach_template
 
     if not frames or not any(f.persons for f in frames):

@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import re
 from pathlib import Path
@@ -25,6 +24,7 @@ from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
 from mirrorcam.templates import (
     KINDS,
     embed_recording,
+    impostor_streams,
     parse_clip_spec,
     save_template,
     teach_template,
@@ -32,7 +32,6 @@ from mirrorcam.templates import (
 )
 
 log = logging.getLogger(__name__)
-IMPOSTORS_PER_ACTION = 2
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -52,35 +51,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing template of that name")
     add_pose_arguments(parser)
     parser.set_defaults(run=run)
-
-
-@functools.lru_cache(maxsize=1)
-def synthetic_performances() -> tuple[tuple[str, list], ...]:
-    """``(action, embedded stream)`` of generated performers of every performer action
-    (styles such as ``wave_one_hand:overhead`` included): constant, so made once."""
-    from mirrorcam.performer import ACTIONS
-    from mirrorcam.templates import synthetic_variations
-
-    return tuple(
-        (action, embed_recording(rec))
-        for k, action in enumerate(ACTIONS)
-        for rec in synthetic_variations(action, IMPOSTORS_PER_ACTION, 1000 + 31 * k)
-    )
-
-
-def impostor_streams(exclude: str) -> list:
-    """Embedded synthetic performances of every action except ``exclude`` (and its styles).
-
-    Used by ``mirrorcam teach``, by teaching from the live camera and by the LOSO
-    evaluation, so a taught template is calibrated the same way whichever way it was
-    taught.
-    """
-    return [stream for action, stream in synthetic_performances() if not is_style_of(action, exclude)]
-
-
-def is_style_of(action: str, name: str) -> bool:
-    """Whether performer action ``action`` is ``name`` or one of its styles (``name:style``)."""
-    return action.split(":", 1)[0] == name
 
 
 def run(args: argparse.Namespace) -> int:
