@@ -365,8 +365,13 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
                                   velocity_weight=taught_velocity_weight("dynamic")))
             owner.append(r.path)
     paths = [r.path for r in rows]
-    dist = np.full((len(cands), len(paths)), np.inf, np.float32)
-    with Progress(len(paths), "loso distances") as bar:
+    # Taught as `mirrorcam teach` teaches: the generated performers of the other actions
+    # and of everyday movements are impostors too, beside the fold's real clips (loso
+    # 67.6 -> 70.3 %, false fires 7.7 -> 7.2/min; flip consistency 90.5 -> 88.9 %).
+    # They are the last columns of the distance matrix.
+    synthetic = [(action, s) for action, s in synthetic_performances() if len(s) >= 2] if cands else []
+    dist = np.full((len(cands), len(paths) + len(synthetic)), np.inf, np.float32)
+    with Progress(len(paths) + len(synthetic), "loso distances") as bar:
         for j, p in enumerate(paths):
             if len(streams[p]) >= 2 and cands:
                 dist[:, j] = best_distances(cands, streams[p], options)
@@ -377,15 +382,11 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
                 if len(extra) >= 2 and cands:
                     dist[:, j] = np.minimum(dist[:, j], best_distances(cands, extra, options))
             bar.update()
-    # Taught as `mirrorcam teach` teaches: the generated performers of the other actions
-    # and of everyday movements are impostors too, beside the fold's real clips (loso
-    # 67.6 -> 70.3 %, false fires 7.7 -> 7.2/min; flip consistency 90.5 -> 88.9 %).
-    synthetic = [(action, s) for action, s in synthetic_performances() if len(s) >= 2]
-    if cands and synthetic:
-        dist = np.concatenate([dist, np.stack([best_distances(cands, s, options) for _, s in synthetic], axis=1)], axis=1)
-    synthetic_cols = {action: [] for action, _ in synthetic}
-    for j, (action, _) in enumerate(synthetic, start=len(paths)):
-        synthetic_cols[action].append(j)
+        synthetic_cols: dict[str, list[int]] = {}
+        for j, (action, stream) in enumerate(synthetic, start=len(paths)):
+            dist[:, j] = best_distances(cands, stream, options)
+            synthetic_cols.setdefault(action, []).append(j)
+            bar.update()
     col = {p: j for j, p in enumerate(paths)}
     banks, fallbacks = {}, {}
     for subject in sorted({r.subject for r in rows}):
