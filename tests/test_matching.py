@@ -219,8 +219,9 @@ def test_side_specific_templates_do_not_fire_for_the_other_side(mirror, expected
     assert got["either_wave"] >= 2
 
 
-def test_skipping_template_frames_is_charged_for_them():
-    """A 2x-fast path pays for the frames it skips: landing on every other frame of an
+@pytest.mark.parametrize("max_skip", [2, 3, 4])
+def test_skipping_template_frames_is_charged_for_them(max_skip):
+    """A fast path pays for the frames it skips: landing on every other frame of an
     oscillating template must not hide the frames in between (the aliasing that let a slow
     jumping jack match a two-hand wave)."""
     from mirrorcam.embedding import DIM, Embedding
@@ -231,7 +232,7 @@ def test_skipping_template_frames_is_charged_for_them():
     template = Template("zigzag", "zigzag", "dynamic", False, np.stack([p, q] * 6), 0.1)
     ones = np.ones(DIM, np.float32)
     still_p = [(i * 1000.0 / 15, Embedding(p, ones)) for i in range(12)]
-    d = best_distances([template], still_p, BankOptions(motion_floor=0.0))[0]
+    d = best_distances([template], still_p, BankOptions(motion_floor=0.0, max_skip=max_skip))[0]
     # Every other frame is q, at squared distance 0.25 per feature: a path that skips
     # them for free would score 0; charging them gives about half of 0.25.
     assert d > 0.08, d
