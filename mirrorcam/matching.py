@@ -232,7 +232,7 @@ class _Matrices:
         k, c = self.k, a.shape[1]
         return np.ascontiguousarray(a.reshape(self.n_templates, k, c)[self.mirror_idx].reshape(len(self.mirror_idx) * k, c))
 
-    def per_row(self, per_template: np.ndarray) -> np.ndarray:
+    def to_rows(self, per_template: np.ndarray) -> np.ndarray:
         """``(N + M,)`` row values from ``(N, 2)`` per-template values for the input and the mirrored input."""
         return np.concatenate([per_template[:, 0], per_template[self.mirror_idx, 1]])
 
@@ -248,14 +248,15 @@ class _Matrices:
         den = self.w @ vs.T  # (N, 2)
         # What is not seen is not free: the template's unseen share costs a prior
         # distance.  Without it a side view whose far arm is hidden "matches" a wave of
-        # that arm on everything else.
-        per_row = ((own + self.unseen_cost * np.maximum(self.wsum[:, None] - den, 0.0)) / self.wsum[:, None]).astype(np.float32)
+        # that arm on everything else.  (N, 2) per template and side: the input's own
+        # squared term and the unseen share.
+        input_term = ((own + self.unseen_cost * np.maximum(self.wsum[:, None] - den, 0.0)) / self.wsum[:, None]).astype(np.float32)
         d = np.empty((self.n_rows, k), np.float32)
         direct, mirrored = d[:n], d[n:]
         # Two matrix-vector products, not one (N*K, D+G) x (D+G, 2) product: OpenBLAS
         # threads the latter and is 5-10x slower on a busy 2-core machine.
-        np.add((self.a @ b[0]).reshape(n, k), per_row[:, 0:1], out=direct)
-        np.add((self.a_mirror @ b[1]).reshape(len(mi), k), per_row[mi, 1:2], out=mirrored)
+        np.add((self.a @ b[0]).reshape(n, k), input_term[:, 0:1], out=direct)
+        np.add((self.a_mirror @ b[1]).reshape(len(mi), k), input_term[mi, 1:2], out=mirrored)
         if self.uses_velocity and dxs is not None and dvs is not None:
             vx = velocity_features(dxs, self.velocity_scale)
             dvs = part_trust(dvs)
@@ -272,7 +273,7 @@ class _Matrices:
         """``(N + M,)`` input movement per row from squared feature changes ``dx2`` (2, D) and trust ``vv`` (2, D)."""
         num = self.w @ (dx2 * vv).T  # (N, 2)
         den = self.w @ vv.T
-        return self.per_row(np.sqrt(num / np.maximum(den, 1e-6)))
+        return self.to_rows(np.sqrt(num / np.maximum(den, 1e-6)))
 
 
 def _distance_matrix(w: np.ndarray, y: np.ndarray, wsum: np.ndarray) -> np.ndarray:

@@ -599,9 +599,9 @@ def synthetic_performances() -> tuple[tuple[str, list], ...]:
 def impostor_streams(exclude: str) -> list:
     """Embedded synthetic performances of every action except ``exclude`` (and its styles).
 
-    Used by ``mirrorcam teach``, by teaching from the live camera and by the LOSO
-    evaluation, so a taught template is calibrated the same way whichever way it was
-    taught.
+    Used by ``mirrorcam teach`` and by teaching from the live camera, so a taught
+    template is calibrated the same way whichever way it was taught; the LOSO
+    evaluation calibrates against the same performances, with the same exclusion.
     """
     return [stream for action, stream in synthetic_performances() if not is_style_of(action, exclude)]
 

@@ -648,8 +648,7 @@ def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], per
     Raises:
         TemplateError: No person in the frames, or too short a performance.
     """
-    from mirrorcam.templates import impostor_streams
-    from mirrorcam.templates import embed_recording, teach_template
+    from mirrorcam.templates import embed_recording, impostor_streams, teach_template
 
     if not frames or not any(f.persons for f in frames):
         raise TemplateError("nobody was seen while teaching; stand in front of the camera and try again")
