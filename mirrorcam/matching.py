@@ -197,8 +197,8 @@ class _Matrices:
         # weighted squared distance (the input's trust v is one per body part).  Rows are
         # pre-divided by the template's total weight (the distance is a weighted mean).
         # Why the per-part sum: reading this matrix is most of a tick's cost (80 -> 58
-        # columns took 1,000 templates x 60 frames from 10.5-13.5 to 8.1-9.2 ms a tick;
-        # pose and velocity matrices together now fit a 32 MB L3 cache).
+        # columns took 1,000 templates x 60 frames, none side-specific, from 10.5-13.5
+        # to 8.1-9.2 ms a tick; pose and velocity matrices together now fit a 32 MB L3 cache).
         self.a = _distance_matrix(w, y, self.wsum)
         self.a_mirror = self._mirrored_part(self.a)
         self.unseen_cost = float(options.unseen_cost)
