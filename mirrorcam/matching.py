@@ -56,7 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mirrorcam.containers import Firing, NeuronActivity, PoseFrame
-from mirrorcam.embedding import DIM, FEATURES, Embedder, Embedding, mirror_vector, MIRROR_FEATURES
+from mirrorcam.embedding import DIM, FEATURES, GROUPS, MIRROR_FEATURES, Embedder, Embedding, group_mask, mirror_vector
 
 BIG = 1e9
 OVERLAP_SHARE = 0.25  # of a template's length
@@ -70,6 +70,7 @@ def _stem_matrix() -> np.ndarray:
 
 _STEMS = _stem_matrix()
 _STEM_SIZE = _STEMS.sum(axis=0)  # (G,) features per body part
+_GROUP_MASKS = tuple(group_mask(g) for g in GROUPS)
 
 
 def part_trust(weight: np.ndarray) -> np.ndarray:
@@ -97,6 +98,36 @@ def velocity_features(change_per_tick: np.ndarray, scale: float) -> np.ndarray:
     return (change / norm).astype(np.float32)
 
 
+def unseen_weights(frames: np.ndarray, weight: np.ndarray, context: float) -> np.ndarray:
+    """``(DIM,)`` per-feature weight of what a template charges when the input hides it.
+
+    A feature group (``embedding.GROUPS``: torso, arms, legs, lift) counts by how much
+    the template moves it, relative to its most moving group: ``context + (1 - context)
+    * relative movement``, times the feature's weight.  Why: the unseen cost exists so
+    that a side view whose far arm is hidden does not match a wave of that arm on
+    everything else, and the waving arm still costs in full; but the legs of a person
+    waving at a laptop camera, out of the picture, carry nothing a wave is about, and at
+    full cost they took a quarter of the wave's threshold.  A template that moves
+    nothing (a held pose) charges everything in full.
+
+    Args:
+        frames: ``(K, DIM)`` template frames.
+        weight: ``(DIM,)`` the template's feature weights (importance times trust).
+        context: Share charged for a group the template does not move, in [0, 1].
+    """
+    frames = np.asarray(frames, np.float32)
+    weight = np.asarray(weight, np.float32)
+    dev = frames - frames.mean(axis=0)
+    part_move = np.sqrt(((dev * dev) @ _STEMS).mean(axis=0))  # (G,) RMS movement per body part
+    part_move = np.where(weight @ _STEMS > 0, part_move, 0.0)  # parts the template ignores
+    relative = np.ones(DIM, np.float32)
+    if len(frames) > 1 and part_move.max() > 1e-6:
+        per_feature = (part_move / part_move.max()) @ _STEMS.T
+        for mask in _GROUP_MASKS:
+            relative[mask] = per_feature[mask].max()
+    return (weight * (context + (1.0 - context) * relative)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class BankOptions:
     """Tuning of the matcher (defaults are what the README's figures were measured with).
@@ -117,6 +148,9 @@ class BankOptions:
             explains the same span better before it is emitted.
         unseen_cost: Squared distance charged per unit weight of template features the
             input does not show (low visibility).
+        unseen_context: Share of ``unseen_cost`` charged for the feature groups a
+            template does not move (relative to its most moving group; see
+            :func:`unseen_weights`), such as the legs of a wave.
         velocity_scale: Change per tick at which a body part counts as clearly moving,
             in the velocity channel of templates that use it (``velocity_weight``).
     """
@@ -131,6 +165,7 @@ class BankOptions:
     person_timeout_ms: float = 2000.0
     activation_power: float = 4.0
     unseen_cost: float = 0.25
+    unseen_context: float = 0.1
     settle_ms: float = 1000.0
     velocity_scale: float = 0.03
 
@@ -149,6 +184,8 @@ class BankOptions:
             raise ValueError(f"settle_ms must be >= 0, got {self.settle_ms}")
         if self.activation_power <= 0:
             raise ValueError("activation_power must be > 0")
+        if not 0.0 <= self.unseen_context <= 1.0:
+            raise ValueError(f"unseen_context must be between 0 and 1, got {self.unseen_context}")
         if not self.velocity_scale > 0:
             raise ValueError(f"velocity_scale must be > 0, got {self.velocity_scale}")
 
@@ -202,6 +239,8 @@ class _Matrices:
         self.a = _distance_matrix(w, y, self.wsum)
         self.a_mirror = self._mirrored_part(self.a)
         self.unseen_cost = float(options.unseen_cost)
+        self.w_unseen = np.stack([unseen_weights(y[i, :length], w[i], options.unseen_context) for i, length in enumerate(lengths)])
+        self.unseen_sum = self.w_unseen.sum(axis=1)  # (N,)
         # Every template's frame-to-frame changes, once: its movement (the motion gate) and,
         # for the templates that use it, the velocity channel (the first frame takes the
         # second's change).
@@ -245,12 +284,14 @@ class _Matrices:
         vs = part_trust(vs)
         b = _input_vector(xs, vs)
         own = self.w @ (vs * xs * xs).T  # (N, 2)
-        den = self.w @ vs.T  # (N, 2)
+        seen = self.w_unseen @ vs.T  # (N, 2)
         # What is not seen is not free: the template's unseen share costs a prior
-        # distance.  Without it a side view whose far arm is hidden "matches" a wave of
-        # that arm on everything else.  (N, 2) per template and side: the input's own
-        # squared term and the unseen share.
-        input_term = ((own + self.unseen_cost * np.maximum(self.wsum[:, None] - den, 0.0)) / self.wsum[:, None]).astype(np.float32)
+        # distance (in full for the groups it moves, see unseen_weights).  Without it a
+        # side view whose far arm is hidden "matches" a wave of that arm on everything
+        # else.  (N, 2) per template and side: the input's own squared term and the
+        # unseen share.
+        unseen = np.maximum(self.unseen_sum[:, None] - seen, 0.0)
+        input_term = ((own + self.unseen_cost * unseen) / self.wsum[:, None]).astype(np.float32)
         d = np.empty((self.n_rows, k), np.float32)
         direct, mirrored = d[:n], d[n:]
         # Two matrix-vector products, not one (N*K, D+G) x (D+G, 2) product: OpenBLAS
@@ -693,4 +734,4 @@ def tick_stream(embeddings: Sequence[tuple[float, Embedding]], rate_hz: float = 
     return grid, x.astype(np.float32), w.astype(np.float32)
 
 
-__all__ = ["BankOptions", "NeuronBank", "activation_of", "best_distances", "tick_stream"]
+__all__ = ["BankOptions", "NeuronBank", "activation_of", "best_distances", "tick_stream", "unseen_weights"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mirrorcam.containers import PoseFrame
-from mirrorcam.matching import BankOptions, NeuronBank, activation_of, tick_stream
+from mirrorcam.matching import BankOptions, NeuronBank, activation_of, best_distances, tick_stream
 from mirrorcam.performer import PerformerOptions, perform
 from mirrorcam.templates import builtin_library, embed_recording
 
@@ -59,6 +59,61 @@ def test_generated_performer_fires_its_neuron(bank, action, change):
 def test_upper_body_only_wave_fires_wave(bank):
     rec = perform("wave_one_hand", PerformerOptions(repeats=3, occlude_lower=True))
     assert top(fires(bank, rec.frames)) == "wave_one_hand"
+
+
+def test_hidden_legs_cost_a_wave_only_their_context_share():
+    """A laptop camera sees no legs: a wave pays a tenth of the unseen cost for them
+    (``unseen_context``), not all of it, and a fully seen wave pays nothing."""
+    wave = builtin_library().get("wave_one_hand")
+    seen = embed_recording(perform("wave_one_hand", PerformerOptions(repeats=2)))
+    no_legs = embed_recording(perform("wave_one_hand", PerformerOptions(repeats=2, occlude_lower=True)))
+    context = best_distances([wave], no_legs)[0]
+    full = best_distances([wave], no_legs, BankOptions(unseen_context=1.0))[0]
+    assert best_distances([wave], seen)[0] < 0.05 * wave.threshold
+    assert context < 0.5 * full
+    assert context < 0.25 * wave.threshold
+
+
+@pytest.mark.parametrize(
+    "moving, context, expected",
+    [
+        # Only the arms move: the arms in full, every other group at the context share.
+        ("arms", 0.1, {"arms": 1.0, "legs": 0.1, "torso": 0.1, "lift": 0.1}),
+        ("arms", 0.0, {"arms": 1.0, "legs": 0.0, "torso": 0.0, "lift": 0.0}),
+        ("legs", 0.25, {"arms": 0.25, "legs": 1.0, "torso": 0.25, "lift": 0.25}),
+        # A held pose moves nothing: everything in full.
+        (None, 0.1, {"arms": 1.0, "legs": 1.0, "torso": 1.0, "lift": 1.0}),
+    ],
+)
+def test_unseen_weights_charge_the_moving_groups_in_full(moving, context, expected):
+    from mirrorcam.embedding import DIM, group_mask
+    from mirrorcam.matching import unseen_weights
+
+    frames = np.zeros((10, DIM), np.float32)
+    if moving:
+        # One part of the group moves: the whole group counts as moving (a wave's
+        # other arm stays in full too).
+        first = np.flatnonzero(group_mask(moving))[0]
+        frames[:, first] = np.sin(np.linspace(0, 6, 10))
+    weight = np.linspace(0.5, 1.5, DIM).astype(np.float32)
+    got = unseen_weights(frames, weight, context)
+    for group, share in expected.items():
+        mask = group_mask(group)
+        np.testing.assert_allclose(got[mask], share * weight[mask], rtol=1e-6)
+
+
+def test_unseen_weights_ignore_movement_in_parts_the_template_does_not_weigh():
+    from mirrorcam.embedding import DIM, group_mask
+    from mirrorcam.matching import unseen_weights
+
+    frames = np.zeros((10, DIM), np.float32)
+    legs, arms = group_mask("legs"), group_mask("arms")
+    frames[:, np.flatnonzero(legs)[0]] = np.linspace(0, 2, 10)  # large, but weight 0
+    frames[:, np.flatnonzero(arms)[0]] = np.linspace(0, 0.1, 10)  # small, weighed
+    weight = np.where(legs, 0.0, 1.0).astype(np.float32)
+    got = unseen_weights(frames, weight, 0.1)
+    np.testing.assert_allclose(got[arms], 1.0)
+    np.testing.assert_allclose(got[group_mask("torso")], 0.1)
 
 
 @pytest.mark.parametrize(
@@ -225,7 +280,6 @@ def test_skipping_template_frames_is_charged_for_them(max_skip):
     oscillating template must not hide the frames in between (the aliasing that let a slow
     jumping jack match a two-hand wave)."""
     from mirrorcam.embedding import DIM, Embedding
-    from mirrorcam.matching import best_distances
     from mirrorcam.templates import Template
 
     p, q = np.zeros(DIM, np.float32), np.full(DIM, 0.5, np.float32)
@@ -287,7 +341,6 @@ def test_velocity_channel_charges_a_still_pose_for_not_moving():
     """The 'hub' problem: a pose held in the middle of a small oscillation is, frame by
     frame, close to all of it.  The velocity channel charges it for not moving the way
     the template moves, however small the swing."""
-    from mirrorcam.matching import best_distances
 
     opts = BankOptions(motion_floor=0.0)
     still = {w: best_distances([_sway_template(w)], _still(40), opts)[0] for w in (0.0, 0.25)}
@@ -296,7 +349,6 @@ def test_velocity_channel_charges_a_still_pose_for_not_moving():
 
 @pytest.mark.parametrize("speed", [0.6, 1.0, 1.6])
 def test_velocity_channel_matches_a_swing_at_another_speed(speed):
-    from mirrorcam.matching import best_distances
 
     opts = BankOptions(motion_floor=0.0)
     swing = best_distances([_sway_template()], _sway(60, speed), opts)[0]
@@ -306,7 +358,6 @@ def test_velocity_channel_matches_a_swing_at_another_speed(speed):
 def test_a_template_without_velocity_is_matched_on_the_pose_alone():
     """Templates choose the velocity channel one by one; the others are unaffected by it."""
     from mirrorcam.embedding import Embedding
-    from mirrorcam.matching import best_distances
 
     plain, moving = _sway_template(0.0), _sway_template(0.25)
     opts = BankOptions(motion_floor=0.0)
@@ -323,12 +374,13 @@ def test_a_template_without_velocity_is_matched_on_the_pose_alone():
     assert still[1] > 3.0 * still[0]
 
 
+@pytest.mark.parametrize("unseen_context", [1.0, 0.1])
 @pytest.mark.parametrize("side_specific", [(False, False, False), (True, False, True), (True, True, True)])
-def test_frame_distance_is_the_weighted_squared_distance(side_specific):
+def test_frame_distance_is_the_weighted_squared_distance(side_specific, unseen_context):
     """The expanded matrix form (per-body-part squared columns, mirrored rows only for
     templates that are not side-specific) equals the distance written out directly."""
     from mirrorcam.embedding import DIM, MIRROR_FEATURES, mirror_vector
-    from mirrorcam.matching import _Matrices, part_trust, velocity_features
+    from mirrorcam.matching import _Matrices, part_trust, unseen_weights, velocity_features
     from mirrorcam.templates import Template
 
     rng = np.random.default_rng(5)
@@ -337,7 +389,7 @@ def test_frame_distance_is_the_weighted_squared_distance(side_specific):
                  weights=rng.uniform(0.2, 1.0, (n, DIM)).astype(np.float32), velocity_weight=0.25 * i)
         for i, (side, n) in enumerate(zip(side_specific, (7, 12, 4)))
     ]
-    opts = BankOptions()
+    opts = BankOptions(unseen_context=unseen_context)
     m = _Matrices(templates, opts)
     x, dx = rng.normal(0, 0.5, DIM).astype(np.float32), rng.normal(0, 0.05, DIM).astype(np.float32)
     v = part_trust(rng.uniform(0.0, 1.0, DIM))  # one trust per body part, as embeddings give
@@ -352,6 +404,7 @@ def test_frame_distance_is_the_weighted_squared_distance(side_specific):
         step = np.diff(y, axis=0)
         vy = velocity_features(np.vstack([step[:1], step]), opts.velocity_scale)
         vx = velocity_features(dxi, opts.velocity_scale)
-        direct = ((w * vi * (xi - y) ** 2).sum(axis=1) + opts.unseen_cost * max(w.sum() - (w * vi).sum(), 0)
+        u = w if unseen_context == 1.0 else unseen_weights(y, w, unseen_context)
+        direct = ((w * vi * (xi - y) ** 2).sum(axis=1) + opts.unseen_cost * max(u.sum() - (u * vi).sum(), 0)
                   + t.velocity_weight * (w * vi * (vx - vy) ** 2).sum(axis=1)) / w.sum()
         np.testing.assert_allclose(got[r, : len(y)], direct, rtol=1e-4, atol=1e-5)
