@@ -48,6 +48,7 @@ _SEGMENTS = (
 )
 _POSITIONS = (("l_wrist", 15), ("r_wrist", 16))
 _SCALARS = ("hands_apart", "feet_apart", "l_elbow", "r_elbow", "l_knee", "r_knee", "lift")
+_ANGLES = ((11, 13, 15), (12, 14, 16), (23, 25, 27), (24, 26, 28))  # elbows and knees: (a, joint, c)
 
 
 def _feature_names() -> tuple[str, ...]:
@@ -63,6 +64,24 @@ def _feature_names() -> tuple[str, ...]:
 FEATURES: tuple[str, ...] = _feature_names()
 """Names of the embedding's components, in order."""
 DIM = len(FEATURES)
+
+
+def _feature_landmarks() -> np.ndarray:
+    """``(DIM, 4)`` the landmarks each feature is made of (repeated to fill the row)."""
+    uses: list[tuple[int, ...]] = []
+    for name, a, b in _SEGMENTS:
+        uses += [(11, 12, 23, 24) if name == "torso" else (a, b)] * 3
+    for _, i in _POSITIONS:
+        uses += [(i, 11, 12)] * 3  # relative to the shoulders
+    uses += [(15, 16), (27, 28, 23, 24)]  # hands apart; feet apart (scaled by the torso)
+    uses += list(_ANGLES)
+    uses.append((23, 24))  # lift: the hips
+    assert len(uses) == len(FEATURES)
+    return np.array([(u * 4)[:4] for u in uses], np.int64)
+
+
+FEATURE_LANDMARKS = _feature_landmarks()
+"""``(DIM, 4)`` landmark indices each feature is computed from (its trust and in-view come from them)."""
 EMBEDDING_VERSION = 1
 """Bumped whenever ``FEATURES`` or their meaning changes (templates record it)."""
 
@@ -127,18 +146,28 @@ class Embedding:
         vector: ``(DIM,)`` float32 features (see :data:`FEATURES`).
         weight: ``(DIM,)`` float32 in [0, 1]: how far each feature can be trusted
             (from landmark visibility; 0 = unknown).
+        in_view: ``(DIM,)`` float32, 1 where the feature's landmarks are inside the
+            picture and 0 where one is outside it (the legs under a laptop camera's
+            frame), as opposed to hidden in it (a side view's far arm); all 1 when not
+            given.  The matcher charges what is out of the picture only for the body
+            parts a template moves.
     """
 
     vector: np.ndarray
     weight: np.ndarray
+    in_view: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.vector.shape != (DIM,) or self.weight.shape != (DIM,):
             raise ValueError(f"Embedding vector and weight must have shape ({DIM},)")
+        if self.in_view is None:
+            object.__setattr__(self, "in_view", np.ones(DIM, np.float32))
+        elif self.in_view.shape != (DIM,):
+            raise ValueError(f"Embedding in_view must have shape ({DIM},)")
 
     def mirrored(self) -> Embedding:
         """The embedding of the left-right mirrored pose."""
-        return Embedding(mirror_vector(self.vector), self.weight[MIRROR_FEATURES].copy())
+        return Embedding(mirror_vector(self.vector), self.weight[MIRROR_FEATURES].copy(), self.in_view[MIRROR_FEATURES].copy())
 
 
 def mirror_vector(vector: np.ndarray) -> np.ndarray:
@@ -185,7 +214,6 @@ def embed_person(person: Person, lift: float = 0.0, lift_weight: float = 0.0) ->
     trust = _trust(np.asarray(person.visibility, np.float64))
     frame = body_frame(world, trust)
     p = world @ frame.T  # body coordinates: x own left, y up, z forward
-    t_sh = min(trust[11], trust[12])
     t_hip = min(trust[23], trust[24])
     mid_sh, mid_hip = (p[11] + p[12]) / 2, (p[23] + p[24]) / 2
     torso_len = float(np.linalg.norm(mid_sh - mid_hip))
@@ -193,30 +221,38 @@ def embed_person(person: Person, lift: float = 0.0, lift_weight: float = 0.0) ->
     # Scale: the torso when the hips are seen, else the shoulders (the ratio is ~1.5).
     scale = torso_len if t_hip > 0.5 and torso_len > 1e-3 else max(shoulder_w * 1.5, 1e-3)
 
-    vec, wts = [], []
-    for name, a, b in _SEGMENTS:
-        if name == "torso":
-            d, w = mid_sh - mid_hip, min(t_sh, t_hip)
-        else:
-            d, w = p[b] - p[a], min(trust[a], trust[b])
+    vec: list[float] = []
+    no_direction = np.zeros(DIM, bool)  # a zero-length segment has no direction: weight 0
+    for k, (name, a, b) in enumerate(_SEGMENTS):
+        d = mid_sh - mid_hip if name == "torso" else p[b] - p[a]
         n = np.linalg.norm(d)
         vec += list(d / n) if n > 1e-6 else [0.0, 0.0, 0.0]
-        wts += [w if n > 1e-6 else 0.0] * 3
+        no_direction[3 * k : 3 * k + 3] = n <= 1e-6
     for _, i in _POSITIONS:
         vec += list((p[i] - mid_sh) / scale)
-        wts += [min(trust[i], t_sh)] * 3
     vec.append(float(np.linalg.norm(p[15] - p[16])) / scale)
-    wts.append(min(trust[15], trust[16]))
     vec.append(float(np.linalg.norm(p[27] - p[28])) / scale)
-    wts.append(min(trust[27], trust[28], t_hip))
-    for a, b, c in ((11, 13, 15), (12, 14, 16), (23, 25, 27), (24, 26, 28)):
+    for a, b, c in _ANGLES:
         u, v = p[a] - p[b], p[c] - p[b]
         cos = float(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v) + 1e-9))
         vec.append((1.0 + cos) / 2.0)  # 0 = straight, 1 = fully bent
-        wts.append(min(trust[a], trust[b], trust[c]))
     vec.append(lift)
-    wts.append(lift_weight)
-    return Embedding(np.asarray(vec, np.float32), np.asarray(wts, np.float32))
+    # A feature is as trustworthy as its least visible landmark, and in view when all
+    # of its landmarks are inside the picture.
+    wts = np.where(no_direction, 0.0, trust[FEATURE_LANDMARKS].min(axis=1))
+    wts[-1] = lift_weight  # the lift's trust comes from the Embedder
+    in_view = in_picture(np.asarray(person.landmarks, np.float64))[FEATURE_LANDMARKS].min(axis=1)
+    return Embedding(np.asarray(vec, np.float32), wts.astype(np.float32), in_view.astype(np.float32))
+
+
+def in_picture(landmarks: np.ndarray) -> np.ndarray:
+    """``(33,)`` 1.0 for landmarks inside the picture (normalised x and y in [0, 1]), else 0.0.
+
+    MediaPipe reports every landmark, also those beyond the frame's edge, where their
+    position is a guess from anatomy (a laptop camera's legs).
+    """
+    xy = np.asarray(landmarks, np.float64)[:, :2]
+    return np.all((xy >= 0.0) & (xy <= 1.0), axis=1).astype(np.float64)
 
 
 class Embedder:

@@ -98,22 +98,26 @@ def velocity_features(change_per_tick: np.ndarray, scale: float) -> np.ndarray:
     return (change / norm).astype(np.float32)
 
 
-def unseen_weights(frames: np.ndarray, weight: np.ndarray, context: float) -> np.ndarray:
+def unseen_weights(frames: np.ndarray, weight: np.ndarray, context: float, per_part: bool = False) -> np.ndarray:
     """``(DIM,)`` per-feature weight of what a template charges when the input hides it.
 
-    A feature group (``embedding.GROUPS``: torso, arms, legs, lift) counts by how much
-    the template moves it, relative to its most moving group: ``context + (1 - context)
-    * relative movement``, times the feature's weight.  Why: the unseen cost exists so
-    that a side view whose far arm is hidden does not match a wave of that arm on
-    everything else, and the waving arm still costs in full; but the legs of a person
-    waving at a laptop camera, out of the picture, carry nothing a wave is about, and at
-    full cost they took a quarter of the wave's threshold.  A template that moves
-    nothing (a held pose) charges everything in full.
+    A feature group (``embedding.GROUPS``: torso, arms, legs, lift), or with
+    ``per_part`` a body part (a forearm), counts by how much the template moves it,
+    relative to its most moving one: ``context + (1 - context) * relative movement``,
+    times the feature's weight.  Why: the unseen cost exists so that a side view whose
+    far arm is hidden does not match a wave of that arm on everything else, and the
+    waving arm still costs in full; but the legs of a person waving at a laptop camera
+    carry nothing a wave is about, and at full cost they took a quarter of the wave's
+    threshold.  Per group for what is hidden inside the picture (a punch's hidden guard
+    arm is still the punch's business); per part for what is outside it (the still arm
+    of a one-hand wave, below a laptop camera's frame).  A template that moves nothing
+    (a held pose) charges everything in full.
 
     Args:
         frames: ``(K, DIM)`` template frames.
         weight: ``(DIM,)`` the template's feature weights (importance times trust).
-        context: Share charged for a group the template does not move, in [0, 1].
+        context: Share charged for a group or part the template does not move, in [0, 1].
+        per_part: Relative movement per body part instead of per feature group.
     """
     frames = np.asarray(frames, np.float32)
     weight = np.asarray(weight, np.float32)
@@ -122,9 +126,10 @@ def unseen_weights(frames: np.ndarray, weight: np.ndarray, context: float) -> np
     part_move = np.where(weight @ _STEMS > 0, part_move, 0.0)  # parts the template ignores
     relative = np.ones(DIM, np.float32)
     if len(frames) > 1 and part_move.max() > 1e-6:
-        per_feature = (part_move / part_move.max()) @ _STEMS.T
-        for mask in _GROUP_MASKS:
-            relative[mask] = per_feature[mask].max()
+        relative = ((part_move / part_move.max()) @ _STEMS.T).astype(np.float32)
+        if not per_part:
+            for mask in _GROUP_MASKS:
+                relative[mask] = relative[mask].max()
     return (weight * (context + (1.0 - context) * relative)).astype(np.float32)
 
 
@@ -239,8 +244,9 @@ class _Matrices:
         self.a = _distance_matrix(w, y, self.wsum)
         self.a_mirror = self._mirrored_part(self.a)
         self.unseen_cost = float(options.unseen_cost)
-        self.w_unseen = np.stack([unseen_weights(y[i, :length], w[i], options.unseen_context) for i, length in enumerate(lengths)])
-        self.unseen_sum = self.w_unseen.sum(axis=1)  # (N,)
+        ctx = options.unseen_context
+        self.w_unseen = np.stack([unseen_weights(y[i, :length], w[i], ctx) for i, length in enumerate(lengths)])
+        self.w_unseen_out = np.stack([unseen_weights(y[i, :length], w[i], ctx, per_part=True) for i, length in enumerate(lengths)])
         # Every template's frame-to-frame changes, once: its movement (the motion gate) and,
         # for the templates that use it, the velocity channel (the first frame takes the
         # second's change).
@@ -275,22 +281,30 @@ class _Matrices:
         """``(N + M,)`` row values from ``(N, 2)`` per-template values for the input and the mirrored input."""
         return np.concatenate([per_template[:, 0], per_template[self.mirror_idx, 1]])
 
-    def frame_distance(self, xs: np.ndarray, vs: np.ndarray, dxs: np.ndarray | None = None, dvs: np.ndarray | None = None) -> np.ndarray:
+    def frame_distance(
+        self, xs: np.ndarray, vs: np.ndarray, dxs: np.ndarray | None = None, dvs: np.ndarray | None = None,
+        ins: np.ndarray | None = None,
+    ) -> np.ndarray:
         """``(N + M, K)`` distances of the input (``xs[0]``) and mirrored input (``xs[1]``) to every row's template frames.
 
         ``dxs``/``dvs``: the input's change per tick and its trust (the velocity channel).
+        ``ins``: which features are inside the picture (``Embedding.in_view``; all if None).
         """
         n, k, mi = self.n_templates, self.k, self.mirror_idx
         vs = part_trust(vs)
         b = _input_vector(xs, vs)
         own = self.w @ (vs * xs * xs).T  # (N, 2)
-        seen = self.w_unseen @ vs.T  # (N, 2)
         # What is not seen is not free: the template's unseen share costs a prior
         # distance (in full for the groups it moves, see unseen_weights).  Without it a
         # side view whose far arm is hidden "matches" a wave of that arm on everything
         # else.  (N, 2) per template and side: the input's own squared term and the
-        # unseen share.
-        unseen = np.maximum(self.unseen_sum[:, None] - seen, 0.0)
+        # unseen share, hidden in the picture or outside it.
+        missing = np.clip(1.0 - vs, 0.0, 1.0)
+        if ins is None:
+            unseen = self.w_unseen @ missing.T
+        else:
+            ins = part_trust(ins)
+            unseen = self.w_unseen @ (missing * ins).T + self.w_unseen_out @ (missing * (1.0 - ins)).T
         input_term = ((own + self.unseen_cost * unseen) / self.wsum[:, None]).astype(np.float32)
         d = np.empty((self.n_rows, k), np.float32)
         direct, mirrored = d[:n], d[n:]
@@ -451,14 +465,15 @@ class NeuronBank:
         while track.next_tick <= now + 1e-6:
             t = track.next_tick
             if prev_emb is None or prev_ms is None or now - prev_ms < 1e-6:
-                x, v = emb.vector, emb.weight
+                x, v, seen = emb.vector, emb.weight, emb.in_view
             else:
                 # Linear interpolation to the tick: slow cameras fill the grid in.
                 u = (t - prev_ms) / (now - prev_ms)
                 u = min(max(u, 0.0), 1.0)
                 x = prev_emb.vector + u * (emb.vector - prev_emb.vector)
                 v = np.minimum(prev_emb.weight, emb.weight) if u < 1.0 else emb.weight
-            firings += self._tick(track, pid, x.astype(np.float32), v.astype(np.float32), t, vel)
+                seen = np.minimum(prev_emb.in_view, emb.in_view) if u < 1.0 else emb.in_view
+            firings += self._tick(track, pid, x.astype(np.float32), v.astype(np.float32), t, vel, seen)
             track.next_tick = t + self.tick_ms
         track.last_emb, track.last_ms = emb, now
         return NeuronActivity(
@@ -496,15 +511,19 @@ class NeuronBank:
             recent.pop(0)
         return out
 
-    def _tick(self, tr: _Track, pid: int, x: np.ndarray, v: np.ndarray, t: float, vel: tuple | None = None) -> list[Firing]:
+    def _tick(
+        self, tr: _Track, pid: int, x: np.ndarray, v: np.ndarray, t: float, vel: tuple | None = None,
+        in_view: np.ndarray | None = None,
+    ) -> list[Firing]:
         m, o = self._m, self.options
         xs = np.stack([x, mirror_vector(x)])
         vs = np.stack([v, v[MIRROR_FEATURES]])
+        ins = None if in_view is None else np.stack([in_view, in_view[MIRROR_FEATURES]]).astype(np.float32)
         if vel is not None:
             change, trust = vel
-            d = m.frame_distance(xs, vs, np.stack([change, mirror_vector(change)]), np.stack([trust, trust[MIRROR_FEATURES]]))
+            d = m.frame_distance(xs, vs, np.stack([change, mirror_vector(change)]), np.stack([trust, trust[MIRROR_FEATURES]]), ins)
         else:
-            d = m.frame_distance(xs, vs)
+            d = m.frame_distance(xs, vs, ins=ins)
         # Movement of the input since the last tick, in each template's feature weighting.
         if tr.prev_tick_x is None:
             step = np.zeros(m.n_rows, np.float32)

@@ -442,7 +442,7 @@ class PerformerOptions:
         shape: Body proportions (default: average; see :meth:`BodyShape.random`).
         noise_m: Standard deviation of landmark noise in metres (twice that in depth,
             which monocular pose estimation guesses worst).
-        occlude_lower: Hips and legs out of view (low visibility, made-up positions).
+        occlude_lower: Hips and legs below the picture (low visibility, made-up positions).
         camera_distance: Metres from camera to performer.
         image_size: ``(width, height)`` of the imagined camera.
         seed: Random seed for noise and style.
@@ -549,6 +549,8 @@ def render_person(
     image = np.stack(
         [0.5 + focal * cam[:, 0] / cam[:, 2] / w, 0.5 + focal * cam[:, 1] / cam[:, 2] / h, world[:, 2] * 0.3], axis=1
     )
+    if options.occlude_lower:
+        image[23:, 1] = np.maximum(image[23:, 1], 1.05)  # below the picture's bottom edge
     if options.mirror:
         world = world[MIRROR_PERMUTATION] * np.array([-1.0, 1.0, 1.0])
         image = image[MIRROR_PERMUTATION] * np.array([-1.0, 1.0, 1.0]) + np.array([1.0, 0.0, 0.0])

@@ -74,6 +74,26 @@ def test_occluded_lower_body_weighs_the_legs_down():
     assert np.all(np.isfinite(emb.vector))
 
 
+def test_in_view_tells_outside_the_picture_from_hidden_in_it():
+    rec = perform("wave_one_hand", PerformerOptions(occlude_lower=True))
+    emb = embed_person(rec.frames[10].persons[0])
+    legs, arms = group_mask("legs"), group_mask("arms")
+    assert emb.in_view[legs].max() == 0.0  # below the frame
+    assert emb.in_view[group_mask("torso")].max() == 0.0  # the torso's direction needs the hips
+    assert emb.in_view[arms].min() == 1.0
+    # Hidden in the picture (low visibility, inside the frame) is not out of view.
+    seen = embed_person(perform("wave_one_hand", PerformerOptions()).frames[10].persons[0])
+    assert seen.in_view.min() == 1.0
+    # Mirroring swaps it with the features.
+    person = rec.frames[10].persons[0]
+    person.landmarks[15, 0] = -0.1  # the left wrist off the picture's left edge
+    emb = embed_person(person)
+    left_wrist = np.array([n.startswith("l_wrist") for n in FEATURES])
+    right_wrist = np.array([n.startswith("r_wrist") for n in FEATURES])
+    assert emb.in_view[left_wrist].max() == 0.0 and emb.in_view[right_wrist].min() == 1.0
+    assert emb.mirrored().in_view[right_wrist].max() == 0.0 and emb.mirrored().in_view[left_wrist].min() == 1.0
+
+
 def test_embedder_lift_sees_jumps_and_squats():
     jump = perform("jump_in_place", PerformerOptions(repeats=2))
     emb = Embedder()
@@ -88,6 +108,9 @@ def test_embedder_lift_sees_jumps_and_squats():
 def test_embedding_validates_shapes():
     with pytest.raises(ValueError):
         Embedding(np.zeros(3, np.float32), np.zeros(3, np.float32))
+    with pytest.raises(ValueError):
+        Embedding(np.zeros(DIM, np.float32), np.zeros(DIM, np.float32), np.ones(3, np.float32))
+    assert Embedding(np.zeros(DIM, np.float32), np.zeros(DIM, np.float32)).in_view.min() == 1.0
     assert len(FEATURES) == DIM
 
 

@@ -74,6 +74,37 @@ def test_hidden_legs_cost_a_wave_only_their_context_share():
     assert context < 0.25 * wave.threshold
 
 
+def _arm_hidden(rec, landmarks, outside):
+    """``rec`` with ``landmarks`` barely visible, and below the picture when ``outside``."""
+    frames = []
+    for f in rec.frames:
+        persons = []
+        for p in f.persons:
+            vis, image = p.visibility.copy(), p.landmarks.copy()
+            vis[landmarks] = 0.05
+            if outside:
+                image[landmarks, 1] = 1.05
+            persons.append(replace(p, visibility=vis, landmarks=image))
+        frames.append(replace(f, persons=tuple(persons)))
+    return replace(rec, frames=tuple(frames))
+
+
+def test_a_still_arm_out_of_the_picture_costs_a_wave_little_a_hidden_one_more():
+    """Below a laptop camera's frame, the arm a one-hand wave holds still costs only its
+    context share; hidden inside the picture (a side view) it costs in full, and so does
+    the waving arm out of the picture, more than the still one."""
+    wave = builtin_library().get("wave_one_hand")
+    rec = perform("wave_one_hand", PerformerOptions(repeats=2))  # the right arm waves
+    still, waving = [13, 15, 17, 19, 21], [14, 16, 18, 20, 22]
+
+    def ratio(landmarks, outside):
+        return best_distances([wave], embed_recording(_arm_hidden(rec, landmarks, outside)))[0] / wave.threshold
+
+    still_out = ratio(still, True)
+    assert still_out < 0.5 * ratio(still, False)
+    assert ratio(waving, True) > 2.0 * still_out
+
+
 @pytest.mark.parametrize(
     "moving, context, expected",
     [
@@ -100,6 +131,25 @@ def test_unseen_weights_charge_the_moving_groups_in_full(moving, context, expect
     for group, share in expected.items():
         mask = group_mask(group)
         np.testing.assert_allclose(got[mask], share * weight[mask], rtol=1e-6)
+
+
+def test_unseen_weights_per_part_charge_only_the_moving_part_in_full():
+    from mirrorcam.embedding import DIM, FEATURES
+    from mirrorcam.matching import unseen_weights
+
+    frames = np.zeros((10, DIM), np.float32)
+    forearm = np.array([n.startswith("r_forearm") for n in FEATURES])
+    upper = np.array([n.startswith("r_upper_arm") for n in FEATURES])
+    other = np.array([n.startswith("l_forearm") for n in FEATURES])
+    frames[:, np.flatnonzero(forearm)[0]] = np.sin(np.linspace(0, 6, 10))
+    frames[:, np.flatnonzero(upper)[0]] = 0.5 * np.sin(np.linspace(0, 6, 10))
+    weight = np.ones(DIM, np.float32)
+    got = unseen_weights(frames, weight, 0.1, per_part=True)
+    np.testing.assert_allclose(got[forearm], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(got[upper], 0.1 + 0.9 * 0.5, rtol=1e-5)
+    np.testing.assert_allclose(got[other], 0.1, rtol=1e-6)
+    # Per group (the default) the whole arms group goes in full.
+    np.testing.assert_allclose(unseen_weights(frames, weight, 0.1)[other], 1.0, rtol=1e-6)
 
 
 def test_unseen_weights_ignore_movement_in_parts_the_template_does_not_weigh():
@@ -374,9 +424,10 @@ def test_a_template_without_velocity_is_matched_on_the_pose_alone():
     assert still[1] > 3.0 * still[0]
 
 
+@pytest.mark.parametrize("outside", [False, True])
 @pytest.mark.parametrize("unseen_context", [1.0, 0.1])
 @pytest.mark.parametrize("side_specific", [(False, False, False), (True, False, True), (True, True, True)])
-def test_frame_distance_is_the_weighted_squared_distance(side_specific, unseen_context):
+def test_frame_distance_is_the_weighted_squared_distance(side_specific, unseen_context, outside):
     """The expanded matrix form (per-body-part squared columns, mirrored rows only for
     templates that are not side-specific) equals the distance written out directly."""
     from mirrorcam.embedding import DIM, MIRROR_FEATURES, mirror_vector
@@ -393,18 +444,25 @@ def test_frame_distance_is_the_weighted_squared_distance(side_specific, unseen_c
     m = _Matrices(templates, opts)
     x, dx = rng.normal(0, 0.5, DIM).astype(np.float32), rng.normal(0, 0.05, DIM).astype(np.float32)
     v = part_trust(rng.uniform(0.0, 1.0, DIM))  # one trust per body part, as embeddings give
+    # Which body parts are inside the picture (some outside when ``outside``).
+    inside = (part_trust(rng.uniform(0.0, 1.0, DIM)) > 0.4).astype(np.float32) if outside else np.ones(DIM, np.float32)
     got = m.frame_distance(np.stack([x, mirror_vector(x)]), np.stack([v, v[MIRROR_FEATURES]]),
-                           np.stack([dx, mirror_vector(dx)]), np.stack([v, v[MIRROR_FEATURES]]))
+                           np.stack([dx, mirror_vector(dx)]), np.stack([v, v[MIRROR_FEATURES]]),
+                           np.stack([inside, inside[MIRROR_FEATURES]]))
     rows = [(t, False) for t in templates] + [(t, True) for t in templates if not t.side_specific]
     assert got.shape == (len(rows), 12)
     for r, (t, mirrored) in enumerate(rows):
         xi, vi, dxi = (mirror_vector(x), v[MIRROR_FEATURES], mirror_vector(dx)) if mirrored else (x, v, dx)
+        ini = inside[MIRROR_FEATURES] if mirrored else inside
         w = t.importance * t.weights.mean(axis=0)
         y = t.frames
         step = np.diff(y, axis=0)
         vy = velocity_features(np.vstack([step[:1], step]), opts.velocity_scale)
         vx = velocity_features(dxi, opts.velocity_scale)
-        u = w if unseen_context == 1.0 else unseen_weights(y, w, unseen_context)
-        direct = ((w * vi * (xi - y) ** 2).sum(axis=1) + opts.unseen_cost * max(u.sum() - (u * vi).sum(), 0)
+        # Hidden in the picture: per feature group; outside it: per body part.
+        u_in = w if unseen_context == 1.0 else unseen_weights(y, w, unseen_context)
+        u_out = w if unseen_context == 1.0 else unseen_weights(y, w, unseen_context, per_part=True)
+        unseen = (u_in * (1 - vi) * ini).sum() + (u_out * (1 - vi) * (1 - ini)).sum()
+        direct = ((w * vi * (xi - y) ** 2).sum(axis=1) + opts.unseen_cost * unseen
                   + t.velocity_weight * (w * vi * (vx - vy) ** 2).sum(axis=1)) / w.sum()
         np.testing.assert_allclose(got[r, : len(y)], direct, rtol=1e-4, atol=1e-5)
