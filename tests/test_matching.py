@@ -273,6 +273,19 @@ def test_real_wave_fires_a_wave_neuron(bank, clip, relative):
 
 
 @pytest.mark.slow
+def test_real_upper_body_webcam_wave_fires_wave_one_hand(bank, clip):
+    """The laptop case: close to the camera, hips and legs below the frame, the still
+    arm leaving it at times (before the unseen cost knew the picture's edge: no fire)."""
+    from mirrorcam.embedding import group_mask
+
+    rec = _real(clip("hanle_robotvision/wave_test2.mp4"))
+    in_view = np.stack([e.in_view for _, e in embed_recording(rec)])
+    assert in_view[:, group_mask("legs")].mean() < 0.2  # the premise: no legs in the picture
+    got = fires(bank, rec.frames)
+    assert got["wave_one_hand"] >= 1, got
+
+
+@pytest.mark.slow
 def test_real_squats_are_counted_within_one(bank, clip):
     # 13 squats: counted by looking at the clip (and at its hip-height trace).
     rec = _real(clip("RJ-song_MediapipePy/squat.mp4"))
