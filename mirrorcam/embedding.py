@@ -16,7 +16,9 @@ action and *seeing someone do it* look the same:
   knee bend; and ``lift``, the hips' vertical movement in the image (jumps and squats
   move the whole body, which hip-centred world landmarks cannot show).
 * **Weights.**  Every feature carries a weight from the visibility of the landmarks it
-  uses, so an upper body alone (a laptop camera) is compared on its arms only.
+  uses (``FEATURE_LANDMARKS``), so an upper body alone (a laptop camera) is compared on
+  its arms only, and ``in_view`` says whether those landmarks are inside the picture
+  at all (MediaPipe guesses the ones beyond its edge) or hidden in it.
 * **Mirror.**  :func:`mirror_vector` swaps left and right (``skeleton.MIRROR_PERMUTATION``
   plus negating x in the body frame) directly on the vector; the mirrored embedding of a
   pose equals the embedding of the horizontally flipped pose.

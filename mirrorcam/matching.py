@@ -12,7 +12,9 @@ How one frame is processed:
    6 fps clip both give the matcher the same time base, and templates are stored at it.
 2. Per tick, the frame distance to every template frame of every template is one
    matrix-vector product per side (input and mirrored input; weighted squared
-   distance, expanded; the input's trust is one per body part), then one DP step:
+   distance, expanded; the input's trust is one per body part; what the input does
+   not show costs a prior, in full for what the template moves, see
+   :func:`unseen_weights`), then one DP step:
    each template frame may be reached from the previous frame (normal speed), from the
    same frame (the performer is slower, at most ``max_stall`` ticks in a row) or by
    skipping up to ``max_skip - 1`` frames (the performer is faster; the tick is charged
@@ -153,9 +155,10 @@ class BankOptions:
             explains the same span better before it is emitted.
         unseen_cost: Squared distance charged per unit weight of template features the
             input does not show (low visibility).
-        unseen_context: Share of ``unseen_cost`` charged for the feature groups a
-            template does not move (relative to its most moving group; see
-            :func:`unseen_weights`), such as the legs of a wave.
+        unseen_context: Share of ``unseen_cost`` charged for what a template does not
+            move, such as the legs of a wave: feature groups when the input hides them
+            inside the picture, body parts when they are outside it (relative to the
+            template's most moving group or part; see :func:`unseen_weights`).
         velocity_scale: Change per tick at which a body part counts as clearly moving,
             in the velocity channel of templates that use it (``velocity_weight``).
     """
