@@ -150,8 +150,8 @@ class Embedding:
             (from landmark visibility; 0 = unknown).
         in_view: ``(DIM,)`` float32, 1 where the feature's landmarks are inside the
             picture and 0 where one is outside it (the legs under a laptop camera's
-            frame), as opposed to hidden in it (a side view's far arm); all 1 when not
-            given.  The matcher charges what is out of the picture only for the body
+            frame; in between at the edge, see :func:`in_picture`), as opposed to
+            hidden in it (a side view's far arm); all 1 when not given.  The matcher charges what is out of the picture only for the body
             parts a template moves.
     """
 
@@ -247,14 +247,20 @@ def embed_person(person: Person, lift: float = 0.0, lift_weight: float = 0.0) ->
     return Embedding(np.asarray(vec, np.float32), wts.astype(np.float32), in_view.astype(np.float32))
 
 
-def in_picture(landmarks: np.ndarray) -> np.ndarray:
-    """``(33,)`` 1.0 for landmarks inside the picture (normalised x and y in [0, 1]), else 0.0.
+def in_picture(landmarks: np.ndarray, margin: float = 0.02) -> np.ndarray:
+    """``(33,)`` how far each landmark is inside the picture: 1.0 more than ``margin``
+    (normalised units) inside the frame's edges, 0.0 more than ``margin`` beyond one,
+    linear in between.
 
     MediaPipe reports every landmark, also those beyond the frame's edge, where their
-    position is a guess from anatomy (a laptop camera's legs).
+    position is a guess from anatomy (a laptop camera's legs).  Why the soft edge: a
+    landmark at the edge jitters across it from frame to frame (with a hard edge loso
+    gave 7.5 false fires/min and flip consistency 88.9 %, with 0.02 6.8/min and 90.5 %;
+    builtin the same).
     """
     xy = np.asarray(landmarks, np.float64)[:, :2]
-    return np.all((xy >= 0.0) & (xy <= 1.0), axis=1).astype(np.float64)
+    inside = np.minimum(xy, 1.0 - xy).min(axis=1)  # distance inside the nearest edge
+    return np.clip((inside + margin) / (2.0 * margin), 0.0, 1.0)
 
 
 class Embedder:

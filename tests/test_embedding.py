@@ -81,9 +81,11 @@ def test_in_view_tells_outside_the_picture_from_hidden_in_it():
     assert emb.in_view[legs].max() == 0.0  # below the frame
     assert emb.in_view[group_mask("torso")].max() == 0.0  # the torso's direction needs the hips
     assert emb.in_view[arms].min() == 1.0
-    # Hidden in the picture (low visibility, inside the frame) is not out of view.
+    # Standing in the picture: the upper body is in view; the feet, near the bottom
+    # edge, are at most partly out (the edge is soft, see in_picture).
     seen = embed_person(perform("wave_one_hand", PerformerOptions()).frames[10].persons[0])
-    assert seen.in_view.min() == 1.0
+    assert seen.in_view[arms | group_mask("torso")].min() == 1.0
+    assert seen.in_view.min() > 0.5
     # Mirroring swaps it with the features.
     person = rec.frames[10].persons[0]
     person.landmarks[15, 0] = -0.1  # the left wrist off the picture's left edge
@@ -92,6 +94,21 @@ def test_in_view_tells_outside_the_picture_from_hidden_in_it():
     right_wrist = np.array([n.startswith("r_wrist") for n in FEATURES])
     assert emb.in_view[left_wrist].max() == 0.0 and emb.in_view[right_wrist].min() == 1.0
     assert emb.mirrored().in_view[right_wrist].max() == 0.0 and emb.mirrored().in_view[left_wrist].min() == 1.0
+
+
+@pytest.mark.parametrize(
+    "xy, expected",
+    [((0.5, 0.5), 1.0), ((0.03, 0.5), 1.0), ((0.5, 0.98), 1.0), ((0.5, 1.0), 0.5), ((-0.01, 0.5), 0.25),
+     ((0.5, 1.02), 0.0), ((1.3, 0.5), 0.0), ((0.5, -0.5), 0.0)],
+)
+def test_in_picture_is_soft_at_the_edge(xy, expected):
+    from mirrorcam.embedding import in_picture
+
+    landmarks = np.full((33, 3), 0.5)
+    landmarks[7, :2] = xy
+    got = in_picture(landmarks)
+    assert got[7] == pytest.approx(expected, abs=1e-9)
+    assert np.all(np.delete(got, 7) == 1.0)
 
 
 def test_embedder_lift_sees_jumps_and_squats():
