@@ -100,11 +100,12 @@ def velocity_features(change_per_tick: np.ndarray, scale: float) -> np.ndarray:
     return (change / norm).astype(np.float32)
 
 
-def unseen_weights(frames: np.ndarray, weight: np.ndarray, context: float, per_part: bool = False) -> np.ndarray:
-    """``(DIM,)`` per-feature weight of what a template charges when the input hides it.
+def unseen_weights(frames: np.ndarray, weight: np.ndarray, context: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(DIM,)`` per-feature weights of what a template charges when the input hides it:
+    ``(hidden in the picture, outside it)``.
 
-    A feature group (``embedding.GROUPS``: torso, arms, legs, lift), or with
-    ``per_part`` a body part (a forearm), counts by how much the template moves it,
+    A feature group (``embedding.GROUPS``: torso, arms, legs, lift) for the first, a
+    body part (a forearm) for the second, counts by how much the template moves it,
     relative to its most moving one: ``context + (1 - context) * relative movement``,
     times the feature's weight.  Why: the unseen cost exists so that a side view whose
     far arm is hidden does not match a wave of that arm on everything else, and the
@@ -119,20 +120,19 @@ def unseen_weights(frames: np.ndarray, weight: np.ndarray, context: float, per_p
         frames: ``(K, DIM)`` template frames.
         weight: ``(DIM,)`` the template's feature weights (importance times trust).
         context: Share charged for a group or part the template does not move, in [0, 1].
-        per_part: Relative movement per body part instead of per feature group.
     """
     frames = np.asarray(frames, np.float32)
     weight = np.asarray(weight, np.float32)
     dev = frames - frames.mean(axis=0)
     part_move = np.sqrt(((dev * dev) @ _STEMS).mean(axis=0))  # (G,) RMS movement per body part
     part_move = np.where(weight @ _STEMS > 0, part_move, 0.0)  # parts the template ignores
-    relative = np.ones(DIM, np.float32)
+    by_part = np.ones(DIM, np.float32)
     if len(frames) > 1 and part_move.max() > 1e-6:
-        relative = ((part_move / part_move.max()) @ _STEMS.T).astype(np.float32)
-        if not per_part:
-            for mask in _GROUP_MASKS:
-                relative[mask] = relative[mask].max()
-    return (weight * (context + (1.0 - context) * relative)).astype(np.float32)
+        by_part = ((part_move / part_move.max()) @ _STEMS.T).astype(np.float32)
+    by_group = by_part.copy()
+    for mask in _GROUP_MASKS:
+        by_group[mask] = by_part[mask].max()
+    return tuple((weight * (context + (1.0 - context) * r)).astype(np.float32) for r in (by_group, by_part))
 
 
 @dataclass(frozen=True)
@@ -248,8 +248,8 @@ class _Matrices:
         self.a_mirror = self._mirrored_part(self.a)
         self.unseen_cost = float(options.unseen_cost)
         ctx = options.unseen_context
-        self.w_unseen = np.stack([unseen_weights(y[i, :length], w[i], ctx) for i, length in enumerate(lengths)])
-        self.w_unseen_out = np.stack([unseen_weights(y[i, :length], w[i], ctx, per_part=True) for i, length in enumerate(lengths)])
+        hidden, outside = zip(*(unseen_weights(y[i, :length], w[i], ctx) for i, length in enumerate(lengths)))
+        self.w_unseen, self.w_unseen_out = np.stack(hidden), np.stack(outside)
         # Every template's frame-to-frame changes, once: its movement (the motion gate) and,
         # for the templates that use it, the velocity channel (the first frame takes the
         # second's change).
