@@ -129,6 +129,10 @@ def load_recording(path: str | Path) -> Recording:
     path = Path(path)
     if not path.is_file():
         raise RecordingError(f"no such recording: {path}")
+    if not zipfile.is_zipfile(path):
+        # Checked first: on a file that is no archive, np.load falls back to pickle and
+        # its refusal suggests loading the file unsafely, which is not the advice to give.
+        raise RecordingError(f"{path} is not a readable landmark recording (not an .npz archive: truncated, or another kind of file)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             if "header" not in archive.files:
@@ -148,6 +152,8 @@ def load_recording(path: str | Path) -> Recording:
     except RecordingError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, UnicodeDecodeError, KeyError) as exc:
+        if "pickle" in str(exc):  # numpy's own words would name the unsafe way to load it
+            raise RecordingError(f"{path} is not a readable landmark recording (it holds pickled objects, which are never loaded)") from exc
         raise RecordingError(f"{path} is not a readable landmark recording (truncated or corrupt: {exc})") from exc
     return _from_arrays(path, header, arrays)
 

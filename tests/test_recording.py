@@ -73,6 +73,11 @@ def _text(path: Path) -> None:
     path.write_text("this is not a recording\n")
 
 
+def _npy(path: Path) -> None:
+    with path.open("wb") as f:  # a bare .npy array under an .npz name
+        np.save(f, np.zeros(3))
+
+
 def _foreign_npz(path: Path) -> None:
     np.savez(path, weights=np.zeros(3))
 
@@ -100,22 +105,24 @@ def _bad_shape(path: Path) -> None:
     [
         (lambda p: _rewrite_header(p, version=99), "version 99"),
         (lambda p: _rewrite_header(p, format="something.else"), "not a mirrorcam landmark recording"),
-        (_truncate, "truncated or corrupt"),
-        (_text, "truncated or corrupt"),
+        (_truncate, "not an .npz archive: truncated"),
+        (_text, "not an .npz archive"),
+        (_npy, "not an .npz archive"),
         (_foreign_npz, "no header"),
-        (_object_array, "not a readable landmark recording"),
+        (_object_array, "pickled objects, which are never loaded"),
         (_missing_array, "missing world"),
         (_bad_shape, "shape"),
         (lambda p: p.unlink(), "no such recording"),
     ],
-    ids=["unknown-version", "foreign-format", "truncated", "text-file", "foreign-npz", "pickled-object", "missing-array", "bad-shape", "missing-file"],
+    ids=["unknown-version", "foreign-format", "truncated", "text-file", "npy-file", "foreign-npz", "pickled-object", "missing-array", "bad-shape", "missing-file"],
 )
 def test_damaged_recordings_give_a_clear_error(tmp_path: Path, damage, message: str) -> None:
     path = tmp_path / "rec.npz"
     save_recording(path, _recording())
     damage(path)
-    with pytest.raises(RecordingError, match=message):
+    with pytest.raises(RecordingError, match=message) as caught:
         load_recording(path)
+    assert "allow_pickle" not in str(caught.value)  # never the advice to load it unsafely
 
 
 def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
