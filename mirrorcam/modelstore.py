@@ -99,6 +99,18 @@ def _read_manifest(models_dir: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def recorded_sha256(variant: str = DEFAULT_VARIANT, models_dir: Path | None = None) -> str | None:
+    """The sha256 the manifest records for ``variant``'s bundle, or None if it is not provisioned.
+
+    Reads the manifest only (no hashing of the bundle): cheap enough to ask on every
+    cache lookup.  :func:`verified_bundle` checks the file against it when the model loads.
+    """
+    _check_variant(variant)
+    entry = _read_manifest(models_dir or default_models_dir()).get(variant)
+    digest = entry.get("sha256") if isinstance(entry, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
 def verified_bundle(variant: str = DEFAULT_VARIANT, models_dir: Path | None = None) -> ModelBundle | None:
     """The provisioned bundle if it exists and matches its recorded hash, else None.
 

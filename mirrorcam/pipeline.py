@@ -8,6 +8,7 @@ once and caches the result, so a clip is never run through the model twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -21,6 +22,7 @@ import cv2
 from mirrorcam.containers import Frame, PoseFrame
 from mirrorcam.errors import RecordingError
 from mirrorcam.fileio import sha256_file
+from mirrorcam.modelstore import recorded_sha256
 from mirrorcam.pose import PoseEstimator, PoseEstimatorOptions
 from mirrorcam.progress import Progress
 from mirrorcam.recording import (
@@ -42,13 +44,36 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "mirrorcam" / "landmarks"
 
 
-def cache_key(path: Path, options: PoseEstimatorOptions, flip: bool = False) -> str:
-    """Content hash of the clip plus everything that changes its landmarks."""
+def model_digest(options: PoseEstimatorOptions) -> str:
+    """Which pose model ``options`` run: the sha256 of the explicit ``model_path``, else the
+    one the manifest records for ``model_variant`` (``"unprovisioned"`` before it is fetched)."""
+    if options.model_path:
+        path = Path(options.model_path)
+        try:
+            st = path.stat()
+        except OSError:
+            return "missing:" + str(path)
+        return _file_digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    return recorded_sha256(options.model_variant) or "unprovisioned"
+
+
+@functools.lru_cache(maxsize=8)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a model file, hashed once per (path, size, mtime): a bundle is 5-30 MB."""
+    return sha256_file(Path(path))
+
+
+def cache_key(path: Path, options: PoseEstimatorOptions, flip: bool = False, clip_sha256: str | None = None) -> str:
+    """Content hash of the clip plus everything that changes its landmarks, the model's bytes included.
+
+    Why the model's hash and not its name: a ``full`` bundle replaced by another one
+    (``models fetch --force --from ...``) gives other landmarks for the same clip.
+    """
     settings = asdict(options)
     settings.pop("model_path", None)
-    settings.update(flip=flip, format=FORMAT_VERSION)
+    settings.update(flip=flip, format=FORMAT_VERSION, model=model_digest(options))
     blob = json.dumps(settings, sort_keys=True).encode()
-    return hashlib.sha256(sha256_file(path).encode() + blob).hexdigest()[:32]
+    return hashlib.sha256((clip_sha256 or sha256_file(path)).encode() + blob).hexdigest()[:32]
 
 
 def clip_landmarks(
@@ -77,7 +102,8 @@ def clip_landmarks(
     if is_recording_path(path):
         return load_recording(path)
     cache_dir = cache_dir or default_cache_dir()
-    cached = cache_dir / f"{cache_key(path, options, flip)}.npz" if path.is_file() else None
+    clip_sha = sha256_file(path) if path.is_file() else None
+    cached = cache_dir / f"{cache_key(path, options, flip, clip_sha)}.npz" if clip_sha else None
     if cached is not None and cached.exists():
         try:
             return load_recording(cached)
@@ -102,8 +128,9 @@ def clip_landmarks(
     size = getattr(source, "size", None) or (frames[0].image_size if frames else (0, 0))
     recording = recording_from_frames(frames, source.fps, size, str(path), options.model_variant)
     recording = replace(recording, meta={"flip": flip})
-    if cached is not None:
-        save_recording(cached, recording)
+    if clip_sha is not None:
+        # Keyed again: a model provisioned by this very run now has its hash.
+        save_recording(cache_dir / f"{cache_key(path, options, flip, clip_sha)}.npz", recording)
     return recording
 
 
@@ -145,4 +172,4 @@ def frame_of(pose_frame: PoseFrame) -> Frame | None:
     return Frame(pose_frame.image, pose_frame.timestamp_ms, pose_frame.index, pose_frame.captured_at)
 
 
-__all__ = ["clip_landmarks", "iter_pose_frames", "default_cache_dir", "cache_key", "VideoFileSource"]
+__all__ = ["clip_landmarks", "iter_pose_frames", "default_cache_dir", "cache_key", "model_digest", "VideoFileSource"]

@@ -96,13 +96,17 @@ def test_extract_writes_a_recording_and_caches_the_clip(tmp_path: Path, clip, po
     cached = list(isolated_cache.glob("*.npz"))
     assert len(cached) == 1
     stamp = cached[0].stat().st_mtime_ns
-    # Second run: served from the cache, so MediaPipe is never asked (a broken model path proves it).
+    # Second run: served from the cache, so MediaPipe is never asked.  Proof: a models
+    # folder with the same manifest (the same model, so the same cache key) but no bundle.
+    manifest_only = tmp_path / "manifest-only"
+    manifest_only.mkdir()
+    shutil.copy(pose_model.parent / "manifest.json", manifest_only / "manifest.json")
     proc = run_cli(
         "extract", clip(WAVE), "-o", tmp_path / "again.npz",
-        env={"MIRRORCAM_CACHE": str(isolated_cache), "MIRRORCAM_MODELS": str(tmp_path / "no-models-here")},
+        env={"MIRRORCAM_CACHE": str(isolated_cache), "MIRRORCAM_MODELS": str(manifest_only)},
     )
     assert proc.returncode == 0, proc.stderr
-    assert cached[0].stat().st_mtime_ns == stamp
+    assert cached[0].stat().st_mtime_ns == stamp and len(list(isolated_cache.glob("*.npz"))) == 1
     assert load_recording(tmp_path / "again.npz").frames[50].persons[0].world.tolist() == recording.frames[50].persons[0].world.tolist()
 
 
@@ -138,3 +142,51 @@ def test_replay_of_a_folder_and_of_a_recording(tmp_path: Path, clip, pose_model)
     assert sorted(p.name for p in (tmp_path / "events").iterdir()) == ["a_waving.jsonl", "b_wave.jsonl"]
     lines = (tmp_path / "events" / "b_wave.jsonl").read_text().splitlines()
     assert sum(json.loads(line)["type"] == "frame" for line in lines) == 125
+
+
+def _key_with_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, manifest: dict) -> str:
+    from mirrorcam.pipeline import cache_key
+    from mirrorcam.pose import PoseEstimatorOptions
+
+    models = tmp_path / name
+    models.mkdir()
+    (models / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("MIRRORCAM_MODELS", str(models))
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"the same clip bytes every time")
+    return cache_key(clip, PoseEstimatorOptions(model_variant="full"))
+
+
+_A = {"file": "pose_landmarker_full.task", "sha256": "a" * 64, "origin": "test"}
+_B = {**_A, "sha256": "b" * 64}
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        ({"full": _A}, {"full": _A}, True),
+        ({"full": _A}, {"full": _B}, False),
+        ({"full": _A}, {}, False),
+        ({"full": _A}, {"full": _A, "lite": _B}, True),
+    ],
+    ids=["same-model", "replaced-model", "unprovisioned", "other-variant-changed"],
+)
+def test_the_landmark_cache_key_follows_the_provisioned_model(tmp_path: Path, monkeypatch, first, second, same) -> None:
+    # A bundle replaced by another one of the same variant gives other landmarks.
+    k1 = _key_with_manifest(tmp_path, monkeypatch, "one", first)
+    k2 = _key_with_manifest(tmp_path, monkeypatch, "two", second)
+    assert (k1 == k2) is same
+
+
+def test_the_landmark_cache_key_follows_an_explicit_model_file(tmp_path: Path) -> None:
+    from mirrorcam.pipeline import cache_key
+    from mirrorcam.pose import PoseEstimatorOptions
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"clip")
+    model = tmp_path / "model.task"
+    model.write_bytes(b"one model")
+    first = cache_key(clip, PoseEstimatorOptions(model_path=str(model)))
+    assert cache_key(clip, PoseEstimatorOptions(model_path=str(model))) == first
+    model.write_bytes(b"another model, other size")
+    assert cache_key(clip, PoseEstimatorOptions(model_path=str(model))) != first
