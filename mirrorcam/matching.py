@@ -509,7 +509,12 @@ class NeuronBank:
             if now - base_ms > 1e-6:
                 change = (emb.vector - base.vector) * (self.tick_ms / (now - base_ms))
                 out = change.astype(np.float32), np.minimum(base.weight, emb.weight).astype(np.float32)
-        recent.append((now, emb))
+        if recent and now - recent[-1][0] < 1e-6:
+            # The same instant again (a stalled or repeated clock): the newer frame supersedes
+            # it.  Appended, such frames would never age out and the list would grow forever.
+            recent[-1] = (now, emb)
+        else:
+            recent.append((now, emb))
         while len(recent) > 1 and now - recent[1][0] >= self.tick_ms - 1e-6:
             recent.pop(0)
         return out

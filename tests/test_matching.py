@@ -222,6 +222,24 @@ def test_people_are_matched_separately(bank):
     assert sum(per_person[7].values()) == 0
 
 
+@pytest.mark.parametrize("clock", ["stalled", "backwards"])
+def test_a_stalled_or_backward_clock_holds_no_growing_state_and_matching_resumes(bank, clock):
+    # A camera whose timestamps stop (or jump back) for a while, then run on: the frames of
+    # that stretch must not pile up in the matcher (an all-day kiosk), and the squats
+    # performed after it still fire.
+    squats = perform("squat", PerformerOptions(repeats=2, lead_in_s=1.0))
+    first = squats.frames[0]
+    stuck_ms = first.timestamp_ms if clock == "stalled" else first.timestamp_ms - 5000.0
+    stuck = [replace(first, timestamp_ms=stuck_ms, index=i) for i in range(3000)]
+    later = [replace(f, timestamp_ms=f.timestamp_ms + 1.0) for f in squats.frames]
+    bank.reset()
+    bank.update(first)
+    for f in stuck:
+        bank.update(f)
+    assert len(bank._tracks[0].recent_frames) <= 2
+    assert fires(bank, [first, *stuck[:10], *later]).get("squat", 0) == 2
+
+
 def test_activation_curve():
     a = activation_of(np.array([0.0, 0.1, 0.2, 10.0]), np.array([0.1, 0.1, 0.1, 0.1]))
     assert a[0] == pytest.approx(1.0) and a[1] == pytest.approx(0.5) and a[2] < 0.1 and a[3] < 1e-3
