@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mirrorcam.containers import PoseFrame
-from mirrorcam.matching import BankOptions, NeuronBank, activation_of, best_distances, tick_stream
+from mirrorcam.matching import BIG, BankOptions, NeuronBank, activation_of, best_distances, tick_stream
 from mirrorcam.performer import PerformerOptions, perform
 from mirrorcam.templates import builtin_library, embed_recording
 
@@ -371,6 +371,63 @@ def test_skipping_template_frames_is_charged_for_them(max_skip):
     # Every other frame is q, at squared distance 0.25 per feature: a path that skips
     # them for free would score 0; charging them gives about half of 0.25.
     assert d > 0.08, d
+
+
+def _reference_dp_step(state: dict, d: np.ndarray, step: np.ndarray, tick: int, max_stall: int, max_skip: int) -> dict:
+    """One SPRING step written cell by cell, as the algorithm reads (the matcher's is vectorised)."""
+    cost, start, length, stall, moved = (state[k] for k in ("cost", "start", "length", "stall", "moved"))
+    rows, k = cost.shape
+    out = {key: np.empty_like(value) for key, value in state.items()}
+    for r in range(rows):
+        for j in range(k):
+            # Candidates in the matcher's order; a later one wins only if strictly cheaper.
+            best, src = (cost[r, j], "stay") if stall[r, j] < max_stall else (BIG, "stay")
+            for s in range(1, max_skip + 1):
+                if s == 1 and j == 0:
+                    c, origin = 0.0, "fresh"
+                elif j >= s:
+                    c, origin = cost[r, j - s] + d[r, j - s + 1 : j].sum(), j - s
+                else:
+                    continue
+                if c < best:
+                    best, src, skip = c, origin, s
+            out["cost"][r, j] = min(best + d[r, j], BIG)
+            if src == "stay":
+                out["start"][r, j], out["length"][r, j] = start[r, j], length[r, j] + 1
+                out["moved"][r, j], out["stall"][r, j] = moved[r, j] + step[r], stall[r, j] + 1
+            elif src == "fresh":
+                out["start"][r, j], out["length"][r, j], out["moved"][r, j], out["stall"][r, j] = tick, 1, 0.0, 0
+            else:
+                out["start"][r, j], out["length"][r, j] = start[r, src], length[r, src] + skip
+                out["moved"][r, j], out["stall"][r, j] = moved[r, src] + step[r], 0
+    return out
+
+
+@pytest.mark.parametrize("max_stall, max_skip, k", [(3, 2, 7), (0, 1, 5), (3, 3, 6), (1, 4, 9), (2, 2, 1), (3, 4, 2)])
+def test_the_vectorised_dp_step_equals_the_cell_by_cell_reference(max_stall, max_skip, k):
+    """Every cell's cost, start, length, movement and stall count after 25 ticks, exactly.
+
+    Costs are multiples of 1/8, so every sum is exact in float32 whatever its order."""
+    from mirrorcam.embedding import DIM
+    from mirrorcam.matching import _Track
+    from mirrorcam.templates import Template
+
+    rng = np.random.default_rng(k * 10 + max_skip)
+    templates = [Template(f"t{i}", f"t{i}", "dynamic", i % 2 == 0, rng.normal(0, 1, (k, DIM)).astype(np.float32), 1.0)
+                 for i in range(3)]
+    bank = NeuronBank(templates, BankOptions(max_stall=max_stall, max_skip=max_skip))
+    track = _Track(bank._m, len(templates))
+    rows = bank._m.n_rows
+    state = {"cost": track.cost.copy(), "start": track.start.copy(), "length": track.length.copy(),
+             "stall": track.stall.copy(), "moved": track.moved.copy()}
+    for tick in range(1, 26):
+        d = (rng.integers(0, 16, (rows, k)) / 8).astype(np.float32)
+        step = (rng.integers(0, 8, rows) / 8).astype(np.float32)
+        track.tick = tick
+        bank._dp(track, d, step[:, None])
+        state = _reference_dp_step(state, d, step, tick, max_stall, max_skip)
+        for key, want in state.items():
+            np.testing.assert_array_equal(getattr(track, key), want, err_msg=f"{key} at tick {tick}")
 
 
 @pytest.mark.parametrize("factor", [0.5, 1.0, 2.0, 4.0])
