@@ -93,6 +93,10 @@ class Variant:
         weights: ``(K, DIM)`` trust of each feature per frame (default all ones).
         calibration: Facts from the threshold's calibration (JSON-safe).
         velocity_weight: Weight of the matcher's velocity channel for this prototype.
+        groups: Importance of the feature groups for this prototype; None (the
+            default) takes the template's.  A prototype taught from its own example
+            has its own (what moves in that example), and its threshold was
+            calibrated with it, so it must also be matched with it.
     """
 
     style: str
@@ -101,6 +105,7 @@ class Variant:
     weights: np.ndarray | None = None
     calibration: dict = field(default_factory=dict, compare=False)
     velocity_weight: float = 0.0
+    groups: dict | None = None
 
     def __post_init__(self) -> None:
         frames, weights = _checked_frames(self.frames, self.weights)
@@ -108,10 +113,13 @@ class Variant:
         object.__setattr__(self, "weights", weights)
         _check_threshold(self.threshold)
         _check_velocity_weight(self.velocity_weight)
+        if self.groups is not None:
+            _check_groups(self.groups)
 
     def to_json(self) -> dict:
         return {"style": self.style, "threshold": round(float(self.threshold), 5),
                 **({"velocity_weight": float(self.velocity_weight)} if self.velocity_weight else {}),
+                **({"importance": {k: float(v) for k, v in self.groups.items()}} if self.groups is not None else {}),
                 "calibration": self.calibration,
                 "frames": np.round(self.frames, 4).tolist(), "weights": np.round(self.weights, 3).tolist()}
 
@@ -126,7 +134,16 @@ class Variant:
             weights=np.asarray(obj["weights"], np.float32) if obj.get("weights") is not None else None,
             calibration=obj.get("calibration") if isinstance(obj.get("calibration"), dict) else {},
             velocity_weight=float(obj.get("velocity_weight", 0.0)),
+            groups=_variant_groups(obj.get("importance")),
         )
+
+
+def _variant_groups(value: object) -> dict | None:
+    if value is None:
+        return None  # the template's
+    if not isinstance(value, dict):
+        raise ValueError(f"a variant's importance must be an object of group weights, got {value!r}")
+    return dict(value)
 
 
 def _checked_frames(frames: object, weights: object) -> tuple[np.ndarray, np.ndarray]:
@@ -149,6 +166,12 @@ def _check_velocity_weight(weight: object) -> None:
 def _check_threshold(threshold: object) -> None:
     if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
         raise ValueError(f"template threshold must be a positive number, got {threshold!r}")
+
+
+def _check_groups(groups: dict) -> None:
+    for group, weight in groups.items():
+        if group not in GROUPS or not isinstance(weight, (int, float)) or weight < 0:
+            raise ValueError(f"template importance {group!r}: {weight!r} is not a known group with a weight >= 0")
 
 
 @dataclass(frozen=True)
@@ -209,9 +232,7 @@ class Template:
         object.__setattr__(self, "variants", tuple(self.variants))
         if not all(isinstance(v, Variant) for v in self.variants) or len(self.variants) > 15:
             raise ValueError("template variants must be at most 15 Variant objects")
-        for group, weight in self.groups.items():
-            if group not in GROUPS or not isinstance(weight, (int, float)) or weight < 0:
-                raise ValueError(f"template importance {group!r}: {weight!r} is not a known group with a weight >= 0")
+        _check_groups(self.groups)
         if not 1.0 <= self.rate_hz <= 120.0:
             raise ValueError(f"template rate_hz must be between 1 and 120, got {self.rate_hz}")
 
@@ -235,6 +256,7 @@ class Template:
         base = replace(self, variants=())
         return (base, *(replace(base, frames=v.frames, weights=v.weights, threshold=v.threshold,
                                 calibration=v.calibration, velocity_weight=v.velocity_weight,
+                                groups=dict(v.groups) if v.groups is not None else base.groups,
                                 source=f"{self.source} [{v.style}]") for v in self.variants))
 
     def to_json(self) -> dict:

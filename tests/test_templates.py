@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -60,6 +61,31 @@ def test_variants_round_trip_and_expand_to_prototypes(tmp_path):
     assert protos[1].groups == t.groups and "[press]" in protos[1].source
 
 
+def test_a_variant_keeps_its_own_importance_through_the_file_and_the_matcher(tmp_path):
+    """A prototype taught from its own example was calibrated with that example's
+    importance; it must be matched with it too, not with the main prototype's."""
+    from mirrorcam.matching import best_distances
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.templates import Variant, embed_recording
+
+    t = builtin_library().get("arms_up")
+    own = {"torso": 0.1, "arms": 1.0, "legs": 0.1, "lift": 0.1}
+    assert t.groups != own
+    styled = replace(t, variants=(replace(t.variants[0], groups=own), Variant("plain", t.variants[0].frames, 0.1)))
+    saved = json.loads(save_template(tmp_path / "arms_up.json", styled).read_text())
+    assert saved["variants"][0]["importance"] == own and "importance" not in saved["variants"][1]
+    back = load_template(tmp_path / "arms_up.json")
+    main, mine, inherited = back.prototypes()
+    assert mine.groups == own and inherited.groups == main.groups == t.groups
+    stream = embed_recording(perform("arms_up:press", PerformerOptions(repeats=1, seed=2)))
+    # In banks of the same shape: float rounding differs with the padded template length.
+    plain = replace(t, frames=mine.frames, weights=mine.weights, groups=own, velocity_weight=mine.velocity_weight, variants=())
+    want = best_distances([plain, inherited], stream)
+    got = best_distances([mine, inherited], stream)
+    np.testing.assert_array_equal(got, want)
+    assert abs(got[1] - got[0]) > 0.1 * got[0]  # the importance matters to the distance
+
+
 def test_velocity_weight_round_trips_per_prototype(tmp_path):
     t = builtin_library().get("wave_one_hand")
     # Chosen per prototype at build time: the waves are better off with the velocity channel.
@@ -98,6 +124,8 @@ BAD = [
     ("bad_velocity", json.dumps({**_good(), "velocity_weight": -1}), "velocity_weight"),
     ("velocity_text", json.dumps({**_good(), "velocity_weight": "fast"}), "fast"),
     ("variant_bad_velocity", json.dumps({**_good(), "variants": [{**_good()["variants"][0], "velocity_weight": 9}]}), "velocity_weight"),
+    ("variant_bad_group", json.dumps({**_good(), "variants": [{**_good()["variants"][0], "importance": {"tail": 1}}]}), "tail"),
+    ("variant_importance_list", json.dumps({**_good(), "variants": [{**_good()["variants"][0], "importance": [1, 2]}]}), "importance"),
 ]
 
 

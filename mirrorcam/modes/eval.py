@@ -338,9 +338,9 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
     Each fold keeps, per action, up to ``LOSO_PROTOTYPES`` prototypes: the best window
     of each training clip of the action, ranked by (median distance to the fold's other
     performances) / (10th percentile to the fold's impostor clips).  The prototypes
-    become one template with variants (sharing the first one's feature-group
-    importance), so the bank treats them as one neuron whose activation is the best of
-    theirs.  Each is calibrated between the two
+    become one template with variants (each keeping the feature-group importance of its
+    own example, with which its distances were calibrated), so the bank treats them as
+    one neuron whose activation is the best of theirs.  Each is calibrated between the two
     (:func:`mirrorcam.templates.choose_threshold`; the impostors also include the
     generated performers ``mirrorcam teach`` calibrates against) and, with several, also kept below
     ``LOSO_IMPOSTOR_MARGIN`` x the ``0.05 / n``-quantile of the impostor clips (their
@@ -429,7 +429,7 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
             # One neuron per action; the other training clips' prototypes are its variants.
             library.append(replace(protos[0], variants=tuple(
                 Variant(p.source, p.frames, p.threshold, weights=p.weights, calibration=p.calibration,
-                        velocity_weight=p.velocity_weight) for p in protos[1:])))
+                        velocity_weight=p.velocity_weight, groups=p.groups) for p in protos[1:])))
         banks[subject] = NeuronBank(library, options)
     fallback_names = sorted({n for v in fallbacks.values() for n in v})
     return banks, {"loso_candidates": len(cands), "loso_fallbacks": {k: v for k, v in sorted(fallbacks.items())},
