@@ -13,7 +13,7 @@ moment the capture thread got the frame to the moment the screen holding it was 
 the first third of the run (a queue that fills would show here).  Prints one JSON object
 on its last line.
 
-    .venv/bin/python benchmarks/live.py [--seconds 15] [--clip RJ-song_MediapipePy/squat.mp4]
+    .venv/bin/python benchmarks/live.py [--seconds 15] [--clip RJ-song_MediapipePy/squat.mp4] [--num-poses 2]
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ def pct(values, q) -> float | None:
     return round(float(np.percentile(values, q)), 2) if len(values) else None
 
 
-def measure(source, seconds: float, show: bool) -> dict:
+def measure(source, seconds: float, show: bool, num_poses: int = 2) -> dict:
     _, observed = demo_recordings()
-    options = PoseEstimatorOptions(model_variant="full", num_poses=2)
+    options = PoseEstimatorOptions(model_variant="full", num_poses=num_poses)
     app = LiveApp(load_templates(None), observed, (1280, 720), model_variant="full")
     times: list[float] = []
     pose_ms: list[float] = []
@@ -95,14 +95,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--clip", default="RJ-song_MediapipePy/squat.mp4", help="clip under the shared clips folder")
+    parser.add_argument("--num-poses", type=int, default=2, help="most people per frame, as `mirrorcam live --num-poses` (default 2)")
     args = parser.parse_args()
     clip = shared_clips() / args.clip
     show = display_available()
-    figures = {"machine": machine(), "clip": args.clip, "window": show, "seconds": args.seconds,
+    figures = {"machine": machine(), "clip": args.clip, "window": show, "seconds": args.seconds, "num_poses": args.num_poses,
                "screen_only_1280x720": screen_only()}
-    figures["simulated_camera_30fps"] = measure(simulated_camera(clip, fps=30.0), args.seconds, show)
+    figures["simulated_camera_30fps"] = measure(simulated_camera(clip, fps=30.0), args.seconds, show, args.num_poses)
     with MjpegServerProcess(clip, fps=30.0) as server:
-        figures["mjpeg_127.0.0.1_30fps"] = measure(url_source(server.url), args.seconds, show)
+        figures["mjpeg_127.0.0.1_30fps"] = measure(url_source(server.url), args.seconds, show, args.num_poses)
     emit(figures)
 
 
