@@ -183,6 +183,13 @@ def _trust(visibility: np.ndarray) -> np.ndarray:
     return 0.1 + 0.9 * np.clip((visibility - 0.2) / 0.5, 0.0, 1.0)
 
 
+def _length(v: np.ndarray) -> float:
+    """Euclidean length of a small vector: ``np.linalg.norm``'s own formula for 1-D
+    input (``sqrt(v . v)``, the same bits) without its per-call overhead; an embedding
+    takes about 25 of them, and the embedding runs for every person in every frame."""
+    return math.sqrt(v.dot(v))
+
+
 def body_frame(world: np.ndarray, trust: np.ndarray) -> np.ndarray:
     """``(3, 3)`` rows: the performer's left, up and forward in world coordinates."""
     up = np.array([0.0, -1.0, 0.0])
@@ -190,16 +197,17 @@ def body_frame(world: np.ndarray, trust: np.ndarray) -> np.ndarray:
     for left, right, bias in ((23, 24, 3.0), (11, 12, 1.0)):
         v = world[left] - world[right]
         v = np.array([v[0], 0.0, v[2]])
-        n = np.linalg.norm(v)
+        n = _length(v)
         # Why the bias: twisting the shoulders (a punch) must not turn the frame; the
         # hips are steadier, the shoulders only stand in when the hips are not seen.
         w = bias * min(trust[left], trust[right])
         if n > 1e-6 and w > 0:
             axes.append(w * v / n)
     lateral = np.sum(axes, axis=0) if axes else np.array([1.0, 0.0, 0.0])
-    n = np.linalg.norm(lateral)
+    n = _length(lateral)
     lateral = lateral / n if n > 1e-6 else np.array([1.0, 0.0, 0.0])
-    forward = np.cross(lateral, up)
+    # lateral x up with up = (0, -1, 0), written out (np.cross costs more than the rest).
+    forward = np.array([lateral[2], 0.0, -lateral[0]])
     return np.stack([lateral, up, forward])
 
 
@@ -218,8 +226,8 @@ def embed_person(person: Person, lift: float = 0.0, lift_weight: float = 0.0) ->
     p = world @ frame.T  # body coordinates: x own left, y up, z forward
     t_hip = min(trust[23], trust[24])
     mid_sh, mid_hip = (p[11] + p[12]) / 2, (p[23] + p[24]) / 2
-    torso_len = float(np.linalg.norm(mid_sh - mid_hip))
-    shoulder_w = float(np.linalg.norm(p[11] - p[12]))
+    torso_len = _length(mid_sh - mid_hip)
+    shoulder_w = _length(p[11] - p[12])
     # Scale: the torso when the hips are seen, else the shoulders (the ratio is ~1.5).
     scale = torso_len if t_hip > 0.5 and torso_len > 1e-3 else max(shoulder_w * 1.5, 1e-3)
 
@@ -227,16 +235,16 @@ def embed_person(person: Person, lift: float = 0.0, lift_weight: float = 0.0) ->
     no_direction = np.zeros(DIM, bool)  # a zero-length segment has no direction: weight 0
     for k, (name, a, b) in enumerate(_SEGMENTS):
         d = mid_sh - mid_hip if name == "torso" else p[b] - p[a]
-        n = np.linalg.norm(d)
+        n = _length(d)
         vec += list(d / n) if n > 1e-6 else [0.0, 0.0, 0.0]
         no_direction[3 * k : 3 * k + 3] = n <= 1e-6
     for _, i in _POSITIONS:
         vec += list((p[i] - mid_sh) / scale)
-    vec.append(float(np.linalg.norm(p[15] - p[16])) / scale)
-    vec.append(float(np.linalg.norm(p[27] - p[28])) / scale)
+    vec.append(_length(p[15] - p[16]) / scale)
+    vec.append(_length(p[27] - p[28]) / scale)
     for a, b, c in _ANGLES:
         u, v = p[a] - p[b], p[c] - p[b]
-        cos = float(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v) + 1e-9))
+        cos = float(np.dot(u, v) / (_length(u) * _length(v) + 1e-9))
         vec.append((1.0 + cos) / 2.0)  # 0 = straight, 1 = fully bent
     vec.append(lift)
     # A feature is as trustworthy as its least visible landmark, and in view when all
@@ -300,7 +308,7 @@ class Embedder:
         hip_y = (lm[23, 1] + lm[24, 1]) / 2 * h
         sh = (lm[11, :2] + lm[12, :2]) / 2 * (w, h)
         hip = (lm[23, :2] + lm[24, :2]) / 2 * (w, h)
-        torso = float(np.linalg.norm(sh - hip))
+        torso = _length(sh - hip)
         trust = float(min(vis[23], vis[24], vis[11], vis[12]))
         dt = 0.0 if self._last_ms is None else max(timestamp_ms - self._last_ms, 0.0) / 1000.0
         if dt > 1.0:

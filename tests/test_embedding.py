@@ -135,3 +135,18 @@ def test_embedding_validates_shapes():
 def test_performer_options_validated(bad):
     with pytest.raises(ValueError):
         PerformerOptions(**bad)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_fast_length_and_forward_axis_equal_numpys_to_the_bit(seed):
+    """The embedding's hand-written norm and cross product give exactly numpy's results
+    (they replace np.linalg.norm and np.cross for speed, not to change a single bit)."""
+    from mirrorcam.embedding import _length, body_frame
+
+    rng = np.random.default_rng(seed)
+    for v in rng.normal(0, [1e-3, 1.0, 1e3][seed % 3], (200, 3)):
+        assert _length(v) == np.linalg.norm(v)
+    world = rng.normal(0, 0.3, (33, 3))
+    frame = body_frame(world, np.ones(33))
+    np.testing.assert_array_equal(frame[2], np.cross(frame[0], frame[1]))
+    np.testing.assert_allclose(frame @ frame.T, np.eye(3), atol=1e-12)
