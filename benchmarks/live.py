@@ -14,6 +14,7 @@ the first third of the run (a queue that fills would show here).  Prints one JSO
 on its last line.
 
     .venv/bin/python benchmarks/live.py [--seconds 15] [--clip RJ-song_MediapipePy/squat.mp4] [--num-poses 2]
+    .venv/bin/python benchmarks/live.py --screen-only   # the screen's cost alone, in seconds
 """
 
 from __future__ import annotations
@@ -96,7 +97,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--clip", default="RJ-song_MediapipePy/squat.mp4", help="clip under the shared clips folder")
     parser.add_argument("--num-poses", type=int, default=2, help="most people per frame, as `mirrorcam live --num-poses` (default 2)")
+    parser.add_argument("--screen-only", action="store_true", help="only the screen's render + match cost (no camera, no model)")
     args = parser.parse_args()
+    if args.screen_only:
+        emit({"machine": machine(), "screen_only_1280x720": screen_only()})
+        return
     clip = shared_clips() / args.clip
     show = display_available()
     figures = {"machine": machine(), "clip": args.clip, "window": show, "seconds": args.seconds, "num_poses": args.num_poses,

@@ -18,9 +18,12 @@ needs, freezes it into a :class:`ScreenState` once per frame and asks a
 When the same neuron fires for both channels within a few seconds (a *mirror event*)
 the neuron's row turns green, lines join it to both videos and a caption explains it.
 
-What is cached (so a 1280x720 frame costs about a millisecond): the static layer
-(background, titles, frames, neuron names, raster labels) per canvas size, and every
-template's animated stick figure as small images, drawn once.
+What is cached, as pixels only: the static layer (background, titles, frames, neuron
+names, raster labels) per canvas size; every template's animated stick figure as small
+images; each neuron row's last picture with what it showed (activations in 64ths,
+firing, reps, the mirror highlight), so a row is redrawn only when that changes; the
+channels' tags and the caption banner likewise.  A 1280x720 frame of the demo then
+costs 2-3 ms instead of 4-5.5 (``benchmarks/live.py --screen-only``).
 
 Besides :class:`Screen`, this module offers building blocks other modes reuse:
 :class:`TextRenderer` (UTF-8 text in any script the system's fonts cover),
@@ -35,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import bisect
+import math
 import os
 import struct
 from collections import deque
@@ -428,10 +432,9 @@ def _to_canvas(
     landmarks: np.ndarray, rect: tuple[int, int, int, int], mirrored: bool
 ) -> np.ndarray:
     x0, y0, w, h = rect
-    xs = landmarks[:, 0]
-    if mirrored:
-        xs = 1.0 - xs
-    return np.stack([x0 + xs * w, y0 + landmarks[:, 1] * h], axis=1)
+    if mirrored:  # x0 + (1 - x) w
+        return landmarks[:, :2] * (-w, h) + (x0 + w, y0)
+    return landmarks[:, :2] * (w, h) + (x0, y0)
 
 
 def draw_skeleton(
@@ -465,19 +468,22 @@ def draw_skeleton(
         pts = np.nan_to_num(pts, nan=-1e4, posinf=-1e4, neginf=-1e4)
     pts = np.clip(pts, -1e4, 1e4).astype(np.int32)
     vis = np.minimum(person.visibility, person.presence) if person.presence.any() else person.visibility
+    # Plain Python tuples and bools: OpenCV takes them without per-call numpy conversions.
+    xy = [tuple(p) for p in pts.tolist()]
+    seen = (vis >= min_visibility).tolist()
     faded = _scale(color, 0.4)
     color = tuple(int(c) for c in color)
+    thin = max(1, thickness // 2)
     for a, b in _BODY_EDGES:
-        good = vis[a] >= min_visibility and vis[b] >= min_visibility
-        cv2.line(image, tuple(pts[a]), tuple(pts[b]), color if good else faded, thickness if good else max(1, thickness // 2), cv2.LINE_AA)
+        good = seen[a] and seen[b]
+        cv2.line(image, xy[a], xy[b], color if good else faded, thickness if good else thin, cv2.LINE_AA)
     for i in (11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28):
-        cv2.circle(image, tuple(pts[i]), thickness + 1, color if vis[i] >= min_visibility else faded, -1, cv2.LINE_AA)
+        cv2.circle(image, xy[i], thickness + 1, color if seen[i] else faded, -1, cv2.LINE_AA)
     # Head: a circle around the face landmarks, sized by the shoulders.
-    face = pts[list(_FACE)]
-    shoulder = float(np.linalg.norm(pts[11] - pts[12]))
+    shoulder = math.hypot(xy[11][0] - xy[12][0], xy[11][1] - xy[12][1])
     radius = int(max(thickness * 3, min(shoulder * 0.33, 0.12 * rect[3])))
-    head = tuple(int(v) for v in face.mean(axis=0))
-    head_ok = vis[0] >= min_visibility
+    head = (int(sum(xy[i][0] for i in _FACE) / len(_FACE)), int(sum(xy[i][1] for i in _FACE) / len(_FACE)))
+    head_ok = seen[0]
     cv2.circle(image, head, radius, color if head_ok else faded, thickness, cv2.LINE_AA)
     if label:
         org = (head[0], head[1] - radius - 6)
@@ -923,10 +929,21 @@ class Screen:
         self._icons: list[list[np.ndarray]] | None = None
         self._icon_bgr: dict[tuple[int, int, int], np.ndarray] = {}
         self._row_labels: list[tuple[str, int, tuple[int, int]]] = []
+        # Per row: (what it shows, its pixels) from the last frame that drew it.
+        self._row_cache: list[tuple[tuple, np.ndarray] | None] = []
+        self._tags: dict[tuple, np.ndarray] = {}
+        self._row_geometry: list[tuple[slice, slice, int, int, int]] = []
+        self._bank_index: dict[tuple[str, ...], list[int | None]] = {}
+        self._units: dict[float, int] = {}
+        self._banner: tuple[tuple, np.ndarray] | None = None
 
     # -- cached layers
     def _u(self, v: float) -> int:
-        return max(1, int(round(v * self.layout.unit)))
+        """``v`` pixels of the 1280x720 design at this canvas's scale (memoised: ~60 a frame)."""
+        px = self._units.get(v)
+        if px is None:
+            px = self._units[v] = max(1, int(round(v * self.layout.unit)))
+        return px
 
     def _build_static(self) -> np.ndarray:
         L, T = self.layout, self.text
@@ -1062,22 +1079,43 @@ class Screen:
                     anchor = (int(np.clip(chest[0], x, x + w)), int(np.clip(chest[1], y, y + h)))
         firing = ch.activity is not None and bool(np.any(ch.activity.active))
         cv2.rectangle(img, (x, y), (x + w, y + h), ch.color, self._u(6) if firing else self._u(2))
-        # Channel tag: a filled box in the channel colour, then a subtitle.
-        tag_size = self._u(22)
-        tw = T.measure(ch.label, tag_size, True)[0]
-        pad = self._u(8)
-        cv2.rectangle(img, (x, y), (x + tw + 2 * pad, y + tag_size + pad), ch.color, -1)
-        T.draw(img, ch.label, (x + pad, y + tag_size), tag_size, (20, 20, 20), bold=True)
-        if ch.subtitle:
-            sub, s = T.fit(ch.subtitle, self._u(15), w - tw - 4 * pad)
-            sw = T.measure(sub, s)[0]
-            x1 = x + tw + 2 * pad
-            cv2.rectangle(img, (x1, y), (x1 + sw + 2 * pad, y + tag_size + pad), (30, 26, 24), -1)
-            T.draw(img, sub, (x1 + pad, y + tag_size), s, TEXT)
+        tag = self._tag(ch.label, ch.subtitle, tuple(int(c) for c in ch.color), w)
+        th, tw = min(tag.shape[0], img.shape[0] - y), min(tag.shape[1], img.shape[1] - x)
+        img[y:y + th, x:x + tw] = tag[:th, :tw]
         if ch.status:
+            pad = self._u(8)
             status, s = T.fit(ch.status, self._u(20), w - 2 * pad)
             T.draw(img, status, (x + w // 2, y + h // 2), s, TEXT, align="center")
         return anchor
+
+    def _tag(self, label: str, subtitle: str, color: BGR, width: int) -> np.ndarray:
+        """A channel's tag (a box in its colour with its label, then the subtitle) as pixels.
+
+        Both boxes are filled, so the tag does not depend on what is under it and is
+        drawn once per text rather than once per frame.
+        """
+        key = (label, subtitle, color, width)
+        tag = self._tags.get(key)
+        if tag is not None:
+            return tag
+        T = self.text
+        tag_size, pad = self._u(22), self._u(8)
+        tw = T.measure(label, tag_size, True)[0]
+        x1 = tw + 2 * pad
+        sub, s, sw = "", 0, -2 * pad - 1
+        if subtitle:
+            sub, s = T.fit(subtitle, self._u(15), width - tw - 4 * pad)
+            sw = T.measure(sub, s)[0]
+        tag = np.zeros((tag_size + pad + 1, max(x1, x1 + sw + 2 * pad) + 1, 3), np.uint8)
+        cv2.rectangle(tag, (0, 0), (x1, tag_size + pad), color, -1)
+        T.draw(tag, label, (pad, tag_size), tag_size, (20, 20, 20), bold=True)
+        if sub:
+            cv2.rectangle(tag, (x1, 0), (x1 + sw + 2 * pad, tag_size + pad), (30, 26, 24), -1)
+            T.draw(tag, sub, (x1 + pad, tag_size), s, TEXT)
+        if len(self._tags) > 64:  # subtitles change with the clip: keep the cache small
+            self._tags.clear()
+        self._tags[key] = tag
+        return tag
 
     def _draw_column(
         self, img: np.ndarray, state: ScreenState, mirror: MirrorEvent | None, anchors: tuple
@@ -1086,47 +1124,31 @@ class Screen:
         icons = self._icon_frames()
         you, other = state.channels
         acts = (you.activity, other.activity if other is not None else None)
-        colors = (you.color, other.color if other is not None else OTHER_COLOR)
+        colors = (tuple(you.color), tuple(other.color) if other is not None else OTHER_COLOR)
         phase = (state.now_ms % self.icon_period_ms) / self.icon_period_ms
-        indices = [self._activity_index(a) for a in acts]
-        for i, neuron in enumerate(self.neurons):
-            x, y, w, h = L.rows[i]
-            r = self._dot_r(h)
-            cy = y + h // 2
-            values, active, reps = [], [], []
-            for c, act in enumerate(acts):
-                j = indices[c][i] if indices[c] is not None else None
-                if act is None or j is None:
-                    values.append(0.0), active.append(False), reps.append(None)
-                else:
-                    values.append(float(np.clip(act.activation[j], 0, 1)))
-                    active.append(bool(act.active[j]))
-                    reps.append(int(act.reps[j]))
-            is_mirror = mirror is not None and mirror.neuron == i
-            if is_mirror or any(active):
-                tint = MIRROR_COLOR if is_mirror else colors[0] if active[0] and not active[1] else colors[1] if active[1] and not active[0] else MIRROR_COLOR
-                # A solid fill (not a blend) so the static name underneath cannot ghost
-                # through the bold one drawn over it.
-                cv2.rectangle(img, (x, y), (x + w, y + h), _mix((38, 33, 30), _scale(tint, 0.5), 0.55), -1)
-                shown, size, org = self._row_labels[i]
-                self.text.draw(img, shown, org, size, (255, 255, 255), bold=True)
-            dots = (x + self._u(6) + r, x + w - self._u(6) - r)
-            if is_mirror:
-                t = self._u(3)  # inset, so the outline stays inside this row
-                cv2.rectangle(img, (x + t // 2 + 1, y + t // 2 + 1), (x + w - t // 2 - 2, y + h - t // 2 - 2), MIRROR_COLOR, t)
-                # Lines from both performers converge on the neuron that fired for both.
-                for c, fallback in enumerate(((L.you[0] + L.you[2], L.you[1] + L.you[3] // 2), (L.other[0], L.other[1] + L.other[3] // 2))):
-                    start = anchors[c] or fallback
-                    cv2.line(img, start, (dots[c], cy), MIRROR_COLOR, self._u(4), cv2.LINE_AA)
-                    cv2.circle(img, start, self._u(7), MIRROR_COLOR, -1, cv2.LINE_AA)
-            for c, cx in enumerate(dots):
-                self._draw_dot(img, (cx, cy), r, colors[c], values[c], active[c], reps[c])
+        # Per channel, each row's (activation in 64ths, active, reps); activations are
+        # quantised (a step of at most 4 of 255 in a dot's fill) so that most rows look
+        # exactly as in the previous frame and are copied, not drawn.
+        shown = [self._row_values(act) for act in acts]
+        if not self._row_geometry:
+            for x, y, w, h in L.rows:
+                r = self._dot_r(h)
+                self._row_geometry.append((slice(y, y + h + 1), slice(x, x + w + 1), x + 2 * r + self._u(12), y, h))
+            self._row_cache = [None] * len(L.rows)
+        mirror_row = mirror.neuron if mirror is not None else -1
+        for i, (rows, cols, fx, y, h) in enumerate(self._row_geometry):
+            key = (colors, shown[0][i], shown[1][i], i == mirror_row)
+            view = img[rows, cols]
+            cached = self._row_cache[i]
+            if cached is not None and cached[0] == key:
+                view[:] = cached[1]
+            else:
+                self._draw_row(view, i, colors, (shown[0][i], shown[1][i]), i == mirror_row)
+                self._row_cache[i] = (key, view.copy())
             # Animated figure of the template, brighter while the neuron is active.
             frames = icons[i]
-            k = int(phase * len(frames)) % len(frames)
-            tone = 2 if is_mirror else 1 if any(active) else 0
-            frame = self._icon(i, k, tone)
-            fx = x + 2 * r + self._u(12)
+            active = shown[0][i][1] or shown[1][i][1]
+            frame = self._icon(i, int(phase * len(frames)) % len(frames), 2 if i == mirror_row else 1 if active else 0)
             fy = y + (h - frame.shape[0]) // 2
             fw = min(frame.shape[1], img.shape[1] - fx)
             fh = min(frame.shape[0], img.shape[0] - fy)
@@ -1134,6 +1156,54 @@ class Screen:
                 # A light figure on a dark row: "lighten" blending is one cheap cv2.max.
                 region = img[fy:fy + fh, fx:fx + fw]
                 region[:] = cv2.max(region, frame[:fh, :fw])
+        if 0 <= mirror_row < len(L.rows):
+            # Lines from both performers converge on the neuron that fired for both; its
+            # dots are drawn again on top of the lines' ends.
+            x, y, w, h = L.rows[mirror_row]
+            dots, cy = self._dot_centers(L.rows[mirror_row]), y + h // 2
+            for c, fallback in enumerate(((L.you[0] + L.you[2], L.you[1] + L.you[3] // 2), (L.other[0], L.other[1] + L.other[3] // 2))):
+                start = anchors[c] or fallback
+                cv2.line(img, start, (dots[c], cy), MIRROR_COLOR, self._u(4), cv2.LINE_AA)
+                cv2.circle(img, start, self._u(7), MIRROR_COLOR, -1, cv2.LINE_AA)
+            for c, cx in enumerate(dots):
+                self._draw_dot(img, (cx, cy), self._dot_r(h), colors[c], shown[c][mirror_row])
+
+    def _row_values(self, act: NeuronActivity | None) -> list[tuple[int, bool, int | None]]:
+        """Per screen row: (activation in 64ths, active, reps) of ``act``; reps None = not in its bank."""
+        off = (0, False, None)
+        if act is None:
+            return [off] * len(self.neurons)
+        index = self._bank_index.get(act.names)
+        if index is None:
+            where = {n: j for j, n in enumerate(act.names)}
+            if len(self._bank_index) > 16:  # a bank's names change only when it is rebuilt
+                self._bank_index.clear()
+            index = self._bank_index[act.names] = [where.get(n.name) for n in self.neurons]
+        q = np.rint(np.clip(act.activation, 0.0, 1.0) * 64).astype(int).tolist()
+        on, reps = act.active.tolist(), act.reps.tolist()
+        return [off if j is None else (q[j], bool(on[j]), int(reps[j])) for j in index]
+
+    def _dot_centers(self, row: tuple[int, int, int, int]) -> tuple[int, int]:
+        x, _, w, h = row
+        r = self._dot_r(h)
+        return x + self._u(6) + r, x + w - self._u(6) - r
+
+    def _draw_row(self, view: np.ndarray, i: int, colors, shown, is_mirror: bool) -> None:
+        """Neuron ``i``'s row (highlight, name, the two channels' dots) into ``view``, its own pixels."""
+        x, y, w, h = self.layout.rows[i]
+        active = (shown[0][1], shown[1][1])
+        if is_mirror or any(active):
+            tint = MIRROR_COLOR if is_mirror else colors[0] if active[0] and not active[1] else colors[1] if active[1] and not active[0] else MIRROR_COLOR
+            # A solid fill (not a blend) so the static name underneath cannot ghost
+            # through the bold one drawn over it.
+            cv2.rectangle(view, (0, 0), (w, h), _mix((38, 33, 30), _scale(tint, 0.5), 0.55), -1)
+            label, size, org = self._row_labels[i]
+            self.text.draw(view, label, (org[0] - x, org[1] - y), size, (255, 255, 255), bold=True)
+        if is_mirror:
+            t = self._u(3)  # inset, so the outline stays inside this row
+            cv2.rectangle(view, (t // 2 + 1, t // 2 + 1), (w - t // 2 - 2, h - t // 2 - 2), MIRROR_COLOR, t)
+        for c, cx in enumerate(self._dot_centers((0, 0, w, h))):
+            self._draw_dot(view, (cx, h // 2), self._dot_r(h), colors[c], shown[c])
 
     def _icon(self, neuron: int, k: int, tone: int) -> np.ndarray:
         key = (neuron, k, tone)
@@ -1145,16 +1215,13 @@ class Screen:
             self._icon_bgr[key] = icon
         return icon
 
-    def _activity_index(self, act: NeuronActivity | None) -> list[int | None] | None:
-        if act is None:
-            return None
-        where = {n: j for j, n in enumerate(act.names)}
-        return [where.get(n.name) for n in self.neurons]
-
-    def _draw_dot(self, img, center, r, color, value, active, reps) -> None:
+    def _draw_dot(self, img, center, r, color, shown: tuple[int, bool, int | None]) -> None:
+        """A channel's dot: filled by its activation (in 64ths), a halo while active, the reps inside."""
+        q, active, reps = shown
         if reps is None:
             cv2.circle(img, center, r, (70, 64, 60), 1, cv2.LINE_AA)
             return
+        value = q / 64
         if active:
             cv2.circle(img, center, int(r * 1.45), _scale(color, 0.55), -1, cv2.LINE_AA)
         cv2.circle(img, center, r, _mix((58, 52, 48), color, 0.15 + 0.85 * value), -1, cv2.LINE_AA)
@@ -1197,10 +1264,17 @@ class Screen:
     def _draw_banner(self, img, message, color, fill, strength: float = 1.0, bold: bool = False) -> None:
         x, y, w, h = self.layout.caption
         roi = img[y:y + h, x:x + w]
-        strength = max(0.0, min(1.0, strength))
+        # The caption strip is static background underneath, so the banner is a function
+        # of its arguments: a caption stays up for seconds, drawn once (strength in 64ths).
+        strength = round(max(0.0, min(1.0, strength)) * 64) / 64
+        key = (message, tuple(color), tuple(fill), strength, bold)
+        if self._banner is not None and self._banner[0] == key:
+            roi[:] = self._banner[1]
+            return
         _tint(roi, fill, strength)
         text, size = self.text.fit(message, self._u(24), w - self._u(30), bold=bold, min_size=self._u(13))
-        self.text.draw(img, text, (x + w // 2, y + h // 2 + size // 3), size, _mix(TEXT, color, strength), bold=bold, align="center")
+        self.text.draw(roi, text, (w // 2, h // 2 + size // 3), size, _mix(TEXT, color, strength), bold=bold, align="center")
+        self._banner = (key, roi.copy())
 
     def _draw_notice(self, img, lines: Sequence[str], rect) -> None:
         x, y, w, h = rect

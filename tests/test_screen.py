@@ -301,6 +301,54 @@ def test_render_into_a_reused_canvas_matches_a_fresh_one(text):
     assert np.array_equal(screen.render(state, out), screen.render(state))
 
 
+def _changed(base: NeuronActivity, name: str, activation=None, active=None, reps=None) -> NeuronActivity:
+    i = NAMES.index(name)
+    act, on, count = base.activation.copy(), base.active.copy(), base.reps.copy()
+    act[i] = act[i] if activation is None else activation
+    on[i] = on[i] if active is None else active
+    count[i] = count[i] if reps is None else reps
+    return NeuronActivity(base.timestamp_ms, base.person, NAMES, act, on, count)
+
+
+def test_cached_rows_tags_and_banner_equal_a_fresh_screens_pixels(text):
+    """The screen redraws a neuron row, a channel's tag and the caption banner only when
+    what they show changes; every frame of a sequence where one thing changes at a time
+    must equal the same state drawn by a screen with nothing cached."""
+    history = SpikeHistory(NAMES)
+    history.add(1, [fire("clap")], now_ms=1000)
+    event = history.add(0, [fire("clap")], now_ms=2000)
+    assert event is not None
+    base = activity(0)
+    steps = [
+        ("start", base, "doing", None, None, None),
+        ("activation", _changed(base, "clap", activation=0.6), "doing", None, None, None),
+        ("a step too small to see", _changed(base, "clap", activation=0.6 + 1 / 1000), "doing", None, None, None),
+        ("active alone", _changed(base, "clap", activation=0.6, active=True), "doing", None, None, None),
+        ("reps alone", _changed(base, "clap", activation=0.6, active=True, reps=2), "doing", None, None, None),
+        ("another row", _changed(base, "squat", activation=0.9, active=True, reps=1), "doing", None, None, None),
+        ("subtitle", base, "doing · camera 1", None, None, None),
+        ("toast", base, "doing", None, "saved", None),
+        ("another toast", base, "doing", None, "deleted", None),
+        ("firing", _changed(base, "clap", active=True, reps=1), "doing", None, None, None),
+        ("mirror event", _changed(base, "clap", active=True, reps=1), "doing", event, None, 2100),
+        ("caption steady", _changed(base, "clap", active=True, reps=1), "doing", event, None, 4000),
+        ("caption fading", _changed(base, "clap", active=True, reps=1), "doing", event, None, 6600),
+        ("event over", _changed(base, "clap", active=True, reps=1), "doing", None, None, None),
+        ("at rest", base, "doing", None, None, None),
+        ("another colour", base, "doing", None, None, None, (200, 110, 255)),
+    ]
+    screen = Screen(neurons(), size=(1280, 720), text=text)
+    other = ChannelView("OTHER", OTHER_COLOR, None, (640, 480), persons(1, seed=3), 0, activity(0, {"clap": 1}))
+    out = None
+    for what, act, subtitle, mirror, toast, now, *color in steps:
+        you = ChannelView("YOU", color[0] if color else YOU_COLOR, camera_image(), (640, 480), persons(1), 0, act, True,
+                          subtitle=subtitle)
+        state = ScreenState((you, other), now or 1000, mirror=mirror, toast=toast or "")
+        out = screen.render(state, out)
+        fresh = Screen(neurons(), size=(1280, 720), text=text).render(state)
+        assert np.array_equal(out, fresh), f"stale pixels after: {what}"
+
+
 @pytest.mark.parametrize("size, neurons_count", [((320, 240), 1), ((1280, 720), 30), ((3840, 2160), 12)])
 def test_layout_stays_inside_the_canvas(size, neurons_count):
     layout = Layout.compute(size[0], size[1], neurons_count)
