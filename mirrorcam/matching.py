@@ -209,6 +209,17 @@ def activation_of(distance: np.ndarray, threshold: np.ndarray, power: float = 4.
     return (1.0 / (1.0 + np.power(np.minimum(ratio, 1e3), power))).astype(np.float32)
 
 
+def threshold_ratio(activation: np.ndarray, power: float = 4.0) -> np.ndarray:
+    """The inverse of :func:`activation_of`: match distance over threshold (1.0 at 0.5 activation).
+
+    ``inf`` where the activation is 0 (no match yet).  How near a miss came, or how near
+    an impostor came to firing, in the units every template shares.
+    """
+    a = np.clip(np.asarray(activation, np.float64), 0.0, 1.0)
+    with np.errstate(divide="ignore"):
+        return np.power((1.0 - a) / a, 1.0 / power)
+
+
 class _Matrices:
     """Template data laid out for the per-tick distance and the DP.
 
@@ -783,4 +794,4 @@ def tick_stream(embeddings: Sequence[tuple[float, Embedding]], rate_hz: float = 
     return grid, x.astype(np.float32), w.astype(np.float32)
 
 
-__all__ = ["BankOptions", "NeuronBank", "activation_of", "best_distances", "tick_stream", "unseen_weights"]
+__all__ = ["BankOptions", "NeuronBank", "activation_of", "best_distances", "threshold_ratio", "tick_stream", "unseen_weights"]

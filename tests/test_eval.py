@@ -75,5 +75,13 @@ def test_eval_end_to_end_on_a_small_manifest(tmp_path, clips_dir):
     assert [c["path"] for c in report["clips"]][0] == "RJ-song_MediapipePy/squat.mp4"
     assert report["clips"][0]["prediction"] == "squat"
     assert report["clips"][1]["prediction"] == "none"
+    # How near each clip came: a template that fired was above half activation, so its
+    # distance was within its threshold; the standing clip lists its nearest impostors.
+    squat, stand, jack = report["clips"]
+    assert squat["closest"]["squat"] <= 1.0 and list(squat["closest"])[0] == "squat"
+    assert "none" not in stand["closest"] and len(stand["closest"]) == 2
+    assert all(r > 1.0 for r in stand["closest"].values())  # it fired nothing
+    assert all(jack["closest"][name] <= 1.0 for name in jack["fires"])
+    assert "closest to threshold" in proc.stdout or all(c["correct"] for c in report["clips"])
     assert cv2.imread(str(out / "confusion.png")) is not None
     assert json.loads((out / "report.json").read_text())["accuracy"] == report["accuracy"]

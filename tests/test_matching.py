@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mirrorcam.containers import PoseFrame
-from mirrorcam.matching import BIG, BankOptions, NeuronBank, activation_of, best_distances, tick_stream
+from mirrorcam.matching import BIG, BankOptions, NeuronBank, activation_of, best_distances, threshold_ratio, tick_stream
 from mirrorcam.performer import PerformerOptions, perform
 from mirrorcam.templates import builtin_library, embed_recording
 
@@ -553,3 +553,13 @@ def test_frame_distance_is_the_weighted_squared_distance(side_specific, unseen_c
         direct = ((w * vi * (xi - y) ** 2).sum(axis=1) + opts.unseen_cost * unseen
                   + t.velocity_weight * (w * vi * (vx - vy) ** 2).sum(axis=1)) / w.sum()
         np.testing.assert_allclose(got[r, : len(y)], direct, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.3, 0.999, 1.0, 1.2, 2.5, 40.0])
+def test_threshold_ratio_inverts_the_activation(ratio):
+    activation = activation_of(np.array([ratio * 0.07]), np.array([0.07]))
+    assert threshold_ratio(activation)[0] == pytest.approx(ratio, rel=1e-3, abs=1e-3)
+
+
+def test_threshold_ratio_of_no_match_is_infinite():
+    assert np.isinf(threshold_ratio(np.array([0.0]))[0]) and threshold_ratio(np.array([0.5]))[0] == 1.0

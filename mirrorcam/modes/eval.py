@@ -26,7 +26,7 @@ import csv
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -35,7 +35,7 @@ import numpy as np
 from mirrorcam.containers import Person, PoseFrame
 from mirrorcam.errors import ConfigError, MirrorcamError, SourceError
 from mirrorcam.fileio import atomic_write_bytes, atomic_write_json
-from mirrorcam.matching import BankOptions, NeuronBank
+from mirrorcam.matching import BankOptions, NeuronBank, threshold_ratio
 from mirrorcam.progress import Progress
 from mirrorcam.recording import Recording
 from mirrorcam.skeleton import MIRROR_PERMUTATION
@@ -143,10 +143,24 @@ def retimed_frames(frames, speed: float) -> list[PoseFrame]:
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClipResult:
+    """One clip's outcome.
+
+    Attributes:
+        prediction: The most-fired template, or ``none``.
+        fires: Firings per template.
+        firings: All firings.
+        duration_s: The clip's length.
+        closest: Per template, the nearest its match came to its threshold anywhere in
+            the clip, as distance / threshold (below 1 it was active; a miss's own
+            template at 1.2 was a near miss, an impostor at 1.05 nearly fired), for
+            every template that matched at all.
+    """
+
     prediction: str
     fires: dict
     firings: int
     duration_s: float
+    closest: dict = field(default_factory=dict)
 
 
 def classify(bank: NeuronBank, frames, duration_s: float) -> ClipResult:
@@ -154,8 +168,10 @@ def classify(bank: NeuronBank, frames, duration_s: float) -> ClipResult:
     bank.reset()
     counts: Counter = Counter()
     scores: Counter = Counter()
+    peak = np.zeros(len(bank.names))  # over everyone in the clip
     for frame in frames:
         for activity in bank.update(frame).values():
+            np.maximum(peak, activity.activation, out=peak)
             for f in activity.firings:
                 counts[f.template] += 1
                 scores[f.template] += f.score
@@ -163,10 +179,11 @@ def classify(bank: NeuronBank, frames, duration_s: float) -> ClipResult:
         for f in firings:
             counts[f.template] += 1
             scores[f.template] += f.score
+    closest = {n: round(float(r), 3) for n, r in zip(bank.names, threshold_ratio(peak)) if np.isfinite(r)}
     if not counts:
-        return ClipResult(NONE, {}, 0, duration_s)
+        return ClipResult(NONE, {}, 0, duration_s, closest)
     best = max(counts, key=lambda n: (counts[n], scores[n]))
-    return ClipResult(best, dict(sorted(counts.items())), int(sum(counts.values())), duration_s)
+    return ClipResult(best, dict(sorted(counts.items())), int(sum(counts.values())), duration_s, closest)
 
 
 def summarise(rows: list[ClipRow], results: dict[str, ClipResult], names: tuple[str, ...]) -> dict:
@@ -471,6 +488,7 @@ def run(args: argparse.Namespace) -> int:
             "prediction": results["normal"][r.path].prediction,
             "correct": results["normal"][r.path].prediction in r.expected(names),
             "fires": results["normal"][r.path].fires,
+            "closest": _closest(results["normal"][r.path].closest, r.expected(names)),
             **({"flip_prediction": results["flip"][r.path].prediction,
                 "speed_predictions": {str(s): results[str(s)][r.path].prediction for s in SPEEDS}} if not args.no_variants else {}),
         }
@@ -504,7 +522,16 @@ def print_report(report: dict) -> None:
             print(f"{name:18s} {_pct(pc['precision']):>9s} {_pct(pc['recall']):>7s} {pc['support']:3d}")
     for clip in report["clips"]:
         if not clip["correct"]:
-            print(f"  miss: {clip['path']} [{clip['label']}] -> {clip['prediction']} {clip['fires']}")
+            near = ", ".join(f"{n} {r:.2f}x" for n, r in clip["closest"].items())
+            print(f"  miss: {clip['path']} [{clip['label']}] -> {clip['prediction']} {clip['fires']}"
+                  + (f" (closest to threshold: {near})" if near else ""))
+
+
+def _closest(closest: dict, expected: tuple[str, ...], rivals: int = 2) -> dict:
+    """A clip's expected templates and its ``rivals`` nearest others, by distance / threshold."""
+    own = {n: closest[n] for n in expected if n in closest}
+    others = sorted((r, n) for n, r in closest.items() if n not in expected)[:rivals]
+    return {**own, **{n: r for r, n in others}}
 
 
 def _pct(v) -> str:
