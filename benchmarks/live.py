@@ -13,7 +13,7 @@ moment the capture thread got the frame to the moment the screen holding it was 
 the first third of the run (a queue that fills would show here).  Prints one JSON object
 on its last line.
 
-    .venv/bin/python benchmarks/live.py [--seconds 15] [--clip RJ-song_MediapipePy/squat.mp4] [--num-poses 2]
+    .venv/bin/python benchmarks/live.py [--seconds 15] [--clip RJ-song_MediapipePy/squat.mp4] [--num-poses 1]
     .venv/bin/python benchmarks/live.py --screen-only   # the screen's cost alone, in seconds
 """
 
@@ -96,7 +96,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--clip", default="RJ-song_MediapipePy/squat.mp4", help="clip under the shared clips folder")
-    parser.add_argument("--num-poses", type=int, default=2, help="most people per frame, as `mirrorcam live --num-poses` (default 2)")
+    parser.add_argument("--num-poses", type=int, default=1,
+                        help="most people per frame, as `mirrorcam live --num-poses` (default 1, live's own default beside a clip)")
     parser.add_argument("--screen-only", action="store_true", help="only the screen's render + match cost (no camera, no model)")
     args = parser.parse_args()
     if args.screen_only:

@@ -304,3 +304,28 @@ def test_teach_from_a_simulated_camera_then_the_template_fires_on_a_replay(xvfb,
     bank = NeuronBank([template])
     fired = [f for pf in clip_landmarks(video).frames for a in bank.update(pf).values() for f in a.firings]
     assert fired and all(f.template == "jj_test" for f in fired)
+
+
+@pytest.mark.parametrize(
+    "argv, num_poses",
+    [
+        ([], 1),                                   # one visitor beside an observed clip
+        (["--other", "recordings"], 1),
+        (["--other", "second-person"], 2),         # OTHER is the camera's second person
+        (["--num-poses", "3"], 3),                 # the flag wins
+        (["--other", "second-person", "--num-poses", "1"], 1),
+    ],
+)
+def test_the_camera_looks_for_one_person_unless_other_is_the_second(argv, num_poses):
+    from mirrorcam.cli import build_parser
+    from mirrorcam.modes.live import camera_pose_options
+    from mirrorcam.modes.common import pose_options_from_args
+
+    args = build_parser().parse_args(["live", *argv])
+    assert camera_pose_options(args).num_poses == num_poses
+    # Observed clips keep replay's and eval's options (their landmark cache is shared).
+    assert pose_options_from_args(args).num_poses == (int(argv[-1]) if "--num-poses" in argv else 2)
+
+
+def test_a_bad_num_poses_is_one_clear_error():
+    assert_one_line_error(run_cli("live", "--demo", "--num-poses", "0", "--no-window", "--seconds", "1"), "num_poses")

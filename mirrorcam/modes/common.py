@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 import os
 import sys
@@ -12,19 +13,26 @@ from mirrorcam.modelstore import DEFAULT_VARIANT, VARIANTS
 from mirrorcam.pose import PoseEstimatorOptions
 
 
-def add_pose_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model-variant``, ``--num-poses``, ``--no-smoothing``."""
+def add_pose_arguments(parser: argparse.ArgumentParser, num_poses_default: str = "2") -> None:
+    """``--model-variant``, ``--num-poses``, ``--no-smoothing``.
+
+    ``--num-poses`` is None when not given, so a mode can choose its own default
+    (``num_poses_default`` is how its help text says what that is).
+    """
     group = parser.add_argument_group("pose stage")
     group.add_argument("--model-variant", choices=VARIANTS, default=DEFAULT_VARIANT, help="pose model (default: full)")
-    group.add_argument("--num-poses", type=int, default=2, metavar="N", help="most people per frame (default: 2)")
+    group.add_argument("--num-poses", type=int, default=None, metavar="N",
+                       help=f"most people per frame (default: {num_poses_default})")
     group.add_argument("--no-smoothing", action="store_true", help="turn the One-Euro landmark filter off")
 
 
-def pose_options_from_args(args: argparse.Namespace) -> PoseEstimatorOptions:
+def pose_options_from_args(args: argparse.Namespace, num_poses: int | None = None) -> PoseEstimatorOptions:
+    """The pose stage's options from the command line; ``num_poses`` is the mode's default
+    when ``--num-poses`` was not given (else :class:`PoseEstimatorOptions`'s, 2)."""
+    chosen = args.num_poses if args.num_poses is not None else num_poses
     try:
-        return PoseEstimatorOptions(
-            model_variant=args.model_variant, num_poses=args.num_poses, smoothing=not args.no_smoothing
-        )
+        options = PoseEstimatorOptions(model_variant=args.model_variant, smoothing=not args.no_smoothing)
+        return options if chosen is None else replace(options, num_poses=chosen)
     except ValueError as exc:
         raise MirrorcamError(str(exc)) from None
 

@@ -36,6 +36,7 @@ import numpy as np
 from mirrorcam.containers import NeuronActivity, PoseFrame
 from mirrorcam.errors import MirrorcamError, SourceError, TemplateError
 from mirrorcam.modes.common import add_pose_arguments, display_available, load_templates, pose_options_from_args
+from mirrorcam.pose import PoseEstimatorOptions
 from mirrorcam.recording import Recording, is_recording_path, load_recording, recording_from_frames
 from mirrorcam.screen import (
     OTHER_COLOR,
@@ -93,7 +94,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seconds", type=float, help="stop after this many seconds")
     parser.add_argument("--templates", type=Path, action="append", metavar="DIR", help="extra template folder (repeatable)")
     parser.add_argument("--teach-seconds", type=float, default=4.0, help="length of a taught performance (default 4)")
-    add_pose_arguments(parser)
+    add_pose_arguments(parser, num_poses_default="1, or 2 with --other second-person")
     parser.set_defaults(run=run)
 
 
@@ -718,9 +719,22 @@ def open_you_source(args):
     return camera_source(args.camera)
 
 
+def camera_pose_options(args: argparse.Namespace) -> PoseEstimatorOptions:
+    """The camera's pose stage: one person, or two when OTHER is the second person
+    (``--num-poses`` overrides).
+
+    Why not always two: MediaPipe re-runs its person detector on every frame while it
+    tracks fewer people than it may, about 20 ms a frame on a 2-core laptop (pose 29-32
+    against 48-52 ms, live 30 against 19-21 fps).  Observed clips keep the pose options
+    replay and eval use, so their landmark cache is shared.
+    """
+    return pose_options_from_args(args, num_poses=2 if args.other == SECOND_PERSON else 1)
+
+
 def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
-    pose_options = pose_options_from_args(args)
+    pose_options = pose_options_from_args(args)  # observed clips: as replay and eval (shared cache)
+    camera_options = camera_pose_options(args)
     show = not args.no_window and display_available()
     if args.demo or (args.demo_fallback and not show):
         return run_demo(args, size, show)
@@ -741,7 +755,7 @@ def run(args: argparse.Namespace) -> int:
         app = LiveApp(load_templates(args.templates), observed, size, mirror=not args.no_mirror, debug=args.debug,
                       model_variant=pose_options.model_variant, teach_dir=args.templates[0] if args.templates else None,
                       teach_seconds=args.teach_seconds, you_label=source.description)
-        estimator = PoseEstimator.create_from_options(pose_options)
+        estimator = PoseEstimator.create_from_options(camera_options)
     except BaseException:
         source.close()
         raise
