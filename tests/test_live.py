@@ -329,3 +329,18 @@ def test_the_camera_looks_for_one_person_unless_other_is_the_second(argv, num_po
 
 def test_a_bad_num_poses_is_one_clear_error():
     assert_one_line_error(run_cli("live", "--demo", "--num-poses", "0", "--no-window", "--seconds", "1"), "num_poses")
+
+
+def test_the_demo_teaches_into_the_templates_folder_for_the_seconds_asked(tmp_path):
+    from mirrorcam.cli import build_parser
+    from mirrorcam.modes.live import app_from_args
+
+    args = build_parser().parse_args(["live", "--demo", "--templates", str(tmp_path), "--teach-seconds", "2.5"])
+    app = app_from_args(args, None, (640, 480), "generated", "demo visitor")
+    assert app.teach_dir == tmp_path and app.teach_seconds == 2.5
+
+
+@pytest.mark.parametrize("extra", [["--demo"], ["--camera", "57"]])
+def test_a_bad_teach_length_is_one_clear_error(extra):
+    assert_one_line_error(run_cli("live", *extra, "--no-window", "--out", "x.mp4", "--teach-seconds", "0", "--seconds", "1"),
+                          "--teach-seconds")

@@ -731,8 +731,20 @@ def camera_pose_options(args: argparse.Namespace) -> PoseEstimatorOptions:
     return pose_options_from_args(args, num_poses=2 if args.other == SECOND_PERSON else 1)
 
 
+def app_from_args(args: argparse.Namespace, observed, size: tuple[int, int], model_variant: str, you_label: str) -> LiveApp:
+    """The live screen's state for the command line's options (the camera's and the demo's alike)."""
+    try:
+        return LiveApp(load_templates(args.templates), observed, size, mirror=not args.no_mirror, debug=args.debug,
+                       model_variant=model_variant, teach_dir=args.templates[0] if args.templates else None,
+                       teach_seconds=args.teach_seconds, you_label=you_label)
+    except ValueError as exc:  # e.g. --teach-seconds 0
+        raise MirrorcamError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
+    if not args.teach_seconds > 0.5:  # before any camera opens: a bad option is the first thing said
+        raise MirrorcamError(f"--teach-seconds must be more than 0.5, got {args.teach_seconds}")
     pose_options = pose_options_from_args(args)  # observed clips: as replay and eval (shared cache)
     camera_options = camera_pose_options(args)
     show = not args.no_window and display_available()
@@ -752,9 +764,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         observed = observed_clips(args.other, pose_options)
-        app = LiveApp(load_templates(args.templates), observed, size, mirror=not args.no_mirror, debug=args.debug,
-                      model_variant=pose_options.model_variant, teach_dir=args.templates[0] if args.templates else None,
-                      teach_seconds=args.teach_seconds, you_label=source.description)
+        app = app_from_args(args, observed, size, pose_options.model_variant, source.description)
         estimator = PoseEstimator.create_from_options(camera_options)
     except BaseException:
         source.close()
@@ -853,8 +863,7 @@ def run_demo(args: argparse.Namespace, size: tuple[int, int], show: bool) -> int
     you_rec, observed = demo_recordings()
     if args.other and args.other != SECOND_PERSON:
         observed = observed_clips(args.other, pose_options_from_args(args))
-    app = LiveApp(load_templates(args.templates), observed, size, mirror=not args.no_mirror, debug=args.debug,
-                  model_variant="generated", you_label="demo visitor (generated)")
+    app = app_from_args(args, observed, size, "generated", "demo visitor (generated)")
     if show:
         player = ClipPlayer([ObservedClip("you", you_rec)])
         start = time.perf_counter()
