@@ -75,3 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as exc:  # the file system said no (a path under a file, a full disk, ...)
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"mirrorcam: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a case no check foresaw: still one line for the user, the details with -v
+        logging.getLogger("mirrorcam").debug("unexpected error", exc_info=True)
+        print(f"mirrorcam: error: unexpected {type(exc).__name__}: {str(exc)[:300]} (run with -v for the details)",
+              file=sys.stderr)
+        return 1

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from mirrorcam.errors import MirrorcamError
+
 
 @functools.lru_cache(maxsize=1)
 def new_file_mode() -> int:
@@ -28,6 +30,27 @@ def new_file_mode() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def writable_destination(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a file mirrorcam may write, or a clear :class:`MirrorcamError`.
+
+    Refuses what the rename would get wrong: a folder, a device or anything that is not
+    a regular file (renaming over ``/dev/null`` replaces the device), an empty name, and
+    a parent that is a file.  Creates the parent folder.
+    """
+    dest = Path(path)
+    if not str(path) or not dest.name:
+        raise MirrorcamError(f"cannot write to {str(path)!r}: not a file name")
+    if dest.exists() and not dest.is_file():
+        raise MirrorcamError(f"cannot write to {dest}: it is a folder or a device, not a file")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MirrorcamError(f"cannot write to {dest}: cannot create its folder ({exc.strerror or exc})") from None
+    if not os.access(dest.parent, os.W_OK):
+        raise MirrorcamError(f"cannot write to {dest}: its folder is not writable")
+    return dest
 
 
 @contextlib.contextmanager
@@ -44,10 +67,12 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest = writable_destination(path)
     # The temp file lives beside the destination so the rename stays on one filesystem.
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    except OSError as exc:
+        raise MirrorcamError(f"cannot write to {dest}: {exc.strerror or exc}") from None
     try:
         kwargs = {"encoding": "utf-8", "newline": "\n"} if mode == "w" else {}
         with os.fdopen(fd, mode, **kwargs) as handle:

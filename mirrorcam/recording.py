@@ -171,13 +171,22 @@ def _from_arrays(path: Path, header: dict, a: dict[str, np.ndarray]) -> Recordin
     for name, shape in expected.items():
         if t < 0 or p < 0 or a[name].shape != shape:
             raise RecordingError(f"{path}: array '{name}' has shape {a[name].shape}, expected {shape}")
+    # Numbers only (a string or complex array is not landmarks), and times that are times.
+    for name in ("timestamps_ms", *expected):
+        allowed = "iu" if name == "person_ids" else "iuf"
+        if a[name].dtype.kind not in allowed:
+            raise RecordingError(f"{path}: array '{name}' holds {a[name].dtype} values, expected numbers")
+    if not np.all(np.isfinite(a["timestamps_ms"])):
+        raise RecordingError(f"{path}: timestamps must be finite numbers")
     try:
         fps = float(header["fps"])
         width, height = (int(v) for v in header["frame_size"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise RecordingError(f"{path}: header lacks a valid fps or frame_size") from exc
-    if not fps > 0:
-        raise RecordingError(f"{path}: fps must be > 0, got {fps}")
+    if not 0 < fps <= 1000:
+        raise RecordingError(f"{path}: fps must be between 0 and 1000, got {fps}")
+    if not (1 <= width <= 16384 and 1 <= height <= 16384):
+        raise RecordingError(f"{path}: frame_size must be between 1 and 16384 pixels a side, got {width}x{height}")
     frames = []
     for i in range(t):
         persons = tuple(

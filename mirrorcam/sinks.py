@@ -16,17 +16,19 @@ import cv2
 import numpy as np
 
 from mirrorcam.errors import SourceError
-from mirrorcam.fileio import new_file_mode
+from mirrorcam.fileio import new_file_mode, writable_destination
 
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
 class _AtomicFile:
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = writable_destination(path)
         # Same folder (one filesystem for the rename) and same suffix (codec choice by name).
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}", dir=self.path.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}", dir=self.path.parent)
+        except OSError as exc:
+            raise SourceError(f"cannot write to {self.path}: {exc.strerror or exc}") from None
         os.close(fd)
         self.tmp = Path(tmp)
 
@@ -59,8 +61,8 @@ class VideoSink(_AtomicFile):
         path = Path(path)
         if path.suffix.lower() not in _FOURCC:
             raise SourceError(f"cannot write video {path}: use one of {', '.join(sorted(_FOURCC))}")
-        if fps <= 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
+        if not 0 < fps <= 1000:  # (an infinite rate hangs OpenCV's writer)
+            raise SourceError(f"cannot write video {path} at {fps} fps: the rate must be between 0 and 1000")
         super().__init__(path)
         self.fps = fps
         self._writer: cv2.VideoWriter | None = None

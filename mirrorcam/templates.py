@@ -341,11 +341,16 @@ def load_template(path: str | Path) -> Template:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TemplateError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise TemplateError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TemplateError(f"{path}: not valid JSON ({exc})") from None
-    template = Template.from_json(obj, str(path))
+    except (ValueError, RecursionError) as exc:  # (JSONDecodeError is a ValueError; so is a 5,000-digit number)
+        raise TemplateError(f"{path}: not valid JSON ({str(exc)[:200]})") from None
+    try:
+        template = Template.from_json(obj, str(path))
+    except (ValueError, OverflowError) as exc:  # a check below TemplateError's own (finite frames, ...)
+        raise TemplateError(f"{path}: {exc}") from None
     if template.rate_hz != RATE_HZ:
         raise TemplateError(f"{path}: stored at {template.rate_hz} Hz, the matcher runs at {RATE_HZ} Hz")
     return template

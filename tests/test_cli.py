@@ -190,3 +190,102 @@ def test_the_landmark_cache_key_follows_an_explicit_model_file(tmp_path: Path) -
     assert cache_key(clip, PoseEstimatorOptions(model_path=str(model))) == first
     model.write_bytes(b"another model, other size")
     assert cache_key(clip, PoseEstimatorOptions(model_path=str(model))) != first
+
+
+# --------------------------------------------------------------------------- outputs and odd inputs
+# Found by feeding the command line odd inputs on purpose (session 10): each was a traceback,
+# a hang or a lost file before.
+
+DEMO_RECORDING = Path(__file__).resolve().parent.parent / "recordings" / "self_demo.npz"
+
+
+def _recording_with(tmp: Path, name: str, **changes) -> Path:
+    """A copy of the demo recording with some arrays or header fields replaced."""
+    with np.load(DEMO_RECORDING, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(arrays["header"].tobytes().decode("utf-8"))
+    header.update(changes.pop("header", {}))
+    arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
+    arrays.update(changes)
+    path = tmp / name
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda t: _recording_with(t, "fps_inf.npz", header={"fps": float("inf")}), "fps"),
+        (lambda t: _recording_with(t, "huge.npz", header={"frame_size": [10 ** 9, 10]}), "frame_size"),
+        (lambda t: _recording_with(t, "strings.npz", timestamps_ms=np.array(["a"] * len(np.load(DEMO_RECORDING)["timestamps_ms"]))), "timestamps_ms"),
+    ],
+    ids=["infinite-fps", "huge-frame", "text-timestamps"],
+)
+def test_a_recording_with_impossible_values_is_one_clear_line(tmp_path: Path, make, needle) -> None:
+    proc = run_cli("replay", make(tmp_path), "--no-window", "--out", tmp_path / "x.mp4", timeout=120)
+    assert_one_line_error(proc, needle)
+    assert not any(p.name.startswith(".x") for p in tmp_path.iterdir()), "a temporary file was left behind"
+
+
+def test_replay_refuses_to_write_over_its_own_input(tmp_path: Path) -> None:
+    rec = tmp_path / "rec.npz"
+    shutil.copy(DEMO_RECORDING, rec)
+    before = rec.read_bytes()
+    assert_one_line_error(run_cli("replay", rec, "--no-window", "--events", rec), "overwrite")
+    assert_one_line_error(run_cli("replay", rec, "--no-window", "--out", tmp_path / "a.mp4", "--events", tmp_path / "a.mp4"),
+                          "overwrite")
+    assert rec.read_bytes() == before
+
+
+@pytest.mark.parametrize("target", ["folder", "under-a-file"])
+def test_an_output_that_cannot_be_a_file_is_one_clear_line(tmp_path: Path, target) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "plain.txt").write_text("x")
+    out = tmp_path / "folder" if target == "folder" else tmp_path / "plain.txt" / "events.jsonl"
+    assert_one_line_error(run_cli("replay", DEMO_RECORDING, "--no-window", "--events", out), "cannot write")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "plain.txt"] and not any((tmp_path / "folder").iterdir())
+
+
+def test_a_clip_with_nobody_keeps_the_earlier_outputs(tmp_path: Path, pose_model) -> None:
+    empty = _nobody(tmp_path)
+    old_events, old_rec = tmp_path / "events.jsonl", tmp_path / "rec.npz"
+    old_events.write_text("earlier run\n")
+    shutil.copy(DEMO_RECORDING, old_rec)
+    assert_one_line_error(run_cli("replay", empty, "--no-window", "--events", old_events), "no person")
+    assert_one_line_error(run_cli("extract", empty, "-o", old_rec), "no person")
+    assert old_events.read_text() == "earlier run\n" and old_rec.read_bytes() == DEMO_RECORDING.read_bytes()
+
+
+def test_a_template_folder_with_a_non_utf8_or_absurd_file_reports_it_and_goes_on(tmp_path: Path) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "latin1.json").write_bytes('{"name": "café"}'.encode("latin-1"))
+    (folder / "hugeint.json").write_text('{"name": "x", "threshold": ' + "9" * 5000 + "}")
+    proc = run_cli("replay", DEMO_RECORDING, "--no-window", "--templates", folder, "--events", tmp_path / "e.jsonl")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "latin1.json" in proc.stderr and "hugeint.json" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("path\tlabel\tsubject\nclip.mp4\tcafé\tx\n".encode("latin-1"), "utf-8"),
+        (b"path\nclip.mp4\n", "lacks"),
+        ("\ufeffpath\tlabel\tsubject\n".encode("utf-8"), "no clips"),  # a BOM is not part of "path"
+        (b'path,label,subject\n"' + b"x" * 200_000 + b"\n", "manifest"),
+    ],
+    ids=["latin-1", "path-only", "bom-header-only", "unclosed-quote"],
+)
+def test_a_bad_manifest_is_one_clear_line(tmp_path: Path, content: bytes, needle: str) -> None:
+    manifest = tmp_path / "m.tsv"
+    manifest.write_bytes(content)
+    assert_one_line_error(run_cli("eval", manifest, "--no-variants"), needle)
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [(["--camera", "-1"], "--camera"), (["--demo", "--seconds", "nan"], "--seconds"), (["--demo", "--seconds", "0"], "--seconds")],
+    ids=["negative-camera", "nan-seconds", "zero-seconds"],
+)
+def test_live_rejects_impossible_numbers_before_opening_anything(tmp_path: Path, flags, needle) -> None:
+    assert_one_line_error(run_cli("live", *flags, "--no-window", "--out", tmp_path / "x.mp4", timeout=60), needle)

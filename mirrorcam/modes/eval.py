@@ -93,9 +93,11 @@ def read_manifest(path: Path) -> list[ClipRow]:
         ConfigError: Missing file, missing columns or no rows.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # (a byte-order mark is not part of the first column's name)
     except OSError as exc:
         raise ConfigError(f"cannot read manifest {path} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"manifest {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     first = text.splitlines()[0] if text.strip() else ""
     delimiter = "\t" if "\t" in first else ","
     reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
@@ -103,10 +105,14 @@ def read_manifest(path: Path) -> list[ClipRow]:
     if missing:
         raise ConfigError(f"manifest {path} lacks the column(s) {', '.join(sorted(missing))}")
     rows = []
-    for row in reader:
+    try:
+        records = list(reader)
+    except csv.Error as exc:
+        raise ConfigError(f"manifest {path}: line {reader.line_num}: {exc}") from None
+    for row in records:
         if not (row.get("path") or "").strip():
             continue
-        labels = tuple(x.strip() for x in row["label"].split("|") if x.strip())
+        labels = tuple(x.strip() for x in (row.get("label") or "").split("|") if x.strip())
         if not labels:
             raise ConfigError(f"manifest {path}: clip {row['path']} has no label")
         rows.append(ClipRow(row["path"].strip(), labels, (row.get("subject") or "").strip() or row["path"]))

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from mirrorcam.errors import MirrorcamError
+from mirrorcam.fileio import writable_destination
 from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
 from mirrorcam.pipeline import clip_landmarks
 from mirrorcam.recording import save_recording
@@ -28,11 +29,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    output = args.output if args.output.suffix == ".npz" else args.output.with_suffix(args.output.suffix + ".npz")
+    if not args.output.name:
+        raise MirrorcamError(f"cannot write to {str(args.output)!r}: not a file name")
+    output = args.output if args.output.suffix == ".npz" else args.output.with_name(args.output.name + ".npz")
+    writable_destination(output)  # before the work, not after it
     recording = clip_landmarks(args.clip, pose_options_from_args(args))
-    save_recording(output, recording)
     found = sum(1 for f in recording.frames if f.persons)
+    if found == 0:  # (and an earlier recording under that name is kept)
+        raise MirrorcamError(f"no person found in any of the {len(recording)} frames of {args.clip}; nothing written")
+    save_recording(output, recording)
     print(f"{output}: {len(recording)} frames at {recording.fps:g} fps, a person in {found}")
-    if found == 0:
-        raise MirrorcamError(f"no person found in any of the {len(recording)} frames of {args.clip}")
     return 0

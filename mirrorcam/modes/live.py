@@ -743,8 +743,13 @@ def app_from_args(args: argparse.Namespace, observed, size: tuple[int, int], mod
 
 def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
-    if not args.teach_seconds > 0.5:  # before any camera opens: a bad option is the first thing said
+    # Options first, before any camera opens (a negative index crashes OpenCV's capture).
+    if not args.teach_seconds > 0.5:
         raise MirrorcamError(f"--teach-seconds must be more than 0.5, got {args.teach_seconds}")
+    if args.seconds is not None and not 0 < args.seconds < 1e7:
+        raise MirrorcamError(f"--seconds must be a positive number of seconds, got {args.seconds}")
+    if args.camera < 0:
+        raise MirrorcamError(f"--camera must be 0 or more, got {args.camera}")
     pose_options = pose_options_from_args(args)  # observed clips: as replay and eval (shared cache)
     camera_options = camera_pose_options(args)
     show = not args.no_window and display_available()

@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         for clip in clips:
             out = _output_for(args.out, clip, batch, ".mp4")
             events = _output_for(args.events, clip, batch, ".jsonl")
+            _check_outputs(clip, out, events)
             if not is_recording_path(clip) and estimator is None:
                 estimator = PoseEstimator.create_from_options(options)
             try:
@@ -112,13 +113,24 @@ def run(args: argparse.Namespace) -> int:
             if summary.frames_with_person == 0:
                 if not batch:
                     raise MirrorcamError(f"no person found in any of the {summary.frames} frames of {clip}")
-                log.warning("no person found in %s", clip)
+                log.warning("no person found in %s; nothing written for it", clip)
     finally:
         if estimator is not None:
             estimator.close()
         if show:
             cv2.destroyAllWindows()
     return 1 if failures else 0
+
+
+def _check_outputs(clip: Path, *outputs: Path | None) -> None:
+    """Refuse outputs that would replace the clip being read, or each other."""
+    seen = {clip.resolve()}
+    for path in outputs:
+        if path is None:
+            continue
+        if path.resolve() in seen:
+            raise MirrorcamError(f"{path} would overwrite {'the clip being replayed' if path.resolve() == clip.resolve() else 'the other output'}")
+        seen.add(path.resolve())
 
 
 def _output_for(arg: Path | None, clip: Path, batch: bool, suffix: str) -> Path | None:
@@ -194,11 +206,13 @@ def replay_clip(
                 writer.close()
             except Exception:  # the original error is the one to report
                 pass
-        # A clean end (or the user pressing q) keeps the outputs; a crash leaves no half file.
+        # A clean end (or the user pressing q) keeps the outputs; a crash leaves no half file,
+        # and a clip with nobody in it does not replace an earlier output with an empty one.
+        keep = completed and with_person > 0
         if video:
-            video.close(commit=completed)
+            video.close(commit=keep)
         if log_sink:
-            log_sink.close(commit=completed)
+            log_sink.close(commit=keep)
     return ReplaySummary(clip, count, with_person, fired, time.perf_counter() - start)
 
 
