@@ -122,6 +122,9 @@ def verified_bundle(variant: str = DEFAULT_VARIANT, models_dir: Path | None = No
     entry = _read_manifest(models_dir).get(variant)
     if not path.exists() or not entry:
         return None
+    if not isinstance(entry, dict):
+        raise ModelError(f"{models_dir / 'manifest.json'}: the entry for {variant!r} is not an object; "
+                         f"run 'mirrorcam models fetch --variant {variant} --force'")
     actual = sha256_file(path)
     if actual != entry.get("sha256"):
         raise ModelError(

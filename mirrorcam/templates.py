@@ -164,8 +164,10 @@ def _check_velocity_weight(weight: object) -> None:
 
 
 def _check_threshold(threshold: object) -> None:
-    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
-        raise ValueError(f"template threshold must be a positive number, got {threshold!r}")
+    # (Distances between embeddings are of the order of 0.01-1; above 1e6 a threshold is a
+    # mistake, and beyond float32's range it would overflow the matcher.)
+    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and 0 < threshold <= 1e6):
+        raise ValueError(f"template threshold must be a positive number up to 1e6, got {threshold!r}")
 
 
 def _check_groups(groups: dict) -> None:

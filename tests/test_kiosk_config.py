@@ -283,3 +283,20 @@ def test_run_with_a_broken_config_is_one_line_error(tmp_path):
 def test_default_config_object_is_consistent():
     config = KioskConfig()
     assert config.log_path.name == "kiosk.log" and config.counters_path.name == "counters.json"
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "needle"),
+    [
+        ('[texts]\nimitate = "{action:>99999999999}"\n', "texts.imitate", "has a format"),
+        ('[texts]\nimitate = "{action!r}"\n', "texts.imitate", "has a format"),
+        ('[storage]\ndir = "logs\\u0000x"\n', "storage.dir", "NUL"),
+        ('[display]\nfont = "."\n', "display.font", "no such file"),
+    ],
+    ids=["format-spec", "conversion", "nul-in-folder", "folder-as-font"],
+)
+def test_values_that_would_crash_the_running_exhibit_are_refused_at_start(tmp_path, clip_file, body, key, needle):
+    """Each passed the checks before (session 10) and then failed every frame of the exhibit."""
+    path = write(tmp_path, body + '[[playlist]]\naction = "clap"\nclip = "clips/wave.avi"\n')
+    with pytest.raises(ConfigError, match=f"{key}.*{needle}"):
+        load_config(path)

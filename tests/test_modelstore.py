@@ -103,3 +103,14 @@ def test_bad_from_path_gives_one_line(tmp_path: Path, content: bytes | None, nee
 def test_variant_without_offline_weights_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="--from"):
         fetch_model("heavy", models_dir=tmp_path, allow_download=False)
+
+
+@pytest.mark.parametrize("entry", ['"x"', "[1]", "3"])
+def test_a_manifest_entry_that_is_not_an_object_is_reported_not_a_crash(tmp_path: Path, entry: str) -> None:
+    from conftest import run_cli
+
+    (tmp_path / "manifest.json").write_text('{"full": ' + entry + "}")
+    (tmp_path / "pose_landmarker_full.task").write_bytes(b"not a model")
+    proc = run_cli("models", "list", "--dir", tmp_path)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "full   BAD" in proc.stdout and "not an object" in proc.stdout

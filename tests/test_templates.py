@@ -114,6 +114,9 @@ BAD = [
     ("missing_frames", json.dumps({k: v for k, v in _good().items() if k != "frames"}), "missing frames"),
     ("short_rows", json.dumps({**_good(), "frames": [[0.0, 1.0]], "weights": None}), "frames"),
     ("neg_threshold", json.dumps({**_good(), "threshold": -1}), "threshold"),
+    ("huge_threshold", json.dumps({**_good(), "threshold": 1e308}), "threshold"),  # overflowed float32
+    ("deep", "[" * 100_000 + "]" * 100_000, "not valid JSON"),                    # RecursionError
+    ("huge_int", '{"threshold": ' + "9" * 5000 + "}", "not valid JSON"),
     ("bad_kind", json.dumps({**_good(), "kind": "wobbly"}), "kind"),
     ("bad_side", json.dumps({**_good(), "side_specific": "yes"}), "side_specific"),
     ("bad_name", json.dumps({**_good("Bad Name!")}), "name"),

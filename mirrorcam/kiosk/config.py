@@ -417,8 +417,13 @@ class _Checker:
                 self.problem(key, f"must be 3 to 16 lower-case letters or digits, got {_describe(value)}")
                 return False, None
             return True, value
+        if kind in ("file", "dir", "source") and "\x00" in value:
+            self.problem(key, "contains a NUL character")
+            return False, None
         if kind == "file":
-            if value and self.check_files and not self.resolve(value).is_file():
+            # Checked on every start, not only with --check-config: a font folder given as
+            # the font would otherwise crash the exhibit's screen again and again.
+            if value and not self.resolve(value).is_file():
                 self.problem(key, f"no such file: {self.resolve(value)}")
                 return False, None
             return True, str(self.resolve(value)) if value else ""
@@ -493,10 +498,18 @@ class _Checker:
 
     def placeholders(self, key: str, value: str, allowed: frozenset[str]) -> bool:
         try:
-            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+            fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(value) if name is not None]
         except ValueError as exc:
             self.problem(key, f"has a stray brace ({exc}); write {{{{ and }}}} for literal braces")
             return True
+        names = {name for name, _, _ in fields}
+        # A format spec or conversion ("{action:>999999999}", "{action!r}") is code, not
+        # text: it can fail or exhaust memory only when the exhibit shows it.
+        for name, spec, conv in fields:
+            if spec or conv:
+                self.problem(key, f"placeholder {{{name}{'!' + conv if conv else ''}{':' + spec if spec else ''}}} "
+                                  f"has a format; write just {{{name}}}")
+                return True
         unknown = sorted(n for n in names if n not in allowed)
         if unknown:
             hint = f"allowed: {{{'}, {'.join(sorted(allowed))}}}" if allowed else "this text takes no placeholders"

@@ -121,7 +121,10 @@ def open_camera(config):
 
     spec = config.camera.source
     if is_recording_path(spec):
-        return RecordingCamera(load_recording(spec), description=f"recording {Path(spec).name}")
+        recording = load_recording(spec)
+        if not recording.frames:
+            raise ConfigError(f"camera.source {spec} is a recording with no frames")
+        return RecordingCamera(recording, description=f"recording {Path(spec).name}")
     options = PoseEstimatorOptions(model_variant=config.pose.model_variant, num_poses=config.pose.num_poses)
     return LivePoseCamera(spec, options, max_backoff_s=config.camera.max_backoff_s)
 

@@ -77,15 +77,18 @@ def run(args: argparse.Namespace) -> int:
             where = f" between {start:g} and {end:g} s" if start is not None else ""
             raise MirrorcamError(f"no person found in {clip}{where}")
         examples.append(stream)
-    template = teach_template(
-        args.name,
-        examples,
-        impostor_streams(args.name),
-        display_name=args.display_name,
-        kind=args.kind,
-        side_specific=args.side_specific,
-        source="taught from " + ", ".join(args.sources),
-    )
+    try:
+        template = teach_template(
+            args.name,
+            examples,
+            impostor_streams(args.name),
+            display_name=args.display_name,
+            kind=args.kind,
+            side_specific=args.side_specific,
+            source="taught from " + ", ".join(args.sources),
+        )
+    except ValueError as exc:  # the examples make no valid template (landmarks that are not numbers, ...)
+        raise TemplateError(f"cannot teach {args.name!r} from {', '.join(args.sources)}: {exc}") from None
     save_template(target, template, force=args.force)
     c = template.calibration
     print(
