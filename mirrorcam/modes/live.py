@@ -56,6 +56,7 @@ WINDOW = "mirrorcam"
 REPO = Path(__file__).resolve().parent.parent.parent
 DEMO_DIR = REPO / "recordings"
 SECOND_PERSON = "second-person"
+MIN_TEACH_SECONDS = 0.5  # a taught performance shorter than this holds no movement
 KEYS = (
     ("q / Esc", "quit"),
     ("space", "pause / go on"),
@@ -334,8 +335,8 @@ class LiveApp:
         you_label: str = "camera",
         text: TextRenderer | None = None,
     ) -> None:
-        if teach_seconds <= 0.5:
-            raise ValueError(f"teach_seconds must be > 0.5, got {teach_seconds}")
+        if not teach_seconds > MIN_TEACH_SECONDS:
+            raise ValueError(f"teach_seconds must be > {MIN_TEACH_SECONDS}, got {teach_seconds}")
         self.text = text or TextRenderer()
         self.size = size
         self.mirror = mirror
@@ -733,19 +734,16 @@ def camera_pose_options(args: argparse.Namespace) -> PoseEstimatorOptions:
 
 def app_from_args(args: argparse.Namespace, observed, size: tuple[int, int], model_variant: str, you_label: str) -> LiveApp:
     """The live screen's state for the command line's options (the camera's and the demo's alike)."""
-    try:
-        return LiveApp(load_templates(args.templates), observed, size, mirror=not args.no_mirror, debug=args.debug,
-                       model_variant=model_variant, teach_dir=args.templates[0] if args.templates else None,
-                       teach_seconds=args.teach_seconds, you_label=you_label)
-    except ValueError as exc:  # e.g. --teach-seconds 0
-        raise MirrorcamError(str(exc)) from None
+    return LiveApp(load_templates(args.templates), observed, size, mirror=not args.no_mirror, debug=args.debug,
+                   model_variant=model_variant, teach_dir=args.templates[0] if args.templates else None,
+                   teach_seconds=args.teach_seconds, you_label=you_label)
 
 
 def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
     # Options first, before any camera opens (a negative index crashes OpenCV's capture).
-    if not args.teach_seconds > 0.5:
-        raise MirrorcamError(f"--teach-seconds must be more than 0.5, got {args.teach_seconds}")
+    if not args.teach_seconds > MIN_TEACH_SECONDS:  # (LiveApp's own check, said as the option)
+        raise MirrorcamError(f"--teach-seconds must be more than {MIN_TEACH_SECONDS}, got {args.teach_seconds}")
     if args.seconds is not None and not 0 < args.seconds < 1e7:
         raise MirrorcamError(f"--seconds must be a positive number of seconds, got {args.seconds}")
     if args.camera < 0:
