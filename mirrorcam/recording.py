@@ -158,6 +158,11 @@ def load_recording(path: str | Path) -> Recording:
     return _from_arrays(path, header, arrays)
 
 
+# Bounds far outside anything MediaPipe gives (image coordinates a little beyond 0..1 for
+# guessed landmarks, world coordinates in metres, visibility and presence as probabilities).
+_VALUE_RANGES = (("landmarks", -1e3, 1e3), ("world", -1e3, 1e3), ("visibility", 0.0, 1.0), ("presence", 0.0, 1.0))
+
+
 def _from_arrays(path: Path, header: dict, a: dict[str, np.ndarray]) -> Recording:
     t = a["timestamps_ms"].shape[0] if a["timestamps_ms"].ndim == 1 else -1
     p = a["person_ids"].shape[1] if a["person_ids"].ndim == 2 else -1
@@ -178,6 +183,13 @@ def _from_arrays(path: Path, header: dict, a: dict[str, np.ndarray]) -> Recordin
             raise RecordingError(f"{path}: array '{name}' holds {a[name].dtype} values, expected numbers")
     if not np.all(np.isfinite(a["timestamps_ms"])):
         raise RecordingError(f"{path}: timestamps must be finite numbers")
+    # The people's values must be ones the pose stage can give: an infinite or absurd
+    # coordinate would only surface later as numpy warnings and a meaningless match.
+    present = a["person_ids"] >= 0
+    for name, low, high in _VALUE_RANGES:
+        values = a[name][present]
+        if values.size and not (np.all(np.isfinite(values)) and values.min() >= low and values.max() <= high):
+            raise RecordingError(f"{path}: array '{name}' holds values outside {low:g}..{high:g} (or not finite)")
     try:
         fps = float(header["fps"])
         width, height = (int(v) for v in header["frame_size"])

@@ -212,14 +212,25 @@ def _recording_with(tmp: Path, name: str, **changes) -> Path:
     return path
 
 
+def _with_value(name: str, value: float) -> np.ndarray:
+    """The demo recording's array ``name`` with one value of its first person replaced."""
+    with np.load(DEMO_RECORDING, allow_pickle=False) as data:
+        array = data[name].copy()
+    array[len(array) // 2, 0, 15] = value  # the left wrist, mid-clip
+    return array
+
+
 @pytest.mark.parametrize(
     ("make", "needle"),
     [
         (lambda t: _recording_with(t, "fps_inf.npz", header={"fps": float("inf")}), "fps"),
         (lambda t: _recording_with(t, "huge.npz", header={"frame_size": [10 ** 9, 10]}), "frame_size"),
         (lambda t: _recording_with(t, "strings.npz", timestamps_ms=np.array(["a"] * len(np.load(DEMO_RECORDING)["timestamps_ms"]))), "timestamps_ms"),
+        (lambda t: _recording_with(t, "inf_landmarks.npz", landmarks=_with_value("landmarks", np.inf)), "landmarks"),
+        (lambda t: _recording_with(t, "nan_world.npz", world=_with_value("world", np.nan)), "world"),
+        (lambda t: _recording_with(t, "visibility5.npz", visibility=_with_value("visibility", 5.0)), "visibility"),
     ],
-    ids=["infinite-fps", "huge-frame", "text-timestamps"],
+    ids=["infinite-fps", "huge-frame", "text-timestamps", "infinite-landmark", "nan-world", "visibility-above-1"],
 )
 def test_a_recording_with_impossible_values_is_one_clear_line(tmp_path: Path, make, needle) -> None:
     proc = run_cli("replay", make(tmp_path), "--no-window", "--out", tmp_path / "x.mp4", timeout=120)
