@@ -13,8 +13,9 @@ action and *seeing someone do it* look the same:
   length (shoulder width when the hips are not visible).
 * **Features** (``FEATURES``): directions of torso, upper arms, forearms, thighs and
   shins; wrists relative to the shoulders; the hands' and the feet's distance; elbow and
-  knee bend; and ``lift``, the hips' vertical movement in the image (jumps and squats
-  move the whole body, which hip-centred world landmarks cannot show).
+  knee bend; ``lift``, the hips' vertical movement in the image (jumps and squats
+  move the whole body, which hip-centred world landmarks cannot show); and
+  ``airborne``, both feet off the ground (a jump; a squat's feet stay on it).
 * **Weights.**  Every feature carries a weight from the visibility of the landmarks it
   uses (``FEATURE_LANDMARKS``), so an upper body alone (a laptop camera) is compared on
   its arms only, and ``in_view`` says whether those landmarks are inside the picture
@@ -49,7 +50,7 @@ _SEGMENTS = (
     ("l_shin", 25, 27), ("r_shin", 26, 28),
 )
 _POSITIONS = (("l_wrist", 15), ("r_wrist", 16))
-_SCALARS = ("hands_apart", "feet_apart", "l_elbow", "r_elbow", "l_knee", "r_knee", "lift")
+_SCALARS = ("hands_apart", "feet_apart", "l_elbow", "r_elbow", "l_knee", "r_knee", "lift", "airborne")
 _ANGLES = ((11, 13, 15), (12, 14, 16), (23, 25, 27), (24, 26, 28))  # elbows and knees: (a, joint, c)
 
 
@@ -78,13 +79,14 @@ def _feature_landmarks() -> np.ndarray:
     uses += [(15, 16), (27, 28, 23, 24)]  # hands apart; feet apart (scaled by the torso)
     uses += list(_ANGLES)
     uses.append((23, 24))  # lift: the hips
+    uses.append((27, 28))  # airborne: the ankles
     assert len(uses) == len(FEATURES)
     return np.array([(u * 4)[:4] for u in uses], np.int64)
 
 
 FEATURE_LANDMARKS = _feature_landmarks()
 """``(DIM, 4)`` landmark indices each feature is computed from (its trust and in-view come from them)."""
-EMBEDDING_VERSION = 1
+EMBEDDING_VERSION = 2
 """Bumped whenever ``FEATURES`` or their meaning changes (templates record it)."""
 
 
@@ -111,7 +113,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "torso": ("torso",),
     "arms": ("l_upper_arm", "r_upper_arm", "l_forearm", "r_forearm", "l_wrist", "r_wrist", "hands_apart", "l_elbow", "r_elbow"),
     "legs": ("l_thigh", "r_thigh", "l_shin", "r_shin", "feet_apart", "l_knee", "r_knee"),
-    "lift": ("lift",),
+    "lift": ("lift", "airborne"),
 }
 
 
@@ -124,9 +126,10 @@ def group_mask(group: str) -> np.ndarray:
 
 
 # Relative importance of feature kinds (why: angles are bounded in [0, 1] and cover the
-# same information as the directions, so they get less; the torso carries bends).
+# same information as the directions, so they get less; the torso carries bends;
+# ``airborne`` is one number where a body part's direction is three).
 def _base_weight(name: str) -> float:
-    w = 1.5 if name.startswith("torso") else 0.6 if name.endswith(("_elbow", "_knee")) else 1.0
+    w = 1.5 if name.startswith("torso") else 0.6 if name.endswith(("_elbow", "_knee")) else 3.0 if name == "airborne" else 1.0
     if name.endswith(".z"):
         # Depth is what monocular pose estimation guesses worst, and a camera tilted up
         # or down leans the whole body forward or back in it (about 15 degrees on many
@@ -211,7 +214,9 @@ def body_frame(world: np.ndarray, trust: np.ndarray) -> np.ndarray:
     return np.stack([lateral, up, forward])
 
 
-def embed_person(person: Person, lift: float = 0.0, lift_weight: float = 0.0) -> Embedding:
+def embed_person(
+    person: Person, lift: float = 0.0, lift_weight: float = 0.0, airborne: float = 0.0, airborne_weight: float = 0.0,
+) -> Embedding:
     """The view-invariant embedding of one person's pose.
 
     Args:
@@ -219,6 +224,9 @@ def embed_person(person: Person, lift: float = 0.0, lift_weight: float = 0.0) ->
         lift: The hips' vertical movement (see :class:`Embedder`); a single frame has
             no movement, so by default it is 0 with weight 0.
         lift_weight: Trust in ``lift``.
+        airborne: How far both feet are off the ground (see :class:`Embedder`); a
+            single frame has no ground, so by default 0 with weight 0.
+        airborne_weight: Trust in ``airborne``.
     """
     world = np.asarray(person.world, np.float64)
     trust = _trust(np.asarray(person.visibility, np.float64))
@@ -247,10 +255,12 @@ def embed_person(person: Person, lift: float = 0.0, lift_weight: float = 0.0) ->
         cos = float(np.dot(u, v) / (_length(u) * _length(v) + 1e-9))
         vec.append((1.0 + cos) / 2.0)  # 0 = straight, 1 = fully bent
     vec.append(lift)
+    vec.append(airborne)
     # A feature is as trustworthy as its least visible landmark, and in view when all
     # of its landmarks are inside the picture.
     wts = np.where(no_direction, 0.0, trust[FEATURE_LANDMARKS].min(axis=1))
-    wts[-1] = lift_weight  # the lift's trust comes from the Embedder
+    wts[-2] = lift_weight  # the movement features' trust comes from the Embedder
+    wts[-1] = airborne_weight
     in_view = in_picture(np.asarray(person.landmarks, np.float64))[FEATURE_LANDMARKS].min(axis=1)
     return Embedding(np.asarray(vec, np.float32), wts.astype(np.float32), in_view.astype(np.float32))
 
@@ -271,12 +281,28 @@ def in_picture(landmarks: np.ndarray, margin: float = 0.02) -> np.ndarray:
     return np.clip((inside + margin) / (2.0 * margin), 0.0, 1.0)
 
 
+# ``airborne``: the ground is where the lower ankle was lowest in the image lately; it
+# rises back slowly (GROUND_CREEP torso lengths a second) so that a person walking away
+# or a camera moving does not lift them.  The ankles are smoothed first (FOOT_TAU_S) and
+# the first AIRBORNE_DEAD torso lengths ignored, then AIRBORNE_SCALE saturates it
+# (tanh): a jump is ~1, standing 0.  Why the smoothing and the dead zone: a still
+# generated performer's independent landmark noise (0.02 m) otherwise reads as up to
+# 0.6, a squat performer's feet moving in depth as 0.5; with them 0.0-0.3, and a
+# generated jump 0.9 (real clips: standing and squats 0.0, jumps 0.6-1.0).
+GROUND_CREEP = 0.25
+FOOT_TAU_S = 0.06
+AIRBORNE_DEAD = 0.1
+AIRBORNE_SCALE = 0.25
+
+
 class Embedder:
-    """Per-person streaming embedder: adds ``lift``, the hips' vertical movement.
+    """Per-person streaming embedder: adds ``lift`` and ``airborne``.
 
     World landmarks are hip-centred, so jumping shows only in the image: ``lift`` is the
     hips' height in the image above its recent average (time constant ``tau_s``), in
-    torso lengths.  Keep one Embedder per tracked person.
+    torso lengths; ``airborne`` is how far the lower foot is above the ground it stood
+    on lately (0 on the ground, near 1 in a jump), which tells a jump from a squat,
+    whose hips go down and up too.  Keep one Embedder per tracked person.
 
     Args:
         tau_s: Seconds over which the resting hip height is averaged.
@@ -285,9 +311,10 @@ class Embedder:
         >>> from mirrorcam.performer import perform
         >>> rec = perform("jump_in_place")
         >>> emb = Embedder()
-        >>> lifts = [emb.update(f.persons[0], f.timestamp_ms, f.image_size).vector[-1] for f in rec.frames]
-        >>> bool(max(lifts) > 0.1)
-        True
+        >>> vectors = [emb.update(f.persons[0], f.timestamp_ms, f.image_size).vector for f in rec.frames]
+        >>> lift, airborne = FEATURES.index("lift"), FEATURES.index("airborne")
+        >>> bool(max(v[lift] for v in vectors) > 0.1), bool(max(v[airborne] for v in vectors) > 0.8)
+        (True, True)
     """
 
     def __init__(self, tau_s: float = 1.0) -> None:
@@ -300,6 +327,8 @@ class Embedder:
         self._base: float | None = None
         self._torso: float | None = None
         self._last_ms: float | None = None
+        self._foot: float | None = None  # the lower ankle's smoothed image y (pixels, down)
+        self._ground: float | None = None
 
     def update(self, person: Person, timestamp_ms: float, image_size: tuple[int, int]) -> Embedding:
         lm = np.asarray(person.landmarks, np.float64)
@@ -323,4 +352,14 @@ class Embedder:
         self._torso = max(self._torso + (1.0 - math.exp(-dt / (4 * self.tau_s))) * (torso - self._torso), 0.7 * self._torso, 1.0)
         self._base = self._base + a * (hip_y - self._base)
         lift = float(np.clip((self._base - hip_y) / self._torso, -2.0, 2.0))
-        return embed_person(person, lift=lift, lift_weight=trust)
+        return embed_person(person, lift=lift, lift_weight=trust, airborne=self._airborne(lm, h, dt),
+                            airborne_weight=float(min(vis[27], vis[28])))
+
+    def _airborne(self, lm: np.ndarray, height: int, dt: float) -> float:
+        foot = max(lm[27, 1], lm[28, 1]) * height  # the lower ankle (image y grows downward)
+        if self._foot is None or self._ground is None:
+            self._foot = self._ground = foot
+        self._foot += (1.0 - math.exp(-dt / FOOT_TAU_S)) * (foot - self._foot)
+        self._ground = max(self._foot, self._ground - GROUND_CREEP * dt * self._torso)
+        height_above = (self._ground - self._foot) / self._torso
+        return math.tanh(max(height_above - AIRBORNE_DEAD, 0.0) / AIRBORNE_SCALE)

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mirrorcam.embedding import DIM, EMBEDDING_VERSION, GROUPS, BASE_WEIGHT, Embedder, Embedding, group_mask
+from mirrorcam.embedding import DIM, EMBEDDING_VERSION, FEATURES, GROUPS, BASE_WEIGHT, Embedder, Embedding, group_mask
 from mirrorcam.errors import TemplateError
 from mirrorcam.fileio import atomic_write_json
 from mirrorcam.recording import Recording
@@ -293,6 +293,8 @@ class Template:
             raise TemplateError(f"{origin}: not a mirrorcam template (format is {obj.get('format')!r})")
         if obj.get("version") != FORMAT_VERSION:
             raise TemplateError(f"{origin}: template version {obj.get('version')!r}, this mirrorcam reads {FORMAT_VERSION}")
+        if obj.get("embedding_version") == 1:
+            obj = _from_embedding_v1(obj)
         if obj.get("embedding_version", EMBEDDING_VERSION) != EMBEDDING_VERSION:
             raise TemplateError(f"{origin}: made for embedding version {obj.get('embedding_version')}; re-teach it")
         missing = [k for k in ("name", "kind", "side_specific", "threshold", "frames") if k not in obj]
@@ -318,6 +320,32 @@ class Template:
             )
         except (ValueError, TypeError) as exc:
             raise TemplateError(f"{origin}: {exc}") from None
+
+
+def _from_embedding_v1(obj: dict) -> dict:
+    """A template taught before ``airborne`` (embedding version 2) existed, brought forward.
+
+    Version 1 lacked only the last feature; it is added with weight 0, so the template
+    matches exactly as it was calibrated (it neither uses nor is charged for the feet
+    leaving the ground) and a user's taught templates survive the upgrade.  Re-teaching
+    it lets it use the new feature.
+    """
+    airborne = FEATURES.index("airborne")
+
+    def widen(part: dict) -> dict:
+        frames = part.get("frames")
+        if not isinstance(frames, list) or not all(isinstance(f, list) and len(f) == DIM - 1 for f in frames):
+            return part  # left for the normal checks to report
+        weights = part.get("weights")
+        if not (isinstance(weights, list) and len(weights) == len(frames)
+                and all(isinstance(w, list) and len(w) == DIM - 1 for w in weights)):
+            weights = [[1.0] * (DIM - 1) for _ in frames]
+        return {**part, "frames": [f[:airborne] + [0.0] + f[airborne:] for f in frames],
+                "weights": [w[:airborne] + [0.0] + w[airborne:] for w in weights]}
+
+    variants = obj.get("variants")
+    return {**widen(obj), "embedding_version": 2,
+            **({"variants": [widen(v) if isinstance(v, dict) else v for v in variants]} if isinstance(variants, list) else {})}
 
 
 def _list(value: object, what: str) -> list:

@@ -111,15 +111,52 @@ def test_in_picture_is_soft_at_the_edge(xy, expected):
     assert np.all(np.delete(got, 7) == 1.0)
 
 
-def test_embedder_lift_sees_jumps_and_squats():
-    jump = perform("jump_in_place", PerformerOptions(repeats=2))
-    emb = Embedder()
-    lifts = [emb.update(f.persons[0], f.timestamp_ms, f.image_size).vector[-1] for f in jump.frames]
-    assert max(lifts) > 0.15
-    stand = perform("stand", PerformerOptions())
-    emb = Embedder()
-    lifts = [emb.update(f.persons[0], f.timestamp_ms, f.image_size).vector[-1] for f in stand.frames]
-    assert max(abs(v) for v in lifts) < 0.05
+def _stream(recording, feature: str) -> np.ndarray:
+    """One feature of the main person's embedding through a recording (streamed, as the matcher sees it)."""
+    emb, i = Embedder(), FEATURES.index(feature)
+    return np.array([emb.update(f.persons[0], f.timestamp_ms, f.image_size).vector[i] for f in recording.frames if f.persons])
+
+
+def test_embedder_lift_sees_jumps():
+    assert _stream(perform("jump_in_place", PerformerOptions(repeats=2)), "lift").max() > 0.15
+    assert np.abs(_stream(perform("stand", PerformerOptions()), "lift")).max() < 0.05
+
+
+@pytest.mark.parametrize(
+    ("action", "noise_m", "low", "high"),
+    [
+        ("jump_in_place", 0.0, 0.8, 1.0),
+        ("jump_in_place", 0.02, 0.8, 1.0),
+        ("stand", 0.02, 0.0, 0.1),
+        ("walk_in_place", 0.02, 0.0, 0.1),
+        ("jumping_jack", 0.02, 0.0, 0.1),  # authored as a 6 cm hop: below the dead zone
+        ("high_knees", 0.0, 0.0, 0.1),  # one foot stays down
+        ("squat", 0.0, 0.0, 0.3),
+        ("squat", 0.02, 0.0, 0.5),
+        ("lunge", 0.02, 0.0, 0.5),
+    ],
+)
+def test_airborne_is_near_one_in_a_jump_only(action, noise_m, low, high):
+    # The generated squat's feet move in depth and read as up to ~0.2 in the image, its
+    # noise as ~0.3 more; the dead zone and the ankles' smoothing keep both under a jump's.
+    peak = _stream(perform(action, PerformerOptions(repeats=3, noise_m=noise_m, seed=1)), "airborne").max()
+    assert low <= peak <= high
+
+
+@pytest.mark.parametrize(
+    ("relative", "low", "high"),
+    [
+        ("be2018_darebee/jump_knee_tucks.mp4", 0.10, 1.0),  # in the air on 20 % of its frames
+        ("be2018_darebee/squat.mp4", 0.0, 0.02),  # the same woman and view, squatting: 0 %
+        ("RJ-song_MediapipePy/squat.mp4", 0.0, 0.02),  # 1 %: the ankles jump at the clip's very end
+    ],
+    ids=["knee-tucks", "squats-same-person", "squats-other"],
+)
+def test_airborne_tells_real_jumps_from_real_squats(clip, relative, low, high):
+    from mirrorcam.pipeline import clip_landmarks
+
+    share_in_air = (_stream(clip_landmarks(clip(relative), progress=False), "airborne") > 0.5).mean()
+    assert low <= share_in_air <= high
 
 
 def test_embedding_validates_shapes():

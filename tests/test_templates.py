@@ -86,6 +86,43 @@ def test_a_variant_keeps_its_own_importance_through_the_file_and_the_matcher(tmp
     assert abs(got[1] - got[0]) > 0.1 * got[0]  # the importance matters to the distance
 
 
+def _as_embedding_v1(obj: dict) -> dict:
+    """A template object as embedding version 1 wrote it: no ``airborne`` column."""
+    from mirrorcam.embedding import FEATURES
+
+    i = FEATURES.index("airborne")
+
+    def narrow(part: dict) -> dict:
+        return {**part, **{k: [row[:i] + row[i + 1:] for row in part[k]] for k in ("frames", "weights") if k in part}}
+
+    return {**narrow(obj), "embedding_version": 1, "variants": [narrow(v) for v in obj.get("variants", [])]}
+
+
+def test_a_template_of_embedding_version_1_loads_and_ignores_the_new_feature(tmp_path):
+    """Templates taught before ``airborne`` existed still load (a user's taught actions
+    survive the upgrade); the new feature gets weight 0, so it neither helps nor costs them."""
+    from mirrorcam.embedding import FEATURES
+    from mirrorcam.matching import best_distances
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.templates import embed_recording
+
+    i = FEATURES.index("airborne")
+    path = tmp_path / "hop.json"
+    path.write_text(json.dumps(_as_embedding_v1(builtin_library().get("jump_in_place").to_json())))
+    old = load_template(path)
+    for p in old.prototypes():
+        assert p.frames.shape[1] == DIM and not p.frames[:, i].any() and not p.weights[:, i].any()
+    # Whatever the template says about the feet, a jump (in the air on every rep) matches the same.
+    stream = embed_recording(perform("jump_in_place", PerformerOptions(repeats=2, seed=3)))
+    assert max(e.vector[i] for _, e in stream) > 0.8
+    feet_up = replace(old, frames=old.frames + 5.0 * (np.arange(DIM) == i), variants=())
+    np.testing.assert_array_equal(best_distances([replace(old, variants=()), old], stream),
+                                  best_distances([feet_up, old], stream))
+    path.write_text(json.dumps({**json.loads(path.read_text()), "embedding_version": 7}))
+    with pytest.raises(TemplateError, match="embedding version 7; re-teach it"):
+        load_template(path)
+
+
 def test_velocity_weight_round_trips_per_prototype(tmp_path):
     t = builtin_library().get("wave_one_hand")
     # Chosen per prototype at build time: the waves are better off with the velocity channel.
