@@ -15,7 +15,9 @@ action and *seeing someone do it* look the same:
   shins; wrists relative to the shoulders; the hands' and the feet's distance; elbow and
   knee bend; ``lift``, the hips' vertical movement in the image (jumps and squats
   move the whole body, which hip-centred world landmarks cannot show); and
-  ``airborne``, both feet off the ground (a jump; a squat's feet stay on it).
+  ``airborne``, both feet off the ground (a jump; a squat's feet stay on it); and
+  ``travel``, the hips crossing the picture (walking past; every built-in action is
+  done on the spot).
 * **Weights.**  Every feature carries a weight from the visibility of the landmarks it
   uses (``FEATURE_LANDMARKS``), so an upper body alone (a laptop camera) is compared on
   its arms only, and ``in_view`` says whether those landmarks are inside the picture
@@ -50,7 +52,7 @@ _SEGMENTS = (
     ("l_shin", 25, 27), ("r_shin", 26, 28),
 )
 _POSITIONS = (("l_wrist", 15), ("r_wrist", 16))
-_SCALARS = ("hands_apart", "feet_apart", "l_elbow", "r_elbow", "l_knee", "r_knee", "lift", "airborne")
+_SCALARS = ("hands_apart", "feet_apart", "l_elbow", "r_elbow", "l_knee", "r_knee", "lift", "airborne", "travel")
 _ANGLES = ((11, 13, 15), (12, 14, 16), (23, 25, 27), (24, 26, 28))  # elbows and knees: (a, joint, c)
 
 
@@ -80,13 +82,14 @@ def _feature_landmarks() -> np.ndarray:
     uses += list(_ANGLES)
     uses.append((23, 24))  # lift: the hips
     uses.append((27, 28))  # airborne: the ankles
+    uses.append((23, 24))  # travel: the hips
     assert len(uses) == len(FEATURES)
     return np.array([(u * 4)[:4] for u in uses], np.int64)
 
 
 FEATURE_LANDMARKS = _feature_landmarks()
 """``(DIM, 4)`` landmark indices each feature is computed from (its trust and in-view come from them)."""
-EMBEDDING_VERSION = 2
+EMBEDDING_VERSION = 3
 """Bumped whenever ``FEATURES`` or their meaning changes (templates record it)."""
 
 
@@ -110,7 +113,7 @@ MIRROR_FEATURES, MIRROR_SIGN = _mirror_tables()
 
 # Feature groups, used for per-template importance weights.
 GROUPS: dict[str, tuple[str, ...]] = {
-    "torso": ("torso",),
+    "torso": ("torso", "travel"),
     "arms": ("l_upper_arm", "r_upper_arm", "l_forearm", "r_forearm", "l_wrist", "r_wrist", "hands_apart", "l_elbow", "r_elbow"),
     "legs": ("l_thigh", "r_thigh", "l_shin", "r_shin", "feet_apart", "l_knee", "r_knee"),
     "lift": ("lift", "airborne"),
@@ -127,9 +130,9 @@ def group_mask(group: str) -> np.ndarray:
 
 # Relative importance of feature kinds (why: angles are bounded in [0, 1] and cover the
 # same information as the directions, so they get less; the torso carries bends;
-# ``airborne`` is one number where a body part's direction is three).
+# ``airborne`` and ``travel`` are one number where a body part's direction is three).
 def _base_weight(name: str) -> float:
-    w = 1.5 if name.startswith("torso") else 0.6 if name.endswith(("_elbow", "_knee")) else 3.0 if name == "airborne" else 1.0
+    w = 1.5 if name.startswith("torso") else 0.6 if name.endswith(("_elbow", "_knee")) else 3.0 if name in ("airborne", "travel") else 1.0
     if name.endswith(".z"):
         # Depth is what monocular pose estimation guesses worst, and a camera tilted up
         # or down leans the whole body forward or back in it (about 15 degrees on many
@@ -216,6 +219,7 @@ def body_frame(world: np.ndarray, trust: np.ndarray) -> np.ndarray:
 
 def embed_person(
     person: Person, lift: float = 0.0, lift_weight: float = 0.0, airborne: float = 0.0, airborne_weight: float = 0.0,
+    travel: float = 0.0, travel_weight: float = 0.0,
 ) -> Embedding:
     """The view-invariant embedding of one person's pose.
 
@@ -227,6 +231,8 @@ def embed_person(
         airborne: How far both feet are off the ground (see :class:`Embedder`); a
             single frame has no ground, so by default 0 with weight 0.
         airborne_weight: Trust in ``airborne``.
+        travel: How fast the person crosses the picture (see :class:`Embedder`).
+        travel_weight: Trust in ``travel``.
     """
     world = np.asarray(person.world, np.float64)
     trust = _trust(np.asarray(person.visibility, np.float64))
@@ -256,11 +262,11 @@ def embed_person(
         vec.append((1.0 + cos) / 2.0)  # 0 = straight, 1 = fully bent
     vec.append(lift)
     vec.append(airborne)
+    vec.append(travel)
     # A feature is as trustworthy as its least visible landmark, and in view when all
     # of its landmarks are inside the picture.
     wts = np.where(no_direction, 0.0, trust[FEATURE_LANDMARKS].min(axis=1))
-    wts[-2] = lift_weight  # the movement features' trust comes from the Embedder
-    wts[-1] = airborne_weight
+    wts[-3:] = lift_weight, airborne_weight, travel_weight  # the movement features' trust comes from the Embedder
     in_view = in_picture(np.asarray(person.landmarks, np.float64))[FEATURE_LANDMARKS].min(axis=1)
     return Embedding(np.asarray(vec, np.float32), wts.astype(np.float32), in_view.astype(np.float32))
 
@@ -293,16 +299,25 @@ GROUND_CREEP = 0.25
 FOOT_TAU_S = 0.06
 AIRBORNE_DEAD = 0.1
 AIRBORNE_SCALE = 0.25
+# ``travel``: the hips' sideways speed in the image, in torso lengths a second, averaged
+# over TRAVEL_TAU_S; the first TRAVEL_DEAD ignored (a step or a sway), then saturated:
+# walking past reads ~0.9, an action on the spot 0 (real clips: walking, running,
+# skipping and galloping 0.7-0.9 on average; every action clip 0.0-0.2 but for a few
+# moments of stepping into place; chosen before they were run).
+TRAVEL_TAU_S = 0.3
+TRAVEL_DEAD = 0.5
+TRAVEL_SCALE = 1.0
 
 
 class Embedder:
-    """Per-person streaming embedder: adds ``lift`` and ``airborne``.
+    """Per-person streaming embedder: adds ``lift``, ``airborne`` and ``travel``.
 
     World landmarks are hip-centred, so jumping shows only in the image: ``lift`` is the
     hips' height in the image above its recent average (time constant ``tau_s``), in
     torso lengths; ``airborne`` is how far the lower foot is above the ground it stood
     on lately (0 on the ground, near 1 in a jump), which tells a jump from a squat,
-    whose hips go down and up too.  Keep one Embedder per tracked person.
+    whose hips go down and up too; ``travel`` is how fast the hips cross the picture
+    (near 1 walking past, 0 on the spot).  Keep one Embedder per tracked person.
 
     Args:
         tau_s: Seconds over which the resting hip height is averaged.
@@ -329,6 +344,8 @@ class Embedder:
         self._last_ms: float | None = None
         self._foot: float | None = None  # the lower ankle's smoothed image y (pixels, down)
         self._ground: float | None = None
+        self._hip_x: float | None = None  # the hips' image x (pixels)
+        self._speed = 0.0  # their smoothed sideways speed (torso lengths a second)
 
     def update(self, person: Person, timestamp_ms: float, image_size: tuple[int, int]) -> Embedding:
         lm = np.asarray(person.landmarks, np.float64)
@@ -353,7 +370,17 @@ class Embedder:
         self._base = self._base + a * (hip_y - self._base)
         lift = float(np.clip((self._base - hip_y) / self._torso, -2.0, 2.0))
         return embed_person(person, lift=lift, lift_weight=trust, airborne=self._airborne(lm, h, dt),
-                            airborne_weight=float(min(vis[27], vis[28])))
+                            airborne_weight=float(min(vis[27], vis[28])), travel=self._travel(hip[0], dt),
+                            travel_weight=float(min(vis[23], vis[24])))
+
+    def _travel(self, hip_x: float, dt: float) -> float:
+        if self._hip_x is None:
+            self._hip_x = hip_x
+        elif dt > 0:
+            speed = (hip_x - self._hip_x) / dt / self._torso
+            self._speed += (1.0 - math.exp(-dt / TRAVEL_TAU_S)) * (speed - self._speed)
+            self._hip_x = hip_x
+        return math.tanh(max(abs(self._speed) - TRAVEL_DEAD, 0.0) / TRAVEL_SCALE)
 
     def _airborne(self, lm: np.ndarray, height: int, dt: float) -> float:
         foot = max(lm[27, 1], lm[28, 1]) * height  # the lower ankle (image y grows downward)

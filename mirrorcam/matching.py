@@ -81,7 +81,7 @@ def part_trust(weight: np.ndarray) -> np.ndarray:
     An embedding's components of one body part (a limb direction's x, y, z) come from the
     same landmarks and already share one weight; the matcher relies on that: the
     template side of the distance then needs one squared-value column per body part
-    instead of one per feature (60 columns instead of 82, see :class:`_Matrices`).
+    instead of one per feature (62 columns instead of 84, see :class:`_Matrices`).
     """
     return ((np.asarray(weight, np.float32) @ _STEMS) / _STEM_SIZE) @ _STEMS.T
 

@@ -293,8 +293,7 @@ class Template:
             raise TemplateError(f"{origin}: not a mirrorcam template (format is {obj.get('format')!r})")
         if obj.get("version") != FORMAT_VERSION:
             raise TemplateError(f"{origin}: template version {obj.get('version')!r}, this mirrorcam reads {FORMAT_VERSION}")
-        if obj.get("embedding_version") == 1:
-            obj = _from_embedding_v1(obj)
+        obj = _brought_forward(obj)
         if obj.get("embedding_version", EMBEDDING_VERSION) != EMBEDDING_VERSION:
             raise TemplateError(f"{origin}: made for embedding version {obj.get('embedding_version')}; re-teach it")
         missing = [k for k in ("name", "kind", "side_specific", "threshold", "frames") if k not in obj]
@@ -322,29 +321,39 @@ class Template:
             raise TemplateError(f"{origin}: {exc}") from None
 
 
-def _from_embedding_v1(obj: dict) -> dict:
-    """A template taught before ``airborne`` (embedding version 2) existed, brought forward.
+# The features each embedding version added (always appended after the last).
+_ADDED_FEATURES = {2: "airborne", 3: "travel"}
 
-    Version 1 lacked only the last feature; it is added with weight 0, so the template
-    matches exactly as it was calibrated (it neither uses nor is charged for the feet
-    leaving the ground) and a user's taught templates survive the upgrade.  Re-teaching
-    it lets it use the new feature.
+
+def _brought_forward(obj: dict) -> dict:
+    """A template taught with an older embedding, brought to the current one.
+
+    Each later version only added features; they are added with weight 0, so the
+    template matches exactly as it was calibrated (it neither uses nor is charged for
+    them) and a user's taught templates survive the upgrade.  Re-teaching it lets it
+    use them.  Anything unexpected is left for the normal checks to report.
     """
-    airborne = FEATURES.index("airborne")
+    version = obj.get("embedding_version", EMBEDDING_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version < EMBEDDING_VERSION:
+        return obj
+    old_dim = DIM - (EMBEDDING_VERSION - version)
 
     def widen(part: dict) -> dict:
         frames = part.get("frames")
-        if not isinstance(frames, list) or not all(isinstance(f, list) and len(f) == DIM - 1 for f in frames):
-            return part  # left for the normal checks to report
+        if not isinstance(frames, list) or not all(isinstance(f, list) and len(f) == old_dim for f in frames):
+            return part
         weights = part.get("weights")
         if not (isinstance(weights, list) and len(weights) == len(frames)
-                and all(isinstance(w, list) and len(w) == DIM - 1 for w in weights)):
-            weights = [[1.0] * (DIM - 1) for _ in frames]
-        return {**part, "frames": [f[:airborne] + [0.0] + f[airborne:] for f in frames],
-                "weights": [w[:airborne] + [0.0] + w[airborne:] for w in weights]}
+                and all(isinstance(w, list) and len(w) == old_dim for w in weights)):
+            weights = [[1.0] * old_dim for _ in frames]
+        for v in range(version + 1, EMBEDDING_VERSION + 1):
+            at = FEATURES.index(_ADDED_FEATURES[v])
+            frames = [f[:at] + [0.0] + f[at:] for f in frames]
+            weights = [w[:at] + [0.0] + w[at:] for w in weights]
+        return {**part, "frames": frames, "weights": weights}
 
     variants = obj.get("variants")
-    return {**widen(obj), "embedding_version": 2,
+    return {**widen(obj), "embedding_version": EMBEDDING_VERSION,
             **({"variants": [widen(v) if isinstance(v, dict) else v for v in variants]} if isinstance(variants, list) else {})}
 
 

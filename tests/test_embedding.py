@@ -159,6 +159,59 @@ def test_airborne_tells_real_jumps_from_real_squats(clip, relative, low, high):
     assert low <= share_in_air <= high
 
 
+def _walking_past(recording, torso_lengths_per_s: float):
+    """A recording whose person also crosses the picture sideways at a steady speed."""
+    from dataclasses import replace
+
+    first, (width, height) = recording.frames[0].persons[0].landmarks, recording.frames[0].image_size
+    pixels = np.array([width, height])
+    torso = float(np.linalg.norm(((first[11, :2] + first[12, :2]) / 2 - (first[23, :2] + first[24, :2]) / 2) * pixels))
+    t0 = recording.frames[0].timestamp_ms
+
+    def moved(frame):
+        dx = torso * torso_lengths_per_s * (frame.timestamp_ms - t0) / 1000.0 / width  # normalised x
+        persons = tuple(replace(p, landmarks=p.landmarks + np.array([dx, 0.0, 0.0], np.float32)) for p in frame.persons)
+        return replace(frame, persons=persons)
+
+    return replace(recording, frames=tuple(moved(f) for f in recording.frames))
+
+
+@pytest.mark.parametrize(
+    ("action", "noise_m", "speed", "low", "high"),
+    [
+        ("walk_in_place", 0.0, 0.0, 0.0, 0.0),
+        ("walk_in_place", 0.03, 0.0, 0.0, 0.05),  # noise is no movement
+        ("lunge", 0.02, 0.0, 0.0, 0.05),
+        ("jumping_jack", 0.02, 0.0, 0.0, 0.05),
+        ("walk_in_place", 0.02, 0.2, 0.0, 0.05),  # a slow drift: under the dead zone
+        ("walk_in_place", 0.02, 0.4, 0.0, 0.25),  # near it, the noise's peaks show
+        ("walk_in_place", 0.02, 2.5, 0.85, 1.0),  # walking past
+        ("walk_in_place", 0.02, -2.5, 0.85, 1.0),  # the other way
+    ],
+)
+def test_travel_is_near_one_only_for_someone_crossing_the_picture(action, noise_m, speed, low, high):
+    recording = _walking_past(perform(action, PerformerOptions(repeats=3, noise_m=noise_m, seed=2)), speed)
+    travel = _stream(recording, "travel")
+    assert low <= travel[len(travel) // 2:].min() and travel.max() <= high  # after the 0.3 s average settles
+
+
+@pytest.mark.parametrize(
+    ("relative", "low", "high"),
+    [
+        ("weizmann_frames/weizmann_clean_walk_p09.mp4", 0.7, 1.0),
+        ("weizmann_frames/weizmann_clean_skip_p10.mp4", 0.7, 1.0),
+        ("weizmann_frames/weizmann_clean_wave1_p08.mp4", 0.0, 0.05),
+        ("weizmann_frames/weizmann_clean_jack_p08.mp4", 0.0, 0.05),
+    ],
+    ids=["walk", "skip", "wave", "jumping-jack"],
+)
+def test_travel_tells_real_walkers_from_actions_on_the_spot(clip, relative, low, high):
+    from mirrorcam.pipeline import clip_landmarks
+
+    mean_travel = _stream(clip_landmarks(clip(relative), progress=False), "travel").mean()
+    assert low <= mean_travel <= high
+
+
 def test_embedding_validates_shapes():
     with pytest.raises(ValueError):
         Embedding(np.zeros(3, np.float32), np.zeros(3, np.float32))

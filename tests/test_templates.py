@@ -86,38 +86,41 @@ def test_a_variant_keeps_its_own_importance_through_the_file_and_the_matcher(tmp
     assert abs(got[1] - got[0]) > 0.1 * got[0]  # the importance matters to the distance
 
 
-def _as_embedding_v1(obj: dict) -> dict:
-    """A template object as embedding version 1 wrote it: no ``airborne`` column."""
+def _as_older_embedding(obj: dict, version: int) -> dict:
+    """A template object as an older embedding wrote it: without the features added since."""
     from mirrorcam.embedding import FEATURES
 
-    i = FEATURES.index("airborne")
+    missing = [FEATURES.index(f) for f in ("airborne", "travel")[version - 1:]]
 
     def narrow(part: dict) -> dict:
-        return {**part, **{k: [row[:i] + row[i + 1:] for row in part[k]] for k in ("frames", "weights") if k in part}}
+        return {**part, **{k: [[x for j, x in enumerate(row) if j not in missing] for row in part[k]]
+                           for k in ("frames", "weights") if k in part}}
 
-    return {**narrow(obj), "embedding_version": 1, "variants": [narrow(v) for v in obj.get("variants", [])]}
+    return {**narrow(obj), "embedding_version": version, "variants": [narrow(v) for v in obj.get("variants", [])]}
 
 
-def test_a_template_of_embedding_version_1_loads_and_ignores_the_new_feature(tmp_path):
-    """Templates taught before ``airborne`` existed still load (a user's taught actions
-    survive the upgrade); the new feature gets weight 0, so it neither helps nor costs them."""
+@pytest.mark.parametrize(("version", "added"), [(1, ("airborne", "travel")), (2, ("travel",))])
+def test_a_template_of_an_older_embedding_loads_and_ignores_the_new_features(tmp_path, version, added):
+    """Templates taught before a feature existed still load (a user's taught actions
+    survive the upgrade); the new features get weight 0, so they neither help nor cost them."""
     from mirrorcam.embedding import FEATURES
     from mirrorcam.matching import best_distances
     from mirrorcam.performer import PerformerOptions, perform
     from mirrorcam.templates import embed_recording
 
-    i = FEATURES.index("airborne")
+    new = [FEATURES.index(f) for f in added]
     path = tmp_path / "hop.json"
-    path.write_text(json.dumps(_as_embedding_v1(builtin_library().get("jump_in_place").to_json())))
+    path.write_text(json.dumps(_as_older_embedding(builtin_library().get("jump_in_place").to_json(), version)))
     old = load_template(path)
     for p in old.prototypes():
-        assert p.frames.shape[1] == DIM and not p.frames[:, i].any() and not p.weights[:, i].any()
-    # Whatever the template says about the feet, a jump (in the air on every rep) matches the same.
+        assert p.frames.shape[1] == DIM and not p.frames[:, new].any() and not p.weights[:, new].any()
+        assert p.weights[:, [i for i in range(DIM) if i not in new]].all()  # the rest keep their trust
+    # Whatever the template says about the new features, a jump (in the air on every rep) matches the same.
     stream = embed_recording(perform("jump_in_place", PerformerOptions(repeats=2, seed=3)))
-    assert max(e.vector[i] for _, e in stream) > 0.8
-    feet_up = replace(old, frames=old.frames + 5.0 * (np.arange(DIM) == i), variants=())
+    assert max(e.vector[FEATURES.index("airborne")] for _, e in stream) > 0.8
+    shifted = replace(old, frames=old.frames + 5.0 * np.isin(np.arange(DIM), new), variants=())
     np.testing.assert_array_equal(best_distances([replace(old, variants=()), old], stream),
-                                  best_distances([feet_up, old], stream))
+                                  best_distances([shifted, old], stream))
     path.write_text(json.dumps({**json.loads(path.read_text()), "embedding_version": 7}))
     with pytest.raises(TemplateError, match="embedding version 7; re-teach it"):
         load_template(path)
