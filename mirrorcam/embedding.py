@@ -14,7 +14,7 @@ action and *seeing someone do it* look the same:
 * **Features** (``FEATURES``): directions of torso, upper arms, forearms, thighs and
   shins; wrists relative to the shoulders; the hands' and the feet's distance; elbow and
   knee bend; ``lift``, the hips' vertical movement in the image (jumps and squats
-  move the whole body, which hip-centred world landmarks cannot show); and
+  move the whole body, which hip-centred world landmarks cannot show);
   ``airborne``, both feet off the ground (a jump; a squat's feet stay on it); and
   ``travel``, the hips crossing the picture (walking past; every built-in action is
   done on the spot).
@@ -132,7 +132,9 @@ def group_mask(group: str) -> np.ndarray:
 # same information as the directions, so they get less; the torso carries bends;
 # ``airborne`` and ``travel`` are one number where a body part's direction is three).
 def _base_weight(name: str) -> float:
-    w = 1.5 if name.startswith("torso") else 0.6 if name.endswith(("_elbow", "_knee")) else 3.0 if name in ("airborne", "travel") else 1.0
+    if name in ("airborne", "travel"):
+        return 3.0
+    w = 1.5 if name.startswith("torso") else 0.6 if name.endswith(("_elbow", "_knee")) else 1.0
     if name.endswith(".z"):
         # Depth is what monocular pose estimation guesses worst, and a camera tilted up
         # or down leans the whole body forward or back in it (about 15 degrees on many
