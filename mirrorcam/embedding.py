@@ -311,6 +311,11 @@ TRAVEL_DEAD = 0.5
 TRAVEL_SCALE = 1.0
 
 
+def _smoothing(dt: float, tau_s: float) -> float:
+    """The step of an exponential moving average with time constant ``tau_s`` after ``dt`` seconds."""
+    return 1.0 - math.exp(-dt / tau_s)
+
+
 class Embedder:
     """Per-person streaming embedder: adds ``lift``, ``airborne`` and ``travel``.
 
@@ -365,10 +370,10 @@ class Embedder:
         self._last_ms = timestamp_ms
         if self._base is None or self._torso is None:
             self._base, self._torso = hip_y, max(torso, 1.0)
-        a = 1.0 - math.exp(-dt / self.tau_s)
+        a = _smoothing(dt, self.tau_s)
         # The torso length shrinks when bending; its slow average (and a floor at its
         # upright size) keeps the unit steady.
-        self._torso = max(self._torso + (1.0 - math.exp(-dt / (4 * self.tau_s))) * (torso - self._torso), 0.7 * self._torso, 1.0)
+        self._torso = max(self._torso + _smoothing(dt, 4 * self.tau_s) * (torso - self._torso), 0.7 * self._torso, 1.0)
         self._base = self._base + a * (hip_y - self._base)
         lift = float(np.clip((self._base - hip_y) / self._torso, -2.0, 2.0))
         return embed_person(person, lift=lift, lift_weight=trust, airborne=self._airborne(lm, h, dt),
@@ -380,7 +385,7 @@ class Embedder:
             self._hip_x = hip_x
         elif dt > 0:
             speed = (hip_x - self._hip_x) / dt / self._torso
-            self._speed += (1.0 - math.exp(-dt / TRAVEL_TAU_S)) * (speed - self._speed)
+            self._speed += _smoothing(dt, TRAVEL_TAU_S) * (speed - self._speed)
             self._hip_x = hip_x
         return math.tanh(max(abs(self._speed) - TRAVEL_DEAD, 0.0) / TRAVEL_SCALE)
 
@@ -388,7 +393,7 @@ class Embedder:
         foot = max(lm[27, 1], lm[28, 1]) * height  # the lower ankle (image y grows downward)
         if self._foot is None or self._ground is None:
             self._foot = self._ground = foot
-        self._foot += (1.0 - math.exp(-dt / FOOT_TAU_S)) * (foot - self._foot)
+        self._foot += _smoothing(dt, FOOT_TAU_S) * (foot - self._foot)
         self._ground = max(self._foot, self._ground - GROUND_CREEP * dt * self._torso)
         height_above = (self._ground - self._foot) / self._torso
         return math.tanh(max(height_above - AIRBORNE_DEAD, 0.0) / AIRBORNE_SCALE)

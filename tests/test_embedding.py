@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mirrorcam.embedding import DIM, FEATURES, Embedder, Embedding, embed_person, group_mask, mirror_vector
+from mirrorcam.embedding import DIM, FEATURES, Embedding, embed_person, group_mask, mirror_vector
 from mirrorcam.performer import BodyShape, PerformerOptions, perform
 
 
@@ -113,8 +113,10 @@ def test_in_picture_is_soft_at_the_edge(xy, expected):
 
 def _stream(recording, feature: str) -> np.ndarray:
     """One feature of the main person's embedding through a recording (streamed, as the matcher sees it)."""
-    emb, i = Embedder(), FEATURES.index(feature)
-    return np.array([emb.update(f.persons[0], f.timestamp_ms, f.image_size).vector[i] for f in recording.frames if f.persons])
+    from mirrorcam.templates import embed_recording
+
+    i = FEATURES.index(feature)
+    return np.array([e.vector[i] for _, e in embed_recording(recording)])
 
 
 def test_embedder_lift_sees_jumps():
