@@ -343,9 +343,11 @@ def _brought_forward(obj: dict) -> dict:
         if not isinstance(frames, list) or not all(isinstance(f, list) and len(f) == old_dim for f in frames):
             return part
         weights = part.get("weights")
-        if not (isinstance(weights, list) and len(weights) == len(frames)
-                and all(isinstance(w, list) and len(w) == old_dim for w in weights)):
-            weights = [[1.0] * old_dim for _ in frames]
+        if weights is None:
+            weights = [[1.0] * old_dim for _ in frames]  # the default trust, as for a current file
+        elif not (isinstance(weights, list) and len(weights) == len(frames)
+                  and all(isinstance(w, list) and len(w) == old_dim for w in weights)):
+            return part
         for v in range(version + 1, EMBEDDING_VERSION + 1):
             at = FEATURES.index(_ADDED_FEATURES[v])
             frames = [f[:at] + [0.0] + f[at:] for f in frames]

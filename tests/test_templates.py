@@ -121,7 +121,11 @@ def test_a_template_of_an_older_embedding_loads_and_ignores_the_new_features(tmp
     shifted = replace(old, frames=old.frames + 5.0 * np.isin(np.arange(DIM), new), variants=())
     np.testing.assert_array_equal(best_distances([replace(old, variants=()), old], stream),
                                   best_distances([shifted, old], stream))
-    path.write_text(json.dumps({**json.loads(path.read_text()), "embedding_version": 7}))
+    broken = json.loads(path.read_text())
+    path.write_text(json.dumps({**broken, "weights": broken["weights"][:-1]}))  # a row short: reported, not replaced
+    with pytest.raises(TemplateError, match="hop.json"):
+        load_template(path)
+    path.write_text(json.dumps({**broken, "embedding_version": 7}))
     with pytest.raises(TemplateError, match="embedding version 7; re-teach it"):
         load_template(path)
 
