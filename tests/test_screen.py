@@ -26,14 +26,12 @@ from mirrorcam.screen import (
     Screen,
     ScreenState,
     SpikeHistory,
-    TextRenderer,
     draw_neuron_bars,
     draw_skeleton,
-    find_fonts,
-    font_coverage,
     mirror_caption,
     render_preview_frames,
 )
+from mirrorcam.text import TextRenderer, find_fonts, font_coverage
 
 NAMES = tuple(list(ACTIONS)[:12])
 LONG = "a very long template name that goes on and on well beyond any neuron row's width"

@@ -3,7 +3,7 @@
 The app freezes what is to be shown into a :class:`KioskView` once per frame; the
 :class:`KioskRenderer` draws it into one reused canvas (no per-frame allocation of the
 full picture, so memory stays flat).  Every screen carries the line that nothing is
-recorded.  Text goes through :class:`mirrorcam.screen.TextRenderer` (any script the
+recorded.  Text goes through :class:`mirrorcam.text.TextRenderer` (any script the
 system's fonts cover); skeletons through :func:`mirrorcam.screen.draw_skeleton`.
 
 Screens::
@@ -27,7 +27,8 @@ from mirrorcam.containers import Person
 from mirrorcam.kiosk.config import KioskConfig
 from mirrorcam.kiosk.playlist import PlaylistClip
 from mirrorcam.kiosk.state import Phase
-from mirrorcam.screen import TextRenderer, draw_skeleton
+from mirrorcam.screen import draw_skeleton
+from mirrorcam.text import TextRenderer
 
 BGR = tuple[int, int, int]
 
@@ -317,7 +318,7 @@ class KioskRenderer:
     def _mirror(self, img, view: KioskView) -> None:
         accent = self.colors.accent
         cv2.rectangle(img, (0, 0), (self.width, self.px(130)), _dim(accent, 0.35), -1)
-        y = self.paragraph(img, self.config.text("mirror", action=view.action_label.upper()), self.px(30), self.px(60),
+        self.paragraph(img, self.config.text("mirror", action=view.action_label.upper()), self.px(30), self.px(60),
                            self.width - self.px(60), self.px(46), self.colors.text, bold=True, align="center", max_lines=2)
         raster_h = self.px(70)
         raster_top = self.height - self.px(46) - 2 * raster_h - self.px(40)
