@@ -62,6 +62,7 @@ FORMAT_VERSION = 1
 KINDS = ("dynamic", "static")
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "models" / "templates"
 RATE_HZ = 15.0
+MAX_VARIANTS = 15  # styles beside the main one: each is a DP row per side, and its false alarms add up
 BUILTIN_NAMES: tuple[str, ...] = (
     "wave_one_hand", "wave_both_hands", "clap", "arms_up", "arm_circles", "punch",
     "jumping_jack", "squat", "lunge", "bend", "jump_in_place", "high_knees",
@@ -232,8 +233,8 @@ class Template:
         _check_threshold(self.threshold)
         _check_velocity_weight(self.velocity_weight)
         object.__setattr__(self, "variants", tuple(self.variants))
-        if not all(isinstance(v, Variant) for v in self.variants) or len(self.variants) > 15:
-            raise ValueError("template variants must be at most 15 Variant objects")
+        if not all(isinstance(v, Variant) for v in self.variants) or len(self.variants) > MAX_VARIANTS:
+            raise ValueError(f"template variants must be at most {MAX_VARIANTS} Variant objects")
         _check_groups(self.groups)
         if not 1.0 <= self.rate_hz <= 120.0:
             raise ValueError(f"template rate_hz must be between 1 and 120, got {self.rate_hz}")
@@ -925,6 +926,47 @@ def teach_template(
     neg = np.array([best_distances([proto], s)[0] for s in impostors if len(s) >= 2])
     thr, facts = choose_threshold(positives, neg)
     return replace(proto, threshold=thr, calibration=facts, source=source, description=f"Taught from {len(cands)} example(s).")
+
+
+def add_style(template: Template, taught: Template, style: str) -> Template:
+    """``template`` with ``taught`` as one more of its styles (a :class:`Variant`).
+
+    How a user teaches an existing neuron, a built-in included, their own way of doing
+    the action: the neuron keeps every prototype it had, with its threshold, and fires
+    for the new one too.  The new style keeps the threshold, trust, velocity channel and
+    feature-group importance it was calibrated with (``taught`` is what
+    :func:`teach_template` returns).  Its false alarms add to the neuron's.
+
+    Example:
+        >>> wave = builtin_library().get("wave_one_hand")
+        >>> mine = teach_template("wave_one_hand", [my_waves], impostor_streams("wave_one_hand"))  # doctest: +SKIP
+        >>> add_style(wave, mine, "mine").variants[-1].style  # doctest: +SKIP
+        'mine'
+
+    Raises:
+        TemplateError: A bad or taken style label, a template with all the styles it can
+            take, another kind or side-specificity, or a different tick rate.
+    """
+    check_style(template, style)
+    if (taught.kind, taught.side_specific) != (template.kind, template.side_specific):
+        raise TemplateError(f"{template.name!r} is {'side-specific ' if template.side_specific else ''}{template.kind}; "
+                            f"the new style must be too")
+    if taught.rate_hz != template.rate_hz:
+        raise TemplateError(f"{template.name!r} is stored at {template.rate_hz:g} Hz, the new style at {taught.rate_hz:g} Hz")
+    variant = Variant(style, taught.frames, taught.threshold, weights=taught.weights, calibration=taught.calibration,
+                      velocity_weight=taught.velocity_weight, groups=dict(taught.groups))
+    return replace(template, variants=(*template.variants, variant),
+                   source=f"{template.source}; style {style!r} {taught.source}".strip("; "))
+
+
+def check_style(template: Template, style: str) -> None:
+    """Raise :class:`TemplateError` unless ``style`` can label a new style of ``template``."""
+    if not style or not all(c.isalnum() or c == "_" for c in style) or style != style.lower():
+        raise TemplateError(f"style {style!r} must use lowercase letters, digits and _ only")
+    if style in {v.style for v in template.variants}:
+        raise TemplateError(f"{template.name!r} already has a style {style!r}; choose another --style")
+    if len(template.variants) >= MAX_VARIANTS:
+        raise TemplateError(f"{template.name!r} already has {len(template.variants) + 1} styles, the most a template takes")
 
 
 def taught_velocity_weight(kind: str) -> float:

@@ -138,3 +138,74 @@ def test_teaching_a_builtin_name_does_not_count_its_styles_as_impostors():
     everything = len(synthetic_performances())
     assert everything - len(impostor_streams("wave_one_hand")) == 3 * IMPOSTORS_PER_ACTION
     assert everything - len(impostor_streams("my_new_action")) == 0
+
+
+def _side_lunge():
+    """A lunge the built-in does not know: stepping out to the side, the other leg straight."""
+    from mirrorcam.performer import REST, Motion
+
+    out = {"r_thigh": (45.0, 10.0), "r_shin": (5.0, 0.0), "l_thigh": (-30.0, 5.0), "l_shin": (-30.0, 5.0), "roll": -8.0}
+    return Motion("side_lunge", ((0.0, {}), (0.9, out), (1.2, {}), (2.1, dict(REST))))
+
+
+def _fired(templates, recording) -> Counter:
+    bank = NeuronBank(templates)
+    got: Counter = Counter()
+    for f in recording.frames:
+        got.update(g.template for a in bank.update(f).values() for g in a.firings)
+    got.update(g.template for gs in bank.finish().values() for g in gs)
+    return got
+
+
+def test_teach_add_gives_a_builtin_neuron_a_style_of_its_own(tmp_path):
+    import numpy as np
+
+    from mirrorcam.templates import TemplateLibrary, builtin_library
+
+    paths = []
+    for s in range(3):
+        paths.append(tmp_path / f"side_lunge{s}.npz")
+        options = PerformerOptions(seed=s, style_deg=8.0, noise_m=0.01, speed=0.9 + 0.1 * s)
+        save_recording(paths[-1], perform(_side_lunge(), options))
+    out = tmp_path / "mine"
+    sources = [arg for p in paths for arg in ("--from", p)]
+    proc = run_cli("teach", "lunge", "--add", "--style", "side", *sources, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "style 'side' added to 'lunge'" in proc.stdout
+    builtin = builtin_library().get("lunge")
+    mine = load_template(out / "lunge.json")
+    # The built-in's own prototypes are kept as they were; the new style comes last.
+    assert [v.style for v in mine.variants] == [v.style for v in builtin.variants] + ["side"]
+    assert np.array_equal(mine.frames, builtin.frames) and mine.threshold == builtin.threshold
+    assert mine.variants[-1].groups != builtin.groups and mine.variants[-1].threshold > 0
+    # The user's file takes the built-in's place, and the neuron fires for both styles.
+    library = TemplateLibrary.load(extra_dirs=[out]).templates
+    someone_else = perform(_side_lunge(), PerformerOptions(repeats=3, seed=7, yaw_deg=15.0, style_deg=8.0, noise_m=0.01))
+    assert not _fired(builtin_library().templates, someone_else)  # what --add is for
+    assert _fired(library, someone_else) == Counter({"lunge": 3})
+    assert _fired(library, perform("lunge", PerformerOptions(repeats=2, seed=4)))["lunge"] == 2
+    assert not _fired(library, perform("stand", PerformerOptions(repeats=2, seed=4)))
+    # A second style gets the next free label; a taken one is refused and the file kept.
+    again = run_cli("teach", "lunge", "--add", "--from", paths[0], "--out", out, "--display-name", "Lunge (any way)")
+    assert again.returncode == 0, again.stderr
+    twice = load_template(out / "lunge.json")
+    assert [v.style for v in twice.variants[-2:]] == ["side", "mine"] and twice.display_name == "Lunge (any way)"
+    before = (out / "lunge.json").read_bytes()
+    assert_one_line_error(run_cli("teach", "lunge", "--add", "--style", "side", "--from", paths[0], "--out", out),
+                          "already has a style 'side'")
+    assert (out / "lunge.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["no_such_action", "--add"], "no template 'no_such_action'"),
+        (["punch", "--add", "--force"], "choose one"),
+        (["punch", "--add", "--kind", "static"], "leave out --kind"),
+        (["punch", "--add", "--style", "Bad Style"], "lowercase"),
+        (["my_new", "--style", "fast"], "--add"),
+    ],
+)
+def test_teach_add_user_errors(tmp_path, args, needle):
+    assert_one_line_error(run_cli("teach", *args, "--from", "x.mp4", "--out", tmp_path), needle)
+    assert not list(tmp_path.iterdir())  # nothing written

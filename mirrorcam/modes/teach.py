@@ -8,8 +8,14 @@ movements such as standing, walking and touching the face).  Which body parts ma
 learnt from what moves in the examples.  The file is written atomically to the user
 template folder (or ``--out``); an existing name is kept unless ``--force``.
 
+With ``--add`` the examples become one more style of an existing template NAME, a
+built-in or one of the user's: the neuron keeps what it had and fires for the new style
+too.  The result is saved under the same name in the user folder, where it takes the
+built-in's place.
+
 Example:
     mirrorcam teach salute --from clips/salute.mp4@1.5-3.2 --from clips/salute2.mp4
+    mirrorcam teach punch --add --style backfist --from clips/backfist.mp4@2-4
 """
 
 from __future__ import annotations
@@ -17,12 +23,16 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from mirrorcam.errors import MirrorcamError, TemplateError
 from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
 from mirrorcam.templates import (
     KINDS,
+    TemplateLibrary,
+    add_style,
+    check_style,
     embed_recording,
     impostor_streams,
     parse_clip_spec,
@@ -45,10 +55,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--from", dest="sources", action="append", required=True, metavar="CLIP[@START-END]",
                         help="an example performance (repeat for up to five)")
     parser.add_argument("--display-name", help="name shown on screen (default: NAME)")
-    parser.add_argument("--kind", choices=KINDS, default="dynamic", help="a movement (dynamic, default) or a held pose (static)")
+    parser.add_argument("--kind", choices=KINDS, help="a movement (dynamic, default) or a held pose (static)")
     parser.add_argument("--side-specific", action="store_true", help="only this side counts (default: either side matches)")
     parser.add_argument("--out", type=Path, help=f"folder to save into (default: {user_template_dir()})")
     parser.add_argument("--force", action="store_true", help="replace an existing template of that name")
+    parser.add_argument("--add", action="store_true",
+                        help="add the examples as another style of the existing template NAME (a built-in or yours), "
+                        "saved under NAME in the output folder")
+    parser.add_argument("--style", help="with --add: the new style's label (default: mine, mine2, ...)")
     add_pose_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -62,8 +76,22 @@ def run(args: argparse.Namespace) -> int:
         raise MirrorcamError(f"teach takes one to five --from examples, got {len(args.sources)}")
     out_dir = args.out or user_template_dir()
     target = out_dir / f"{args.name}.json"
-    if target.exists() and not args.force:
-        raise TemplateError(f"{target} already exists; use --force to replace it")
+    if args.add:
+        existing = _existing_template(args.name, out_dir)
+        if args.force:
+            raise MirrorcamError("--add keeps the template and adds a style to it; --force would replace it: choose one")
+        if (args.kind or existing.kind) != existing.kind or (args.side_specific and not existing.side_specific):
+            raise MirrorcamError(f"--add keeps {args.name!r} as it is ({'side-specific ' if existing.side_specific else ''}"
+                                 f"{existing.kind}); leave out --kind and --side-specific")
+        kind, side_specific = existing.kind, existing.side_specific
+        style = args.style or _free_style(existing)
+        check_style(existing, style)  # before any clip is read
+    else:
+        if args.style:
+            raise MirrorcamError("--style labels a style added with --add")
+        if target.exists() and not args.force:
+            raise TemplateError(f"{target} already exists; use --force to replace it, or --add to add a style to it")
+        kind, side_specific = args.kind or "dynamic", args.side_specific
     options = pose_options_from_args(args)
     examples = []
     for spec in args.sources:
@@ -83,16 +111,41 @@ def run(args: argparse.Namespace) -> int:
             examples,
             impostor_streams(args.name),
             display_name=args.display_name,
-            kind=args.kind,
-            side_specific=args.side_specific,
+            kind=kind,
+            side_specific=side_specific,
             source="taught from " + ", ".join(args.sources),
         )
     except ValueError as exc:  # the examples make no valid template (landmarks that are not numbers, ...)
         raise TemplateError(f"cannot teach {args.name!r} from {', '.join(args.sources)}: {exc}") from None
-    save_template(target, template, force=args.force)
-    c = template.calibration
+    taught = template
+    if args.add:
+        template = add_style(existing, taught, style)
+        if args.display_name:
+            template = replace(template, display_name=args.display_name)
+    save_template(target, template, force=args.force or args.add)
+    c = taught.calibration
+    what = f"style {style!r} added to {args.name!r} ({len(template.variants) + 1} styles)" if args.add else f"{len(taught.frames)} frames"
     print(
-        f"{target}: {len(template.frames)} frames ({template.duration_s:.1f} s), threshold {template.threshold:.4f} "
+        f"{target}: {what}, {taught.duration_s:.1f} s, threshold {taught.threshold:.4f} "
         f"(examples p90 {c.get('positive_p90')}, impostors p05 {c.get('impostor_p05')})"
     )
     return 0
+
+
+def _existing_template(name: str, out_dir: Path):
+    """Template ``name`` as the output folder or else the built-ins have it (for ``--add``)."""
+    library = TemplateLibrary.load(extra_dirs=[out_dir] if out_dir.is_dir() else ())
+    for path, reason in library.errors:
+        if Path(path).stem == name:
+            raise TemplateError(f"cannot add a style to {reason}")
+    try:
+        return library.get(name)
+    except KeyError:
+        raise TemplateError(f"there is no template {name!r} to add a style to (neither built in nor in {out_dir}); "
+                            "teach it without --add") from None
+
+
+def _free_style(template) -> str:
+    """The first of ``mine``, ``mine2``, ``mine3``, ... that ``template`` has no style of."""
+    taken = {v.style for v in template.variants}
+    return next(s for s in ("mine", *(f"mine{k}" for k in range(2, 17))) if s not in taken)
