@@ -209,3 +209,20 @@ def test_teach_add_gives_a_builtin_neuron_a_style_of_its_own(tmp_path):
 def test_teach_add_user_errors(tmp_path, args, needle):
     assert_one_line_error(run_cli("teach", *args, "--from", "x.mp4", "--out", tmp_path), needle)
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize(
+    "content, needles",
+    [
+        ('{"name": "lunge", "frames": [[1, 2', ("lunge.json", "not valid JSON")),
+        ("punch", ("lunge.json", "holds template 'punch'")),  # another template under this name
+    ],
+)
+def test_teach_add_to_a_bad_file_of_that_name_is_refused_and_the_file_kept(tmp_path, content, needles):
+    from mirrorcam.templates import BUILTIN_DIR
+
+    text = (BUILTIN_DIR / f"{content}.json").read_text(encoding="utf-8") if content == "punch" else content
+    (tmp_path / "lunge.json").write_text(text, encoding="utf-8")
+    before = (tmp_path / "lunge.json").read_bytes()
+    assert_one_line_error(run_cli("teach", "lunge", "--add", "--from", "x.mp4", "--out", tmp_path), *needles)
+    assert (tmp_path / "lunge.json").read_bytes() == before

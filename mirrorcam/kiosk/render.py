@@ -319,7 +319,7 @@ class KioskRenderer:
         accent = self.colors.accent
         cv2.rectangle(img, (0, 0), (self.width, self.px(130)), _dim(accent, 0.35), -1)
         self.paragraph(img, self.config.text("mirror", action=view.action_label.upper()), self.px(30), self.px(60),
-                           self.width - self.px(60), self.px(46), self.colors.text, bold=True, align="center", max_lines=2)
+                       self.width - self.px(60), self.px(46), self.colors.text, bold=True, align="center", max_lines=2)
         raster_h = self.px(70)
         raster_top = self.height - self.px(46) - 2 * raster_h - self.px(40)
         self._two_panels(img, view, self.px(150), raster_top - self.px(20))

@@ -30,11 +30,12 @@ from mirrorcam.errors import MirrorcamError, TemplateError
 from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
 from mirrorcam.templates import (
     KINDS,
-    TemplateLibrary,
     add_style,
+    builtin_library,
     check_style,
     embed_recording,
     impostor_streams,
+    load_template,
     parse_clip_spec,
     save_template,
     teach_template,
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             raise MirrorcamError(f"no person found in {clip}{where}")
         examples.append(stream)
     try:
-        template = teach_template(
+        taught = teach_template(
             args.name,
             examples,
             impostor_streams(args.name),
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:  # the examples make no valid template (landmarks that are not numbers, ...)
         raise TemplateError(f"cannot teach {args.name!r} from {', '.join(args.sources)}: {exc}") from None
-    taught = template
+    template = taught
     if args.add:
         template = add_style(existing, taught, style)
         if args.display_name:
@@ -133,13 +134,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _existing_template(name: str, out_dir: Path):
-    """Template ``name`` as the output folder or else the built-ins have it (for ``--add``)."""
-    library = TemplateLibrary.load(extra_dirs=[out_dir] if out_dir.is_dir() else ())
-    for path, reason in library.errors:
-        if Path(path).stem == name:
-            raise TemplateError(f"cannot add a style to {reason}")
+    """Template ``name`` from the output folder, else the built-in (for ``--add``).
+
+    A malformed file of that name is one error naming it, and it is left as it is.
+    """
+    path = out_dir / f"{name}.json"
+    if path.exists():
+        template = load_template(path)
+        if template.name != name:
+            raise TemplateError(f"{path} holds template {template.name!r}, not {name!r}")
+        return template
     try:
-        return library.get(name)
+        return builtin_library().get(name)
     except KeyError:
         raise TemplateError(f"there is no template {name!r} to add a style to (neither built in nor in {out_dir}); "
                             "teach it without --add") from None
