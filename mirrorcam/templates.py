@@ -969,6 +969,12 @@ def check_style(template: Template, style: str) -> None:
         raise TemplateError(f"{template.name!r} already has {len(template.variants) + 1} styles, the most a template takes")
 
 
+def free_style(template: Template) -> str:
+    """The first of ``mine``, ``mine2``, ``mine3``, ... that ``template`` has no style of."""
+    taken = {v.style for v in template.variants}
+    return next(s for s in ("mine", *(f"mine{k}" for k in range(2, MAX_VARIANTS + 2))) if s not in taken)
+
+
 def taught_velocity_weight(kind: str) -> float:
     """Velocity-channel weight of a taught template: ``VELOCITY_WEIGHT`` for a movement, 0 for a pose.
 

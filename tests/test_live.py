@@ -344,3 +344,37 @@ def test_the_demo_teaches_into_the_templates_folder_for_the_seconds_asked(tmp_pa
 def test_a_bad_teach_length_is_one_clear_error(extra):
     assert_one_line_error(run_cli("live", *extra, "--no-window", "--out", "x.mp4", "--teach-seconds", "0", "--seconds", "1"),
                           "--teach-seconds")
+
+
+def test_teaching_live_under_an_existing_neurons_name_adds_a_style_to_it(tmp_path):
+    """Typed as a neuron's name, a live performance becomes one more style of that neuron."""
+    from collections import Counter
+
+    from test_teach import _side_lunge
+
+    from mirrorcam.cli import build_parser
+    from mirrorcam.matching import NeuronBank
+    from mirrorcam.modes.live import app_from_args
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.templates import builtin_library, load_template
+
+    args = build_parser().parse_args(["live", "--demo", "--templates", str(tmp_path)])
+    app = app_from_args(args, None, (640, 480), "generated", "demo visitor")
+    names = [t.name for t in app.templates]
+    frames = perform(_side_lunge(), PerformerOptions(seed=1)).frames
+    assert app.save_taught(list(frames), "Lunge") == "lunge"  # the display name's slug is the neuron's name
+    assert [t.name for t in app.templates] == names  # no new row: the lunge row learnt a style
+    lunge = app.templates[names.index("lunge")]
+    builtin = builtin_library().get("lunge")
+    assert [v.style for v in lunge.variants] == [v.style for v in builtin.variants] + ["mine"]
+    assert load_template(tmp_path / "lunge.json").variants[-1].style == "mine"
+    bank = NeuronBank(app.templates)
+    got: Counter = Counter()
+    # The same visitor again, further back and to the side, the camera turned by 15 degrees.
+    for f in perform(_side_lunge(), PerformerOptions(repeats=2, yaw_deg=15.0, translation=(0.3, 0.5))).frames:
+        got.update(g.template for a in bank.update(f).values() for g in a.firings)
+    got.update(g.template for gs in bank.finish().values() for g in gs)
+    assert got == Counter({"lunge": 2})
+    # Any other name is a new neuron, as before.
+    assert app.save_taught(list(frames), "side step") == "side_step"
+    assert [t.name for t in app.templates] == [*names, "side_step"]

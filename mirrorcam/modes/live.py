@@ -600,9 +600,14 @@ class LiveApp:
             self.toast = ("teaching cancelled", now_ms)
         elif code in (13, 10):
             try:
+                known = {tpl.name for tpl in self.templates}
                 name = self.save_taught(t.frames, t.typed)
-                self.toast = (f"new neuron '{name}' saved: do it again and watch it fire", now_ms)
-                _say("taught template %s", name)
+                if name in known:
+                    self.toast = (f"'{name}' learnt your way of doing it: do it again and watch it fire", now_ms)
+                    _say("taught a new style of template %s", name)
+                else:
+                    self.toast = (f"new neuron '{name}' saved: do it again and watch it fire", now_ms)
+                    _say("taught template %s", name)
             except MirrorcamError as exc:
                 self.toast = (str(exc), now_ms)
                 _say("teaching failed: %s", exc)
@@ -616,17 +621,29 @@ class LiveApp:
     def save_taught(self, frames: list[PoseFrame], typed: str = "") -> str:
         """Make a template from recorded YOU frames, save it, add its neuron; returns its name.
 
+        Typed as an existing neuron's name (``wave_one_hand``), the performance becomes one
+        more style of that neuron instead (as ``mirrorcam teach --add``): a lecturer whose
+        wave the built-in misses teaches it theirs, and the same row fires from then on.
+
         Raises:
             TemplateError: Nobody was seen, or the performance is unusable.
         """
-        from mirrorcam.templates import save_template, user_template_dir
+        from mirrorcam.templates import add_style, free_style, save_template, user_template_dir
 
-        template = taught_template(frames, typed, existing={t.name for t in self.templates},
-                                   person=self._you_id)
         folder = self.teach_dir or user_template_dir()
-        save_template(folder / f"{template.name}.json", template)
+        names = [t.name for t in self.templates]
+        if _slug(typed) in names:
+            old = self.templates[names.index(_slug(typed))]
+            taught = taught_template(frames, typed, existing=set(), person=self._you_id, kind=old.kind,
+                                     side_specific=old.side_specific)
+            template = add_style(old, taught, free_style(old))
+            save_template(folder / f"{template.name}.json", template, force=True)
+            self._set_templates([template if t is old else t for t in self.templates])
+        else:
+            template = taught_template(frames, typed, existing=set(names), person=self._you_id)
+            save_template(folder / f"{template.name}.json", template)
+            self._set_templates([*self.templates, template])
         self.stats.taught.append(template.name)
-        self._set_templates([*self.templates, template])
         return template.name
 
 
@@ -644,7 +661,8 @@ def _slug(text: str) -> str:
     return re.sub(r"_+", "_", re.sub(r"[^a-z0-9]+", "_", text.lower())).strip("_")[:40]
 
 
-def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], person: int | None = None):
+def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], person: int | None = None,
+                    kind: str = "dynamic", side_specific: bool = False):
     """A template from a live performance (``frames``), named from ``typed`` or automatically.
 
     Raises:
@@ -661,7 +679,7 @@ def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], per
     while name in existing:
         name, k = f"{base}_{k}", k + 1
     template = teach_template(name, [stream], impostor_streams(name), display_name=typed.strip() or name.replace("_", " "),
-                              source="taught live from the camera")
+                              kind=kind, side_specific=side_specific, source="taught live from the camera")
     return replace(template, preview=_preview_of(rec, person))
 
 

@@ -34,6 +34,7 @@ from mirrorcam.templates import (
     builtin_library,
     check_style,
     embed_recording,
+    free_style,
     impostor_streams,
     load_template,
     parse_clip_spec,
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             raise MirrorcamError(f"--add keeps {args.name!r} as it is ({'side-specific ' if existing.side_specific else ''}"
                                  f"{existing.kind}); leave out --kind and --side-specific")
         kind, side_specific = existing.kind, existing.side_specific
-        style = args.style or _free_style(existing)
+        style = args.style or free_style(existing)
         check_style(existing, style)  # before any clip is read
     else:
         if args.style:
@@ -150,8 +151,3 @@ def _existing_template(name: str, out_dir: Path):
         raise TemplateError(f"there is no template {name!r} to add a style to (neither built in nor in {out_dir}); "
                             "teach it without --add") from None
 
-
-def _free_style(template) -> str:
-    """The first of ``mine``, ``mine2``, ``mine3``, ... that ``template`` has no style of."""
-    taken = {v.style for v in template.variants}
-    return next(s for s in ("mine", *(f"mine{k}" for k in range(2, 17))) if s not in taken)
