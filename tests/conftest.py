@@ -10,6 +10,7 @@ import csv
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,25 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path
         [sys.executable, "-m", "mirrorcam", *map(str, args)],
         capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or REPO,
     )
+
+
+def fires(bank, frames) -> Counter:
+    """Template name -> firings of ``bank`` over pose ``frames`` (from a clean state, the end included).
+
+    Every activation is checked on the way: one per neuron, each in [0, 1].
+    """
+    import numpy as np
+
+    bank.reset()
+    out: Counter = Counter()
+    for f in frames:
+        for act in bank.update(f).values():
+            assert act.activation.shape == (len(bank.names),)
+            assert np.all((act.activation >= 0) & (act.activation <= 1))
+            out.update(g.template for g in act.firings)
+    for firings in bank.finish().values():
+        out.update(g.template for g in firings)
+    return out
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:

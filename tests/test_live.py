@@ -15,13 +15,14 @@ import struct
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, assert_one_line_error, run_cli
+from conftest import REPO, assert_one_line_error, fires, run_cli
 from mirrorcam.screen import MIRROR_COLOR, Layout
 
 pytestmark = pytest.mark.display
@@ -348,8 +349,6 @@ def test_a_bad_teach_length_is_one_clear_error(extra):
 
 def test_teaching_live_under_an_existing_neurons_name_adds_a_style_to_it(tmp_path):
     """Typed as a neuron's name, a live performance becomes one more style of that neuron."""
-    from collections import Counter
-
     from test_teach import _side_lunge
 
     from mirrorcam.cli import build_parser
@@ -368,13 +367,9 @@ def test_teaching_live_under_an_existing_neurons_name_adds_a_style_to_it(tmp_pat
     builtin = builtin_library().get("lunge")
     assert [v.style for v in lunge.variants] == [v.style for v in builtin.variants] + ["mine"]
     assert load_template(tmp_path / "lunge.json").variants[-1].style == "mine"
-    bank = NeuronBank(app.templates)
-    got: Counter = Counter()
     # The same visitor again, further back and to the side, the camera turned by 15 degrees.
-    for f in perform(_side_lunge(), PerformerOptions(repeats=2, yaw_deg=15.0, translation=(0.3, 0.5))).frames:
-        got.update(g.template for a in bank.update(f).values() for g in a.firings)
-    got.update(g.template for gs in bank.finish().values() for g in gs)
-    assert got == Counter({"lunge": 2})
+    again = perform(_side_lunge(), PerformerOptions(repeats=2, yaw_deg=15.0, translation=(0.3, 0.5)))
+    assert fires(NeuronBank(app.templates), again.frames) == Counter({"lunge": 2})
     # Any other name is a new neuron, as before.
     assert app.save_taught(list(frames), "side step") == "side_step"
     assert [t.name for t in app.templates] == [*names, "side_step"]

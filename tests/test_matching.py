@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from conftest import fires
 from mirrorcam.containers import PoseFrame
 from mirrorcam.matching import BIG, BankOptions, NeuronBank, activation_of, best_distances, threshold_ratio, tick_stream
 from mirrorcam.performer import PerformerOptions, perform
@@ -17,19 +18,6 @@ from mirrorcam.templates import builtin_library, embed_recording
 @pytest.fixture(scope="module")
 def bank() -> NeuronBank:
     return NeuronBank(builtin_library().templates)
-
-
-def fires(bank: NeuronBank, frames) -> Counter:
-    bank.reset()
-    out: Counter = Counter()
-    for f in frames:
-        for act in bank.update(f).values():
-            assert act.activation.shape == (len(bank.names),)
-            assert np.all((act.activation >= 0) & (act.activation <= 1))
-            out.update(g.template for g in act.firings)
-    for firings in bank.finish().values():
-        out.update(g.template for g in firings)
-    return out
 
 
 def top(counter: Counter) -> str:

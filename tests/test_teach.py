@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, fires, run_cli
 from mirrorcam.matching import NeuronBank
 from mirrorcam.performer import PerformerOptions, perform
 from mirrorcam.recording import save_recording
@@ -148,15 +148,6 @@ def _side_lunge():
     return Motion("side_lunge", ((0.0, {}), (0.9, out), (1.2, {}), (2.1, dict(REST))))
 
 
-def _fired(templates, recording) -> Counter:
-    bank = NeuronBank(templates)
-    got: Counter = Counter()
-    for f in recording.frames:
-        got.update(g.template for a in bank.update(f).values() for g in a.firings)
-    got.update(g.template for gs in bank.finish().values() for g in gs)
-    return got
-
-
 def test_teach_add_gives_a_builtin_neuron_a_style_of_its_own(tmp_path):
     import numpy as np
 
@@ -181,10 +172,10 @@ def test_teach_add_gives_a_builtin_neuron_a_style_of_its_own(tmp_path):
     # The user's file takes the built-in's place, and the neuron fires for both styles.
     library = TemplateLibrary.load(extra_dirs=[out]).templates
     someone_else = perform(_side_lunge(), PerformerOptions(repeats=3, seed=7, yaw_deg=15.0, style_deg=8.0, noise_m=0.01))
-    assert not _fired(builtin_library().templates, someone_else)  # what --add is for
-    assert _fired(library, someone_else) == Counter({"lunge": 3})
-    assert _fired(library, perform("lunge", PerformerOptions(repeats=2, seed=4)))["lunge"] == 2
-    assert not _fired(library, perform("stand", PerformerOptions(repeats=2, seed=4)))
+    assert not fires(NeuronBank(builtin_library().templates), someone_else.frames)  # what --add is for
+    assert fires(NeuronBank(library), someone_else.frames) == Counter({"lunge": 3})
+    assert fires(NeuronBank(library), perform("lunge", PerformerOptions(repeats=2, seed=4)).frames)["lunge"] == 2
+    assert not fires(NeuronBank(library), perform("stand", PerformerOptions(repeats=2, seed=4)).frames)
     # A second style gets the next free label; a taken one is refused and the file kept.
     again = run_cli("teach", "lunge", "--add", "--from", paths[0], "--out", out, "--display-name", "Lunge (any way)")
     assert again.returncode == 0, again.stderr
