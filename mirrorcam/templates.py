@@ -83,6 +83,11 @@ def importance_vector(groups: dict[str, float]) -> np.ndarray:
     return vec.astype(np.float32)
 
 
+def _is_name(text: str) -> bool:
+    """Whether ``text`` can name a template or a style: lowercase letters, digits and ``_``."""
+    return bool(text) and all(c.isalnum() or c == "_" for c in text) and text == text.lower()
+
+
 @dataclass(frozen=True)
 class Variant:
     """Another style of a template's action: its own frames and threshold.
@@ -219,7 +224,7 @@ class Template:
     velocity_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        if not self.name or not all(c.isalnum() or c == "_" for c in self.name) or self.name != self.name.lower():
+        if not _is_name(self.name):
             raise ValueError(f"template name must be lowercase letters, digits and '_', got {self.name!r}")
         if self.kind not in KINDS:
             raise ValueError(f"template kind must be one of {KINDS}, got {self.kind!r}")
@@ -961,7 +966,7 @@ def add_style(template: Template, taught: Template, style: str) -> Template:
 
 def check_style(template: Template, style: str) -> None:
     """Raise :class:`TemplateError` unless ``style`` can label a new style of ``template``."""
-    if not style or not all(c.isalnum() or c == "_" for c in style) or style != style.lower():
+    if not _is_name(style):
         raise TemplateError(f"style {style!r} must use lowercase letters, digits and _ only")
     if style in {v.style for v in template.variants}:
         raise TemplateError(f"{template.name!r} already has a style {style!r}; choose another --style")

@@ -632,8 +632,8 @@ class LiveApp:
 
         folder = self.teach_dir or user_template_dir()
         names = [t.name for t in self.templates]
-        if _slug(typed) in names:
-            old = self.templates[names.index(_slug(typed))]
+        if (slug := _slug(typed)) in names:
+            old = self.templates[names.index(slug)]
             taught = taught_template(frames, typed, existing=set(), person=self._you_id, kind=old.kind,
                                      side_specific=old.side_specific)
             template = add_style(old, taught, free_style(old))
