@@ -23,7 +23,7 @@ from mirrorcam.containers import Frame, PoseFrame
 from mirrorcam.errors import RecordingError
 from mirrorcam.fileio import sha256_file
 from mirrorcam.modelstore import recorded_sha256
-from mirrorcam.pose import PoseEstimator, PoseEstimatorOptions
+from mirrorcam.pose import POSE_STAGE_VERSION, PoseEstimator, PoseEstimatorOptions
 from mirrorcam.progress import Progress
 from mirrorcam.recording import (
     FORMAT_VERSION,
@@ -67,11 +67,13 @@ def cache_key(path: Path, options: PoseEstimatorOptions, flip: bool = False, cli
     """Content hash of the clip plus everything that changes its landmarks, the model's bytes included.
 
     Why the model's hash and not its name: a ``full`` bundle replaced by another one
-    (``models fetch --force --from ...``) gives other landmarks for the same clip.
+    (``models fetch --force --from ...``) gives other landmarks for the same clip.  The
+    pose stage's version is in it too, so that an older mirrorcam's cache is not taken
+    for today's landmarks.
     """
     settings = asdict(options)
     settings.pop("model_path", None)
-    settings.update(flip=flip, format=FORMAT_VERSION, model=model_digest(options))
+    settings.update(flip=flip, format=FORMAT_VERSION, model=model_digest(options), pose_stage=POSE_STAGE_VERSION)
     blob = json.dumps(settings, sort_keys=True).encode()
     return hashlib.sha256((clip_sha256 or sha256_file(path)).encode() + blob).hexdigest()[:32]
 

@@ -30,6 +30,14 @@ from mirrorcam.modelstore import DEFAULT_VARIANT, VARIANTS, ensure_model
 
 log = logging.getLogger(__name__)
 
+# Bumped when the pose stage gives other landmarks for the same frames and options (the
+# landmark cache is keyed by it).  2: the far search (session 13).
+POSE_STAGE_VERSION = 2
+
+# A camera's far search budget: one crop every 100 ms while nobody is found (at 30 fps,
+# one frame in three pays one more detection, about 20 ms on a 2-core laptop).
+CAMERA_FAR_SEARCH_MS = 100.0
+
 
 @dataclass(frozen=True)
 class PoseEstimatorOptions:
@@ -46,6 +54,12 @@ class PoseEstimatorOptions:
         smoothing_min_cutoff: One-Euro cutoff (Hz) at rest: lower is steadier.
         smoothing_beta: One-Euro speed coefficient: higher follows fast moves with less lag.
         track_max_gap_ms: A person unseen for longer than this loses their id.
+        far_zoom: When nobody is found in the whole picture, look again in crops of
+            ``1 / far_zoom`` of it (1 turns this off); see :class:`FarSearch`.
+        far_search_ms: While nobody is found, the least time between two of those crops
+            searched, in turn (a camera's budget); 0 searches them all on every such
+            frame (files, where time does not matter).  A person once found in a crop
+            is followed in one every frame.
     """
 
     model_variant: str = DEFAULT_VARIANT
@@ -58,6 +72,8 @@ class PoseEstimatorOptions:
     smoothing_min_cutoff: float = 2.0
     smoothing_beta: float = 0.5
     track_max_gap_ms: float = 700.0
+    far_zoom: float = 1.5
+    far_search_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if self.model_variant not in VARIANTS:
@@ -72,6 +88,10 @@ class PoseEstimatorOptions:
             raise ValueError("smoothing_min_cutoff must be > 0 and smoothing_beta >= 0")
         if self.track_max_gap_ms <= 0:
             raise ValueError(f"track_max_gap_ms must be > 0, got {self.track_max_gap_ms}")
+        if not 1.0 <= self.far_zoom <= 4.0:
+            raise ValueError(f"far_zoom must be between 1 (off) and 4, got {self.far_zoom}")
+        if self.far_search_ms < 0:
+            raise ValueError(f"far_search_ms must be >= 0, got {self.far_search_ms}")
 
 
 class OneEuroFilter:
@@ -230,6 +250,7 @@ class PoseEstimator:
         self._last_mp_ts = -1
         self._quiet = not log.isEnabledFor(logging.DEBUG)
         self._first_inference = True
+        self._far: FarSearch | None = None
 
     @classmethod
     def create_from_options(cls, options: PoseEstimatorOptions | None = None) -> PoseEstimator:
@@ -239,26 +260,13 @@ class PoseEstimator:
             ModelError: The model cannot be provisioned or MediaPipe refuses it.
         """
         options = options or PoseEstimatorOptions()
-        from mediapipe.tasks.python import BaseOptions, vision
-
         path = options.model_path or str(ensure_model(options.model_variant).path)
         if not os.path.isfile(path):
             raise ModelError(f"pose model {path} does not exist; run 'mirrorcam models fetch'")
-        mp_options = vision.PoseLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=path),
-            running_mode=vision.RunningMode.VIDEO,
-            num_poses=options.num_poses,
-            min_pose_detection_confidence=options.min_detection_confidence,
-            min_pose_presence_confidence=options.min_presence_confidence,
-            min_tracking_confidence=options.min_tracking_confidence,
-        )
-        quiet = not log.isEnabledFor(logging.DEBUG)
-        try:
-            with quiet_native_stderr(quiet):
-                landmarker = vision.PoseLandmarker.create_from_options(mp_options)
-        except (RuntimeError, ValueError) as exc:
-            raise ModelError(f"MediaPipe could not load the pose model {path} ({exc})") from exc
-        return cls(landmarker, options)
+        estimator = cls(_landmarker(path, options, video=True), options)
+        if options.far_zoom > 1.0:
+            estimator._far = FarSearch(lambda: _landmarker(path, options, video=False), options)
+        return estimator
 
     def __enter__(self) -> PoseEstimator:
         return self
@@ -271,11 +279,15 @@ class PoseEstimator:
         if self._landmarker is not None:
             with quiet_native_stderr(self._quiet):
                 self._landmarker.close()
+                if self._far is not None:
+                    self._far.close()
             self._landmarker = None
 
     def reset_tracking(self) -> None:
         """Forget tracked ids (e.g. when the source changes)."""
         self._tracker.reset()
+        if self._far is not None:
+            self._far.reset()
 
     def process(self, frame: Frame) -> PoseFrame:
         """Find, track and smooth the people in one frame."""
@@ -299,6 +311,12 @@ class PoseEstimator:
             _to_person(img, world)
             for img, world in zip(result.pose_landmarks, result.pose_world_landmarks)
         ]
+        if self._far is not None:
+            if persons:
+                self._far.reset()  # the whole picture's own tracking has them again
+            else:
+                with quiet_native_stderr(self._quiet and self._far.first):
+                    persons = self._far.find(rgb, frame.timestamp_ms)
         tracked = self._tracker.update(persons, frame.timestamp_ms)
         elapsed = (time.perf_counter() - start) * 1000.0
         return PoseFrame(
@@ -310,6 +328,145 @@ class PoseEstimator:
             captured_at=frame.captured_at,
             timings_ms={"pose": elapsed},
         )
+
+
+def _landmarker(path: str, options: PoseEstimatorOptions, video: bool):
+    """A MediaPipe ``PoseLandmarker`` for ``options``, in VIDEO or IMAGE running mode.
+
+    Raises:
+        ModelError: MediaPipe refuses the model.
+    """
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    mp_options = vision.PoseLandmarkerOptions(
+        base_options=BaseOptions(model_asset_path=path),
+        running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+        num_poses=options.num_poses,
+        min_pose_detection_confidence=options.min_detection_confidence,
+        min_pose_presence_confidence=options.min_presence_confidence,
+        min_tracking_confidence=options.min_tracking_confidence,
+    )
+    try:
+        with quiet_native_stderr(not log.isEnabledFor(logging.DEBUG)):
+            return vision.PoseLandmarker.create_from_options(mp_options)
+    except (RuntimeError, ValueError) as exc:
+        raise ModelError(f"MediaPipe could not load the pose model {path} ({exc})") from exc
+
+
+class FarSearch:
+    """Finds people too small for BlazePose's detector in zoomed crops of the picture.
+
+    Why: the detector finds a person by the face, in a 224 px picture, so a body under
+    about a quarter of the picture's height, or in a low-resolution clip, gives nobody
+    though it is plain to see (a 1280 x 720 squat shrunk to a third: 0 of 90 frames; the
+    Weizmann jump clips, 180 x 144 with the person half the height: 0 of 25).  When the
+    whole picture gives nobody, the crops of ``1 / far_zoom`` of it (a 3 x 2 grid, the
+    centre first) are searched: all of them on every such frame for a file, one per
+    ``far_search_ms`` in turn for a camera.  A person found is followed from frame to
+    frame in a crop centred on them that their body spans half of (the detector's
+    favourite size), until they are lost for ``track_max_gap_ms`` or the whole picture
+    finds someone again.  Crops run a second landmarker in IMAGE mode (detection every
+    call), created on first use: a picture where people are found never pays for it.
+    """
+
+    def __init__(self, make_landmarker, options: PoseEstimatorOptions) -> None:
+        self._make = make_landmarker
+        self._landmarker = None
+        self.zoom = float(options.far_zoom)
+        self.interval_ms = float(options.far_search_ms)
+        self.max_gap_ms = float(options.track_max_gap_ms)
+        self._roi: tuple[int, int, int, int] | None = None  # x, y, width, height of the followed crop
+        self._roi_ms = -math.inf
+        self._searched_ms = -math.inf
+        self._next_cell = 0
+
+    @property
+    def first(self) -> bool:
+        """Whether the next search builds the landmarker (its one-off native log lines)."""
+        return self._landmarker is None
+
+    def reset(self) -> None:
+        self._roi = None
+        self._searched_ms = -math.inf
+        self._next_cell = 0
+
+    def close(self) -> None:
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def grid(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
+        """The search crops ``(x, y, w, h)``: 3 across, 2 down, overlapping, nearest the centre first."""
+        cw, ch = max(1, round(width / self.zoom)), max(1, round(height / self.zoom))
+        cells = [(int(x), int(y), cw, ch) for y in np.linspace(0, height - ch, 2).round() for x in np.linspace(0, width - cw, 3).round()]
+        return sorted(cells, key=lambda c: abs(c[0] + cw / 2 - width / 2) / width + abs(c[1] + ch / 2 - height / 2) / height)
+
+    def find(self, rgb: np.ndarray, now_ms: float) -> list[Person]:
+        """People in the crops of ``rgb`` (``(H, W, 3)``), in whole-picture coordinates."""
+        height, width = rgb.shape[:2]
+        if self._roi is not None and now_ms - self._roi_ms <= self.max_gap_ms:
+            persons = self._detect(rgb, self._roi)
+            if persons:
+                return self._found(persons, now_ms, width, height)
+        if now_ms - self._searched_ms < self.interval_ms:
+            return []
+        self._searched_ms = now_ms
+        cells = self.grid(width, height)
+        if self.interval_ms > 0:
+            # A camera: one crop per interval, in turn, so that a picture with nobody in
+            # it costs one more detection now and then rather than six every frame.
+            cells, self._next_cell = [cells[self._next_cell % len(cells)]], self._next_cell + 1
+        for cell in cells:
+            persons = self._detect(rgb, cell)
+            if persons:
+                return self._found(persons, now_ms, width, height)
+        return []
+
+    def _found(self, persons: list[Person], now_ms: float, width: int, height: int) -> list[Person]:
+        self._roi, self._roi_ms = self._follow(persons[0], width, height), now_ms
+        return persons
+
+    def _detect(self, rgb: np.ndarray, crop: tuple[int, int, int, int]) -> list[Person]:
+        import mediapipe as mp
+
+        if self._landmarker is None:
+            self._landmarker = self._make()
+        x, y, w, h = crop
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb[y : y + h, x : x + w]))
+        result = self._landmarker.detect(image)
+        size = rgb.shape[1], rgb.shape[0]
+        return [
+            _from_crop(_to_person(img, world), crop, size)
+            for img, world in zip(result.pose_landmarks, result.pose_world_landmarks)
+        ]
+
+    def _follow(self, person: Person, width: int, height: int) -> tuple[int, int, int, int]:
+        """The next frame's crop, centred on the body, which spans half its height (the
+        picture's shape; no larger than the search crops, no smaller than a third of them)."""
+        seen = person.visibility >= 0.5
+        pts = person.landmarks[seen if seen.any() else slice(None), :2] * (width, height)
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        span = max((hi[1] - lo[1]) / height, (hi[0] - lo[0]) / width)
+        share = float(np.clip(2.0 * span, 1.0 / (3.0 * self.zoom), 1.0 / self.zoom))
+        w, h = max(1, round(width * share)), max(1, round(height * share))
+        cx, cy = (lo + hi) / 2
+        x = int(np.clip(round(cx - w / 2), 0, width - w))
+        y = int(np.clip(round(cy - h / 2), 0, height - h))
+        return x, y, w, h
+
+
+def _from_crop(person: Person, crop: tuple[int, int, int, int], size: tuple[int, int]) -> Person:
+    """``person`` found in ``crop`` ``(x, y, w, h)`` with image landmarks in the whole picture's units.
+
+    World landmarks are metric and hip-centred, the same from a crop; MediaPipe's image
+    ``z`` is on the scale of ``x``, so it scales with it.
+    """
+    x, y, w, h = crop
+    lm = person.landmarks.copy()
+    lm[:, 0] = (lm[:, 0] * w + x) / size[0]
+    lm[:, 1] = (lm[:, 1] * h + y) / size[1]
+    lm[:, 2] = lm[:, 2] * w / size[0]
+    return replace(person, landmarks=lm)
 
 
 def _to_person(image_landmarks, world_landmarks) -> Person:

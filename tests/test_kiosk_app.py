@@ -454,3 +454,18 @@ def test_privacy_the_real_command_writes_only_the_log_and_the_counters(sandbox):
     assert "mirror event: wave_one_hand" in log_text, log_text
     assert "visitor session ended (idle)" in log_text, log_text
     assert json.loads((state / "counters.json").read_text())["totals"]["sessions"] == 1
+
+
+def test_the_kiosk_camera_searches_for_far_visitors_within_a_camera_budget(clip, pose_model) -> None:
+    # A video file played as the camera: the pose stage is a camera's, one far-search crop
+    # per 100 ms while nobody is found, not six a frame as for a clip being analysed.
+    from mirrorcam.kiosk.config import CameraConfig, KioskConfig
+    from mirrorcam.modes.kiosk import open_camera
+
+    config = replace(KioskConfig(), camera=CameraConfig(source=str(clip("omkarnagarkar55_HAR/stand.mp4"))))
+    camera = open_camera(config)
+    try:
+        assert camera.estimator.options.far_search_ms == 100.0
+        assert camera.estimator.options.far_zoom > 1.0
+    finally:
+        camera.close()

@@ -326,6 +326,9 @@ def test_the_camera_looks_for_one_person_unless_other_is_the_second(argv, num_po
     assert camera_pose_options(args).num_poses == num_poses
     # Observed clips keep replay's and eval's options (their landmark cache is shared).
     assert pose_options_from_args(args).num_poses == (int(argv[-1]) if "--num-poses" in argv else 2)
+    # A camera searches for far people one crop per 100 ms; a clip, every crop on every frame.
+    assert camera_pose_options(args).far_search_ms == 100.0
+    assert pose_options_from_args(args).far_search_ms == 0.0
 
 
 def test_a_bad_num_poses_is_one_clear_error():

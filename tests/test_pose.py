@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import cv2
 import numpy as np
 import pytest
 
 from mirrorcam.containers import Frame, Person
-from mirrorcam.pose import OneEuroFilter, PersonTracker, PoseEstimator, PoseEstimatorOptions
+from mirrorcam.pose import FarSearch, OneEuroFilter, PersonTracker, PoseEstimator, PoseEstimatorOptions, _from_crop
 from mirrorcam.sources import VideoFileSource
 
 
@@ -49,9 +52,13 @@ def test_two_people_get_two_stable_ids(clip, pose_model) -> None:
     frames = _run(clip("felixchenfy_rtar/exercise.avi"), PoseEstimatorOptions(num_poses=2))
     both = [f for f in frames if {p.id for p in f.persons} == {0, 1}]
     assert len(both) >= 0.6 * len(frames), f"two ids in only {len(both)} of {len(frames)} frames"
-    # The person on the left stays person 0 while both stay in view: no identity swaps.
-    left_is_zero = [f.person(0).center[0] < f.person(1).center[0] for f in both]
-    assert all(left_is_zero) or not any(left_is_zero), "ids swapped between the two people"
+    # The person on the left stays person 0 while both stay in view: no identity swaps
+    # from one frame to the next.  (The first frames' pair is found in zoomed crops, the
+    # whole picture finding nobody; when it finds one of them, the other is let go, and a
+    # later pair may be other people.)
+    left_is_zero = {f.index: f.person(0).center[0] < f.person(1).center[0] for f in both}
+    swaps = [i for i in left_is_zero if i - 1 in left_is_zero and left_is_zero[i] != left_is_zero[i - 1]]
+    assert not swaps, f"ids swapped between the two people at frames {swaps}"
     assert all(p.id in (0, 1) for f in frames for p in f.persons), "no spurious new ids"
 
 
@@ -94,11 +101,138 @@ def test_estimator_closes_twice_and_refuses_use_after_close(pose_model) -> None:
         ({"min_tracking_confidence": -0.1}, "min_tracking_confidence"),
         ({"smoothing_min_cutoff": 0}, "smoothing_min_cutoff"),
         ({"track_max_gap_ms": 0}, "track_max_gap_ms"),
+        ({"far_zoom": 0.5}, "far_zoom"),
+        ({"far_zoom": 5.0}, "far_zoom"),
+        ({"far_search_ms": -1.0}, "far_search_ms"),
     ],
 )
 def test_options_are_validated(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PoseEstimatorOptions(**kwargs)
+
+
+def _far_away(image: np.ndarray, shrink: float) -> np.ndarray:
+    """``image`` shrunk to ``shrink`` of its size, standing on the bottom edge, centred, on its median colour."""
+    h, w = image.shape[:2]
+    canvas = np.empty_like(image)
+    canvas[:] = np.median(image.reshape(-1, 3), axis=0)
+    small = cv2.resize(image, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+    x0 = (w - small.shape[1]) // 2
+    canvas[h - small.shape[0] :, x0 : x0 + small.shape[1]] = small
+    return canvas
+
+
+@pytest.mark.parametrize(
+    ("far_search_ms", "least_found"),
+    [(0.0, 29), (100.0, 25)],  # files search every crop every frame; a camera one crop per 100 ms
+)
+def test_a_person_far_from_the_camera_is_found_in_zoomed_crops(clip, pose_model, far_search_ms: float, least_found: int) -> None:
+    # A 1280x720 squat shrunk to a third: the body spans about a quarter of the picture's
+    # height, too small for the detector in the whole picture (measured: 0 of 90 frames).
+    with VideoFileSource(clip("be2018_darebee/squat.mp4")) as source:
+        frames = [f for _, f in zip(range(30), source)]
+    far = [Frame(_far_away(f.image, 0.35), f.timestamp_ms, f.index) for f in frames]
+    off = PoseEstimatorOptions(num_poses=1, far_zoom=1.0)
+    with PoseEstimator.create_from_options(off) as estimator:
+        assert not any(estimator.process(f).persons for f in far), "the whole picture alone finds nobody"
+    on = PoseEstimatorOptions(num_poses=1, far_search_ms=far_search_ms)
+    with PoseEstimator.create_from_options(on) as estimator:
+        found = [p for f in far for p in estimator.process(f).persons]
+    assert len(found) >= least_found, f"found on {len(found)} of {len(far)} frames"
+    # In the whole picture's coordinates: inside the shrunk clip's rectangle (x 0.325-0.675,
+    # y 0.65-1), about a quarter of the height tall.
+    for person in found:
+        seen = person.visibility > 0.8
+        xy = person.landmarks[seen, :2]
+        assert xy[:, 0].min() > 0.3 and xy[:, 0].max() < 0.7 and xy[:, 1].min() > 0.62, xy
+        assert 0.15 < np.ptp(person.landmarks[:, 1]) < 0.35
+        assert np.abs(person.world).max() < 1.5, "world landmarks stay metric and hip-centred"
+    assert len({p.id for p in found}) == 1
+
+
+class _CountingLandmarker:
+    """Stands in for MediaPipe in the search's bookkeeping: records each crop's size, finds nobody."""
+
+    def __init__(self) -> None:
+        self.crops: list[tuple[int, int]] = []
+
+    def detect(self, image):
+        self.crops.append((image.width, image.height))
+        return type("Result", (), {"pose_landmarks": [], "pose_world_landmarks": []})()
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("far_search_ms", "detections"),
+    [
+        (0.0, 30 * 6),   # files: the whole 3 x 2 grid on every frame with nobody
+        (100.0, 10),     # a camera at 30 fps: one crop per 100 ms, in turn
+        (1000.0, 1),
+    ],
+)
+def test_the_far_search_keeps_to_its_budget_when_nobody_is_there(far_search_ms: float, detections: int) -> None:
+    counting = _CountingLandmarker()
+    search = FarSearch(lambda: counting, PoseEstimatorOptions(far_search_ms=far_search_ms))
+    empty = np.zeros((480, 640, 3), np.uint8)
+    for i in range(30):
+        assert search.find(empty, i * 1000.0 / 30.0) == []
+    assert len(counting.crops) == detections
+    assert set(counting.crops) == {(427, 320)}, "crops are two thirds of the picture"
+
+
+class _OnePersonLandmarker(_CountingLandmarker):
+    """Finds one standing body in every crop: x 0.45-0.55, y 0.4-0.6 of the crop."""
+
+    def detect(self, image):
+        super().detect(image)
+        ys = np.linspace(0.4, 0.6, 33)
+        image_lm = [SimpleNamespace(x=0.45 + 0.1 * (i % 2), y=float(y), z=0.0, visibility=1.0, presence=1.0) for i, y in enumerate(ys)]
+        world = [SimpleNamespace(x=0.0, y=0.0, z=0.0)] * 33
+        return SimpleNamespace(pose_landmarks=[image_lm], pose_world_landmarks=[world])
+
+
+def test_a_person_found_is_followed_in_a_crop_fitted_to_the_body() -> None:
+    finder = _OnePersonLandmarker()
+    search = FarSearch(lambda: finder, PoseEstimatorOptions(far_search_ms=100.0))
+    picture = np.zeros((480, 640, 3), np.uint8)
+    first = search.find(picture, 0.0)
+    assert len(first) == 1 and finder.crops == [(427, 320)]
+    # The body is 0.2 of a 320 px crop: 64 px, 0.133 of the picture.  The next crop is
+    # twice that share of the picture, centred on the body, found there again.
+    body_y = first[0].landmarks[:, 1].mean()
+    again = search.find(picture, 33.0)
+    assert len(again) == 1 and finder.crops[1] == (round(640 * 0.2667), round(480 * 0.2667))
+    assert again[0].landmarks[:, 1].mean() == pytest.approx(body_y, abs=0.01)
+    # The whole picture finds someone again: the crop is let go, the next search starts over.
+    search.reset()
+    search.find(picture, 66.0)
+    assert finder.crops[2] == (427, 320)
+
+
+def test_the_search_grid_covers_the_picture_centre_first() -> None:
+    search = FarSearch(lambda: None, PoseEstimatorOptions(far_zoom=1.5))
+    cells = search.grid(640, 480)
+    assert len(cells) == 6 and len(set(cells)) == 6
+    covered = np.zeros((480, 640), bool)
+    for x, y, w, h in cells:
+        assert 0 <= x and x + w <= 640 and 0 <= y and y + h <= 480
+        covered[y : y + h, x : x + w] = True
+    assert covered.all()
+    x, y, w, h = cells[0]
+    assert x == round((640 - w) / 2), "the middle column first"
+
+
+def test_landmarks_found_in_a_crop_come_back_in_whole_picture_units() -> None:
+    person = _synthetic_person(0.5, 0.5)
+    person.landmarks[:, 2] = 0.2
+    back = _from_crop(person, (100, 50, 200, 100), (400, 200))
+    # The crop's centre (0.5, 0.5) is the picture's (200, 100) px of 400 x 200.
+    assert back.landmarks[0, :2].tolist() == pytest.approx([0.5, 0.5])
+    assert back.landmarks[11, 1] == pytest.approx((0.35 * 100 + 50) / 200)
+    assert back.landmarks[0, 2] == pytest.approx(0.2 * 200 / 400)
+    assert back.world is person.world
 
 
 # --- One-Euro filter on deterministic synthetic signals -------------------------------

@@ -116,7 +116,7 @@ def run_config(path: Path, window: bool = True, fullscreen: bool = True, max_fra
 def open_camera(config):
     """The configured camera: a device, a stream, a video file or a landmark recording."""
     from mirrorcam.kiosk.camera import LivePoseCamera, RecordingCamera
-    from mirrorcam.pose import PoseEstimatorOptions
+    from mirrorcam.pose import CAMERA_FAR_SEARCH_MS, PoseEstimatorOptions
     from mirrorcam.recording import is_recording_path, load_recording
 
     spec = config.camera.source
@@ -125,7 +125,9 @@ def open_camera(config):
         if not recording.frames:
             raise ConfigError(f"camera.source {spec} is a recording with no frames")
         return RecordingCamera(recording, description=f"recording {Path(spec).name}")
-    options = PoseEstimatorOptions(model_variant=config.pose.model_variant, num_poses=config.pose.num_poses)
+    options = PoseEstimatorOptions(
+        model_variant=config.pose.model_variant, num_poses=config.pose.num_poses, far_search_ms=CAMERA_FAR_SEARCH_MS
+    )
     return LivePoseCamera(spec, options, max_backoff_s=config.camera.max_backoff_s)
 
 

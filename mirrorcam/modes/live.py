@@ -36,7 +36,7 @@ import numpy as np
 from mirrorcam.containers import NeuronActivity, PoseFrame
 from mirrorcam.errors import MirrorcamError, SourceError, TemplateError
 from mirrorcam.modes.common import add_pose_arguments, display_available, load_templates, pose_options_from_args
-from mirrorcam.pose import PoseEstimatorOptions
+from mirrorcam.pose import CAMERA_FAR_SEARCH_MS, PoseEstimatorOptions
 from mirrorcam.recording import Recording, is_recording_path, load_recording, recording_from_frames
 from mirrorcam.screen import (
     OTHER_COLOR,
@@ -745,9 +745,12 @@ def camera_pose_options(args: argparse.Namespace) -> PoseEstimatorOptions:
     Why not always two: MediaPipe re-runs its person detector on every frame while it
     tracks fewer people than it may, about 20 ms a frame on a 2-core laptop (pose 29-32
     against 48-52 ms, live 30 against 19-21 fps).  Observed clips keep the pose options
-    replay and eval use, so their landmark cache is shared.
+    replay and eval use, so their landmark cache is shared.  A camera searches for people
+    too small to be found in the whole picture one crop at a time
+    (:data:`~mirrorcam.pose.CAMERA_FAR_SEARCH_MS`).
     """
-    return pose_options_from_args(args, num_poses=2 if args.other == SECOND_PERSON else 1)
+    options = pose_options_from_args(args, num_poses=2 if args.other == SECOND_PERSON else 1)
+    return replace(options, far_search_ms=CAMERA_FAR_SEARCH_MS)
 
 
 def app_from_args(args: argparse.Namespace, observed, size: tuple[int, int], model_variant: str, you_label: str) -> LiveApp:
