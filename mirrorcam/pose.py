@@ -315,7 +315,7 @@ class PoseEstimator:
             if persons:
                 self._far.reset()  # the whole picture's own tracking has them again
             else:
-                with quiet_native_stderr(self._quiet and self._far.first):
+                with quiet_native_stderr(self._quiet and self._far.quiet):
                     persons = self._far.find(rgb, frame.timestamp_ms)
         tracked = self._tracker.update(persons, frame.timestamp_ms)
         elapsed = (time.perf_counter() - start) * 1000.0
@@ -379,11 +379,19 @@ class FarSearch:
         self._roi_ms = -math.inf
         self._searched_ms = -math.inf
         self._next_cell = 0
+        self._found_once = False
 
     @property
-    def first(self) -> bool:
-        """Whether the next search builds the landmarker (its one-off native log lines)."""
-        return self._landmarker is None
+    def quiet(self) -> bool:
+        """True until a crop has given a person once: silence fd 2 around the search.
+
+        MediaPipe prints one-off native lines when the IMAGE landmarker is built and at
+        its first landmark projection (a warning about non-square pictures, once a
+        process; the whole picture's first inference takes it, unless a far person
+        comes first).  fd 2 is process-wide, so this stops at the first person found:
+        until then each search (about 20 ms) also silences other threads' stderr.
+        """
+        return not self._found_once
 
     def reset(self) -> None:
         self._roi = None
@@ -423,6 +431,7 @@ class FarSearch:
         return []
 
     def _found(self, persons: list[Person], now_ms: float, width: int, height: int) -> list[Person]:
+        self._found_once = True
         self._roi, self._roi_ms = self._follow(persons[0], width, height), now_ms
         return persons
 

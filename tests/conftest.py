@@ -13,6 +13,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,8 +97,6 @@ def fires(bank, frames) -> Counter:
 
     Every activation is checked on the way: one per neuron, each in [0, 1].
     """
-    import numpy as np
-
     bank.reset()
     out: Counter = Counter()
     for f in frames:
@@ -135,3 +135,17 @@ def make_empty_dir(tmp: Path) -> Path:
     path = tmp / "nothing_here"
     path.mkdir()
     return path
+
+
+def far_away(image: np.ndarray, shrink: float) -> np.ndarray:
+    """A person further from the camera: ``image`` shrunk to ``shrink`` of its size, standing on the
+    bottom edge, centred, on its median colour (``shrink`` 0: the backdrop alone)."""
+    h, w = image.shape[:2]
+    canvas = np.empty_like(image)
+    canvas[:] = np.median(image.reshape(-1, 3), axis=0)
+    if shrink <= 0:
+        return canvas  # nobody: the bare backdrop
+    small = cv2.resize(image, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+    x0 = (w - small.shape[1]) // 2
+    canvas[h - small.shape[0] :, x0 : x0 + small.shape[1]] = small
+    return canvas

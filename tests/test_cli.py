@@ -12,8 +12,9 @@ import pytest
 
 from mirrorcam.cli import MODES
 from mirrorcam.recording import load_recording
+from mirrorcam.sources import VideoFileSource
 
-from conftest import assert_one_line_error, make_empty_dir, make_text_named_mp4, run_cli
+from conftest import assert_one_line_error, far_away, make_empty_dir, make_text_named_mp4, run_cli
 
 WAVE = "omkarnagarkar55_HAR/wave.mp4"
 
@@ -300,3 +301,23 @@ def test_a_bad_manifest_is_one_clear_line(tmp_path: Path, content: bytes, needle
 )
 def test_live_rejects_impossible_numbers_before_opening_anything(tmp_path: Path, flags, needle) -> None:
     assert_one_line_error(run_cli("live", *flags, "--no-window", "--out", tmp_path / "x.mp4", timeout=60), needle)
+
+
+def test_a_far_person_is_extracted_with_no_native_log_lines(tmp_path: Path, clip, pose_model, isolated_cache: Path) -> None:
+    # An empty wall, then a 720p squat shrunk to a third: nobody for the whole picture's
+    # detector, so the first landmarks of the process come from the far search's crops,
+    # whose first projection prints a MediaPipe warning unless silenced (a later search
+    # than the first: the empty frames come before).
+    far = tmp_path / "far_squat.mp4"
+    with VideoFileSource(clip("be2018_darebee/squat.mp4")) as source:
+        writer = cv2.VideoWriter(str(far), cv2.VideoWriter_fourcc(*"mp4v"), source.fps, source.size)
+        for i, frame in zip(range(48), source):
+            writer.write(far_away(frame.image, 0.35 if i >= 8 else 0.0))
+        writer.release()
+    out = tmp_path / "far.npz"
+    proc = run_cli("extract", far, "-o", out, env={"MIRRORCAM_CACHE": str(isolated_cache)})
+    assert proc.returncode == 0, proc.stderr
+    frames = load_recording(out).frames
+    assert not any(f.persons for f in frames[:8]) and sum(bool(f.persons) for f in frames[8:]) >= 36
+    native = [line for line in proc.stderr.splitlines() if not line.startswith("mirrorcam")]
+    assert not native, native

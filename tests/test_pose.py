@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import cv2
 import numpy as np
 import pytest
 
 from mirrorcam.containers import Frame, Person
 from mirrorcam.pose import FarSearch, OneEuroFilter, PersonTracker, PoseEstimator, PoseEstimatorOptions, _from_crop
 from mirrorcam.sources import VideoFileSource
+
+from conftest import far_away
 
 
 def _run(path, options: PoseEstimatorOptions, limit: int | None = None):
@@ -111,17 +112,6 @@ def test_options_are_validated(kwargs: dict, message: str) -> None:
         PoseEstimatorOptions(**kwargs)
 
 
-def _far_away(image: np.ndarray, shrink: float) -> np.ndarray:
-    """``image`` shrunk to ``shrink`` of its size, standing on the bottom edge, centred, on its median colour."""
-    h, w = image.shape[:2]
-    canvas = np.empty_like(image)
-    canvas[:] = np.median(image.reshape(-1, 3), axis=0)
-    small = cv2.resize(image, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
-    x0 = (w - small.shape[1]) // 2
-    canvas[h - small.shape[0] :, x0 : x0 + small.shape[1]] = small
-    return canvas
-
-
 @pytest.mark.parametrize(
     ("far_search_ms", "least_found"),
     [(0.0, 29), (100.0, 25)],  # files search every crop every frame; a camera one crop per 100 ms
@@ -131,7 +121,7 @@ def test_a_person_far_from_the_camera_is_found_in_zoomed_crops(clip, pose_model,
     # height, too small for the detector in the whole picture (measured: 0 of 90 frames).
     with VideoFileSource(clip("be2018_darebee/squat.mp4")) as source:
         frames = [f for _, f in zip(range(30), source)]
-    far = [Frame(_far_away(f.image, 0.35), f.timestamp_ms, f.index) for f in frames]
+    far = [Frame(far_away(f.image, 0.35), f.timestamp_ms, f.index) for f in frames]
     off = PoseEstimatorOptions(num_poses=1, far_zoom=1.0)
     with PoseEstimator.create_from_options(off) as estimator:
         assert not any(estimator.process(f).persons for f in far), "the whole picture alone finds nobody"
