@@ -148,7 +148,7 @@ class _CountingLandmarker:
 
     def detect(self, image):
         self.crops.append((image.width, image.height))
-        return type("Result", (), {"pose_landmarks": [], "pose_world_landmarks": []})()
+        return SimpleNamespace(pose_landmarks=[], pose_world_landmarks=[])
 
     def close(self) -> None:
         pass
