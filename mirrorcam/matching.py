@@ -18,7 +18,10 @@ How one frame is processed:
    each template frame may be reached from the previous frame (normal speed), from the
    same frame (the performer is slower, at most ``max_stall`` ticks in a row) or by
    skipping up to ``max_skip - 1`` frames (the performer is faster; the tick is charged
-   the skipped frames too, as in SPRING).  A match may start on any tick.  Steps never
+   the skipped frames too, as in SPRING).  A match may start on any tick.  Where the
+   stream itself begins or ends mid-action (a clip cut tightly, a person who walks in
+   waving), a match may also begin or end up to ``open_share`` of the template inside
+   it, charged only for what was seen.  Steps never
    go back in time, so the DP step is vectorised over all templates *and* all template
    frames at once.  A template with a ``velocity_weight`` adds a velocity channel to
    its frame distance: which way each body part is moving (:func:`velocity_features`),
@@ -161,6 +164,12 @@ class BankOptions:
             template's most moving group or part; see :func:`unseen_weights`).
         velocity_scale: Change per tick at which a body part counts as clearly moving,
             in the velocity channel of templates that use it (``velocity_weight``).
+        open_share: Share of a template that may lie outside the stream: on a person's
+            first tick a match may enter the template up to this far in (the action was
+            under way before they were seen), and at :meth:`NeuronBank.finish` one may
+            end up to this far short of the template's end (the clip stops mid-action).
+            The unseen frames are not charged; the motion gate still asks for the
+            template's whole movement.  0 turns it off.
     """
 
     rate_hz: float = 15.0
@@ -176,6 +185,7 @@ class BankOptions:
     unseen_context: float = 0.1
     settle_ms: float = 1000.0
     velocity_scale: float = 0.03
+    open_share: float = 0.3
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.rate_hz <= 120.0:
@@ -196,6 +206,8 @@ class BankOptions:
             raise ValueError(f"unseen_context must be between 0 and 1, got {self.unseen_context}")
         if not self.velocity_scale > 0:
             raise ValueError(f"velocity_scale must be > 0, got {self.velocity_scale}")
+        if not 0.0 <= self.open_share < 1.0:
+            raise ValueError(f"open_share must be in [0, 1), got {self.open_share}")
 
 
 def _prototypes(template) -> tuple:
@@ -283,6 +295,12 @@ class _Matrices:
             self.a_vel_mirror = self._mirrored_part(self.a_vel)
         self.thresholds = np.array([float(t.threshold) for t in templates], np.float32)
         self.end_col = self.lengths - 1
+        # Where a stream that begins or ends mid-action may enter and leave each row's
+        # template (``BankOptions.open_share``): frames 0..j on the first tick, frames
+        # from ``open_end`` to the last when the stream ends.
+        share = float(options.open_share)
+        self.open_entry = np.arange(k)[None, :] <= (share * self.lengths)[:, None]  # (N + M, K)
+        self.open_end = np.maximum(np.ceil((1.0 - share) * self.lengths - 1e-9).astype(np.int64) - 1, 0)
 
     def _mirrored_part(self, a: np.ndarray) -> np.ndarray:
         """The rows of a ``(N*K, C)`` template matrix that the mirrored input is compared with."""
@@ -534,7 +552,7 @@ class NeuronBank:
         self, tr: _Track, pid: int, x: np.ndarray, v: np.ndarray, t: float, vel: tuple | None = None,
         in_view: np.ndarray | None = None,
     ) -> list[Firing]:
-        m, o = self._m, self.options
+        m = self._m
         xs = np.stack([x, mirror_vector(x)])
         vs = np.stack([v, v[MIRROR_FEATURES]])
         ins = None if in_view is None else np.stack([in_view, in_view[MIRROR_FEATURES]]).astype(np.float32)
@@ -552,20 +570,28 @@ class NeuronBank:
         tr.prev_tick_x, tr.prev_tick_v = xs, vs
         tr.tick += 1
         self._dp(tr, d, step[:, None])
+        return self._activate(tr, pid, t, m.end_col)
 
-        rows = m.n_rows
-        r_idx = np.arange(rows)
-        end = m.end_col
-        total = tr.cost[r_idx, end]
-        mean = total / np.maximum(tr.length[r_idx, end], 1)
+    def _match_distance(self, tr: _Track, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the match distance of the best path ending on template frame ``cols[row]``
+        now (its mean frame distance over the motion gate; inf for no path), and its start tick."""
+        m, o = self._m, self.options
+        r_idx = np.arange(m.n_rows)
+        total = tr.cost[r_idx, cols]
+        mean = total / np.maximum(tr.length[r_idx, cols], 1)
         # Motion gate: a still pose must not match a movement by sitting in its middle.
         if o.motion_floor > 0:
-            ratio = np.where(m.motion > 1e-6, tr.moved[r_idx, end] / np.maximum(m.motion, 1e-6), 1.0)
+            ratio = np.where(m.motion > 1e-6, tr.moved[r_idx, cols] / np.maximum(m.motion, 1e-6), 1.0)
             gate = np.clip(ratio / o.motion_floor, 0.05, 1.0)
         else:
-            gate = np.ones(rows)
-        eff = np.where(total < BIG / 2, mean / gate, np.inf)
-        starts = t - (tr.tick - tr.start[r_idx, end]) * self.tick_ms
+            gate = np.ones(m.n_rows)
+        return np.where(total < BIG / 2, mean / gate, np.inf), tr.start[r_idx, cols]
+
+    def _activate(self, tr: _Track, pid: int, t: float, cols: np.ndarray) -> list[Firing]:
+        """Activations at tick time ``t`` from the paths ending on ``cols`` (the templates' last frames, but at a stream's end)."""
+        m, o = self._m, self.options
+        eff, start_tick = self._match_distance(tr, cols)
+        starts = t - (tr.tick - start_tick) * self.tick_ms
         # A template takes the better of its own and its mirrored row.
         n, mi = m.n_templates, m.mirror_idx
         dist, st = eff[:n].copy(), starts[:n].copy()
@@ -642,6 +668,15 @@ class NeuronBank:
                 n_start[fresh, 0] = tr.tick
                 n_len[fresh, 0] = 0
                 n_moved[fresh, 0] = 0.0
+        if tr.tick == 1:
+            # The stream's first tick for this person: an action already under way may be
+            # entered part-way in (BankOptions.open_share); what came before is not charged.
+            entry = self._m.open_entry
+            best[entry] = 0.0
+            n_start[entry] = tr.tick
+            n_len[entry] = 0
+            n_moved[entry] = 0.0
+            n_stall[entry] = 0
         best += d
         np.minimum(best, big, out=best)
         n_len += 1
@@ -723,21 +758,40 @@ class NeuronBank:
         """
         out = {}
         for pid, tr in self._tracks.items():
+            ended = self._stream_end(tr, pid)
             # Active neurons' current peaks become firings too: the stream has ended.
             for i in np.flatnonzero(tr.active):
                 tr.pending.append(Firing(self.names[i], pid, float(tr.peak_start[i]), float(tr.peak_end[i]),
                                          float(tr.peak_ms[i]), float(tr.peak[i]), float(tr.peak_dist[i])))
                 tr.active[i] = False
-            fired = self._release(tr, np.inf)
+            fired = ended + self._release(tr, np.inf)
             if fired:
                 out[pid] = tuple(fired)
         return out
+
+    def _stream_end(self, tr: _Track, pid: int) -> list[Firing]:
+        """A last update as the stream ends: a movement still under way may end up to
+        ``open_share`` of its template short (each row's best such end frame counts)."""
+        m = self._m
+        if tr.tick == 0 or not (m.open_end < m.end_col).any():
+            return []
+        best, cols = np.full(m.n_rows, np.inf), m.end_col.copy()
+        for c in range(int(m.open_end.min()), m.k):
+            at = np.clip(c, m.open_end, m.end_col)
+            dist, _ = self._match_distance(tr, at)
+            better = dist < best
+            best[better], cols[better] = dist[better], at[better]
+        return self._activate(tr, pid, tr.next_tick - self.tick_ms, cols)
 
     # -- introspection ---------------------------------------------------------------
     def distances(self, person: int) -> np.ndarray | None:
         """Latest per-template match distance of ``person`` (None if unknown)."""
         tr = self._tracks.get(person)
         return None if tr is None else tr.distance.copy()
+
+    def activations(self) -> dict[int, np.ndarray]:
+        """Latest per-template activation of every person (after :meth:`finish`: the stream end's)."""
+        return {pid: tr.activation.copy() for pid, tr in self._tracks.items()}
 
 
 def _explains_better(score: float, distance: float, f: Firing) -> bool:
@@ -767,7 +821,10 @@ def best_distances(templates: Sequence, embeddings: Sequence[tuple[float, Embedd
     best = np.full(len(bank.templates), np.inf, np.float32)
     for t, emb in embeddings:
         bank.update_embedding(0, emb, t)
-        best = np.minimum(best, bank._tracks[0].distance)
+        best = np.minimum(best, bank.distances(0))
+    if embeddings:
+        bank.finish()  # the end of the stream may end a match short (open_share)
+        best = np.minimum(best, bank.distances(0))
     return best
 
 

@@ -248,6 +248,8 @@ def test_tick_stream_resamples_to_the_grid():
         {"on_level": 0.3, "off_level": 0.5},
         {"motion_floor": -1.0},
         {"velocity_scale": 0.0},
+        {"open_share": -0.1},
+        {"open_share": 1.0},
     ],
 )
 def test_bank_options_validated(kwargs):
@@ -355,13 +357,79 @@ def test_skipping_template_frames_is_charged_for_them(max_skip):
     template = Template("zigzag", "zigzag", "dynamic", False, np.stack([p, q] * 6), 0.1)
     ones = np.ones(DIM, np.float32)
     still_p = [(i * 1000.0 / 15, Embedding(p, ones)) for i in range(12)]
-    d = best_distances([template], still_p, BankOptions(motion_floor=0.0, max_skip=max_skip))[0]
+    # open_share 0: the stream's edges may not cut the zigzag short (tested on their own).
+    d = best_distances([template], still_p, BankOptions(motion_floor=0.0, max_skip=max_skip, open_share=0.0))[0]
     # Every other frame is q, at squared distance 0.25 per feature: a path that skips
     # them for free would score 0; charging them gives about half of 0.25.
     assert d > 0.08, d
 
 
-def _reference_dp_step(state: dict, d: np.ndarray, step: np.ndarray, tick: int, max_stall: int, max_skip: int) -> dict:
+def _ramp(k: int = 20):
+    """A template that moves every feature steadily from 0 to 1 over ``k`` frames, and its frames."""
+    from mirrorcam.embedding import DIM
+    from mirrorcam.templates import Template
+
+    frames = np.linspace(0.0, 1.0, k, dtype=np.float32)[:, None] * np.ones(DIM, np.float32)
+    return Template("ramp", "ramp", "dynamic", True, frames, 0.01), frames
+
+
+def _stream(frames: np.ndarray, first_ms: float = 0.0) -> list:
+    """Embedded frames at the matcher's tick rate (15 Hz)."""
+    from mirrorcam.embedding import Embedding
+
+    ones = np.ones(frames.shape[1], np.float32)
+    return [(first_ms + i * 1000.0 / 15, Embedding(f, ones)) for i, f in enumerate(frames)]
+
+
+@pytest.mark.parametrize(
+    "cut, open_share, matches",
+    [
+        # (frames missing at the start, at the end), the bank's open_share, whether it matches
+        ((0, 0), 0.0, True),
+        ((5, 0), 0.3, True),  # a quarter of the movement happened before the stream began
+        ((0, 5), 0.3, True),  # the stream stopped a quarter short of the movement's end
+        ((4, 4), 0.3, True),
+        ((5, 0), 0.0, False),
+        ((0, 5), 0.0, False),
+        ((10, 0), 0.3, False),  # half of it unseen is more than open_share allows
+        ((0, 10), 0.3, False),
+    ],
+)
+def test_a_movement_cut_off_by_the_streams_start_or_end_matches_on_what_was_seen(cut, open_share, matches):
+    template, frames = _ramp()
+    seen = frames[cut[0] : len(frames) - cut[1]]
+    d = best_distances([template], _stream(seen), BankOptions(open_share=open_share))[0]
+    assert (d < 1e-4) == matches, d
+
+
+def test_a_movement_entered_part_way_is_free_only_where_the_stream_begins():
+    """A person first seen mid-action may enter the template part-way in; one who stood
+    still first and then starts mid-way is charged for the frames they never showed."""
+    template, frames = _ramp()
+    standing = np.repeat(frames[5:6], 15, axis=0)  # a second, still, at the ramp's 6th frame
+    d = best_distances([template], _stream(np.concatenate([standing, frames[5:]])))[0]
+    assert d > 1e-3, d
+    assert best_distances([template], _stream(frames[5:]))[0] < 1e-4
+
+
+def test_a_movement_cut_off_by_the_streams_end_fires_at_finish():
+    template, frames = _ramp()
+    template = replace(template, threshold=0.002)  # the closed end's 0.006 is then well over it
+    bank = NeuronBank([template], BankOptions(motion_floor=0.0))
+    firings = [f for t, emb in _stream(frames[:16]) for f in bank.update_embedding(0, emb, t).firings]
+    assert firings == []  # not before the stream is known to have ended
+    firings = [f for fs in bank.finish().values() for f in fs]
+    assert [f.template for f in firings] == ["ramp"]
+    assert firings[0].end_ms == pytest.approx(15 * 1000.0 / 15)
+    assert bank.activations()[0][0] > 0.99
+    closed = NeuronBank([template], BankOptions(motion_floor=0.0, open_share=0.0))
+    for t, emb in _stream(frames[:16]):
+        closed.update_embedding(0, emb, t)
+    assert closed.finish() == {}
+
+
+def _reference_dp_step(state: dict, d: np.ndarray, step: np.ndarray, tick: int, max_stall: int, max_skip: int,
+                       open_share: float) -> dict:
     """One SPRING step written cell by cell, as the algorithm reads (the matcher's is vectorised)."""
     cost, start, length, stall, moved = (state[k] for k in ("cost", "start", "length", "stall", "moved"))
     rows, k = cost.shape
@@ -371,7 +439,7 @@ def _reference_dp_step(state: dict, d: np.ndarray, step: np.ndarray, tick: int, 
             # Candidates in the matcher's order; a later one wins only if strictly cheaper.
             best, src = (cost[r, j], "stay") if stall[r, j] < max_stall else (BIG, "stay")
             for s in range(1, max_skip + 1):
-                if s == 1 and j == 0:
+                if s == 1 and (j == 0 or (tick == 1 and j <= open_share * k)):
                     c, origin = 0.0, "fresh"
                 elif j >= s:
                     c, origin = cost[r, j - s] + d[r, j - s + 1 : j].sum(), j - s
@@ -391,9 +459,11 @@ def _reference_dp_step(state: dict, d: np.ndarray, step: np.ndarray, tick: int, 
     return out
 
 
+@pytest.mark.parametrize("open_share", [0.0, 0.3, 0.5])
 @pytest.mark.parametrize("max_stall, max_skip, k", [(3, 2, 7), (0, 1, 5), (3, 3, 6), (1, 4, 9), (2, 2, 1), (3, 4, 2)])
-def test_the_vectorised_dp_step_equals_the_cell_by_cell_reference(max_stall, max_skip, k):
-    """Every cell's cost, start, length, movement and stall count after 25 ticks, exactly.
+def test_the_vectorised_dp_step_equals_the_cell_by_cell_reference(max_stall, max_skip, k, open_share):
+    """Every cell's cost, start, length, movement and stall count after 25 ticks, exactly
+    (the first tick's open entry included).
 
     Costs are multiples of 1/8, so every sum is exact in float32 whatever its order."""
     from mirrorcam.embedding import DIM
@@ -403,7 +473,7 @@ def test_the_vectorised_dp_step_equals_the_cell_by_cell_reference(max_stall, max
     rng = np.random.default_rng(k * 10 + max_skip)
     templates = [Template(f"t{i}", f"t{i}", "dynamic", i % 2 == 0, rng.normal(0, 1, (k, DIM)).astype(np.float32), 1.0)
                  for i in range(3)]
-    bank = NeuronBank(templates, BankOptions(max_stall=max_stall, max_skip=max_skip))
+    bank = NeuronBank(templates, BankOptions(max_stall=max_stall, max_skip=max_skip, open_share=open_share))
     track = _Track(bank._m, len(templates))
     rows = bank._m.n_rows
     state = {"cost": track.cost.copy(), "start": track.start.copy(), "length": track.length.copy(),
@@ -413,7 +483,7 @@ def test_the_vectorised_dp_step_equals_the_cell_by_cell_reference(max_stall, max
         step = (rng.integers(0, 8, rows) / 8).astype(np.float32)
         track.tick = tick
         bank._dp(track, d, step[:, None])
-        state = _reference_dp_step(state, d, step, tick, max_stall, max_skip)
+        state = _reference_dp_step(state, d, step, tick, max_stall, max_skip, open_share)
         for key, want in state.items():
             np.testing.assert_array_equal(getattr(track, key), want, err_msg=f"{key} at tick {tick}")
 

@@ -185,6 +185,8 @@ def classify(bank: NeuronBank, frames, duration_s: float) -> ClipResult:
         for f in firings:
             counts[f.template] += 1
             scores[f.template] += f.score
+    for activation in bank.activations().values():  # the stream's end may end a match short
+        np.maximum(peak, activation, out=peak)
     closest = {n: round(float(r), 3) for n, r in zip(bank.names, threshold_ratio(peak)) if np.isfinite(r)}
     if not counts:
         return ClipResult(NONE, {}, 0, duration_s, closest)
