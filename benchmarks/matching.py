@@ -19,7 +19,8 @@ import numpy as np
 from mirrorcam.embedding import DIM
 from mirrorcam.matching import NeuronBank
 from mirrorcam.performer import PerformerOptions, perform
-from mirrorcam.templates import VELOCITY_WEIGHT, builtin_library, embed_recording
+from mirrorcam.authoring import VELOCITY_WEIGHT
+from mirrorcam.templates import builtin_library, embed_recording
 
 
 def per_frame_ms(bank: NeuronBank, stream, repeat: int = 1) -> float:

@@ -11,7 +11,8 @@ from conftest import assert_one_line_error, fires, run_cli
 from mirrorcam.matching import NeuronBank
 from mirrorcam.performer import PerformerOptions, perform
 from mirrorcam.recording import save_recording
-from mirrorcam.templates import embed_recording, load_template, teach_template
+from mirrorcam.teaching import teach_template
+from mirrorcam.templates import embed_recording, load_template
 
 
 def test_teach_template_from_generated_examples_matches_new_performances():
@@ -32,7 +33,7 @@ def test_teach_template_from_generated_examples_matches_new_performances():
 
 @pytest.mark.parametrize("kind, uses_velocity", [("dynamic", True), ("static", False)])
 def test_a_taught_movement_uses_the_velocity_channel_and_a_pose_does_not(kind, uses_velocity):
-    from mirrorcam.templates import VELOCITY_WEIGHT
+    from mirrorcam.authoring import VELOCITY_WEIGHT
 
     examples = [embed_recording(perform("wave_one_hand", PerformerOptions(seed=s))) for s in range(2)]
     t = teach_template("my_wave", examples, [embed_recording(perform("stand", PerformerOptions()))], kind=kind)
@@ -48,7 +49,7 @@ def test_a_taught_movement_uses_the_velocity_channel_and_a_pose_does_not(kind, u
     ],
 )
 def test_choose_threshold_lies_between_examples_and_impostors(positives, impostors, low, high):
-    from mirrorcam.templates import choose_threshold
+    from mirrorcam.authoring import choose_threshold
 
     thr, _ = choose_threshold(positives, impostors)
     assert low <= thr <= high
@@ -58,14 +59,15 @@ def test_auto_groups_of_a_still_pose_weigh_every_group_alike_and_above_zero():
     import numpy as np
 
     from mirrorcam.embedding import DIM
-    from mirrorcam.templates import auto_groups
+    from mirrorcam.teaching import auto_groups
 
     groups = auto_groups(np.full((6, DIM), 0.3, np.float32), np.ones((6, DIM), np.float32))
     assert len(set(groups.values())) == 1 and min(groups.values()) > 0
 
 
 def test_auto_groups_follow_what_moves():
-    from mirrorcam.templates import auto_groups, template_frames_from_stream
+    from mirrorcam.teaching import auto_groups
+    from mirrorcam.templates import template_frames_from_stream
 
     stream = embed_recording(perform("wave_one_hand", PerformerOptions()))
     f, w = template_frames_from_stream(stream, stream[0][0], stream[-1][0])
@@ -126,14 +128,14 @@ def test_teach_from_a_real_clip_segment(tmp_path, clip):
      ("wave_both_hands", "wave_one_hand", False), ("wave_one_hand", "wave", False), ("stand", "my_pose", False)],
 )
 def test_is_style_of(action, name, expected):
-    from mirrorcam.templates import is_style_of
+    from mirrorcam.authoring import is_style_of
 
     assert is_style_of(action, name) is expected
 
 
 def test_teaching_a_builtin_name_does_not_count_its_styles_as_impostors():
     """Teaching ``wave_one_hand`` must not be calibrated against the overhead or low wave."""
-    from mirrorcam.templates import IMPOSTORS_PER_ACTION, impostor_streams, synthetic_performances
+    from mirrorcam.authoring import IMPOSTORS_PER_ACTION, impostor_streams, synthetic_performances
 
     everything = len(synthetic_performances())
     assert everything - len(impostor_streams("wave_one_hand")) == 3 * IMPOSTORS_PER_ACTION

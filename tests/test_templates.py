@@ -10,15 +10,8 @@ import pytest
 
 from mirrorcam.embedding import DIM
 from mirrorcam.errors import TemplateError
-from mirrorcam.templates import (
-    BUILTIN_NAMES,
-    Template,
-    TemplateLibrary,
-    builtin_library,
-    load_template,
-    parse_clip_spec,
-    save_template,
-)
+from mirrorcam.teaching import parse_clip_spec
+from mirrorcam.templates import BUILTIN_NAMES, Template, TemplateLibrary, builtin_library, load_template, save_template
 
 
 def test_builtin_library_has_the_public_names_in_order():

@@ -366,15 +366,16 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
     become one template with variants (each keeping the feature-group importance of its
     own example, with which its distances were calibrated), so the bank treats them as
     one neuron whose activation is the best of theirs.  Each is calibrated between the two
-    (:func:`mirrorcam.templates.choose_threshold`; the impostors also include the
+    (:func:`mirrorcam.authoring.choose_threshold`; the impostors also include the
     generated performers ``mirrorcam teach`` calibrates against) and, with several, also kept below
     ``LOSO_IMPOSTOR_MARGIN`` x the ``0.05 / n``-quantile of the impostor clips (their
     false alarms add up).  An action no other subject shows falls back to the built-in
     template (reported in ``loso_fallbacks``).
     """
     from mirrorcam.matching import best_distances
-    from mirrorcam.templates import (RATE_HZ, Template, Variant, auto_groups, builtin_library, choose_threshold, embed_recording,
-                                     is_style_of, synthetic_performances, taught_velocity_weight)
+    from mirrorcam.authoring import choose_threshold, is_style_of, synthetic_performances
+    from mirrorcam.teaching import auto_groups, taught_velocity_weight
+    from mirrorcam.templates import RATE_HZ, Template, Variant, builtin_library, embed_recording
 
     builtin = {t.name: t for t in builtin_library().templates}
     streams = {r.path: embed_recording(recs[r.path]) for r in rows}

@@ -628,7 +628,8 @@ class LiveApp:
         Raises:
             TemplateError: Nobody was seen, or the performance is unusable.
         """
-        from mirrorcam.templates import add_style, free_style, save_template, user_template_dir
+        from mirrorcam.teaching import add_style, free_style
+        from mirrorcam.templates import save_template, user_template_dir
 
         folder = self.teach_dir or user_template_dir()
         names = [t.name for t in self.templates]
@@ -668,7 +669,9 @@ def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], per
     Raises:
         TemplateError: No person in the frames, or too short a performance.
     """
-    from mirrorcam.templates import embed_recording, impostor_streams, teach_template
+    from mirrorcam.authoring import impostor_streams
+    from mirrorcam.teaching import teach_template
+    from mirrorcam.templates import embed_recording
 
     if not frames or not any(f.persons for f in frames):
         raise TemplateError("nobody was seen while teaching; stand in front of the camera and try again")

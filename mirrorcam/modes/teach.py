@@ -28,20 +28,9 @@ from pathlib import Path
 
 from mirrorcam.errors import MirrorcamError, TemplateError
 from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
-from mirrorcam.templates import (
-    KINDS,
-    add_style,
-    builtin_library,
-    check_style,
-    embed_recording,
-    free_style,
-    impostor_streams,
-    load_template,
-    parse_clip_spec,
-    save_template,
-    teach_template,
-    user_template_dir,
-)
+from mirrorcam.authoring import impostor_streams
+from mirrorcam.teaching import add_style, check_style, free_style, parse_clip_spec, teach_template
+from mirrorcam.templates import KINDS, builtin_library, embed_recording, load_template, save_template, user_template_dir
 
 log = logging.getLogger(__name__)
 
