@@ -469,3 +469,22 @@ def test_the_kiosk_camera_searches_for_far_visitors_within_a_camera_budget(clip,
         assert camera.estimator.options.far_zoom > 1.0
     finally:
         camera.close()
+
+
+def test_the_performers_firings_sit_where_each_movement_ended_the_last_cut_off_by_the_clip():
+    """The OTHER row spikes when the performer's movement ends, not a settle time later,
+    and a movement cut off by the clip's end counts, as in ``replay``."""
+    from test_live import _cut_jumping_jacks
+
+    from mirrorcam.kiosk.playlist import performer_trace
+    from mirrorcam.matching import NeuronBank
+    from mirrorcam.performer import ACTIONS
+    from mirrorcam.templates import builtin_library
+
+    clip = _cut_jumping_jacks()
+    trace = performer_trace(clip, "jumping_jack", NeuronBank(builtin_library().templates))
+    assert len(trace.fired) == 2
+    first_end_ms = (0.5 + ACTIONS["jumping_jack"].duration) * 1000.0
+    assert clip.frames[trace.fired[0]].timestamp_ms <= first_end_ms + 100.0
+    assert trace.fired[1] == len(clip.frames) - 1
+    assert trace.activation[-1] > 0.5

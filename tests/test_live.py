@@ -376,3 +376,34 @@ def test_teaching_live_under_an_existing_neurons_name_adds_a_style_to_it(tmp_pat
     # Any other name is a new neuron, as before.
     assert app.save_taught(list(frames), "side step") == "side_step"
     assert [t.name for t in app.templates] == [*names, "side_step"]
+
+
+def _cut_jumping_jacks():
+    """Two generated jumping jacks, the clip cut 60 % into the second (its arms on the way down)."""
+    from dataclasses import replace
+
+    from mirrorcam.performer import ACTIONS, PerformerOptions, perform
+
+    rec = perform("jumping_jack", PerformerOptions(repeats=2, lead_in_s=0.5, seed=5))
+    end_ms = (0.5 + 1.6 * ACTIONS["jumping_jack"].duration) * 1000.0
+    return replace(rec, frames=tuple(f for f in rec.frames if f.timestamp_ms <= end_ms))
+
+
+def test_every_play_of_an_observed_clip_fires_as_a_replay_of_it_does():
+    """Each play of an observed clip is a stream of its own, as in ``replay``: the jack cut
+    off by the clip's end fires at the end of every play (the matcher's open end), and the
+    next play starts afresh."""
+    from mirrorcam.matching import NeuronBank
+    from mirrorcam.modes.live import LiveApp, ObservedClip
+    from mirrorcam.templates import builtin_library
+
+    templates = builtin_library().templates
+    clip = _cut_jumping_jacks()
+    assert fires(NeuronBank(templates), clip.frames) == Counter({"jumping_jack": 2})  # what replay counts
+    observed = ObservedClip("jacks", clip)
+    app = LiveApp(templates, [observed], size=(640, 360))
+    now = 0.0
+    while now < 3 * observed.duration_ms + 200.0:  # three whole plays, and the fourth begins
+        app.step(None, now)
+        now += 1000.0 / 30
+    assert app.stats.firings == [0, 6]

@@ -136,9 +136,20 @@ def _box_area(person: Person) -> float:
 
 
 def performer_trace(recording: Recording, action: str, bank) -> PerformerTrace:
-    """Run the performer's frames through ``bank`` and keep the ``action`` neuron's response."""
+    """Run the performer's frames through ``bank`` and keep the ``action`` neuron's response.
+
+    A firing is placed at the frame where its movement ended (the bank reports it up to
+    its settle time later), and the clip's end is the stream's end (``bank.finish()``):
+    firings still held are released, and a movement cut off by the end may fire, as in
+    ``replay``.
+    """
     names = list(bank.names)
     target = names.index(action)
+    times = np.array([f.timestamp_ms for f in recording.frames], np.float64)
+
+    def ended_at(firing) -> int:
+        return int(np.clip(np.searchsorted(times, firing.end_ms - 1e-6), 0, len(times) - 1))
+
     bank.reset()
     activation = np.zeros(len(recording.frames), np.float32)
     fired = []
@@ -146,8 +157,11 @@ def performer_trace(recording: Recording, action: str, bank) -> PerformerTrace:
         activities = bank.update(frame)
         for activity in activities.values():
             activation[i] = max(activation[i], float(activity.activation[target]))
-            if any(f.template == action for f in activity.firings):
-                fired.append(i)
+            fired += [ended_at(f) for f in activity.firings if f.template == action]
+    if len(times):
+        fired += [ended_at(f) for firings in bank.finish().values() for f in firings if f.template == action]
+        for last in bank.activations().values():
+            activation[-1] = max(activation[-1], float(last[target]))
     bank.reset()
     return PerformerTrace(activation, tuple(sorted(set(fired))))
 

@@ -148,7 +148,8 @@ class ClipPlayer:
     """Plays observed clips on the screen clock, looping; feeds every clip frame once.
 
     The matcher sees the clip's own frames in order (with timestamps that keep rising
-    across loops), however fast or slow the screen runs.
+    across loops), however fast or slow the screen runs.  ``plays`` counts the clip
+    starts (each loop and each next clip): a change means the last play has ended.
     """
 
     def __init__(self, clips: list[ObservedClip]) -> None:
@@ -164,6 +165,7 @@ class ClipPlayer:
         self._video_pos = -1
         self._image: np.ndarray | None = None
         self.started = False
+        self.plays = 0
 
     @property
     def clip(self) -> ObservedClip:
@@ -180,6 +182,7 @@ class ClipPlayer:
         self._fed = -1
         self._close_video()
         self.started = True
+        self.plays += 1
 
     def _close_video(self) -> None:
         if self._video is not None:
@@ -230,6 +233,11 @@ class ClipPlayer:
             if not ok and self._video_pos < index:
                 break
         return self._image
+
+    @property
+    def last_timestamp_ms(self) -> float:
+        """The matcher's timestamp of the last frame fed."""
+        return self._last_ts
 
     def close(self) -> None:
         self._close_video()
@@ -395,8 +403,10 @@ class LiveApp:
             else:
                 self._teach_idle(now_ms)
             if self.player is not None:
-                before = self.player.index
+                before, plays = self.player.index, self.player.plays
                 due, shown = self.player.advance(now_ms, auto_next=True)
+                if self.player.plays != plays and plays > 0:
+                    self._observed_ended(now_ms)
                 if self.player.index != before:
                     self._acts[1] = None
                     self._say_observing()
@@ -445,13 +455,30 @@ class LiveApp:
         acts = bank.update(frame)
         self._record(channel, acts.get(pid) if pid is not None else None, now_ms)
 
+    def _observed_ended(self, now_ms: float) -> None:
+        """The observed clip ended (it loops or the next one starts): its stream ends as a
+        replay's does, so a movement cut off by the clip's end still fires (the matcher's
+        open end) and the next play starts afresh (its open start), as in ``replay``."""
+        bank = self.banks[1]
+        if bank is None:
+            return
+        ended = bank.finish()
+        pid = min(ended, default=None)  # the performer: the lowest id, as _focus picks
+        if pid is not None:
+            self._record_firings(1, ended[pid], self.player.last_timestamp_ms, now_ms)
+        bank.reset()
+
     def _record(self, channel: int, act: NeuronActivity | None, now_ms: float) -> None:
         self._acts[channel] = act
-        if act is None or not act.firings:
+        if act is not None:
+            self._record_firings(channel, act.firings, act.timestamp_ms, now_ms)
+
+    def _record_firings(self, channel: int, firings, timestamp_ms: float, now_ms: float) -> None:
+        if not firings:
             return
-        self.stats.firings[channel] += len(act.firings)
-        for firing in act.firings:
-            lag = max(0.0, act.timestamp_ms - firing.end_ms)
+        self.stats.firings[channel] += len(firings)
+        for firing in firings:
+            lag = max(0.0, timestamp_ms - firing.end_ms)
             event = self.history.add(channel, [firing], now_ms, lag_ms=lag)
             if event is not None:
                 self.stats.mirror_events += 1
