@@ -16,7 +16,7 @@ import numpy as np
 from mirrorcam.authoring import STATIC_TICKS, VELOCITY_WEIGHT, choose_threshold
 from mirrorcam.embedding import GROUPS, Embedding, group_mask
 from mirrorcam.errors import TemplateError
-from mirrorcam.templates import MAX_VARIANTS, RATE_HZ, Template, Variant, _is_name, template_frames_from_stream
+from mirrorcam.templates import MAX_VARIANTS, RATE_HZ, Template, Variant, is_valid_name, template_frames_from_stream
 
 
 def parse_clip_spec(spec: str) -> tuple[str, float | None, float | None]:
@@ -138,7 +138,7 @@ def add_style(template: Template, taught: Template, style: str) -> Template:
 
 def check_style(template: Template, style: str) -> None:
     """Raise :class:`TemplateError` unless ``style`` can label a new style of ``template``."""
-    if not _is_name(style):
+    if not is_valid_name(style):
         raise TemplateError(f"style {style!r} must use lowercase letters, digits and _ only")
     if style in {v.style for v in template.variants}:
         raise TemplateError(f"{template.name!r} already has a style {style!r}; choose another --style")

@@ -80,7 +80,7 @@ def importance_vector(groups: dict[str, float]) -> np.ndarray:
     return vec.astype(np.float32)
 
 
-def _is_name(text: str) -> bool:
+def is_valid_name(text: str) -> bool:
     """Whether ``text`` can name a template or a style: lowercase letters, digits and ``_``."""
     return bool(text) and all(c.isalnum() or c == "_" for c in text) and text == text.lower()
 
@@ -221,7 +221,7 @@ class Template:
     velocity_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        if not _is_name(self.name):
+        if not is_valid_name(self.name):
             raise ValueError(f"template name must be lowercase letters, digits and '_', got {self.name!r}")
         if self.kind not in KINDS:
             raise ValueError(f"template kind must be one of {KINDS}, got {self.kind!r}")

@@ -365,6 +365,7 @@ class LiveApp:
         self._acts: list[NeuronActivity | None] = [None, None]
         self._you_id: int | None = None
         self._other_id: int | None = None
+        self._observed_pid: int | None = None  # the observed clip's performer in its last frame
         self._clock_ms = 0.0
         self._paused_since: float | None = None
         self._paused_total = 0.0
@@ -411,7 +412,8 @@ class LiveApp:
                     self._acts[1] = None
                     self._say_observing()
                 for frame in due:
-                    self._update_channel(1, self.banks[1], frame, self._focus(frame), now_ms)
+                    self._observed_pid = self._focus(frame)
+                    self._update_channel(1, self.banks[1], frame, self._observed_pid, now_ms)
                 if shown is not None:
                     self._last_other = shown
         match_ms = (time.perf_counter() - t0) * 1000.0
@@ -463,9 +465,7 @@ class LiveApp:
         if bank is None:
             return
         ended = bank.finish()
-        pid = min(ended, default=None)  # the performer: the lowest id, as _focus picks
-        if pid is not None:
-            self._record_firings(1, ended[pid], self.player.last_timestamp_ms, now_ms)
+        self._record_firings(1, ended.get(self._observed_pid, ()), self.player.last_timestamp_ms, now_ms)
         bank.reset()
 
     def _record(self, channel: int, act: NeuronActivity | None, now_ms: float) -> None:
