@@ -407,3 +407,17 @@ def test_every_play_of_an_observed_clip_fires_as_a_replay_of_it_does():
         app.step(None, now)
         now += 1000.0 / 30
     assert app.stats.firings == [0, 6]
+
+
+def test_a_visitor_who_walks_out_right_after_a_squat_keeps_it():
+    """YOU squats twice and leaves 0.3 s after the second: both count, the second once the
+    bank has seen them gone for its timeout."""
+    from test_matching import _squats_then_nobody
+
+    from mirrorcam.modes.live import LiveApp
+    from mirrorcam.templates import builtin_library
+
+    app = LiveApp(builtin_library().templates, None, size=(640, 360))
+    for frame in _squats_then_nobody():
+        app.step(frame, frame.timestamp_ms)
+    assert app.stats.firings == [2, 0]

@@ -178,6 +178,39 @@ def test_one_performance_fires_once_and_reps_count(bank):
     assert reps[bank.names.index("squat")] == 5
 
 
+def _squats_then_nobody(seconds: float = 3.0) -> list:
+    """Two generated squats, the person gone 0.3 s after the second, then empty frames."""
+    rec = perform("squat", PerformerOptions(repeats=2, lead_in_s=0.3, seed=2))
+    last = rec.frames[-1]
+    empty = [replace(last, persons=(), timestamp_ms=last.timestamp_ms + (i + 1) * 1000.0 / 30, index=last.index + i + 1)
+             for i in range(int(seconds * 30))]
+    return [*rec.frames, *empty]
+
+
+def test_a_person_who_leaves_right_after_a_movement_keeps_its_firing(bank):
+    """The second squat is still held (settle time) when the person leaves; once they have been
+    gone person_timeout_ms their stream ends and hands it over, without finish()."""
+    bank.reset()
+    frames = _squats_then_nobody()
+    seen = []
+    for f in frames:
+        for pid, act in bank.update(f).items():
+            seen += [(f.timestamp_ms, pid, g.template, bool(act.active.any()), pid in {p.id for p in f.persons}) for g in act.firings]
+    assert [s[2] for s in seen] == ["squat", "squat"]
+    t_left = max(f.timestamp_ms for f in frames if f.persons)
+    when, pid, _, active, present = seen[-1]
+    assert not present and not active and when - t_left > bank.options.person_timeout_ms
+    assert pid not in bank.people()
+
+
+def test_a_person_back_after_a_long_absence_gets_the_old_streams_firings_first(bank):
+    frames = _squats_then_nobody()
+    back = replace(frames[0], timestamp_ms=frames[-1].timestamp_ms + 1000.0 / 30, index=frames[-1].index + 1)
+    bank.reset()
+    firings = [g.template for f in frames[:-1] + [back] for a in bank.update(f).values() for g in a.firings]
+    assert firings == ["squat", "squat"]
+
+
 def test_firing_carries_times_and_score(bank):
     rec = perform("jumping_jack", PerformerOptions(repeats=2, lead_in_s=1.0))
     bank.reset()

@@ -366,6 +366,7 @@ class LiveApp:
         self._you_id: int | None = None
         self._other_id: int | None = None
         self._observed_pid: int | None = None  # the observed clip's performer in its last frame
+        self._channel_of: dict[int, int] = {}  # camera person id -> the channel (0 YOU, 1 OTHER) they were last on
         self._clock_ms = 0.0
         self._paused_since: float | None = None
         self._paused_total = 0.0
@@ -447,6 +448,13 @@ class LiveApp:
             self._record(0, acts.get(self._you_id) if self._you_id is not None else None, now_ms)
             if self.player is None:
                 self._record(1, acts.get(self._other_id) if self._other_id is not None else None, now_ms)
+            # Someone who left: the bank ends their stream and hands over its last firings
+            # (a squat finished just before walking out), for the channel they were on.
+            for pid in (pid for pid in acts if pid not in ids and pid in self._channel_of):
+                self._record_firings(self._channel_of[pid], acts[pid].firings, acts[pid].timestamp_ms, now_ms)
+            followed = bank.people()
+            self._channel_of = {pid: ch for pid, ch in self._channel_of.items() if pid in followed}
+            self._channel_of.update({pid: ch for pid, ch in ((self._you_id, 0), (self._other_id, 1)) if pid is not None})
             frame.timings_ms["match"] = (time.perf_counter() - t) * 1000.0
         if self.teaching is not None:
             self._teach_tick(frame, now_ms)
