@@ -782,7 +782,7 @@ class NeuronBank:
 
     def _end_stream(self, tr: _Track, pid: int, open_end: bool = True) -> list[Firing]:
         """The firings a person's stream still holds when it ends (a clip's end, or they left)."""
-        ended = self._stream_end(tr, pid) if open_end else []
+        ended = self._match_cut_off(tr, pid) if open_end else []
         # Active neurons' current peaks become firings too: the stream has ended.
         for i in np.flatnonzero(tr.active):
             tr.pending.append(Firing(self.names[i], pid, float(tr.peak_start[i]), float(tr.peak_end[i]),
@@ -790,7 +790,7 @@ class NeuronBank:
             tr.active[i] = False
         return ended + self._release(tr, np.inf)
 
-    def _stream_end(self, tr: _Track, pid: int) -> list[Firing]:
+    def _match_cut_off(self, tr: _Track, pid: int) -> list[Firing]:
         """A last update as the stream ends: a movement still under way may end up to
         ``open_share`` of its template short (each row's best such end frame counts)."""
         m = self._m
