@@ -164,7 +164,6 @@ class ClipPlayer:
         self._video: cv2.VideoCapture | None = None
         self._video_pos = -1
         self._image: np.ndarray | None = None
-        self.started = False
         self.plays = 0
 
     @property
@@ -181,7 +180,6 @@ class ClipPlayer:
         self._start_ms = now_ms
         self._fed = -1
         self._close_video()
-        self.started = True
         self.plays += 1
 
     def _close_video(self) -> None:
@@ -191,7 +189,7 @@ class ClipPlayer:
 
     def advance(self, now_ms: float, auto_next: bool = True) -> tuple[list[PoseFrame], PoseFrame | None]:
         """Frames due since the last call (for the matcher) and the frame to show now."""
-        if not self.started:
+        if self.plays == 0:
             self._restart(now_ms)
         clip = self.clip
         rec = clip.recording
