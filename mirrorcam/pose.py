@@ -31,12 +31,15 @@ from mirrorcam.modelstore import DEFAULT_VARIANT, VARIANTS, ensure_model
 log = logging.getLogger(__name__)
 
 # Bumped when the pose stage gives other landmarks for the same frames and options (the
-# landmark cache is keyed by it).  2: the far search (session 13).
-POSE_STAGE_VERSION = 2
+# landmark cache is keyed by it).  2: the far search (session 13); 3: its 5 x 3 grid for files.
+POSE_STAGE_VERSION = 3
 
 # A camera's far search budget: one crop every 100 ms while nobody is found (at 30 fps,
 # one frame in three pays one more detection, about 20 ms on a 2-core laptop).
 CAMERA_FAR_SEARCH_MS = 100.0
+# The far search's crops, across x down (see :class:`FarSearch`).
+FILE_FAR_GRID = (5, 3)
+CAMERA_FAR_GRID = (3, 2)
 
 
 @dataclass(frozen=True)
@@ -360,9 +363,12 @@ class FarSearch:
     about a quarter of the picture's height, or in a low-resolution clip, gives nobody
     though it is plain to see (a 1280 x 720 squat shrunk to a third: 0 of 90 frames; the
     Weizmann jump clips, 180 x 144 with the person half the height: 0 of 25).  When the
-    whole picture gives nobody, the crops of ``1 / far_zoom`` of it (a 3 x 2 grid, the
-    centre first) are searched: all of them on every such frame for a file, one per
-    ``far_search_ms`` in turn for a camera.  A person found is followed from frame to
+    whole picture gives nobody, the crops of ``1 / far_zoom`` of it (the centre first) are
+    searched: all of a 5 x 3 grid on every such frame for a file, one of a 3 x 2 grid per
+    ``far_search_ms`` in turn for a camera.  Why the denser grid for files: the detector
+    finds a small person in some crops and not in others a few pixels off (a Weizmann
+    clip, 180 x 144: found in 4 of 11 frames by the 3 x 2 crops, 9 of 11 by the 5 x 3),
+    and a file can afford it (a frame with nobody costs 15 detections instead of 6).  A person found is followed from frame to
     frame in a crop centred on them that their body spans half of (the detector's
     favourite size), until they are lost for ``track_max_gap_ms`` or the whole picture
     finds someone again.  Crops run a second landmarker in IMAGE mode (detection every
@@ -404,9 +410,12 @@ class FarSearch:
             self._landmarker = None
 
     def grid(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
-        """The search crops ``(x, y, w, h)``: 3 across, 2 down, overlapping, nearest the centre first."""
+        """The search crops ``(x, y, w, h)``, overlapping, nearest the centre first: 5 across
+        and 3 down for a file, 3 x 2 for a camera."""
         cw, ch = max(1, round(width / self.zoom)), max(1, round(height / self.zoom))
-        cells = [(int(x), int(y), cw, ch) for y in np.linspace(0, height - ch, 2).round() for x in np.linspace(0, width - cw, 3).round()]
+        across, down = CAMERA_FAR_GRID if self.interval_ms > 0 else FILE_FAR_GRID
+        cells = [(int(x), int(y), cw, ch) for y in np.linspace(0, height - ch, down).round()
+                 for x in np.linspace(0, width - cw, across).round()]
         return sorted(cells, key=lambda c: abs(c[0] + cw / 2 - width / 2) / width + abs(c[1] + ch / 2 - height / 2) / height)
 
     def find(self, rgb: np.ndarray, now_ms: float) -> list[Person]:

@@ -157,7 +157,7 @@ class _CountingLandmarker:
 @pytest.mark.parametrize(
     ("far_search_ms", "detections"),
     [
-        (0.0, 30 * 6),   # files: the whole 3 x 2 grid on every frame with nobody
+        (0.0, 30 * 15),  # files: the whole 5 x 3 grid on every frame with nobody
         (100.0, 10),     # a camera at 30 fps: one crop per 100 ms, in turn
         (1000.0, 1),
     ],
@@ -201,10 +201,11 @@ def test_a_person_found_is_followed_in_a_crop_fitted_to_the_body() -> None:
     assert finder.crops[2] == (427, 320)
 
 
-def test_the_search_grid_covers_the_picture_centre_first() -> None:
-    search = FarSearch(lambda: None, PoseEstimatorOptions(far_zoom=1.5))
+@pytest.mark.parametrize(("far_search_ms", "count"), [(0.0, 15), (100.0, 6)])  # a file's grid, a camera's
+def test_the_search_grid_covers_the_picture_centre_first(far_search_ms: float, count: int) -> None:
+    search = FarSearch(lambda: None, PoseEstimatorOptions(far_zoom=1.5, far_search_ms=far_search_ms))
     cells = search.grid(640, 480)
-    assert len(cells) == 6 and len(set(cells)) == 6
+    assert len(cells) == count and len(set(cells)) == count
     covered = np.zeros((480, 640), bool)
     for x, y, w, h in cells:
         assert 0 <= x and x + w <= 640 and 0 <= y and y + h <= 480
