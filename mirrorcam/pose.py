@@ -369,10 +369,10 @@ class FarSearch:
     finds a small or blurred person in some crops and not in others a few pixels off
     (the 63 clips of ``../shared/clips`` and their mirror images: frames with nobody
     614 -> 515; a 1280 x 720 pushup clip 47 -> 7 of 870), and a file can afford it (a
-    frame with nobody costs 15 detections instead of 6: 99 instead of 46 ms).  A person found is followed from frame to
-    frame in a crop centred on them that their body spans half of (the detector's
-    favourite size), until they are lost for ``track_max_gap_ms`` or the whole picture
-    finds someone again.  Crops run a second landmarker in IMAGE mode (detection every
+    frame with nobody costs 15 detections instead of 6: 99 instead of 46 ms).  A person
+    found is followed from frame to frame in a crop centred on them that their body
+    spans half of (the detector's favourite size), until they are lost for
+    ``track_max_gap_ms`` or the whole picture finds someone again.  Crops run a second landmarker in IMAGE mode (detection every
     call), created on first use: a picture where people are found never pays for it.
     """
 
