@@ -31,15 +31,17 @@ from mirrorcam.modelstore import DEFAULT_VARIANT, VARIANTS, ensure_model
 log = logging.getLogger(__name__)
 
 # Bumped when the pose stage gives other landmarks for the same frames and options (the
-# landmark cache is keyed by it).  2: the far search (session 13); 3: its 5 x 3 grid for files.
-POSE_STAGE_VERSION = 3
+# landmark cache is keyed by it).  2: the far search (session 13); 3: its 5 x 3 grid for
+# files; 4: half-picture crops after the two-thirds ones.
+POSE_STAGE_VERSION = 4
 
 # A camera's far search budget: one crop every 100 ms while nobody is found (at 30 fps,
 # one frame in three pays one more detection, about 20 ms on a 2-core laptop).
 CAMERA_FAR_SEARCH_MS = 100.0
-# The far search's crops, across x down (see :class:`FarSearch`).
-FILE_FAR_GRID = (5, 3)
-CAMERA_FAR_GRID = (3, 2)
+# The far search's crops (see :class:`FarSearch`), level by level: (zoom relative to
+# ``far_zoom``, across, down).
+FILE_FAR_GRIDS = ((1.0, 5, 3), (4 / 3, 3, 2))
+CAMERA_FAR_GRIDS = ((1.0, 3, 2), (4 / 3, 3, 2))
 
 
 @dataclass(frozen=True)
@@ -363,17 +365,22 @@ class FarSearch:
     about a quarter of the picture's height, or in a low-resolution clip, gives nobody
     though it is plain to see (a 1280 x 720 squat shrunk to a third: 0 of 90 frames; the
     Weizmann jump clips, 180 x 144 with the person half the height: 0 of 25).  When the
-    whole picture gives nobody, the crops of ``1 / far_zoom`` of it (the centre first) are
-    searched: all of a 5 x 3 grid on every such frame for a file, one of a 3 x 2 grid per
-    ``far_search_ms`` in turn for a camera.  Why the denser grid for files: the detector
-    finds a small or blurred person in some crops and not in others a few pixels off
-    (the 63 clips of ``../shared/clips`` and their mirror images: frames with nobody
-    614 -> 515; a 1280 x 720 pushup clip 47 -> 7 of 870), and a file can afford it (a
-    frame with nobody costs 15 detections instead of 6: 99 instead of 46 ms).  A person
-    found is followed from frame to frame in a crop centred on them that their body
-    spans half of (the detector's favourite size), until they are lost for
-    ``track_max_gap_ms`` or the whole picture finds someone again.  Crops run a second landmarker in IMAGE mode (detection every
-    call), created on first use: a picture where people are found never pays for it.
+    whole picture gives nobody, crops of it are searched, level by level and the centre
+    first (:meth:`grid`): crops of ``1 / far_zoom`` of the picture (two thirds by
+    default), then of 3/4 of that (a half).  A file searches all of them on every such frame (5 x 3 crops,
+    then 3 x 2), a camera one per ``far_search_ms`` in turn (3 x 2, then 3 x 2).  Why
+    the denser grid for files: the detector finds a small or blurred person in some
+    crops and not in others a few pixels off (over the 63 clips of ``../shared/clips``
+    and their mirror images, frames with nobody 614 -> 515 with 5 x 3 instead of 3 x 2);
+    why the smaller crops: a person at a quarter of the size is found by them alone (a
+    camera found them on 41 % of frames without, 81 % with; over the clips, frames with
+    nobody 515 -> 487).  A frame with
+    nobody costs a file 21 detections (154 ms on a 2-core machine), a camera about one
+    in three frames one detection.  A person found is followed from frame to frame in a
+    crop centred on them that their body spans half of (the detector's favourite size),
+    until they are lost for ``track_max_gap_ms`` or the whole picture finds someone
+    again.  Crops run a second landmarker in IMAGE mode (detection every call), created
+    on first use: a picture where people are found never pays for it.
     """
 
     def __init__(self, make_landmarker, options: PoseEstimatorOptions) -> None:
@@ -411,13 +418,15 @@ class FarSearch:
             self._landmarker = None
 
     def grid(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
-        """The search crops ``(x, y, w, h)``, overlapping, nearest the centre first: 5 across
-        and 3 down for a file, 3 x 2 for a camera."""
-        cw, ch = max(1, round(width / self.zoom)), max(1, round(height / self.zoom))
-        across, down = CAMERA_FAR_GRID if self.interval_ms > 0 else FILE_FAR_GRID
-        cells = [(int(x), int(y), cw, ch) for y in np.linspace(0, height - ch, down).round()
-                 for x in np.linspace(0, width - cw, across).round()]
-        return sorted(cells, key=lambda c: abs(c[0] + cw / 2 - width / 2) / width + abs(c[1] + ch / 2 - height / 2) / height)
+        """The search crops ``(x, y, w, h)``: level by level (``FILE_FAR_GRIDS`` or
+        ``CAMERA_FAR_GRIDS``), each an overlapping grid nearest the centre first."""
+        cells = []
+        for zoom, across, down in CAMERA_FAR_GRIDS if self.interval_ms > 0 else FILE_FAR_GRIDS:
+            cw, ch = max(1, round(width / (zoom * self.zoom))), max(1, round(height / (zoom * self.zoom)))
+            level = [(int(x), int(y), cw, ch) for y in np.linspace(0, height - ch, down).round()
+                     for x in np.linspace(0, width - cw, across).round()]
+            cells += sorted(level, key=lambda c: abs(c[0] + cw / 2 - width / 2) / width + abs(c[1] + ch / 2 - height / 2) / height)
+        return cells
 
     def find(self, rgb: np.ndarray, now_ms: float) -> list[Person]:
         """People in the crops of ``rgb`` (``(H, W, 3)``), in whole-picture coordinates."""

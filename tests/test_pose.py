@@ -113,15 +113,25 @@ def test_options_are_validated(kwargs: dict, message: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("far_search_ms", "least_found"),
-    [(0.0, 29), (100.0, 25)],  # files search every crop every frame; a camera one crop per 100 ms
+    ("shrink", "far_search_ms", "least_found"),
+    [
+        # Files search every crop every frame; a camera one crop per 100 ms.
+        (0.35, 0.0, 29),
+        (0.35, 100.0, 25),
+        # A quarter of the size: only the half-picture crops find them (measured with the
+        # two-thirds crops alone: 0 of 30 frames either way; with both 30 and 9).
+        (0.25, 0.0, 27),
+        (0.25, 100.0, 6),
+    ],
 )
-def test_a_person_far_from_the_camera_is_found_in_zoomed_crops(clip, pose_model, far_search_ms: float, least_found: int) -> None:
+def test_a_person_far_from_the_camera_is_found_in_zoomed_crops(
+    clip, pose_model, shrink: float, far_search_ms: float, least_found: int
+) -> None:
     # A 1280x720 squat shrunk to a third: the body spans about a quarter of the picture's
     # height, too small for the detector in the whole picture (measured: 0 of 90 frames).
     with VideoFileSource(clip("be2018_darebee/squat.mp4")) as source:
         frames = [f for _, f in zip(range(30), source)]
-    far = [Frame(far_away(f.image, 0.35), f.timestamp_ms, f.index) for f in frames]
+    far = [Frame(far_away(f.image, shrink), f.timestamp_ms, f.index) for f in frames]
     off = PoseEstimatorOptions(num_poses=1, far_zoom=1.0)
     with PoseEstimator.create_from_options(off) as estimator:
         assert not any(estimator.process(f).persons for f in far), "the whole picture alone finds nobody"
@@ -129,13 +139,14 @@ def test_a_person_far_from_the_camera_is_found_in_zoomed_crops(clip, pose_model,
     with PoseEstimator.create_from_options(on) as estimator:
         found = [p for f in far for p in estimator.process(f).persons]
     assert len(found) >= least_found, f"found on {len(found)} of {len(far)} frames"
-    # In the whole picture's coordinates: inside the shrunk clip's rectangle (x 0.325-0.675,
-    # y 0.65-1), about a quarter of the height tall.
+    # In the whole picture's coordinates: inside the shrunk clip's rectangle (for 0.35: x
+    # 0.325-0.675, y 0.65-1), most of its height tall.
     for person in found:
         seen = person.visibility > 0.8
         xy = person.landmarks[seen, :2]
-        assert xy[:, 0].min() > 0.3 and xy[:, 0].max() < 0.7 and xy[:, 1].min() > 0.62, xy
-        assert 0.15 < np.ptp(person.landmarks[:, 1]) < 0.35
+        assert xy[:, 0].min() > 0.47 - shrink / 2 and xy[:, 0].max() < 0.53 + shrink / 2, xy
+        assert xy[:, 1].min() > 0.97 - shrink, xy
+        assert 0.4 * shrink < np.ptp(person.landmarks[:, 1]) < shrink
         assert np.abs(person.world).max() < 1.5, "world landmarks stay metric and hip-centred"
     assert len({p.id for p in found}) == 1
 
@@ -157,7 +168,7 @@ class _CountingLandmarker:
 @pytest.mark.parametrize(
     ("far_search_ms", "detections"),
     [
-        (0.0, 30 * 15),  # files: the whole 5 x 3 grid on every frame with nobody
+        (0.0, 30 * 21),  # files: every crop (5 x 3 of two thirds, 3 x 2 of a half) on every frame with nobody
         (100.0, 10),     # a camera at 30 fps: one crop per 100 ms, in turn
         (1000.0, 1),
     ],
@@ -169,7 +180,7 @@ def test_the_far_search_keeps_to_its_budget_when_nobody_is_there(far_search_ms: 
     for i in range(30):
         assert search.find(empty, i * 1000.0 / 30.0) == []
     assert len(counting.crops) == detections
-    assert set(counting.crops) == {(427, 320)}, "crops are two thirds of the picture"
+    assert set(counting.crops) <= {(427, 320), (320, 240)}, "crops are two thirds or a half of the picture"
 
 
 class _OnePersonLandmarker(_CountingLandmarker):
@@ -201,18 +212,29 @@ def test_a_person_found_is_followed_in_a_crop_fitted_to_the_body() -> None:
     assert finder.crops[2] == (427, 320)
 
 
-@pytest.mark.parametrize(("far_search_ms", "count"), [(0.0, 15), (100.0, 6)])  # a file's grid, a camera's
-def test_the_search_grid_covers_the_picture_centre_first(far_search_ms: float, count: int) -> None:
+@pytest.mark.parametrize(
+    ("far_search_ms", "levels"),
+    [
+        (0.0, [((427, 320), 15), ((320, 240), 6)]),   # a file: 5 x 3 crops of two thirds, then 3 x 2 of a half
+        (100.0, [((427, 320), 6), ((320, 240), 6)]),  # a camera: 3 x 2 of each
+    ],
+)
+def test_the_search_grid_covers_the_picture_level_by_level_centre_first(far_search_ms: float, levels: list) -> None:
     search = FarSearch(lambda: None, PoseEstimatorOptions(far_zoom=1.5, far_search_ms=far_search_ms))
     cells = search.grid(640, 480)
-    assert len(cells) == count and len(set(cells)) == count
-    covered = np.zeros((480, 640), bool)
-    for x, y, w, h in cells:
-        assert 0 <= x and x + w <= 640 and 0 <= y and y + h <= 480
-        covered[y : y + h, x : x + w] = True
-    assert covered.all()
-    x, y, w, h = cells[0]
-    assert x == round((640 - w) / 2), "the middle column first"
+    assert len(cells) == sum(n for _, n in levels) and len(set(cells)) == len(cells)
+    start = 0
+    for size, n in levels:
+        level = cells[start : start + n]
+        start += n
+        assert {(w, h) for _, _, w, h in level} == {size}
+        covered = np.zeros((480, 640), bool)
+        for x, y, w, h in level:
+            assert 0 <= x and x + w <= 640 and 0 <= y and y + h <= 480
+            covered[y : y + h, x : x + w] = True
+        assert covered.all()
+        x, y, w, h = level[0]
+        assert x == round((640 - w) / 2), "the middle column first"
 
 
 def test_landmarks_found_in_a_crop_come_back_in_whole_picture_units() -> None:
