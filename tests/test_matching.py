@@ -164,6 +164,24 @@ def test_everyday_movements_fire_nothing(bank, impostor, most):
     assert sum(fires(bank, rec.frames).values()) <= most
 
 
+def test_varied_everyday_performers_with_a_cameras_noise_rarely_fire(bank):
+    # The built-ins' thresholds are bounded by such performers (authoring.CAMERA_NOISE_M):
+    # at 0.85 of the 2.5th percentile of their distances, so a few in a hundred of the
+    # generator's tail may reach one.  These are others (seeds the calibration never
+    # saw), of every body shape, tempo, yaw and amplitude the generator varies: 21 of
+    # them, one firing at most.  Measured: none (session 14's thresholds: a drinker fired
+    # wave_one_hand); of other seeds, one lateral raise of 3 reached 0.999 of
+    # arm_circles' threshold, the nearest of 40 more 1.01.
+    from mirrorcam.authoring import CAMERA_NOISE_M, synthetic_variations
+    from mirrorcam.performer import IMPOSTOR_ACTIONS
+
+    fired = Counter()
+    for k, action in enumerate(IMPOSTOR_ACTIONS):
+        for rec in synthetic_variations(action, 3, seed=500 + 13 * k, noise_m=CAMERA_NOISE_M):
+            fired.update(f"{action} -> {name}" for name in fires(bank, rec.frames).elements())
+    assert sum(fired.values()) <= 1, fired
+
+
 def test_one_performance_fires_once_and_reps_count(bank):
     once = perform("squat", PerformerOptions(repeats=1, lead_in_s=1.5))
     assert fires(bank, once.frames)["squat"] == 1
