@@ -316,10 +316,9 @@ def build_builtins(
         # with VARIED_NOISE_M, performers drinking or touching their face came within
         # 1.09x of jump_in_place's threshold by their noise alone (a jump ignores the
         # arms; the noise-free ones stay 19.8x away).
-        bounding = [embed_recording(rec) for k, action in enumerate(ACTIONS)
+        bounding = [(action.split(":", 1)[0], embed_recording(rec)) for k, action in enumerate(ACTIONS)
                     for rec in synthetic_variations(action, per_action, seed + 101 * k, noise_m=CAMERA_NOISE_M)]
-        bounding_actions = [action.split(":", 1)[0] for action in ACTIONS for _ in range(per_action)]
-        bounding_dists = np.stack([best_distances(protos, s) for s in bounding])  # (S, P)
+        bounding_dists = np.stack([best_distances(protos, s) for _, s in bounding])  # (S, P)
         # Synthetic performers are rendered by the same performer as the templates, so
         # they come closer than real people do: where real footage of an action exists
         # it decides, and the synthetic performers bound a template only for the
@@ -332,7 +331,7 @@ def build_builtins(
             neg = neg[np.isfinite(neg)]
             if len(neg) == 0:
                 continue
-            unc = bounding_dists[[_bounds(a, t.name, covered) for a in bounding_actions], i]
+            unc = bounding_dists[[_bounds(a, t.name, covered) for a, _ in bounding], i]
             unc = unc[np.isfinite(unc)]
             # A neuron with several prototypes adds their false alarms up: the main style
             # keeps the budget it had alone, the variants are held to a share of it.

@@ -367,20 +367,20 @@ class FarSearch:
     Weizmann jump clips, 180 x 144 with the person half the height: 0 of 25).  When the
     whole picture gives nobody, crops of it are searched, level by level and the centre
     first (:meth:`grid`): crops of ``1 / far_zoom`` of the picture (two thirds by
-    default), then of 3/4 of that (a half).  A file searches all of them on every such frame (5 x 3 crops,
-    then 3 x 2), a camera one per ``far_search_ms`` in turn (3 x 2, then 3 x 2).  Why
-    the denser grid for files: the detector finds a small or blurred person in some
-    crops and not in others a few pixels off (over the 63 clips of ``../shared/clips``
-    and their mirror images, frames with nobody 614 -> 515 with 5 x 3 instead of 3 x 2);
-    why the smaller crops: a person at a quarter of the size is found by them alone (a
-    camera found them on 41 % of frames without, 81 % with; over the clips, frames with
-    nobody 515 -> 487).  A frame with
-    nobody costs a file 21 detections (154 ms on a 2-core machine), a camera about one
-    in three frames one detection.  A person found is followed from frame to frame in a
-    crop centred on them that their body spans half of (the detector's favourite size),
-    until they are lost for ``track_max_gap_ms`` or the whole picture finds someone
-    again.  Crops run a second landmarker in IMAGE mode (detection every call), created
-    on first use: a picture where people are found never pays for it.
+    default), then of 3/4 of that (a half).  A file searches all of them on every such
+    frame (5 x 3 crops, then 3 x 2), a camera one per ``far_search_ms`` in turn (3 x 2,
+    then 3 x 2).  Why the denser grid for files: the detector finds a small or blurred
+    person in some crops and not in others a few pixels off (over the 63 clips of
+    ``../shared/clips`` and their mirror images, frames with nobody 614 -> 515 with
+    5 x 3 instead of 3 x 2); why the smaller crops: a person at a quarter of the size is
+    found by them alone (a camera found them on 41 % of frames without, 81 % with; over
+    the clips, frames with nobody 515 -> 487).  A frame with nobody costs a file 21
+    detections (154 ms on a 2-core machine), a camera about one in three frames one
+    detection.  A person found is followed from frame to frame in a crop centred on
+    them that their body spans half of (the detector's favourite size), until they are
+    lost for ``track_max_gap_ms`` or the whole picture finds someone again.  Crops run a
+    second landmarker in IMAGE mode (detection every call), created on first use: a
+    picture where people are found never pays for it.
     """
 
     def __init__(self, make_landmarker, options: PoseEstimatorOptions) -> None:
