@@ -32,12 +32,18 @@ log = logging.getLogger(__name__)
 
 # Bumped when the pose stage gives other landmarks for the same frames and options (the
 # landmark cache is keyed by it).  2: the far search (session 13); 3: its 5 x 3 grid for
-# files; 4: half-picture crops after the two-thirds ones.
+# files; 4: half-picture crops after the two-thirds ones, and a file's search of every
+# crop only for FILE_FULL_SEARCH_MS after someone was seen.
 POSE_STAGE_VERSION = 4
 
 # A camera's far search budget: one crop every 100 ms while nobody is found (at 30 fps,
 # one frame in three pays one more detection, about 20 ms on a 2-core laptop).
 CAMERA_FAR_SEARCH_MS = 100.0
+# A file searches every crop on every frame with nobody for this long after it last saw
+# someone (or after its start); then, like a camera, one crop per CAMERA_FAR_SEARCH_MS of
+# the clip's time.  Why: a file's full search costs 21 detections a frame (154 ms), and
+# footage of an empty room is not worth 5 times real time.
+FILE_FULL_SEARCH_MS = 1000.0
 # The far search's crops (see :class:`FarSearch`), level by level: (zoom relative to
 # ``far_zoom``, across, down).
 FILE_FAR_GRIDS = ((1.0, 5, 3), (4 / 3, 3, 2))
@@ -375,7 +381,8 @@ class FarSearch:
     5 x 3 instead of 3 x 2); why the smaller crops: a person at a quarter of the size is
     found by them alone (a camera found them on 41 % of frames without, 81 % with; over
     the clips, frames with nobody 515 -> 487).  A frame with nobody costs a file 21
-    detections (154 ms on a 2-core machine), a camera about one in three frames one
+    detections (154 ms on a 2-core machine) for ``FILE_FULL_SEARCH_MS`` after it last
+    saw someone (or its start), then, as for a camera, about one frame in three one
     detection.  A person found is followed from frame to frame in a crop centred on
     them that their body spans half of (the detector's favourite size), until they are
     lost for ``track_max_gap_ms`` or the whole picture finds someone again.  Crops run a
@@ -394,6 +401,7 @@ class FarSearch:
         self._searched_ms = -math.inf
         self._next_cell = 0
         self._found_once = False
+        self._seen_ms: float | None = None  # when someone was last seen (None: on the next frame)
 
     @property
     def quiet(self) -> bool:
@@ -411,6 +419,7 @@ class FarSearch:
         self._roi = None
         self._searched_ms = -math.inf
         self._next_cell = 0
+        self._seen_ms = None
 
     def close(self) -> None:
         if self._landmarker is not None:
@@ -435,13 +444,18 @@ class FarSearch:
             persons = self._detect(rgb, self._roi)
             if persons:
                 return self._found(persons, now_ms, width, height)
-        if now_ms - self._searched_ms < self.interval_ms:
+        if self._seen_ms is None:
+            self._seen_ms = now_ms
+        interval = self.interval_ms
+        if interval <= 0 and now_ms - self._seen_ms > FILE_FULL_SEARCH_MS:
+            interval = CAMERA_FAR_SEARCH_MS  # a file with nobody in it for a while
+        if now_ms - self._searched_ms < interval:
             return []
         self._searched_ms = now_ms
         cells = self.grid(width, height)
-        if self.interval_ms > 0:
+        if interval > 0:
             # A camera: one crop per interval, in turn, so that a picture with nobody in
-            # it costs one more detection now and then rather than six every frame.
+            # it costs one more detection now and then rather than a dozen every frame.
             cells, self._next_cell = [cells[self._next_cell % len(cells)]], self._next_cell + 1
         for cell in cells:
             persons = self._detect(rgb, cell)
@@ -451,6 +465,7 @@ class FarSearch:
 
     def _found(self, persons: list[Person], now_ms: float, width: int, height: int) -> list[Person]:
         self._found_once = True
+        self._seen_ms = now_ms
         self._roi, self._roi_ms = self._follow(persons[0], width, height), now_ms
         return persons
 

@@ -166,21 +166,40 @@ class _CountingLandmarker:
 
 
 @pytest.mark.parametrize(
-    ("far_search_ms", "detections"),
+    ("far_search_ms", "seconds", "detections"),
     [
-        (0.0, 30 * 21),  # files: every crop (5 x 3 of two thirds, 3 x 2 of a half) on every frame with nobody
-        (100.0, 10),     # a camera at 30 fps: one crop per 100 ms, in turn
-        (1000.0, 1),
+        # Files: every crop (5 x 3 of two thirds, 3 x 2 of a half) on every frame with
+        # nobody for the first second (frames at 0 .. 1000 ms), then one per 100 ms.
+        (0.0, 1, 30 * 21),
+        (0.0, 3, 31 * 21 + 19),  # then at 1100, 1200, ... 2900 ms
+        (100.0, 1, 10),   # a camera at 30 fps: one crop per 100 ms, in turn
+        (100.0, 3, 30),
+        (1000.0, 1, 1),
     ],
 )
-def test_the_far_search_keeps_to_its_budget_when_nobody_is_there(far_search_ms: float, detections: int) -> None:
+def test_the_far_search_keeps_to_its_budget_when_nobody_is_there(far_search_ms: float, seconds: int, detections: int) -> None:
     counting = _CountingLandmarker()
     search = FarSearch(lambda: counting, PoseEstimatorOptions(far_search_ms=far_search_ms))
     empty = np.zeros((480, 640, 3), np.uint8)
-    for i in range(30):
+    for i in range(30 * seconds):
         assert search.find(empty, i * 1000.0 / 30.0) == []
     assert len(counting.crops) == detections
     assert set(counting.crops) <= {(427, 320), (320, 240)}, "crops are two thirds or a half of the picture"
+
+
+def test_a_file_searches_every_crop_again_once_someone_was_seen() -> None:
+    counting = _CountingLandmarker()
+    search = FarSearch(lambda: counting, PoseEstimatorOptions(far_search_ms=0.0))
+    empty = np.zeros((480, 640, 3), np.uint8)
+    for i in range(60):  # two seconds of nobody: sparse by the end
+        search.find(empty, i * 1000.0 / 30.0)
+    before = len(counting.crops)
+    search.find(empty, 2000.0)
+    assert len(counting.crops) - before <= 1
+    search.reset()  # the whole picture found someone (PoseEstimator does this)
+    before = len(counting.crops)
+    search.find(empty, 2033.3)  # and lost them: every crop again
+    assert len(counting.crops) - before == 21
 
 
 class _OnePersonLandmarker(_CountingLandmarker):
