@@ -454,8 +454,9 @@ class FarSearch:
         self._searched_ms = now_ms
         cells = self.grid(width, height)
         if interval > 0:
-            # A camera: one crop per interval, in turn, so that a picture with nobody in
-            # it costs one more detection now and then rather than a dozen every frame.
+            # A camera, or a file with nobody for a while: one crop per interval, in turn,
+            # so that a picture with nobody in it costs one more detection now and then
+            # rather than a dozen every frame.
             cells, self._next_cell = [cells[self._next_cell % len(cells)]], self._next_cell + 1
         for cell in cells:
             persons = self._detect(rgb, cell)
