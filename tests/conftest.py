@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -149,3 +152,40 @@ def far_away(image: np.ndarray, shrink: float) -> np.ndarray:
     x0 = (w - small.shape[1]) // 2
     canvas[h - small.shape[0] :, x0 : x0 + small.shape[1]] = small
     return canvas
+
+
+def private_xvfb(width: int, height: int) -> Iterator[str]:
+    """A private X server (Xvfb) on a free display number; yields its DISPLAY, then stops it.
+
+    Ready when it answers (``xprop -root``), not when its socket appears: a client that
+    connects in between can be refused (openbox once exited so in CI).  Skips the test
+    when Xvfb is missing or will not start.  Use as ``yield from private_xvfb(w, h)``.
+    """
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb not installed (apt-get install -y xvfb x11-utils)")
+
+    def answers(display: str) -> bool:
+        if shutil.which("xprop") is None:
+            return Path(f"/tmp/.X11-unix/X{display[1:]}").exists()
+        return subprocess.run(["xprop", "-root", "-display", display], capture_output=True, timeout=20).returncode == 0
+
+    for _ in range(3):
+        n = next(n for n in range(90 + os.getpid() % 50, 400)
+                 if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists())
+        display = f":{n}"
+        proc = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while proc.poll() is None and time.monotonic() < deadline and not answers(display):
+            time.sleep(0.1)
+        if proc.poll() is None and answers(display):
+            break
+        proc.terminate()
+        proc.wait(timeout=10)
+    else:
+        pytest.skip("Xvfb would not start")
+    try:
+        yield display
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

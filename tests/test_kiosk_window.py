@@ -23,7 +23,7 @@ import pytest
 
 from mirrorcam.recording import save_recording
 
-from conftest import REPO
+from conftest import REPO, private_xvfb
 from test_kiosk_app import padded, wave_visitor, write_kiosk
 
 pytestmark = [
@@ -58,23 +58,7 @@ def screenshot(display: str) -> np.ndarray:
 
 @pytest.fixture()
 def xvfb():
-    number = next(n for n in range(140, 240) if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists())
-    display = f":{number}"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 15
-        # Ready when it answers, not when its socket appears: a client connecting in
-        # between (openbox) can be refused and exit.
-        while not Path(f"/tmp/.X11-unix/X{number}").exists() or subprocess.run(
-                ["xprop", "-root", "-display", display], capture_output=True, timeout=20).returncode != 0:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.skip("Xvfb did not start")
-            time.sleep(0.1)
-        yield display
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    yield from private_xvfb(*SCREEN)
 
 
 def xdotool(display: str, *args: str) -> str:

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, assert_one_line_error, fires, run_cli
+from conftest import REPO, assert_one_line_error, fires, private_xvfb, run_cli
 from mirrorcam.screen import MIRROR_COLOR, Layout
 
 pytestmark = pytest.mark.display
@@ -79,34 +79,11 @@ def _need(*tools: str) -> None:
         pytest.skip(f"{', '.join(missing)} not installed (apt-get install -y xvfb xdotool x11-apps)")
 
 
-def _free_display() -> int:
-    for n in range(90 + os.getpid() % 50, 400):
-        if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists():
-            return n
-    raise RuntimeError("no free X display number")
-
-
 @pytest.fixture()
 def xvfb():
     """A private X server; yields its DISPLAY string."""
     _need("Xvfb", "xdotool", "xwd")
-    for _ in range(3):
-        n = _free_display()
-        proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1600x900x24", "-nolisten", "tcp"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(50):
-            if Path(f"/tmp/.X11-unix/X{n}").exists() or proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        if proc.poll() is None:
-            break
-    else:
-        pytest.skip("Xvfb would not start")
-    try:
-        yield f":{n}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    yield from private_xvfb(1600, 900)
 
 
 def screenshot(display: str) -> np.ndarray:
