@@ -176,9 +176,11 @@ def private_xvfb(width: int, height: int) -> Iterator[str]:
         proc = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
-        while proc.poll() is None and time.monotonic() < deadline and not answers(display):
+        ready = answers(display)
+        while not ready and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        if proc.poll() is None and answers(display):
+            ready = answers(display)
+        if ready:
             break
         proc.terminate()
         proc.wait(timeout=10)
