@@ -21,7 +21,9 @@ How one frame is processed:
    the skipped frames too, as in SPRING).  A match may start on any tick.  Where the
    stream itself begins or ends mid-action (a clip cut tightly, a person who walks in
    waving), a match may also begin or end up to ``open_share`` of the template inside
-   it, charged only for what was seen.  Steps never
+   it, charged only for what was seen.  Every moving template is also matched at half
+   its pace, as a slowed copy with a frame between each two of its own (see
+   ``BankOptions.slowed_copies``).  Steps never
    go back in time, so the DP step is vectorised over all templates *and* all template
    frames at once.  A template with a ``velocity_weight`` adds a velocity channel to
    its frame distance: which way each body part is moving (:func:`velocity_features`),
@@ -170,6 +172,15 @@ class BankOptions:
             end up to this far short of the template's end (the clip stops mid-action).
             The unseen frames are not charged; the motion gate still asks for the
             template's whole movement.  0 turns it off.
+        slowed_copies: Also match every moving template at half its pace: a copy with
+            a frame halfway between each two of its own (its distances follow from the
+            template's, see :meth:`_Matrices.frame_distance`), and a template's match
+            is the better of the two.  Why: SPRING keeps, per cell, the path with the
+            lowest *sum*, so on a half-speed performance a path that follows the last
+            half of the movement at full pace (half the ticks, so about half the sum)
+            beat the one that follows all of it, and the motion gate then charged it for
+            covering half the movement (the HAR wave at 0.5x: 0.89 -> 1.40 of its
+            threshold).  On the copy the whole slow movement is the cheap path.
     """
 
     rate_hz: float = 15.0
@@ -186,6 +197,7 @@ class BankOptions:
     settle_ms: float = 1000.0
     velocity_scale: float = 0.03
     open_share: float = 0.3
+    slowed_copies: bool = True
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.rate_hz <= 120.0:
@@ -230,6 +242,39 @@ def threshold_ratio(activation: np.ndarray, power: float = 4.0) -> np.ndarray:
     a = np.clip(np.asarray(activation, np.float64), 0.0, 1.0)
     with np.errstate(divide="ignore"):
         return np.power((1.0 - a) / a, 1.0 / power)
+
+
+@dataclass(frozen=True, eq=False)
+class _Block:
+    """One rectangle of DP cells: a row per template (as stored, or its slowed copy).
+
+    Attributes:
+        rows: ``(R,)`` the row of :class:`_Matrices` each row here matches for.
+        lengths: ``(R,)`` template frames per row (cells past them are padding).
+        motion: ``(R,)`` each row's template movement (the motion gate).
+        open_share: ``BankOptions.open_share``.
+        k: Cells per row.
+    """
+
+    rows: np.ndarray
+    lengths: np.ndarray
+    motion: np.ndarray
+    open_share: float
+    k: int
+
+    @property
+    def end_col(self) -> np.ndarray:
+        return self.lengths - 1
+
+    @property
+    def open_entry(self) -> np.ndarray:
+        """``(R, k)``: the frames a stream's first tick may enter (0..j)."""
+        return np.arange(self.k)[None, :] <= (self.open_share * self.lengths)[:, None]
+
+    @property
+    def open_end(self) -> np.ndarray:
+        """``(R,)``: the first frame a match may end on when the stream ends."""
+        return np.maximum(np.ceil((1.0 - self.open_share) * self.lengths - 1e-9).astype(np.int64) - 1, 0)
 
 
 class _Matrices:
@@ -294,19 +339,37 @@ class _Matrices:
             self.a_vel = _distance_matrix(self.w_vel, vy, self.wsum)
             self.a_vel_mirror = self._mirrored_part(self.a_vel)
         self.thresholds = np.array([float(t.threshold) for t in templates], np.float32)
-        self.end_col = self.lengths - 1
-        # Where a stream that begins or ends mid-action may enter and leave each row's
-        # template (``BankOptions.open_share``): frames 0..j on the first tick, frames
-        # from ``open_end`` to the last when the stream ends.
         share = float(options.open_share)
-        self.open_entry = np.arange(k)[None, :] <= (share * self.lengths)[:, None]  # (N + M, K)
-        self.open_end = np.maximum(np.ceil((1.0 - share) * self.lengths - 1e-9).astype(np.int64) - 1, 0)
+        self.blocks = (_Block(np.arange(self.n_rows), self.lengths, self.motion, share, k),)
+        # The slowed copies (BankOptions.slowed_copies) of the rows that move: frame 2i is
+        # the template's frame i, frame 2i+1 halfway to frame i+1.  Their distances come
+        # from the template's own (the weighted squared distance to a midpoint is the mean
+        # of the distances to its ends less a quarter of the ends' own, see
+        # frame_distance), so the copies cost no matrix product of their pose, only
+        # (template frames - 1) x body parts for the ends' distances.
+        self.slowed = None
+        if options.slowed_copies:
+            kinds = np.array([getattr(t, "kind", "dynamic") != "static" for t in templates])[row_template]
+            rows = np.flatnonzero(kinds & (self.lengths > 1))
+            if len(rows):
+                self.slowed = _Block(rows, 2 * self.lengths[rows] - 1, self.motion[rows], share, 2 * k - 1)
+                self.blocks += (self.slowed,)
+                seg = (w[:, None, :] * np.diff(y, axis=1) ** 2) @ _STEMS / self.wsum[:, None, None]  # (N, K-1, G)
+                self.a_seg = np.ascontiguousarray(seg.reshape(n * (k - 1), -1), np.float32)
+                self.a_seg_mirror = self._mirrored_part(self.a_seg, k - 1)
+                # A copy frame's velocity is its half of the template's change: frame q
+                # lies on the template's step ceil(q / 2) (frame 0 takes step 1's, as above).
+                self.slowed_step = (np.arange(2 * k - 1) + 1) // 2
+                if self.uses_velocity:
+                    self.a_vel_slowed = _distance_matrix(self.w_vel, velocity_features(dy / 2, self.velocity_scale), self.wsum)
+                    self.a_vel_slowed_mirror = self._mirrored_part(self.a_vel_slowed)
 
-    def _mirrored_part(self, a: np.ndarray) -> np.ndarray:
-        """The rows of a ``(N*K, C)`` template matrix that the mirrored input is compared with."""
+    def _mirrored_part(self, a: np.ndarray, k: int | None = None) -> np.ndarray:
+        """The rows of a ``(N*k, C)`` template matrix (``k`` frames each, ``K`` unless
+        given) that the mirrored input is compared with."""
         if len(self.mirror_idx) == self.n_templates:
             return a  # the usual library: nothing side-specific, no copy
-        k, c = self.k, a.shape[1]
+        k, c = self.k if k is None else k, a.shape[1]
         return np.ascontiguousarray(a.reshape(self.n_templates, k, c)[self.mirror_idx].reshape(len(self.mirror_idx) * k, c))
 
     def to_rows(self, per_template: np.ndarray) -> np.ndarray:
@@ -316,8 +379,10 @@ class _Matrices:
     def frame_distance(
         self, xs: np.ndarray, vs: np.ndarray, dxs: np.ndarray | None = None, dvs: np.ndarray | None = None,
         ins: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """``(N + M, K)`` distances of the input (``xs[0]``) and mirrored input (``xs[1]``) to every row's template frames.
+    ) -> tuple[np.ndarray, ...]:
+        """Distances of the input (``xs[0]``) and mirrored input (``xs[1]``) to every row's
+        template frames, one array per block: ``(N + M, K)`` and, with slowed copies,
+        ``(S, 2K - 1)`` for theirs.
 
         ``dxs``/``dvs``: the input's change per tick and its trust (the velocity channel).
         ``ins``: which features are inside the picture (``Embedding.in_view``; all if None).
@@ -344,6 +409,7 @@ class _Matrices:
         # threads the latter and is 5-10x slower on a busy 2-core machine.
         np.add((self.a @ b[0]).reshape(n, k), input_term[:, 0:1], out=direct)
         np.add((self.a_mirror @ b[1]).reshape(len(mi), k), input_term[mi, 1:2], out=mirrored)
+        slowed = None if self.slowed is None else self._slowed_pose(d, b)
         if self.uses_velocity and dxs is not None and dvs is not None:
             vx = velocity_features(dxs, self.velocity_scale)
             dvs = part_trust(dvs)
@@ -353,8 +419,34 @@ class _Matrices:
             direct += own_vel[:, 0:1]
             mirrored += (self.a_vel_mirror @ bv[1]).reshape(len(mi), k)
             mirrored += own_vel[mi, 1:2]
+            if slowed is not None:
+                vel = np.concatenate([(self.a_vel_slowed @ bv[0]).reshape(n, k) + own_vel[:, 0:1],
+                                      (self.a_vel_slowed_mirror @ bv[1]).reshape(len(mi), k) + own_vel[mi, 1:2]])
+                slowed += vel[self.slowed.rows][:, self.slowed_step]
         np.maximum(d, 0.0, out=d)
-        return d
+        if slowed is None:
+            return (d,)
+        np.maximum(slowed, 0.0, out=slowed)
+        return d, slowed
+
+    def _slowed_pose(self, d: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``(S, 2K - 1)`` pose distances of the slowed copies, from the rows' own ``d`` (N + M, K).
+
+        For a weighted squared distance, the distance to the midpoint of two frames is
+        the mean of the distances to them less a quarter of their distance to each other
+        (``|x - (a + b) / 2|^2 = (|x - a|^2 + |x - b|^2) / 2 - |a - b|^2 / 4``, term by
+        term); the latter weighs the template's step per body part by the input's trust
+        in it (``b[:, DIM:]``).  The costs of unseen parts are the row's, as a constant.
+        """
+        n, k, mi, rows = self.n_templates, self.k, self.mirror_idx, self.slowed.rows
+        own = d[rows]
+        out = np.empty((len(rows), 2 * k - 1), np.float32)
+        out[:, 0::2] = own
+        if k > 1:
+            steps = np.concatenate([(self.a_seg @ b[0, DIM:]).reshape(n, k - 1),
+                                    (self.a_seg_mirror @ b[1, DIM:]).reshape(len(mi), k - 1)])
+            out[:, 1::2] = 0.5 * (own[:, :-1] + own[:, 1:]) - 0.25 * steps[rows]
+        return out
 
     def steps(self, dx2: np.ndarray, vv: np.ndarray) -> np.ndarray:
         """``(N + M,)`` input movement per row from squared feature changes ``dx2`` (2, D) and trust ``vv`` (2, D)."""
@@ -376,16 +468,22 @@ def _input_vector(xs: np.ndarray, vs: np.ndarray) -> np.ndarray:
     return np.concatenate([-2.0 * vs * xs, (vs @ _STEMS) / _STEM_SIZE], axis=1).astype(np.float32)
 
 
-class _Track:
-    """DP state of one person (or channel)."""
+class _Paths:
+    """Per cell of one block, the best path that ends there now."""
 
-    def __init__(self, m: _Matrices, n_templates: int) -> None:
-        shape = (m.n_rows, m.k)
+    def __init__(self, shape: tuple[int, int]) -> None:
         self.cost = np.full(shape, BIG, np.float32)
         self.start = np.zeros(shape, np.int32)  # tick number the path started on (2^31 ticks: 4.5 years)
         self.length = np.zeros(shape, np.int32)  # ticks on the path
         self.stall = np.zeros(shape, np.int16)
         self.moved = np.zeros(shape, np.float32)
+
+
+class _Track:
+    """DP state of one person (or channel)."""
+
+    def __init__(self, m: _Matrices, n_templates: int) -> None:
+        self.paths = [_Paths((len(b.rows), b.k)) for b in m.blocks]
         self.tick = 0
         self.embedder = Embedder()
         self.last_emb: Embedding | None = None
@@ -586,28 +684,46 @@ class NeuronBank:
             step = m.steps((xs - tr.prev_tick_x) ** 2, vv).astype(np.float32)
         tr.prev_tick_x, tr.prev_tick_v = xs, vs
         tr.tick += 1
-        self._dp(tr, d, step[:, None])
-        return self._activate(tr, pid, t, m.end_col)
+        for block, paths, block_d in zip(m.blocks, tr.paths, d):
+            self._dp(paths, block, block_d, step[block.rows, None], tr.tick)
+        return self._activate(tr, pid, t, *self._row_matches(tr))
 
-    def _match_distance(self, tr: _Track, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per row, the match distance of the best path ending on template frame ``cols[row]``
-        now (its mean frame distance over the motion gate; inf for no path), and its start tick."""
-        m, o = self._m, self.options
-        r_idx = np.arange(m.n_rows)
-        total = tr.cost[r_idx, cols]
-        mean = total / np.maximum(tr.length[r_idx, cols], 1)
+    def _match_distance(self, paths: _Paths, block: _Block, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row of a block, the match distance of the best path ending on template frame
+        ``cols[row]`` now (its mean frame distance over the motion gate; inf for no path),
+        and its start tick."""
+        o = self.options
+        r_idx = np.arange(len(block.rows))
+        total = paths.cost[r_idx, cols]
+        mean = total / np.maximum(paths.length[r_idx, cols], 1)
         # Motion gate: a still pose must not match a movement by sitting in its middle.
         if o.motion_floor > 0:
-            ratio = np.where(m.motion > 1e-6, tr.moved[r_idx, cols] / np.maximum(m.motion, 1e-6), 1.0)
+            ratio = np.where(block.motion > 1e-6, paths.moved[r_idx, cols] / np.maximum(block.motion, 1e-6), 1.0)
             gate = np.clip(ratio / o.motion_floor, 0.05, 1.0)
         else:
-            gate = np.ones(m.n_rows)
-        return np.where(total < BIG / 2, mean / gate, np.inf), tr.start[r_idx, cols]
+            gate = np.ones(len(r_idx))
+        return np.where(total < BIG / 2, mean / gate, np.inf), paths.start[r_idx, cols]
 
-    def _activate(self, tr: _Track, pid: int, t: float, cols: np.ndarray) -> list[Firing]:
-        """Activations at tick time ``t`` from the paths ending on ``cols`` (the templates' last frames, but at a stream's end)."""
+    def _row_matches(self, tr: _Track, stream_end: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the match distance and start tick of its best path ending now, on the
+        template or its slowed copy: on the last frame, or at a stream's end on the best
+        frame from ``open_end`` on (a movement still under way may end up to
+        ``open_share`` of its template short)."""
+        eff, start = np.full(self._m.n_rows, np.inf), np.zeros(self._m.n_rows, np.int64)
+        for block, paths in zip(self._m.blocks, tr.paths):
+            best, best_start = self._match_distance(paths, block, block.end_col)
+            if stream_end:
+                for c in range(int(block.open_end.min()), block.k):
+                    dist, st = self._match_distance(paths, block, np.clip(c, block.open_end, block.end_col))
+                    better = dist < best
+                    best[better], best_start[better] = dist[better], st[better]
+            better = best < eff[block.rows]
+            eff[block.rows[better]], start[block.rows[better]] = best[better], best_start[better]
+        return eff, start
+
+    def _activate(self, tr: _Track, pid: int, t: float, eff: np.ndarray, start_tick: np.ndarray) -> list[Firing]:
+        """Activations at tick time ``t`` from every row's match distance ``eff`` and start tick."""
         m, o = self._m, self.options
-        eff, start_tick = self._match_distance(tr, cols)
         starts = t - (tr.tick - start_tick) * self.tick_ms
         # A template takes the better of its own and its mirrored row.
         n, mi = m.n_templates, m.mirror_idx
@@ -626,8 +742,8 @@ class NeuronBank:
         tr.activation = act
         return self._fire(tr, pid, act, st, t)
 
-    def _dp(self, tr: _Track, d: np.ndarray, step: np.ndarray) -> None:
-        """One SPRING step for all rows and template frames at once (no dependency within a tick).
+    def _dp(self, paths: _Paths, block: _Block, d: np.ndarray, step: np.ndarray, tick: int) -> None:
+        """One SPRING step for all rows and template frames of a block at once (no dependency within a tick).
 
         Written for speed (it was half of a tick's cost for a large bank): every choice
         of predecessor is applied by arithmetic with the 0/1 mask of where it wins
@@ -642,7 +758,7 @@ class NeuronBank:
         (``test_the_vectorised_dp_step_equals_the_cell_by_cell_reference``).
         """
         o = self.options
-        cost, start, length, stall, moved = tr.cost, tr.start, tr.length, tr.stall, tr.moved
+        cost, start, length, stall, moved = paths.cost, paths.start, paths.length, paths.stall, paths.moved
         big = np.float32(BIG)
         # Stay on the same template frame (the performer is slower), a bounded number of times.
         best = np.maximum(cost, (stall >= o.max_stall) * big)
@@ -682,22 +798,22 @@ class NeuronBank:
             if s == 1:
                 # Entered fresh (the flat shift above gave these the row above's last frame).
                 fresh = won[:, 0]
-                n_start[fresh, 0] = tr.tick
+                n_start[fresh, 0] = tick
                 n_len[fresh, 0] = 0
                 n_moved[fresh, 0] = 0.0
-        if tr.tick == 1:
+        if tick == 1:
             # The stream's first tick for this person: an action already under way may be
             # entered part-way in (BankOptions.open_share); what came before is not charged.
-            entry = self._m.open_entry
+            entry = block.open_entry
             best[entry] = 0.0
-            n_start[entry] = tr.tick
+            n_start[entry] = tick
             n_len[entry] = 0
             n_moved[entry] = 0.0
             n_stall[entry] = 0
         best += d
         np.minimum(best, big, out=best)
         n_len += 1
-        tr.cost, tr.start, tr.length, tr.moved, tr.stall = best, n_start, n_len, n_moved, n_stall
+        paths.cost, paths.start, paths.length, paths.moved, paths.stall = best, n_start, n_len, n_moved, n_stall
 
     def _fire(self, tr: _Track, pid: int, act: np.ndarray, start: np.ndarray, t: float) -> list[Firing]:
         o = self.options
@@ -793,16 +909,9 @@ class NeuronBank:
     def _match_cut_off(self, tr: _Track, pid: int) -> list[Firing]:
         """A last update as the stream ends: a movement still under way may end up to
         ``open_share`` of its template short (each row's best such end frame counts)."""
-        m = self._m
-        if tr.tick == 0 or not (m.open_end < m.end_col).any():
+        if tr.tick == 0 or not any((b.open_end < b.end_col).any() for b in self._m.blocks):
             return []
-        best, cols = np.full(m.n_rows, np.inf), m.end_col.copy()
-        for c in range(int(m.open_end.min()), m.k):
-            at = np.clip(c, m.open_end, m.end_col)
-            dist, _ = self._match_distance(tr, at)
-            better = dist < best
-            best[better], cols[better] = dist[better], at[better]
-        return self._activate(tr, pid, tr.next_tick - self.tick_ms, cols)
+        return self._activate(tr, pid, tr.next_tick - self.tick_ms, *self._row_matches(tr, stream_end=True))
 
     # -- introspection ---------------------------------------------------------------
     def distances(self, person: int) -> np.ndarray | None:
