@@ -349,7 +349,7 @@ class _Matrices:
         # (template frames - 1) x body parts for the ends' distances.
         self.slowed = None
         if options.slowed_copies:
-            kinds = np.array([getattr(t, "kind", "dynamic") != "static" for t in templates])[row_template]
+            kinds = np.array([t.kind != "static" for t in templates])[row_template]
             rows = np.flatnonzero(kinds & (self.lengths > 1))
             if len(rows):
                 self.slowed = _Block(rows, 2 * self.lengths[rows] - 1, self.motion[rows], share, 2 * k - 1)
