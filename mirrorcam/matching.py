@@ -147,7 +147,8 @@ class BankOptions:
     Attributes:
         rate_hz: Tick rate the stream is resampled to (templates are stored at it).
         max_stall: Most consecutive ticks one template frame may absorb (slowest speed
-            is ``1 / (max_stall + 1)``).
+            is ``1 / (max_stall + 1)`` of the template's pace, half that on its slowed
+            copy).
         max_skip: Most template frames one tick may advance (fastest speed).
         on_level: Activation at which a neuron turns active.
         off_level: Activation below which an active neuron fires and rests (hysteresis).
