@@ -297,7 +297,7 @@ class _Matrices:
         row_template = np.concatenate([np.arange(n), self.mirror_idx])
         self.n_rows = len(row_template)
         lengths = np.array([len(t.frames) for t in templates], np.int64)
-        self.lengths = lengths[row_template]
+        row_lengths = lengths[row_template]
         k = int(lengths.max())
         self.k = k
         w = np.stack([np.asarray(t.importance, np.float32) * np.asarray(t.weights, np.float32).mean(axis=0) for t in templates])
@@ -330,7 +330,7 @@ class _Matrices:
                 dy[i, 1:length] = step
                 dy[i, 0] = step[0]
                 motion[i] = float(np.sqrt((step**2) @ w[i] / self.wsum[i]).sum())
-        self.motion = motion[row_template]
+        row_motion = motion[row_template]
         lam = np.array([float(getattr(t, "velocity_weight", 0.0)) for t in templates], np.float32)
         self.uses_velocity = bool((lam > 0).any())
         self.velocity_scale = float(options.velocity_scale)
@@ -341,7 +341,7 @@ class _Matrices:
             self.a_vel_mirror = self._mirrored_part(self.a_vel)
         self.thresholds = np.array([float(t.threshold) for t in templates], np.float32)
         share = float(options.open_share)
-        self.blocks = (_Block(np.arange(self.n_rows), self.lengths, self.motion, share, k),)
+        self.blocks = (_Block(np.arange(self.n_rows), row_lengths, row_motion, share, k),)
         # The slowed copies (BankOptions.slowed_copies) of the rows that move: frame 2i is
         # the template's frame i, frame 2i+1 halfway to frame i+1.  Their distances come
         # from the template's own (the weighted squared distance to a midpoint is the mean
@@ -351,11 +351,11 @@ class _Matrices:
         self.slowed = None
         if options.slowed_copies:
             kinds = np.array([t.kind != "static" for t in templates])[row_template]
-            rows = np.flatnonzero(kinds & (self.lengths > 1))
+            rows = np.flatnonzero(kinds & (row_lengths > 1))
             if len(rows):
-                self.slowed = _Block(rows, 2 * self.lengths[rows] - 1, self.motion[rows], share, 2 * k - 1)
+                self.slowed = _Block(rows, 2 * row_lengths[rows] - 1, row_motion[rows], share, 2 * k - 1)
                 self.blocks += (self.slowed,)
-                seg = (w[:, None, :] * np.diff(y, axis=1) ** 2) @ _STEMS / self.wsum[:, None, None]  # (N, K-1, G)
+                seg = (w[:, None, :] * dy[:, 1:] ** 2) @ _STEMS / self.wsum[:, None, None]  # (N, K-1, G): each step's own distance
                 self.a_seg = np.ascontiguousarray(seg.reshape(n * (k - 1), -1), np.float32)
                 self.a_seg_mirror = self._mirrored_part(self.a_seg, k - 1)
                 # A copy frame's velocity is its half of the template's change: frame q
