@@ -35,6 +35,11 @@ def per_frame_ms(bank: NeuronBank, stream, repeat: int = 1) -> float:
     return (time.perf_counter() - start) * 1000.0 / n
 
 
+def dp_cells(bank: NeuronBank) -> int:
+    """DP cells a tick updates: every row's template frames and its slowed copy's (padded to the longest)."""
+    return sum(len(b.rows) * b.k for b in bank._m.blocks)
+
+
 def main() -> None:
     rate = 15.0
     rec = perform("jumping_jack", PerformerOptions(fps=rate, repeats=4, seed=3))
@@ -65,8 +70,10 @@ def main() -> None:
         "builtin_templates": len(library.templates),
         "builtin_ms_per_frame": round(builtin_ms, 3),
         "templates_1000x60_rows": bank._m.n_rows,
+        "templates_1000x60_dp_cells": dp_cells(bank),
         "templates_1000x60_ms_per_frame": round(thousand_ms, 3),
         "templates_1000x60_none_side_specific_rows": all_mirrored._m.n_rows,
+        "templates_1000x60_none_side_specific_dp_cells": dp_cells(all_mirrored),
         "templates_1000x60_none_side_specific_ms_per_frame": round(all_mirrored_ms, 3),
         "targets_ms": {"builtin": 1.0, "templates_1000x60": 10.0},
     }
