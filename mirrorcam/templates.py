@@ -120,9 +120,8 @@ class Variant:
         object.__setattr__(self, "weights", weights)
         _check_threshold(self.threshold)
         _check_velocity_weight(self.velocity_weight)
-        for groups in (self.groups, self.velocity_groups):
-            if groups is not None:
-                _check_groups(groups)
+        _check_groups(self.groups, "importance")
+        _check_groups(self.velocity_groups, "velocity_importance")
 
     def to_json(self) -> dict:
         return {"style": self.style, "threshold": round(float(self.threshold), 5),
@@ -185,10 +184,11 @@ def _check_threshold(threshold: object) -> None:
         raise ValueError(f"template threshold must be a positive number up to 1e6, got {threshold!r}")
 
 
-def _check_groups(groups: dict) -> None:
-    for group, weight in groups.items():
+def _check_groups(groups: dict | None, what: str) -> None:
+    """``groups`` (None: not given) as the file key ``what`` must hold them: known groups, weights >= 0."""
+    for group, weight in (groups or {}).items():
         if group not in GROUPS or not isinstance(weight, (int, float)) or weight < 0:
-            raise ValueError(f"template importance {group!r}: {weight!r} is not a known group with a weight >= 0")
+            raise ValueError(f"template {what} {group!r}: {weight!r} is not a known group with a weight >= 0")
 
 
 @dataclass(frozen=True)
@@ -254,9 +254,8 @@ class Template:
         object.__setattr__(self, "variants", tuple(self.variants))
         if not all(isinstance(v, Variant) for v in self.variants) or len(self.variants) > MAX_VARIANTS:
             raise ValueError(f"template variants must be at most {MAX_VARIANTS} Variant objects")
-        _check_groups(self.groups)
-        if self.velocity_groups is not None:
-            _check_groups(self.velocity_groups)
+        _check_groups(self.groups, "importance")
+        _check_groups(self.velocity_groups, "velocity_importance")
         if not 1.0 <= self.rate_hz <= 120.0:
             raise ValueError(f"template rate_hz must be between 1 and 120, got {self.rate_hz}")
 

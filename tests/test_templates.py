@@ -122,7 +122,7 @@ def test_a_bad_velocity_importance_is_reported(tmp_path, bad):
     obj["velocity_importance"] = bad
     path = tmp_path / "clap.json"
     path.write_text(json.dumps(obj), encoding="utf-8")
-    with pytest.raises(TemplateError, match="clap.json"):
+    with pytest.raises(TemplateError, match="clap.json: .*velocity_importance"):
         load_template(path)
 
 
