@@ -40,16 +40,10 @@ from mirrorcam.templates import (
 
 @dataclass(frozen=True)
 class BuiltinSpec:
-    """What the keyframes do not say of a built-in: its name on screen, kind, feature-group
-    importance (``Template.groups``), description and, where it has one, the velocity
-    channel's own group importance (``Template.velocity_groups``; such a built-in always
-    uses the channel)."""
-
     display_name: str
     kind: str
     groups: dict
     description: str
-    velocity_groups: dict | None = None
 
 
 _ARMS = {"torso": 0.5, "arms": 1.0, "legs": 0.2, "lift": 0.0}
@@ -57,18 +51,9 @@ BUILTIN_SPECS: dict[str, BuiltinSpec] = {
     "wave_one_hand": BuiltinSpec("Wave (one hand)", "dynamic", _ARMS, "One hand raised, the forearm swinging side to side."),
     "wave_both_hands": BuiltinSpec("Wave (both hands)", "dynamic", _ARMS, "Both hands raised, forearms swinging side to side."),
     "clap": BuiltinSpec("Clap", "dynamic", _ARMS, "Hands meeting in front of the chest, twice."),
-    # The legs count fully, but by whether they move, not by their posture: keeping them
-    # still is what tells arms_up from a jumping jack's arms (with legs at 0.4 in the pose
-    # the jumping_jack neuron out-fired it on a textbook arms_up), and a seated press is
-    # arms_up too (with the legs in the pose, a seated clip came to 2.32 of its threshold:
-    # its arms 0.62, its legs 5.40).  The arms stay out of the velocity channel (their
-    # landmark noise there made noisy generated raises go to jumping_jack), and the legs
-    # weigh 0.25 in it: at 1.0 a raise with 1 cm of landmark noise came to 0.52 of the
-    # threshold against jumping_jack's 0.16 and went to it, at 0 (legs ignored) a slow
-    # generated raise went to it; the real clips give the same figures at 0, 0.25, 0.5, 1.
-    "arms_up": BuiltinSpec("Arms up", "dynamic", {"torso": 0.5, "arms": 1.0, "legs": 0.0, "lift": 0.5},
-                           "Both arms raised straight above the head and lowered, the legs still (standing or seated).",
-                           velocity_groups={"torso": 0.0, "arms": 0.0, "legs": 0.25, "lift": 0.0}),
+    # Legs count fully: standing still is what tells arms_up from a jumping jack's arms
+    # (with legs at 0.4 the jumping_jack neuron out-fired it on a textbook arms_up).
+    "arms_up": BuiltinSpec("Arms up", "dynamic", {"torso": 0.5, "arms": 1.0, "legs": 1.0, "lift": 0.5}, "Both arms raised straight above the head, standing still, and lowered."),
     "arm_circles": BuiltinSpec("Arm circles", "dynamic", _ARMS, "Arms out to the sides, circling."),
     "punch": BuiltinSpec("Punch", "dynamic", _ARMS, "From a guard, one fist thrown straight ahead and pulled back."),
     "jumping_jack": BuiltinSpec("Jumping jack", "dynamic", {"torso": 0.5, "arms": 1.0, "legs": 1.0, "lift": 0.5}, "Jump feet apart with arms overhead, and back."),
@@ -85,6 +70,16 @@ BUILTIN_SPECS: dict[str, BuiltinSpec] = {
 STATIC_TICKS = 4  # a static pose must be held ~0.25 s
 VELOCITY_WEIGHT = 0.25
 """The velocity channel's weight for a built-in prototype that is better off with it."""
+POSE_ONLY = frozenset({"arms_up"})
+"""Built-ins that keep to the pose whatever the margins say.
+
+``arms_up``: a slow one-shot raise, whose arms do what a jumping jack's do.  With the
+velocity channel (its margin 0.914 against the pose's 0.863 once the matcher's slowed
+copies came in; 0.822 against 0.843 before), generated raises with a camera's 3 mm of
+landmark noise came within 0.18 of its threshold and ``jumping_jack`` took them at 0.14
+(match distances 0.0121 and 0.0100: the channel's noise lost it the inhibition); with
+the pose alone 0.004.  The real clips give the same figures either way.
+"""
 
 
 def _render_motion(motion, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -127,7 +122,6 @@ def author_builtin(name: str, threshold: float = 1.0) -> Template:
         preview=preview_landmarks(motion),
         weights=weights,
         groups=dict(spec.groups),
-        velocity_groups=None if spec.velocity_groups is None else dict(spec.velocity_groups),
         description=spec.description,
         source="built-in: authored joint-angle keyframes (mirrorcam.performer), forward kinematics",
         variants=tuple(variants),
@@ -286,8 +280,7 @@ def build_builtins(
     Every prototype (a template's main style and each variant) is calibrated on its own,
     and uses the matcher's velocity channel (``VELOCITY_WEIGHT``) when that separates
     its synthetic performers from the synthetic impostors by a larger margin than the
-    pose alone (always, when its spec gives the channel groups of its own).  Thresholds
-    come from synthetic performers.  With ``real_impostors`` (``(labels,
+    pose alone.  Thresholds come from synthetic performers.  With ``real_impostors`` (``(labels,
     stream)`` of real clips), each prototype's threshold is instead ``real_factor`` times
     the ``real_quantile`` of its distances to the real clips that are *not* labelled
     with its action (other actions, standing, walking; every person in a clip, not only
@@ -314,8 +307,8 @@ def build_builtins(
     # keeps whichever separates its own synthetic performers from the impostors better
     # (the margin: impostors' 5th percentile over positives' 90th).  Oscillations and
     # jumps gain from it (a still pose near them does not move); slow whole-body
-    # movements lose (noise in their velocity costs them more than it tells).  A built-in
-    # with velocity groups of its own keeps the channel: some of its groups count only there.
+    # movements lose (noise in their velocity costs them more than it tells).  POSE_ONLY
+    # prototypes keep the pose alone.
     moving = [replace(p, velocity_weight=VELOCITY_WEIGHT) for p in protos]
     syn_pose = np.stack([best_distances(protos, s) for _, s in streams])  # (S, P)
     syn_moving = np.stack([best_distances(moving, s) for _, s in streams])
@@ -323,7 +316,7 @@ def build_builtins(
     use = np.zeros(len(protos), bool)
     protos = []
     for i, (pose, move) in enumerate(zip(by_pose, by_moving)):
-        use[i] = (move.calibration["margin"] or 0.0) > (pose.calibration["margin"] or 0.0) or pose.velocity_groups is not None
+        use[i] = (move.calibration["margin"] or 0.0) > (pose.calibration["margin"] or 0.0) and pose.name not in POSE_ONLY
         chosen = move if use[i] else pose
         margins = {"margin_pose": pose.calibration["margin"], "margin_velocity": move.calibration["margin"]}
         protos.append(replace(chosen, calibration={**chosen.calibration, **margins}))

@@ -336,11 +336,7 @@ class _Matrices:
         self.velocity_scale = float(options.velocity_scale)
         if self.uses_velocity:
             vy = velocity_features(dy, self.velocity_scale)
-            # The velocity channel's own group importance where a template has one
-            # (Template.velocity_groups), with the frames' trust as the pose's.
-            w_move = np.stack([np.asarray(getattr(t, "velocity_importance", t.importance), np.float32)
-                               * np.asarray(t.weights, np.float32).mean(axis=0) for t in templates])
-            self.w_vel = lam[:, None] * w_move  # (N, D)
+            self.w_vel = lam[:, None] * w  # (N, D)
             self.a_vel = _distance_matrix(self.w_vel, vy, self.wsum)
             self.a_vel_mirror = self._mirrored_part(self.a_vel)
         self.thresholds = np.array([float(t.threshold) for t in templates], np.float32)

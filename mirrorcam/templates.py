@@ -100,9 +100,6 @@ class Variant:
             default) takes the template's.  A prototype taught from its own example
             has its own (what moves in that example), and its threshold was
             calibrated with it, so it must also be matched with it.
-        velocity_groups: Importance of the feature groups in the velocity channel;
-            None (the default) takes the template's when ``groups`` is None too, and
-            ``groups`` otherwise (see :attr:`Template.velocity_groups`).
     """
 
     style: str
@@ -112,7 +109,6 @@ class Variant:
     calibration: dict = field(default_factory=dict, compare=False)
     velocity_weight: float = 0.0
     groups: dict | None = None
-    velocity_groups: dict | None = None
 
     def __post_init__(self) -> None:
         frames, weights = _checked_frames(self.frames, self.weights)
@@ -120,14 +116,13 @@ class Variant:
         object.__setattr__(self, "weights", weights)
         _check_threshold(self.threshold)
         _check_velocity_weight(self.velocity_weight)
-        _check_groups(self.groups, "importance")
-        _check_groups(self.velocity_groups, "velocity_importance")
+        if self.groups is not None:
+            _check_groups(self.groups)
 
     def to_json(self) -> dict:
         return {"style": self.style, "threshold": round(float(self.threshold), 5),
                 **({"velocity_weight": float(self.velocity_weight)} if self.velocity_weight else {}),
-                **_groups_json("importance", self.groups),
-                **_groups_json("velocity_importance", self.velocity_groups),
+                **({"importance": {k: float(v) for k, v in self.groups.items()}} if self.groups is not None else {}),
                 "calibration": self.calibration,
                 "frames": np.round(self.frames, 4).tolist(), "weights": np.round(self.weights, 3).tolist()}
 
@@ -142,22 +137,16 @@ class Variant:
             weights=np.asarray(obj["weights"], np.float32) if obj.get("weights") is not None else None,
             calibration=obj.get("calibration") if isinstance(obj.get("calibration"), dict) else {},
             velocity_weight=float(obj.get("velocity_weight", 0.0)),
-            groups=_optional_groups(obj.get("importance"), "a variant's importance"),
-            velocity_groups=_optional_groups(obj.get("velocity_importance"), "a variant's velocity_importance"),
+            groups=_variant_groups(obj.get("importance")),
         )
 
 
-def _optional_groups(value: object, what: str) -> dict | None:
+def _variant_groups(value: object) -> dict | None:
     if value is None:
-        return None  # the default (see the fields' docs)
+        return None  # the template's
     if not isinstance(value, dict):
-        raise ValueError(f"{what} must be an object of group weights, got {value!r}")
+        raise ValueError(f"a variant's importance must be an object of group weights, got {value!r}")
     return dict(value)
-
-
-def _groups_json(key: str, groups: dict | None) -> dict:
-    """``{key: groups}`` for a template file, or nothing for None."""
-    return {} if groups is None else {key: {k: float(v) for k, v in groups.items()}}
 
 
 def _checked_frames(frames: object, weights: object) -> tuple[np.ndarray, np.ndarray]:
@@ -184,11 +173,10 @@ def _check_threshold(threshold: object) -> None:
         raise ValueError(f"template threshold must be a positive number up to 1e6, got {threshold!r}")
 
 
-def _check_groups(groups: dict | None, what: str) -> None:
-    """``groups`` (None: not given) as the file key ``what`` must hold them: known groups, weights >= 0."""
-    for group, weight in (groups or {}).items():
+def _check_groups(groups: dict) -> None:
+    for group, weight in groups.items():
         if group not in GROUPS or not isinstance(weight, (int, float)) or weight < 0:
-            raise ValueError(f"template {what} {group!r}: {weight!r} is not a known group with a weight >= 0")
+            raise ValueError(f"template importance {group!r}: {weight!r} is not a known group with a weight >= 0")
 
 
 @dataclass(frozen=True)
@@ -213,10 +201,6 @@ class Template:
         variants: Other styles of the action (see :class:`Variant`).
         velocity_weight: Weight of the matcher's velocity channel (which way each body
             part moves) beside the pose; 0 (the default) matches on the pose alone.
-        velocity_groups: Importance of the feature groups in the velocity channel; None
-            (the default) is ``groups``.  A group that weighs 0 in ``groups`` and more
-            here counts by whether it moves, not by its posture: ``arms_up``'s legs
-            must keep still, standing or seated.
     """
 
     name: str
@@ -235,7 +219,6 @@ class Template:
     calibration: dict = field(default_factory=dict, compare=False)
     variants: tuple[Variant, ...] = ()
     velocity_weight: float = 0.0
-    velocity_groups: dict | None = None
 
     def __post_init__(self) -> None:
         if not is_valid_name(self.name):
@@ -254,8 +237,7 @@ class Template:
         object.__setattr__(self, "variants", tuple(self.variants))
         if not all(isinstance(v, Variant) for v in self.variants) or len(self.variants) > MAX_VARIANTS:
             raise ValueError(f"template variants must be at most {MAX_VARIANTS} Variant objects")
-        _check_groups(self.groups, "importance")
-        _check_groups(self.velocity_groups, "velocity_importance")
+        _check_groups(self.groups)
         if not 1.0 <= self.rate_hz <= 120.0:
             raise ValueError(f"template rate_hz must be between 1 and 120, got {self.rate_hz}")
 
@@ -263,11 +245,6 @@ class Template:
     def importance(self) -> np.ndarray:
         """``(DIM,)`` per-feature weights from ``groups``."""
         return importance_vector(self.groups)
-
-    @property
-    def velocity_importance(self) -> np.ndarray:
-        """``(DIM,)`` per-feature weights of the velocity channel (``velocity_groups``, else ``groups``)."""
-        return importance_vector(self.groups if self.velocity_groups is None else self.velocity_groups)
 
     @property
     def duration_s(self) -> float:
@@ -285,7 +262,6 @@ class Template:
         return (base, *(replace(base, frames=v.frames, weights=v.weights, threshold=v.threshold,
                                 calibration=v.calibration, velocity_weight=v.velocity_weight,
                                 groups=dict(v.groups) if v.groups is not None else base.groups,
-                                velocity_groups=_variant_velocity_groups(v, base),
                                 source=f"{self.source} [{v.style}]") for v in self.variants))
 
     def to_json(self) -> dict:
@@ -302,7 +278,6 @@ class Template:
             "rate_hz": self.rate_hz,
             "embedding_version": EMBEDDING_VERSION,
             "importance": {k: float(v) for k, v in self.groups.items()},
-            **_groups_json("velocity_importance", self.velocity_groups),
             "description": self.description,
             "source": self.source,
             "calibration": self.calibration,
@@ -344,19 +319,9 @@ class Template:
                 calibration=obj.get("calibration") if isinstance(obj.get("calibration"), dict) else {},
                 variants=tuple(Variant.from_json(v) for v in _list(obj.get("variants", []), "variants")),
                 velocity_weight=float(obj.get("velocity_weight", 0.0)),
-                velocity_groups=_optional_groups(obj.get("velocity_importance"), "velocity_importance"),
             )
         except (ValueError, TypeError) as exc:
             raise TemplateError(f"{origin}: {exc}") from None
-
-
-def _variant_velocity_groups(variant: Variant, base: Template) -> dict | None:
-    """A variant's velocity-channel groups: its own; else, with importance of its own
-    (a style taught from its own example), that importance, as for any template; else
-    the template's."""
-    if variant.velocity_groups is not None:
-        return dict(variant.velocity_groups)
-    return None if variant.groups is not None else base.velocity_groups
 
 
 # The features each embedding version added (always appended after the last).

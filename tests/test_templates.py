@@ -72,58 +72,11 @@ def test_a_variant_keeps_its_own_importance_through_the_file_and_the_matcher(tmp
     assert mine.groups == own and inherited.groups == main.groups == t.groups
     stream = embed_recording(perform("arms_up:press", PerformerOptions(repeats=1, seed=2)))
     # In banks of the same shape: float rounding differs with the padded template length.
-    # (Importance of its own is the velocity channel's too, as for any template.)
-    plain = replace(t, frames=mine.frames, weights=mine.weights, groups=own, velocity_groups=None,
-                    velocity_weight=mine.velocity_weight, variants=())
+    plain = replace(t, frames=mine.frames, weights=mine.weights, groups=own, velocity_weight=mine.velocity_weight, variants=())
     want = best_distances([plain, inherited], stream)
     got = best_distances([mine, inherited], stream)
     np.testing.assert_array_equal(got, want)
     assert abs(got[1] - got[0]) > 0.1 * got[0]  # the importance matters to the distance
-
-
-def test_velocity_groups_go_through_the_file_and_reach_the_matcher(tmp_path):
-    """``velocity_groups`` weighs the velocity channel on its own: saved and loaded with
-    the template, inherited by a variant without importance of its own, and what the
-    matcher's velocity channel uses (``arms_up``: its legs count there only)."""
-    from mirrorcam.matching import best_distances
-    from mirrorcam.performer import PerformerOptions, perform
-    from mirrorcam.templates import Variant, embed_recording
-
-    t = builtin_library().get("arms_up")
-    assert t.groups["legs"] == 0.0 and t.velocity_groups["legs"] > 0 and t.velocity_weight > 0
-    own = {"torso": 0.5, "arms": 1.0, "legs": 0.5, "lift": 0.5}
-    moving = {"legs": 2.0, "arms": 0.0}
-    styled = replace(t, variants=(t.variants[0], Variant("own", t.frames, 0.1, groups=own),
-                                  Variant("moving", t.frames, 0.1, velocity_groups=moving)))
-    saved = json.loads(save_template(tmp_path / "arms_up.json", styled).read_text())
-    assert saved["velocity_importance"] == t.velocity_groups
-    assert [v.get("velocity_importance") for v in saved["variants"]] == [None, None, moving]
-    main, press, mine, its_moving = load_template(tmp_path / "arms_up.json").prototypes()
-    assert main.velocity_groups == press.velocity_groups == t.velocity_groups
-    assert mine.velocity_groups is None and its_moving.velocity_groups == moving
-    np.testing.assert_array_equal(mine.velocity_importance, mine.importance)
-    # The matcher: velocity groups equal to the pose's are no velocity groups, all zero
-    # are no velocity channel, and arms_up's own (the legs) charge a jumping jack's legs.
-    from mirrorcam.embedding import GROUPS
-
-    stream = embed_recording(perform("jumping_jack", PerformerOptions(repeats=1, seed=2)))
-    base = replace(t, variants=())
-    got = best_distances([base, replace(base, velocity_groups=dict(base.groups)), replace(base, velocity_groups=None),
-                          replace(base, velocity_groups={g: 0.0 for g in GROUPS}), replace(base, velocity_weight=0.0)], stream)
-    assert got[1] == got[2] and got[3] == got[4]
-    assert got[0] > 1.05 * got[4]  # measured 1.10x
-
-
-@pytest.mark.parametrize("bad", [{"legs": -1.0}, {"feet": 1.0}, "legs", [1.0]])
-def test_a_bad_velocity_importance_is_reported(tmp_path, bad):
-    from mirrorcam.templates import TemplateError
-
-    obj = builtin_library().get("clap").to_json()
-    obj["velocity_importance"] = bad
-    path = tmp_path / "clap.json"
-    path.write_text(json.dumps(obj), encoding="utf-8")
-    with pytest.raises(TemplateError, match="clap.json: .*velocity_importance"):
-        load_template(path)
 
 
 def _as_older_embedding(obj: dict, version: int) -> dict:
