@@ -1,15 +1,16 @@
 """Teaching: a template learnt from one to five example performances, or a style added to one.
 
 ``mirrorcam teach NAME --from CLIP[@START-END]`` and the live screen's teaching both come
-here: the most representative example becomes the template, calibrated the way the
-built-ins are (:mod:`mirrorcam.authoring`) between the other examples and generated
-impostors.
+here: an example that repeats a movement is cut to one performance of it, the most
+representative example becomes the template, calibrated the way the built-ins are
+(:mod:`mirrorcam.authoring`) between the other examples and generated impostors.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -19,13 +20,18 @@ from mirrorcam.errors import TemplateError
 from mirrorcam.templates import MAX_VARIANTS, RATE_HZ, Template, Variant, is_valid_name, template_frames_from_stream
 
 
+MIN_MOVEMENT_TICKS = 7
+"""Frames of the shortest movement a template may be (0.4 s; the built-in punch is 0.6 s): a few
+frames match a moment of almost anything, and fire on every one."""
+
+
 def parse_clip_spec(spec: str) -> tuple[str, float | None, float | None]:
     """``"clip.mp4@2.5-4"`` -> ``("clip.mp4", 2.5, 4.0)``; no ``@`` means the whole clip.
 
     Raises:
         TemplateError: A malformed segment.
     """
-    if "@" not in spec:
+    if "@" not in spec or Path(spec).exists():  # a file whose name has an @ in it
         return spec, None, None
     path, _, seg = spec.rpartition("@")
     try:
@@ -75,14 +81,17 @@ def teach_template(
         if len(stream) < 2:
             continue
         frames, weights = template_frames_from_stream(stream, stream[0][0], stream[-1][0])
+        if kind == "dynamic":
+            frames, weights = one_performance(frames, weights)
         frames, weights = _most_moving(frames, weights, int(max_seconds * RATE_HZ))
         if kind == "static":
             frames = np.repeat(frames.mean(axis=0, keepdims=True), STATIC_TICKS, 0)
             weights = np.repeat(weights.min(axis=0, keepdims=True), STATIC_TICKS, 0)
-        if len(frames) >= 2 and float(weights.mean()) > 0.05:
+        if len(frames) >= (2 if kind == "static" else MIN_MOVEMENT_TICKS) and float(weights.mean()) > 0.05:
             cands.append((frames, weights))
     if not cands:
-        raise TemplateError(f"no usable example for {name!r}: too short, or no person seen in it")
+        raise TemplateError(f"no usable example for {name!r}: a movement needs at least "
+                            f"{(MIN_MOVEMENT_TICKS - 1) / RATE_HZ:.1f} s with a person seen in it")
     protos_groups = [dict(groups) if groups is not None else auto_groups(f, w) for f, w in cands]
     velocity = taught_velocity_weight(kind)
     protos = [
@@ -184,10 +193,81 @@ def auto_groups(frames: np.ndarray, weights: np.ndarray) -> dict:
     return {g: round(0.1 + 0.9 * m / top, 3) for g, m in motion.items()}
 
 
+REPEAT_MAX_SELF_DISTANCE = 0.5
+"""A lag is a repetition's period when frames that far apart differ by at most this share
+of what two frames of the example differ on average."""
+MIN_PERFORMANCE_S = 0.8
+"""A template is as many whole repetitions as last at least this long (one squat or
+jumping jack; two claps or two swings of a wave)."""
+
+
+def repetition_period(frames: np.ndarray, weights: np.ndarray, rate_hz: float = RATE_HZ) -> int | None:
+    """Ticks of one repetition when an example repeats a movement, else ``None``.
+
+    The self-distance ``d(L)``, the mean weighted squared distance between frames ``L``
+    ticks apart over twice the example's variance (0 for a frame and itself, about 1 for
+    unrelated frames), dips at a repetition's period.  The period is the first lag where it
+    dips below ``REPEAT_MAX_SELF_DISTANCE`` and below half the most it reached before;
+    at least two repetitions must be in the example, each at least a quarter second.
+
+    Example:
+        >>> t = np.arange(60) / 15.0
+        >>> x = np.stack([np.sin(2 * np.pi * t / 1.2), np.cos(2 * np.pi * t / 1.2)], 1)
+        >>> repetition_period(x, np.ones_like(x))
+        18
+    """
+    x = np.asarray(frames, np.float64)
+    w = np.asarray(weights, np.float64)
+    lo, hi = max(int(0.25 * rate_hz), 2), len(x) // 2
+    if hi <= lo + 1:
+        return None
+    mean = (x * w).sum(axis=0) / np.maximum(w.sum(axis=0), 1e-9)
+    spread = 2.0 * float(((x - mean) ** 2 * w).sum(axis=1).mean())
+    if spread <= 1e-9:
+        return None
+    lags = np.arange(lo - 1, hi + 2)
+    d = np.array([float(((x[:-k] - x[k:]) ** 2 * np.minimum(w[:-k], w[k:])).sum(axis=1).mean()) / spread
+                  if 0 < k < len(x) else np.inf for k in lags])
+    for i in range(1, len(lags) - 1):
+        if d[i] <= d[i - 1] and d[i] <= d[i + 1] and d[i] < REPEAT_MAX_SELF_DISTANCE and d[i] < 0.5 * d[: i + 1].max():
+            return int(lags[i])
+    return None
+
+
+def one_performance(frames: np.ndarray, weights: np.ndarray, rate_hz: float = RATE_HZ) -> tuple[np.ndarray, np.ndarray]:
+    """An example that repeats a movement cut to one performance of it; any other unchanged.
+
+    Why: a template is one performance, so that a neuron fires and counts once per
+    repetition; taught from a clip of five squats, it had been up to four seconds of them
+    and fired once for every two.  The performance is as many whole repetitions as last
+    ``MIN_PERFORMANCE_S``, among the windows that move at least 80 % as much as the most
+    moving one, the one that starts and ends nearest the example's first pose (people
+    start from rest, and a repetition of a squat or a jumping jack starts and ends
+    standing).
+    """
+    period = repetition_period(frames, weights, rate_hz)
+    if period is None:
+        return frames, weights
+    n = max(1, int(np.ceil(MIN_PERFORMANCE_S * rate_hz / period)))
+    k = n * period
+    if k + 1 > len(frames):
+        return frames, weights
+    motion = np.convolve(_steps(frames, weights), np.ones(k), mode="valid")[1:]  # window [s, s + k]: steps s+1 .. s+k
+    ends = ((frames - frames[0]) ** 2 * weights).sum(axis=1)  # how far each frame is from the first pose
+    score = ends[: len(frames) - k] + ends[k:]
+    score[motion < 0.8 * motion.max()] = np.inf
+    s = int(np.argmin(score))
+    return frames[s : s + k + 1], weights[s : s + k + 1]
+
+
+def _steps(frames: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``(K,)`` how far each frame moved from the one before (0 for the first)."""
+    return np.r_[0.0, np.sqrt(((np.diff(frames, axis=0) ** 2) * weights[1:]).sum(axis=1))]
+
+
 def _most_moving(frames: np.ndarray, weights: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
     if len(frames) <= max_len:
         return frames, weights
-    step = np.r_[0.0, np.sqrt(((np.diff(frames, axis=0) ** 2) * weights[1:]).sum(axis=1))]
-    window = np.convolve(step, np.ones(max_len), mode="valid")
+    window = np.convolve(_steps(frames, weights), np.ones(max_len), mode="valid")
     i = int(np.argmax(window))
     return frames[i : i + max_len], weights[i : i + max_len]

@@ -100,10 +100,24 @@ def test_teach_cli_from_recordings_and_force(tmp_path):
         (["Bad Name", "--from", "x.mp4"], "lowercase"),
         (["ok_name", "--from", "/no/such/clip.mp4"], "no such clip"),
         (["ok_name", "--from", "clip.mp4@5-1"], "START < END"),
+        (["clap", "--from", "x.mp4"], "is a built-in neuron"),  # --add or --force, not silently replaced
     ],
 )
 def test_teach_cli_user_errors(tmp_path, args, needle):
     assert_one_line_error(run_cli("teach", *args, "--out", tmp_path), needle)
+    assert not list(tmp_path.iterdir())
+
+
+def test_teach_cli_segments_of_a_file_with_an_at_sign_in_its_name(tmp_path):
+    rec = tmp_path / "wave@home.npz"  # a whole file, though its name has an @
+    save_recording(rec, perform("wave_one_hand", PerformerOptions(repeats=2)))
+    out = tmp_path / "t"
+    ok = run_cli("teach", "my_wave", "--from", rec, "--out", out)
+    assert ok.returncode == 0, ok.stderr
+    assert "one example" in ok.stdout and "None" not in ok.stdout
+    assert_one_line_error(run_cli("teach", "tiny", "--from", f"{rec}@1-1.1", "--out", out), "at least 0.4 s")
+    assert_one_line_error(run_cli("teach", "late", "--from", f"{rec}@50-60", "--out", out), "after the clip's end")
+    assert sorted(p.name for p in out.iterdir()) == ["my_wave.json"]
 
 
 @pytest.mark.slow
@@ -120,6 +134,61 @@ def test_teach_from_a_real_clip_segment(tmp_path, clip):
     fired = [g for f in clip_landmarks(squat, progress=False).frames for a in bank.update(f).values() for g in a.firings]
     fired += [g for gs in bank.finish().values() for g in gs]  # the last one waits for the end
     assert len(fired) >= 3  # the other squats of the clip
+
+
+@pytest.mark.parametrize("period_s", [0.4, 1.0, 1.8])
+def test_repetition_period_is_the_period_of_a_repeated_movement(period_s):
+    import numpy as np
+
+    from mirrorcam.teaching import repetition_period
+
+    t = np.arange(int(6 * 15)) / 15.0
+    rng = np.random.default_rng(3)
+    phase = 2 * np.pi * t / period_s
+    x = np.stack([np.sin(phase), np.cos(phase), 0.5 * np.sin(2 * phase)], 1) + rng.normal(0, 0.05, (len(t), 3))
+    got = repetition_period(x, np.ones_like(x))
+    assert got is not None and abs(got - period_s * 15) <= 1
+
+
+@pytest.mark.parametrize("action, repeats", [("squat", 1), ("stand", 3), ("bend", 1)])
+def test_a_single_movement_or_a_still_body_has_no_repetition_period(action, repeats):
+    from mirrorcam.teaching import repetition_period
+    from mirrorcam.templates import template_frames_from_stream
+
+    stream = embed_recording(perform(action, PerformerOptions(repeats=repeats, noise_m=0.003, seed=4)))
+    assert repetition_period(*template_frames_from_stream(stream, stream[0][0], stream[-1][0])) is None
+
+
+@pytest.mark.parametrize("action, count", [("squat", 3), ("jumping_jack", 4)])
+def test_a_template_taught_from_repetitions_is_one_of_them_and_counts_each(action, count):
+    """Taught from a performer repeating the movement, the template is one repetition, so the
+    neuron fires once per repetition of another performer (it had been up to 4 s of them)."""
+    examples = [embed_recording(perform(action, PerformerOptions(repeats=5, seed=1, noise_m=0.003)))]
+    impostors = [embed_recording(perform(a, PerformerOptions(seed=9))) for a in ("stand", "bend", "lunge", "wave_one_hand")]
+    t = teach_template(f"my_{action}", examples, impostors)
+    one = perform(action, PerformerOptions(lead_in_s=0.0))
+    assert abs(t.duration_s - one.duration_s) <= 0.25 * one.duration_s, (t.duration_s, one.duration_s)
+    bank = NeuronBank([t])
+    other = perform(action, PerformerOptions(repeats=count, seed=6, yaw_deg=20.0, noise_m=0.003))
+    fired = [g for f in other.frames for a in bank.update(f).values() for g in a.firings]
+    fired += [g for gs in bank.finish().values() for g in gs]
+    assert len(fired) == count
+
+
+@pytest.mark.slow
+def test_taught_from_a_whole_clip_of_squats_it_counts_each_squat(clip):
+    """13 squats (counted by looking, as in test_matching): taught from the whole clip, without a
+    segment, the neuron counts them within one."""
+    from mirrorcam.authoring import impostor_streams
+    from mirrorcam.pipeline import clip_landmarks
+
+    rec = clip_landmarks(clip("RJ-song_MediapipePy/squat.mp4"), progress=False)
+    t = teach_template("my_squat", [embed_recording(rec)], impostor_streams("my_squat"))
+    assert 1.2 <= t.duration_s <= 3.0  # one squat (this performer takes 2.3 s), not 4 s of them
+    bank = NeuronBank([t])
+    fired = [g for f in rec.frames for a in bank.update(f).values() for g in a.firings]
+    fired += [g for gs in bank.finish().values() for g in gs]
+    assert abs(len(fired) - 13) <= 1, len(fired)
 
 
 @pytest.mark.parametrize(

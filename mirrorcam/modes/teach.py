@@ -82,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
             raise MirrorcamError("--style labels a style added with --add")
         if target.exists() and not args.force:
             raise TemplateError(f"{target} already exists; use --force to replace it, or --add to add a style to it")
+        if not args.force and args.name in {t.name for t in builtin_library().templates}:
+            raise TemplateError(f"{args.name!r} is a built-in neuron; use --add to teach it a style of yours, "
+                                f"or --force to replace it with yours (saved in {out_dir})")
         kind, side_specific = args.kind or "dynamic", args.side_specific
     options = pose_options_from_args(args)
     examples = []
@@ -91,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         if not clip.exists():
             raise MirrorcamError(f"no such clip: {clip}")
         recording = clip_landmarks(clip, options)
+        if start is not None and start >= recording.duration_s:
+            raise MirrorcamError(f"segment {start:g}-{end:g} s of {clip} starts after the clip's end ({recording.duration_s:.1f} s)")
         stream = embed_recording(recording, start_s=start, end_s=end)
         if len(stream) < 2:
             where = f" between {start:g} and {end:g} s" if start is not None else ""
@@ -116,10 +121,9 @@ def run(args: argparse.Namespace) -> int:
     save_template(target, template, force=args.force or args.add)
     c = taught.calibration
     what = f"style {style!r} added to {args.name!r} ({len(template.variants) + 1} styles)" if args.add else f"{len(taught.frames)} frames"
-    print(
-        f"{target}: {what}, {taught.duration_s:.1f} s, threshold {taught.threshold:.4f} "
-        f"(examples p90 {c.get('positive_p90')}, impostors p05 {c.get('impostor_p05')})"
-    )
+    spread = f"examples' 90th percentile {c['positive_p90']}, " if c.get("positive_p90") is not None else "one example, "
+    near = f"impostors' 5th percentile {c['impostor_p05']}" if c.get("impostor_p05") is not None else "no impostors"
+    print(f"{target}: {what}, {taught.duration_s:.1f} s, threshold {taught.threshold:.4f} ({spread}{near})")
     return 0
 
 
