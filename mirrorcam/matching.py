@@ -37,9 +37,11 @@ How one frame is processed:
    activation of its rows, each against its own threshold.
 5. Activation ``1 / (1 + (d / threshold) ** 4)`` is 0.5 at the template's calibrated
    threshold.  A neuron turns active above ``on_level`` and fires once per performance:
-   when its activation falls below ``off_level`` or when a new match that overlaps the
+   when its activation falls below ``off_level``, when a new match that overlaps the
    last one by at most a quarter of the template supersedes the peak (SPRING's
-   reporting rule, with fuzzy ends).  Each firing counts a repetition.
+   reporting rule, with fuzzy ends), or when its activation has not risen for
+   ``hold_ms`` (someone standing still after the movement).  Each firing counts a
+   repetition.
 6. Lateral inhibition: a firing is dropped when another neuron explained the same span
    better (a higher peak over an overlapping interval; between two saturated neurons,
    the lower match distance), so a jumping jack does not also count as ``arms_up``.
@@ -159,6 +161,12 @@ class BankOptions:
         activation_power: Steepness of the activation curve.
         settle_ms: With inhibition, how long a completed firing waits for a neuron that
             explains the same span better before it is emitted.
+        hold_ms: An active (moving) neuron whose activation has not risen by 0.02 for
+            this long fires: the performance is over though the match goes on.  Why: a
+            person standing still after a squat matches the template's standing end, and
+            with the stalls (and the slowed copy's) the path could dwell there for over
+            4 s at full activation, so the squat fired 4.4 s after it ended (in the
+            embedded demo, after OTHER had moved on to the next action).
         unseen_cost: Squared distance charged per unit weight of template features the
             input does not show (low visibility).
         unseen_context: Share of ``unseen_cost`` charged for what a template does not
@@ -196,6 +204,7 @@ class BankOptions:
     unseen_cost: float = 0.25
     unseen_context: float = 0.1
     settle_ms: float = 1000.0
+    hold_ms: float = 1500.0
     velocity_scale: float = 0.03
     open_share: float = 0.3
     slowed_copies: bool = True
@@ -213,6 +222,8 @@ class BankOptions:
             raise ValueError("person_timeout_ms must be > 0")
         if self.settle_ms < 0:
             raise ValueError(f"settle_ms must be >= 0, got {self.settle_ms}")
+        if not self.hold_ms > 0:
+            raise ValueError(f"hold_ms must be > 0, got {self.hold_ms}")
         if self.activation_power <= 0:
             raise ValueError("activation_power must be > 0")
         if not 0.0 <= self.unseen_context <= 1.0:
@@ -499,6 +510,7 @@ class _Track:
         self.reps = np.zeros(n, np.int64)
         self.peak = np.zeros(n, np.float64)
         self.peak_ms = np.zeros(n, np.float64)
+        self.rise_ms = np.zeros(n, np.float64)
         self.peak_start = np.zeros(n, np.float64)
         self.peak_end = np.zeros(n, np.float64)
         self.peak_dist = np.full(n, np.inf)
@@ -821,7 +833,9 @@ class NeuronBank:
         tol = self._overlap_ms
         superseded = tr.active & ~self._static & (start > tr.peak_end - tol) & (act >= o.on_level)
         dropped = tr.active & (act < o.off_level)
-        for i in np.flatnonzero(superseded | dropped):
+        # (A held pose is over when it is released: it keeps to the other two.)
+        held = tr.active & ~self._static & (t - tr.rise_ms >= o.hold_ms)
+        for i in np.flatnonzero(superseded | dropped | held):
             tr.pending.append(
                 Firing(self.names[i], pid, float(tr.peak_start[i]), float(tr.peak_end[i]), float(tr.peak_ms[i]), float(tr.peak[i]),
                        float(tr.peak_dist[i]))
@@ -832,6 +846,7 @@ class NeuronBank:
         on = ~tr.active & (act >= o.on_level) & (start >= tr.last_end - tol)
         tr.active |= on
         tr.peak[on] = -1.0
+        tr.rise_ms[on | (tr.active & (act > tr.peak + 0.02))] = t  # (hold_ms counts from here)
         up = tr.active & (act > tr.peak)
         tr.peak[up] = act[up]
         tr.peak_ms[up] = t

@@ -727,3 +727,25 @@ def test_threshold_ratio_inverts_the_activation(ratio):
 
 def test_threshold_ratio_of_no_match_is_infinite():
     assert np.isinf(threshold_ratio(np.array([0.0]))[0]) and threshold_ratio(np.array([0.5]))[0] == 1.0
+
+
+@pytest.mark.parametrize("action", ["squat", "lunge", "wave_one_hand"])
+def test_a_movement_followed_by_standing_still_fires_soon_after_it(action):
+    """Standing still after a squat matched the template's standing end for seconds at full
+    activation: the squat fired 4.4 s after it ended.  Now ``hold_ms`` after its activation
+    stopped rising (1.5 s), plus ``settle_ms`` (1 s), at most."""
+    move = perform(action, PerformerOptions(lead_in_s=0.5, noise_m=0.004, seed=3)).frames
+    still = perform("stand", PerformerOptions(lead_in_s=3.0, noise_m=0.004, seed=4)).frames
+    step = move[1].timestamp_ms - move[0].timestamp_ms
+    frames = [replace(f, timestamp_ms=i * step, index=i) for i, f in enumerate([*move, *still])]
+    bank = NeuronBank(builtin_library().templates)
+    shown = [(f.timestamp_ms, g) for f in frames for a in bank.update(f).values() for g in a.firings]
+    assert [g.template for _, g in shown] == [action], shown
+    t, firing = shown[0]
+    assert t - firing.end_ms <= 2600.0, (t, firing.end_ms)
+    assert firing.end_ms <= len(move) * step  # it ended with the movement, not with the standing
+
+
+def test_hold_ms_is_validated():
+    with pytest.raises(ValueError, match="hold_ms"):
+        BankOptions(hold_ms=0.0)
