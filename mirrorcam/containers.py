@@ -28,12 +28,16 @@ class Frame:
         index: 0-based frame number within the source.
         captured_at: ``time.perf_counter()`` when the frame was captured or decoded;
             used to measure capture-to-display latency.
+        new_scene: The picture does not continue the one before (the next photo of a
+            folder of unrelated photos): the pose stage finds people afresh in it and
+            carries nobody over.
     """
 
     image: np.ndarray
     timestamp_ms: float
     index: int
     captured_at: float = 0.0
+    new_scene: bool = False
 
     @property
     def size(self) -> tuple[int, int]:

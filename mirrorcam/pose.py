@@ -254,12 +254,17 @@ class PoseEstimator:
     whose timestamps repeat or go backwards cannot crash the graph.
     """
 
-    def __init__(self, landmarker, options: PoseEstimatorOptions) -> None:
+    def __init__(self, landmarker, options: PoseEstimatorOptions, make_landmarker=None) -> None:
         self._landmarker = landmarker
+        self._make = make_landmarker  # video: bool -> a new landmarker (None: no new scenes)
+        self._still = None  # IMAGE-mode landmarker for new scenes, made on first use
+        self._video_frames = 0  # frames the VIDEO graph has tracked through since it was made
+        self._video_stale = False
         self.options = options
         self._tracker = PersonTracker(options)
         self._last_mp_ts = -1
         self._quiet = not log.isEnabledFor(logging.DEBUG)
+        self._person_seen = False  # (until then, a file's inference is silenced: see process)
         self._first_inference = True
         self._far: FarSearch | None = None
 
@@ -274,7 +279,7 @@ class PoseEstimator:
         path = options.model_path or str(ensure_model(options.model_variant).path)
         if not os.path.isfile(path):
             raise ModelError(f"pose model {path} does not exist; run 'mirrorcam models fetch'")
-        estimator = cls(_landmarker(path, options, video=True), options)
+        estimator = cls(_landmarker(path, options, video=True), options, lambda video: _landmarker(path, options, video=video))
         if options.far_zoom > 1.0:
             estimator._far = FarSearch(lambda: _landmarker(path, options, video=False), options)
         return estimator
@@ -290,9 +295,11 @@ class PoseEstimator:
         if self._landmarker is not None:
             with quiet_native_stderr(self._quiet):
                 self._landmarker.close()
+                if self._still is not None:
+                    self._still.close()
                 if self._far is not None:
                     self._far.close()
-            self._landmarker = None
+            self._landmarker = self._still = None
 
     def reset_tracking(self) -> None:
         """Forget tracked ids (e.g. when the source changes)."""
@@ -313,11 +320,16 @@ class PoseEstimator:
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
         # LiteRT prints its one-off warnings (tensor alignment, logging set-up) on fd 2
-        # during the first inference. fd 2 is process-wide, so only that call is
-        # silenced: later frames must not swallow other threads' messages.
-        with quiet_native_stderr(self._quiet and self._first_inference):
-            result = self._landmarker.detect_for_video(image, mp_ts)
+        # during the first inference, and MediaPipe one at its first landmark projection
+        # (the first frame with someone: in a folder, maybe a later clip's). fd 2 is
+        # process-wide, so a file silences the calls until then, a camera (which searches
+        # crops on a budget, ``far_search_ms``) only its first: beside a screen or a kiosk
+        # waiting for hours for someone, other threads' messages must not be swallowed.
+        quiet = not self._person_seen if self.options.far_search_ms == 0 else self._first_inference
         self._first_inference = False
+        with quiet_native_stderr(self._quiet and quiet):
+            result = self._detect(image, mp_ts, frame.new_scene)
+        self._person_seen = self._person_seen or bool(result.pose_landmarks)
         persons = [
             _to_person(img, world)
             for img, world in zip(result.pose_landmarks, result.pose_world_landmarks)
@@ -339,6 +351,30 @@ class PoseEstimator:
             captured_at=frame.captured_at,
             timings_ms={"pose": elapsed},
         )
+
+
+    def _detect(self, image, mp_ts: int, new_scene: bool):
+        """MediaPipe's result for one picture; a new scene is searched afresh.
+
+        The VIDEO graph follows people from its own last landmarks, so in the next photo
+        of a folder it drew a skeleton where the last photo's person had been.  A new
+        scene after tracked frames goes to an IMAGE-mode landmarker (detection only) and
+        forgets the tracked people; the VIDEO graph, stale, is made anew before the next
+        frame that continues a scene (a folder of photos never pays for that).
+        """
+        if new_scene and self._video_frames and self._make is not None:
+            self.reset_tracking()
+            if self._still is None:
+                self._still = self._make(False)
+            self._video_stale = True
+            return self._still.detect(image)
+        if self._video_stale:
+            with quiet_native_stderr(self._quiet):
+                self._landmarker.close()
+            self._landmarker = self._make(True)
+            self._video_frames, self._video_stale = 0, False
+        self._video_frames += 1
+        return self._landmarker.detect_for_video(image, mp_ts)
 
 
 def _landmarker(path: str, options: PoseEstimatorOptions, video: bool):

@@ -50,15 +50,33 @@ class _AtomicFile:
         raise NotImplementedError
 
 
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` scaled to fit ``size`` (width, height) with its aspect ratio kept, centred on black.
+
+    Example:
+        >>> letterbox(np.zeros((100, 400, 3), np.uint8), (200, 200)).shape
+        (200, 200, 3)
+    """
+    width, height = size
+    scale = min(width / image.shape[1], height / image.shape[0])
+    w, h = max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))
+    out = np.zeros((height, width, 3), np.uint8)
+    x, y = (width - w) // 2, (height - h) // 2
+    out[y:y + h, x:x + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return out
+
+
 class VideoSink(_AtomicFile):
     """Writes BGR frames to a video file; the file appears only when closed cleanly.
 
     The frame size is taken from the first frame; later frames of another size are
-    resized to it.
+    scaled to fit it, their shape kept (black bars; a folder's photos differ).
     """
 
     def __init__(self, path: str | Path, fps: float) -> None:
         path = Path(path)
+        if path.is_dir():
+            raise SourceError(f"cannot write video {path}: it is a folder; give a file name such as {path / 'out.mp4'}")
         if path.suffix.lower() not in _FOURCC:
             raise SourceError(f"cannot write video {path}: use one of {', '.join(sorted(_FOURCC))}")
         if not 0 < fps <= 1000:  # (an infinite rate hangs OpenCV's writer)
@@ -77,7 +95,7 @@ class VideoSink(_AtomicFile):
             if not self._writer.isOpened():
                 raise SourceError(f"OpenCV cannot write video to {self.path}")
         if (image.shape[1], image.shape[0]) != self._size:
-            image = cv2.resize(image, self._size)
+            image = letterbox(image, self._size)
         self._writer.write(image)
         self.frames_written += 1
 

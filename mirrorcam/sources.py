@@ -88,6 +88,9 @@ class VideoFileSource(_ContextMixin):
         try:
             ok, first = cap.read() if cap.isOpened() else (False, None)
             if not ok or first is None:
+                if self.path.suffix.lower() == ".npz":  # (a landmark recording never reaches here)
+                    raise SourceError(f"{self.path} is neither a video nor a mirrorcam landmark recording "
+                                      "(an .npz archive without a recording's header)")
                 raise SourceError(f"{self.path} is not a readable video (OpenCV could not decode a frame)")
             self.fps = _valid_fps(cap.get(cv2.CAP_PROP_FPS))
             count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -177,6 +180,18 @@ def _prefetched(frames: Iterator[Frame], depth: int, stop: threading.Event) -> I
         thread.join()
 
 
+SCENE_CHANGE = 32.0
+"""Mean absolute difference (of 255) between two pictures' 32 x 32 grey thumbnails above
+which the second is a new scene.  Measured: consecutive frames of the 63 shared clips
+differ by at most 23.9 (a jumping jack filmed close; 44.4 once, at a cut in a gym clip),
+consecutive photos of the 20 shared COCO pictures by 38.6 to 107.7."""
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
 class ImageFolderSource(_ContextMixin):
     """Images of a folder, in name order, as frames at a nominal ``fps``.
 
@@ -201,12 +216,19 @@ class ImageFolderSource(_ContextMixin):
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
+        previous = None
         for file in self.files:
             image = cv2.imread(str(file), cv2.IMREAD_COLOR)
             if image is None:
                 log.warning("skipping %s: not a readable image", file)
                 continue
-            yield Frame(image, index * 1000.0 / self.fps, index, time.perf_counter())
+            thumb = _thumbnail(image)
+            # A folder is a video's frames or a set of photos; each photo is a scene of its
+            # own (people found in one must not be followed into the next).
+            new_scene = previous is not None and (
+                previous[0] != image.shape or float(np.abs(thumb - previous[1]).mean()) > SCENE_CHANGE)
+            previous = (image.shape, thumb)
+            yield Frame(image, index * 1000.0 / self.fps, index, time.perf_counter(), new_scene=new_scene)
             index += 1
 
     def close(self) -> None:

@@ -337,3 +337,44 @@ def test_tracker_reuses_freed_ids_after_a_gap() -> None:
     assert [p.id for p in second] == [0, 1]
     later = tracker.update([_synthetic_person(0.8)], 1000.0)
     assert [p.id for p in later] == [0], "after the gap, ids start again from 0"
+
+
+def _photos(images_dir, n: int = 6):
+    from mirrorcam.sources import IMAGE_SUFFIXES
+
+    return sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
+
+
+def test_each_photo_of_a_folder_gives_what_it_gives_alone(images_dir, pose_model, tmp_path) -> None:
+    """A folder of unrelated photos: the VIDEO graph had followed the last photo's person into
+    the next one and drawn them on a fridge or the sky. Each photo is a new scene now."""
+    from mirrorcam.sources import ImageFolderSource
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photos = _photos(images_dir)
+    for p in photos:
+        (folder / p.name).symlink_to(p)
+    options = PoseEstimatorOptions(num_poses=1)
+    with PoseEstimator.create_from_options(options) as estimator, ImageFolderSource(folder) as source:
+        frames = list(source)
+        together = [estimator.process(f) for f in frames]
+    assert [f.new_scene for f in frames] == [False] + [True] * (len(frames) - 1)
+    for frame, got in zip(frames, together):
+        with PoseEstimator.create_from_options(options) as alone:
+            want = alone.process(Frame(frame.image, 0.0, 0))
+        assert len(got.persons) == len(want.persons), frame.index
+        for a, b in zip(got.persons, want.persons):
+            assert np.abs(a.landmarks[:, :2] - b.landmarks[:, :2]).max() < 0.02, frame.index
+
+
+def test_the_frames_of_a_video_in_a_folder_are_one_scene(clip, tmp_path) -> None:
+    import cv2
+
+    from mirrorcam.sources import ImageFolderSource
+
+    with VideoFileSource(clip("theunknown550_jj/jj_4.mp4")) as source:  # the clip of the widest frame-to-frame changes
+        for i, frame in zip(range(40), source):
+            cv2.imwrite(str(tmp_path / f"frame_{i:04d}.png"), frame.image)
+    with ImageFolderSource(tmp_path) as folder:
+        assert not any(f.new_scene for f in folder)

@@ -105,20 +105,23 @@ def run(args: argparse.Namespace) -> int:
                 failures += 1
                 log.error("skipping %s: %s", clip, exc)
                 continue
+            if summary.frames_with_person == 0 and not batch:  # (an earlier output of that name is kept)
+                raise MirrorcamError(f"no person found in any of the {summary.frames} frames of {clip}; nothing written")
+            written = ", ".join(str(p) for p in (out, events) if p) if summary.frames_with_person else ""
             print(
                 f"{clip}: {summary.frames} frames, a person in {summary.frames_with_person}, "
                 f"{summary.firings} firings, {summary.fps:.1f} fps"
-                + (f" -> {out}" if out else "")
+                + (f" -> {written}" if written else "")
             )
             if summary.frames_with_person == 0:
-                if not batch:
-                    raise MirrorcamError(f"no person found in any of the {summary.frames} frames of {clip}")
                 log.warning("no person found in %s; nothing written for it", clip)
     finally:
         if estimator is not None:
             estimator.close()
         if show:
             cv2.destroyAllWindows()
+    if failures and failures == len(clips):  # (each was named above)
+        raise MirrorcamError(f"none of the {len(clips)} clips in {args.path} could be replayed; nothing written")
     return 1 if failures else 0
 
 
@@ -162,7 +165,8 @@ def replay_clip(
     video = VideoSink(out, fps) if out else None
     log_sink = JsonLinesSink(events) if events else None
     # Without a window, drawing and encoding run beside the pose stage on the other core.
-    writer = BackgroundWorker(lambda item: video.write(annotate(*item, size))) if video and not show else None
+    names = {t.name: t.display_name for t in bank.templates} if bank is not None else None
+    writer = BackgroundWorker(lambda item: video.write(annotate(*item, size, names))) if video and not show else None
     count = with_person = fired = 0
     start = time.perf_counter()
     completed = False
@@ -182,7 +186,7 @@ def replay_clip(
                 if writer:
                     writer.submit((pose_frame, activities))
                 elif video or show:
-                    image = annotate(pose_frame, activities, size)
+                    image = annotate(pose_frame, activities, size, names)
                     if video:
                         video.write(image)
                     if show:
@@ -234,21 +238,42 @@ def frame_event(pose_frame: PoseFrame, activities: dict) -> dict:
     return {"type": "frame", "t": round(pose_frame.timestamp_ms / 1000.0, 3), "frame": pose_frame.index, "persons": persons}
 
 
-def annotate(pose_frame: PoseFrame, activities: dict, size: tuple[int, int] | None) -> np.ndarray:
-    """The frame with skeletons and activation bars drawn over it (a blank canvas for recordings)."""
+MIN_ANNOTATED_HEIGHT = 480
+"""Annotated videos of smaller clips are scaled up to this height: on a 180 x 144 clip the
+twelve neurons' bars had covered the whole picture, the person included."""
+
+
+def annotate(
+    pose_frame: PoseFrame, activities: dict, size: tuple[int, int] | None, display_names: dict | None = None
+) -> np.ndarray:
+    """The frame with skeletons and activation bars drawn over it (a blank canvas for recordings).
+
+    Frames under ``MIN_ANNOTATED_HEIGHT`` are scaled up first.  Each person's bars take a
+    column at the left, the next person's beside them when a column is full.
+    """
     if pose_frame.image is not None:
-        image = pose_frame.image.copy()
+        image = pose_frame.image
     else:
         width, height = size or pose_frame.image_size or (640, 480)
-        image = np.full((max(height, 120), max(width, 160), 3), 24, np.uint8)
+        image = np.full((max(height, 1), max(width, 1), 3), 24, np.uint8)
+    if image.shape[0] < MIN_ANNOTATED_HEIGHT:
+        scale = MIN_ANNOTATED_HEIGHT / image.shape[0]
+        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), MIN_ANNOTATED_HEIGHT), interpolation=cv2.INTER_LINEAR)
+    else:
+        image = image.copy()
     for person in pose_frame.persons:
         draw_skeleton(image, person, person_color(person.id), label=f"#{person.id}")
     # Bars scale with the frame: about a third of its height for twelve neurons.
     height, width = image.shape[:2]
     row = max(10, min(22, height // 40))
-    y = 8
+    bar_width = max(160, width // 5)
+    x, y = 8, 8
     for person_id in sorted(activities):
+        rows = len(activities[person_id].names)
+        if y > 8 and y + rows * (row + 2) > height:  # this column is full: the next one
+            x, y = x + bar_width + 8, 8
         y = draw_neuron_bars(
-            image, activities[person_id], origin=(8, y), width=max(160, width // 5), row_height=row, color=person_color(person_id)
+            image, activities[person_id], origin=(x, y), width=bar_width, row_height=row, color=person_color(person_id),
+            display_names=display_names,
         ) + 8
     return image
