@@ -15,7 +15,9 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 from mirrorcam import __version__
 from mirrorcam.errors import MirrorcamError
@@ -42,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # a mode not built into this checkout
         module.add_parser(subparsers)
+    for sub in subparsers.choices.values():  # -v / -q after the command too (`mirrorcam replay CLIP -q`)
+        group = sub.add_mutually_exclusive_group()
+        group.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug detail")
+        group.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="log errors only")
     return parser
 
 
@@ -58,6 +64,15 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     logging.basicConfig(level=level, format="mirrorcam: %(message)s", stream=sys.stderr, force=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, ``kill``, systemd, docker stop), raised where the program is so
+    that it unwinds as for Ctrl+C: every output's ``finally`` removes its temporary file."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -65,11 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    # The kiosk installs handlers of its own while it runs (a clean shutdown, not an error).
+    in_main_thread = threading.current_thread() is threading.main_thread()  # (tests may call main elsewhere)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return int(args.run(args) or 0)
     except MirrorcamError as exc:
         print(f"mirrorcam: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("mirrorcam: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("mirrorcam: interrupted", file=sys.stderr)
         return 130
@@ -84,3 +105,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mirrorcam: error: unexpected {type(exc).__name__}: {str(exc)[:300]} (run with -v for the details)",
               file=sys.stderr)
         return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

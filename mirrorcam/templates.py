@@ -458,13 +458,15 @@ class TemplateLibrary:
         for d in extra_dirs:
             d = Path(d)
             if not d.is_dir():
-                raise TemplateError(f"template folder {d} does not exist")
+                raise TemplateError(f"template folder {d} {'is a file, not a folder' if d.exists() else 'does not exist'}")
             folders.append(d)
         by_name: dict[str, Template] = {}
         errors = []
+        seen = set()
         for folder in folders:
-            if not folder.is_dir():
+            if not folder.is_dir() or folder.resolve() in seen:  # (the user folder given again as an extra)
                 continue
+            seen.add(folder.resolve())
             for path in sorted(folder.glob("*.json")):
                 try:
                     template = load_template(path)

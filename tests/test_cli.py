@@ -119,7 +119,7 @@ def test_replay_writes_annotated_video_and_events(tmp_path: Path, clip, pose_mod
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 125
     ok, first = cap.read()
     cap.release()
-    assert ok and first.shape[:2] == (420, 420)
+    assert ok and first.shape[:2] == (480, 480)  # the 420 x 420 clip, scaled up to 480 lines for the bars
     records = [json.loads(line) for line in events.read_text().splitlines()]
     frames = [r for r in records if r["type"] == "frame"]
     assert len(frames) == 125
@@ -321,3 +321,95 @@ def test_a_far_person_is_extracted_with_no_native_log_lines(tmp_path: Path, clip
     assert not any(f.persons for f in frames[:8]) and sum(bool(f.persons) for f in frames[8:]) >= 36
     native = [line for line in proc.stderr.splitlines() if not line.startswith("mirrorcam")]
     assert not native, native
+
+
+@pytest.mark.parametrize(("name", "needle"), [("folder", "it is a folder"), ("rec.txt", "name it rec.npz")])
+def test_extract_refuses_an_output_name_it_would_write_elsewhere(tmp_path: Path, name: str, needle: str) -> None:
+    # `-o /tmp` had written /tmp.npz beside the folder, `-o rec.txt` rec.txt.npz.
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "folder").mkdir()
+    assert_one_line_error(run_cli("extract", "x.mp4", "-o", tmp_path / "work" / name), needle)
+    assert [p.name for p in (tmp_path / "work").iterdir()] == ["folder"] and [p.name for p in tmp_path.iterdir()] == ["work"]
+
+
+def test_sigterm_stops_a_replay_like_ctrl_c_and_leaves_no_temporary_file(tmp_path: Path, clip, pose_model) -> None:
+    """`timeout`, `kill`, systemd and docker stop send SIGTERM: it unwinds as an interrupt does,
+    so the outputs' temporary files go (they had stayed, hidden, beside the outputs)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "mirrorcam", "replay", str(clip("RJ-song_MediapipePy/squat.mp4")), "--no-window",
+           "--out", str(tmp_path / "x.mp4"), "--events", str(tmp_path / "x.jsonl")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".x") for p in tmp_path.iterdir()) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the replay ended before it could be stopped"
+    time.sleep(0.5)  # writing
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1] == "mirrorcam: terminated" and "Traceback" not in err, err
+    assert not list(tmp_path.iterdir()), sorted(p.name for p in tmp_path.iterdir())
+
+
+def test_a_folder_whose_first_clip_has_nobody_prints_no_native_log_lines(tmp_path: Path, clip, pose_model,
+                                                                          isolated_cache: Path) -> None:
+    # MediaPipe's one-off warning comes with the first landmarks of the process: here the
+    # second clip's, after a whole clip of nobody.
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    _nobody(folder)  # empty_room.avi, replayed first
+    (folder / "wave.mp4").symlink_to(clip(WAVE))
+    proc = run_cli("replay", folder, "--no-window", "--events", tmp_path / "events", env={"MIRRORCAM_CACHE": str(isolated_cache)})
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "events" / "wave.jsonl").exists() and not (tmp_path / "events" / "empty_room.jsonl").exists()
+    native = [line for line in proc.stderr.splitlines() if not line.startswith("mirrorcam")]
+    assert not native, native
+    assert "nothing written for it" in proc.stderr and "empty_room.avi: 12 frames, a person in 0" in proc.stdout
+    assert "-> " not in proc.stdout.splitlines()[0]  # nothing was written for the empty room
+
+
+def test_a_small_clip_is_annotated_at_480_px_and_the_bars_leave_most_of_it_visible() -> None:
+    from dataclasses import replace
+
+    from mirrorcam.matching import NeuronBank
+    from mirrorcam.modes.replay import annotate
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.templates import builtin_library
+
+    bank = NeuronBank(builtin_library().templates)
+    frame = perform("wave_one_hand", PerformerOptions(image_size=(180, 144))).frames[10]
+    two = replace(frame, persons=(frame.persons[0], replace(frame.persons[0], id=1)))
+    activities = bank.update(two)
+    image = np.full((144, 180, 3), 255, np.uint8)  # a white 180 x 144 picture
+    out = annotate(replace(two, image=image), activities, (180, 144), {"wave_one_hand": "Wave (one hand)"})
+    assert out.shape[:2] == (480, 600)
+    untouched = float(np.all(out == 255, axis=2).mean())
+    assert untouched > 0.4, untouched  # two people's bars (24 rows) and skeletons: at 144 px they covered it all
+
+
+def test_verbosity_flags_go_before_or_after_the_command() -> None:
+    for args in (["-q", "replay", DEMO_RECORDING, "--no-window"], ["replay", DEMO_RECORDING, "--no-window", "-q"]):
+        proc = run_cli(*args)
+        assert proc.returncode == 0 and not proc.stderr, proc.stderr
+
+
+def test_a_folder_goes_on_past_a_bad_clip_and_fails_when_all_are_bad(tmp_path: Path) -> None:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    make_text_named_mp4(folder)
+    out = tmp_path / "events"
+    mixed = folder / "demo.npz"
+    shutil.copy(DEMO_RECORDING, mixed)
+    proc = run_cli("replay", folder, "--no-window", "--events", out)
+    assert proc.returncode == 1 and "mirrorcam: skipping" in proc.stderr, proc.stderr
+    assert [p.name for p in out.iterdir()] == ["demo.jsonl"]
+    mixed.unlink()
+    (folder / "other.avi").write_bytes(b"not a video either")
+    proc = run_cli("replay", folder, "--no-window", "--events", tmp_path / "none")
+    assert proc.returncode == 2 and proc.stderr.count("mirrorcam: skipping") == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("mirrorcam: error: none of the 2 clips")
+    assert not (tmp_path / "none").exists() or not list((tmp_path / "none").iterdir())

@@ -57,7 +57,7 @@ def test_eval_end_to_end_on_a_small_manifest(tmp_path, clips_dir):
     rows = ["path\tlabel\tsubject"]
     for rel, label, subject in [
         ("RJ-song_MediapipePy/squat.mp4", "squat", "rj_a"),
-        ("omkarnagarkar55_HAR/stand.mp4", "stand", "har"),
+        ("omkarnagarkar55_HAR/stand.mp4", "standing", "har"),  # no template: expects none, and eval says so
         ("theunknown550_jj/jj_4.mp4", "jumping_jack", "tu_b"),
     ]:
         if not (clips_dir / rel).is_file():
@@ -68,6 +68,7 @@ def test_eval_end_to_end_on_a_small_manifest(tmp_path, clips_dir):
     out = tmp_path / "report"
     proc = run_cli("eval", manifest, "--root", clips_dir, "--json", tmp_path / "r.json", "--report", out)
     assert proc.returncode == 0, proc.stderr
+    assert "expect nothing to fire: standing (1 clip)" in proc.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     for key in ("accuracy", "false_fires_per_minute", "per_class", "confusion", "flip_consistency", "speed_accuracy", "clips"):
         assert key in report

@@ -480,6 +480,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         banks, extra = loso_banks(rows, recs, options)
         results = run_variants(lambda row: banks[row.subject], rows, recs, flips, not args.no_variants)
+    _note_negative_labels(rows, names)
     report = summarise(rows, results["normal"], names)
     report["protocol"] = args.protocol
     if not args.no_variants:
@@ -514,6 +515,19 @@ def run(args: argparse.Namespace) -> int:
             atomic_write_bytes(args.report / "confusion.png", png.tobytes())
     print_report(report)  # after the files: a closed pipe on stdout must not lose them
     return 0
+
+
+NEGATIVE_LABELS = ("stand", "walk", "run")
+"""Labels that expect nothing to fire, besides ``other:*``."""
+
+
+def _note_negative_labels(rows: list[ClipRow], names: tuple[str, ...]) -> None:
+    """Say which other labels count as expecting ``none``: a misspelt template name is one."""
+    other = Counter(lab for r in rows for lab in r.labels
+                    if lab not in names and lab not in NEGATIVE_LABELS and not lab.startswith("other:"))
+    if other:
+        log.info("labels that are no template, so their clips expect nothing to fire: %s",
+                 ", ".join(f"{lab} ({n} clip{'s' if n > 1 else ''})" for lab, n in sorted(other.items())))
 
 
 def print_report(report: dict) -> None:

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "as a versioned recording that replays without MediaPipe. Results are cached.",
     )
     parser.add_argument("clip", type=Path, help="video file or folder of images")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="recording to write (.npz)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="recording to write (.npz; added to a name without a suffix)")
     add_pose_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -31,6 +31,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.output.name:
         raise MirrorcamError(f"cannot write to {str(args.output)!r}: not a file name")
+    if args.output.is_dir():  # checked before the name gets its suffix: -o /tmp must not write /tmp.npz
+        raise MirrorcamError(f"cannot write to {args.output}: it is a folder; give a file name such as {args.output / 'clip.npz'}")
+    if args.output.suffix not in ("", ".npz"):
+        raise MirrorcamError(f"a recording is an .npz file; {args.output} would be written as "
+                             f"{args.output.name}.npz: name it {args.output.with_suffix('.npz').name}")
     output = args.output if args.output.suffix == ".npz" else args.output.with_name(args.output.name + ".npz")
     writable_destination(output)  # before the work, not after it
     recording = clip_landmarks(args.clip, pose_options_from_args(args))
