@@ -32,7 +32,7 @@ pytestmark = [
                        reason="needs Xvfb, xdotool and xwd (apt-get install xvfb xdotool x11-apps)"),
 ]
 
-SCREEN = (1280, 720)
+DRAWING = (1280, 720)  # the config's drawing size: 16:9
 
 
 def read_xwd(data: bytes) -> np.ndarray:
@@ -56,9 +56,16 @@ def screenshot(display: str) -> np.ndarray:
     return read_xwd(out.stdout)
 
 
+@pytest.fixture(params=[(1280, 720), (1280, 1024)], ids=["16x9-screen", "5x4-screen"])
+def screen(request) -> tuple[int, int]:
+    """The screen: of the drawing's shape, or not (a 16:9 drawing on a 5:4 screen was
+    letterboxed, and under a window manager the kiosk then left fullscreen)."""
+    return request.param
+
+
 @pytest.fixture()
-def xvfb():
-    yield from private_xvfb(*SCREEN)
+def xvfb(screen):
+    yield from private_xvfb(*screen)
 
 
 def xdotool(display: str, *args: str) -> str:
@@ -104,15 +111,15 @@ def xprop(display: str, *args: str) -> str:
     return subprocess.run(["xprop", *args], capture_output=True, text=True, timeout=20, env={**os.environ, "DISPLAY": display}).stdout
 
 
-def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, session):
+def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, session, screen):
     xvfb, wm = session
     kiosk_dir = tmp_path / "kiosk"
     kiosk_dir.mkdir()
     save_recording(kiosk_dir / "visitor.npz", padded(wave_visitor(), before_s=3.0, after_s=2.0))
     texts = '[texts]\ntitle = "Neurones miroirs · ミラーニューロン"\ninvitation = "Mettez-vous devant l\'écran et imitez les gestes !"\n'
     config = write_kiosk(kiosk_dir, camera=str(kiosk_dir / "visitor.npz"), extra=texts,
-                         display=f"width = {SCREEN[0]}\nheight = {SCREEN[1]}")
-    # The config writer sets 960x540; the display section above adds the screen size last.
+                         display=f"width = {DRAWING[0]}\nheight = {DRAWING[1]}")
+    # The config writer sets 960x540; the display section above adds the drawing size last.
     text = config.read_text().replace("width = 960\nheight = 540\n", "")
     config.write_text(text, encoding="utf-8")
     env = {**os.environ, "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb"}
@@ -138,15 +145,15 @@ def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, session):
             attract = screenshot(xvfb)
         time.sleep(0.5)
         attract = screenshot(xvfb)
-        keep("kiosk_attract.png", attract)
+        keep(f"kiosk_attract_{screen[0]}x{screen[1]}.png", attract)
         time.sleep(4.5)  # the visitor has arrived, been greeted and is asked to wave
         later = screenshot(xvfb)
-        keep("kiosk_later.png", later)
+        keep(f"kiosk_later_{screen[0]}x{screen[1]}.png", later)
 
         # Fullscreen: the window covers the whole screen at the origin (under a window
         # manager, because it asked for and got the fullscreen state: no frame, no panel).
         geometry = xdotool(xvfb, "getwindowgeometry", window)
-        assert f"Geometry: {SCREEN[0]}x{SCREEN[1]}" in geometry, geometry
+        assert f"Geometry: {screen[0]}x{screen[1]}" in geometry, geometry
         assert "Position: 0,0" in geometry, geometry
         if wm is not None:
             state = xprop(xvfb, "-id", window, "_NET_WM_STATE")
@@ -154,10 +161,12 @@ def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, session):
         # The config's background (default "#101418", BGR (24, 20, 16)) fills the margins...
         assert np.abs(attract[5, 5].astype(int) - (24, 20, 16)).max() <= 6, attract[5, 5]
         for shot in (attract, later):
-            assert shot.shape == (SCREEN[1], SCREEN[0], 3)
-            assert np.abs(shot[SCREEN[1] // 2, 8].astype(int) - (24, 20, 16)).max() <= 6, shot[SCREEN[1] // 2, 8]
+            assert shot.shape == (screen[1], screen[0], 3)
+            # (both sides: no letterbox bars of another colour on a screen of another shape)
+            for x in (8, screen[0] - 8):
+                assert np.abs(shot[screen[1] // 2, x].astype(int) - (24, 20, 16)).max() <= 6, (x, shot[screen[1] // 2, x])
             # ...and the privacy line is drawn in the bottom band: light text on a dark band.
-            band = shot[SCREEN[1] - 40 :, :, :]
+            band = shot[screen[1] - 40 :, :, :]
             assert (band.max(axis=2) > 150).mean() > 0.005
         assert not np.array_equal(attract, later)  # it is alive
 

@@ -34,6 +34,7 @@ from mirrorcam.kiosk.playlist import PlaylistClip, load_playlist, preview_clip
 from mirrorcam.kiosk.render import RASTER_SECONDS, KioskRenderer, KioskView
 from mirrorcam.kiosk.service import Counters, SystemdNotifier
 from mirrorcam.kiosk.state import KioskEvent, KioskStateMachine, Phase, VisitorSelector
+from mirrorcam.modes.common import x11_screen_size
 
 log = logging.getLogger(__name__)
 
@@ -359,30 +360,6 @@ class NullDisplay(Display):
         return ()
 
 
-def x11_screen_size() -> tuple[int, int] | None:
-    """``(width, height)`` of the default X screen, or None without X."""
-    if not os.environ.get("DISPLAY"):
-        return None
-    try:
-        x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
-    except OSError:
-        return None
-    x11.XOpenDisplay.restype = ctypes.c_void_p
-    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
-    x11.XDefaultScreen.argtypes = [ctypes.c_void_p]
-    x11.XDisplayWidth.argtypes = [ctypes.c_void_p, ctypes.c_int]
-    x11.XDisplayHeight.argtypes = [ctypes.c_void_p, ctypes.c_int]
-    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
-    display = x11.XOpenDisplay(None)
-    if not display:
-        return None
-    try:
-        screen = x11.XDefaultScreen(display)
-        return int(x11.XDisplayWidth(display, screen)), int(x11.XDisplayHeight(display, screen))
-    finally:
-        x11.XCloseDisplay(display)
-
-
 def hide_x11_cursor() -> object | None:
     """Hide the mouse pointer on the X display (XFixes, through ctypes: no dependency).
 
@@ -417,6 +394,31 @@ def hide_x11_cursor() -> object | None:
 
 
 MAX_KEYS_PER_FRAME = 32  # read per frame at most (a held key cannot stall the loop)
+
+
+def fit_to_screen(config: KioskConfig, screen: tuple[int, int] | None) -> KioskConfig:
+    """``config`` drawn at the screen's shape: its height kept, its width to the screen's aspect.
+
+    Why: a 16:9 drawing on a 16:10, 4:3 or 5:4 screen was letterboxed with light grey bars,
+    and the picture then did not cover the screen, which the bare-X fallback in
+    :meth:`WindowDisplay.show` took for a window that had not gone fullscreen: it resized
+    the window and knocked it out of fullscreen.  The layout follows any aspect (drawn in
+    units of the height).
+
+    Example:
+        >>> fit_to_screen(KioskConfig(), (1280, 1024)).display.width  # 720 lines at 5:4
+        900
+    """
+    if not screen or screen[0] <= 0 or screen[1] <= 0:
+        return config
+    height = config.display.height
+    width = max(320, min(7680, round(height * screen[0] / screen[1] / 2) * 2))  # (even: video codecs)
+    if width != config.display.width:
+        log.info("drawing at %dx%d for a %dx%d screen", width, height, *screen)
+    return replace(config, display=replace(config.display, width=width))
+
+
+COVER_CHECK_FRAMES = 60  # how often (in frames) the kiosk window checks that it covers the screen
 
 
 class WindowDisplay(Display):
@@ -459,11 +461,15 @@ class WindowDisplay(Display):
             keys.append(key)
             key = cv2.waitKeyEx(1)
         self._shown += 1
-        if self._shown == 3 and self.screen is not None:
+        if self._shown % COVER_CHECK_FRAMES == 3 and self.screen is not None:
             # Without a window manager (a bare X session, Xvfb) Qt cannot go fullscreen
             # by itself: cover the screen explicitly.  With one, this is already true.
+            # Checked again every COVER_CHECK_FRAMES: on a loaded machine the first look can
+            # come before the window has its size (a CI run once left it at 400 x 300), and
+            # an unattended exhibit must recover from whatever shrank it.
             _x, _y, w, h = cv2.getWindowImageRect(self.title)
-            if (w, h) != self.screen:
+            # (A picture of another shape than the screen fills it one way only.)
+            if w < self.screen[0] and h < self.screen[1]:
                 cv2.moveWindow(self.title, 0, 0)
                 cv2.resizeWindow(self.title, *self.screen)
         return tuple(keys)

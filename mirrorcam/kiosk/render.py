@@ -201,7 +201,8 @@ class KioskRenderer:
         cv2.rectangle(img, (0, self.height - self.px(46)), (self.width, self.height), _dim(self.colors.background, 0.6), -1)
         # The line must stay true: when landmarks are saved (an explicit opt-in) it says so.
         key = "privacy_recording" if self.config.privacy.record_landmarks else "privacy"
-        self.text.draw(img, "\u25cf " + self.config.text(key), (self.width // 2, y), size, _dim(self.colors.text, 0.8), align="center")
+        # (No dot before it: a dot by "recorded" reads as a camera's recording light.)
+        self.text.draw(img, self.config.text(key), (self.width // 2, y), size, _dim(self.colors.text, 0.8), align="center")
 
     def bar(self, img, x, y, w, h, value: float, color: BGR) -> None:
         cv2.rectangle(img, (x, y), (x + w, y + h), _dim(color, 0.3), -1)
@@ -306,14 +307,20 @@ class KioskRenderer:
             x, _, w, _ = rect
             self.text.draw(img, view.action_label, (x, bars_y + self.px(26)), self.px(26), color, bold=True)
             self.bar(img, x, bars_y + self.px(38), w, self.px(22), value, color)
+            # Where the neuron fires (activation 0.5): how near the visitor is, at a glance.
+            cv2.line(img, (x + w // 2, bars_y + self.px(32)), (x + w // 2, bars_y + self.px(66)), self.colors.text, max(2, self.px(3)))
         if view.seconds_left is not None:
             # A thin line along the top that shrinks as the time for this action runs out.
             frac = view.seconds_left / max(self.config.timing.imitate_timeout_s, 1e-6)
             cv2.line(img, (0, 2), (int(self.width * frac), 2), _dim(self.colors.text, 0.5), max(3, self.px(5)))
         if view.visitor_missing:
             x, y, w, h = you
-            cv2.rectangle(img, (x, y + h // 2 - self.px(50)), (x + w, y + h // 2 + self.px(40)), self.colors.background, -1)
-            self.paragraph(img, self.config.text("come_back"), x + self.px(10), y + h // 2, w - self.px(20), self.px(34), self.colors.accent, align="center", max_lines=2)
+            text, size = self.config.text("come_back"), self.px(34)
+            # The box holds every line ("Where did you go? / Step back in view." is two).
+            lines = min(len(self.wrap(text, size, w - self.px(20))), 2)
+            bottom = y + h // 2 + int(size * 1.3) * (lines - 1) + int(size * 0.45) + self.px(14)
+            cv2.rectangle(img, (x, y + h // 2 - self.px(50)), (x + w, bottom), self.colors.background, -1)
+            self.paragraph(img, text, x + self.px(10), y + h // 2, w - self.px(20), size, self.colors.accent, align="center", max_lines=2)
 
     def _mirror(self, img, view: KioskView) -> None:
         accent = self.colors.accent
@@ -330,7 +337,9 @@ class KioskRenderer:
         self.raster_row(img, m, raster_top, w, raster_h - self.px(8), view.other_spikes, self.colors.performer, other_label, view.other_trace)
         self.raster_row(img, m, raster_top + raster_h, w, raster_h - self.px(8), view.you_spikes, self.colors.visitor, you_label, view.you_trace)
         if view.seconds_left is not None and view.seconds_left < 1.5:
-            self.text.draw(img, self.config.text("next"), (self.width - m, raster_top - self.px(2)), self.px(26),
+            # In the gap between the raster and the privacy line (above the raster it sat on
+            # the panels' border).
+            self.text.draw(img, self.config.text("next"), (self.width - m, self.height - self.px(46) - self.px(14)), self.px(26),
                            _dim(self.colors.text, 0.7), align="right")
         # A celebratory frame that fades over the first second.
         strength = max(0.0, 1.0 - view.phase_time)
@@ -343,6 +352,5 @@ class KioskRenderer:
         # A slowly breathing ring: the exhibit is alive and waiting, not broken.
         r = self.px(60) + int(self.px(8) * np.sin(view.now * 1.2))
         cv2.circle(img, (cx, cy), r, _dim(calm, 0.7), max(3, self.px(6)), cv2.LINE_AA)
-        cv2.circle(img, (cx, cy), self.px(18), _dim(calm, 0.7), -1, cv2.LINE_AA)
         self.paragraph(img, self.config.text("camera_unavailable"), self.px(80), int(self.height * 0.62), self.width - self.px(160),
                        self.px(44), calm, align="center", max_lines=3)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 from pathlib import Path
+import ctypes
+import ctypes.util
 import os
 import sys
 
@@ -42,6 +44,45 @@ def display_available() -> bool:
     if sys.platform.startswith("linux"):
         return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     return True
+
+
+def x11_screen_size() -> tuple[int, int] | None:
+    """``(width, height)`` of the default X screen, or None without X."""
+    if not os.environ.get("DISPLAY"):
+        return None
+    try:
+        x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
+    except OSError:
+        return None
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XDefaultScreen.argtypes = [ctypes.c_void_p]
+    x11.XDisplayWidth.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    x11.XDisplayHeight.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    display = x11.XOpenDisplay(None)
+    if not display:
+        return None
+    try:
+        screen = x11.XDefaultScreen(display)
+        return int(x11.XDisplayWidth(display, screen)), int(x11.XDisplayHeight(display, screen))
+    finally:
+        x11.XCloseDisplay(display)
+
+
+def fit_window(size: tuple[int, int], screen: tuple[int, int] | None) -> tuple[int, int]:
+    """A window size for a picture of ``size`` that fits ``screen`` with room for a title bar.
+
+    Example:
+        >>> fit_window((1280, 720), (1280, 720))  # a projector's screen
+        (1152, 648)
+        >>> fit_window((1280, 720), (1920, 1080))
+        (1280, 720)
+    """
+    if not screen:
+        return size
+    scale = min(1.0, 0.9 * screen[0] / size[0], 0.9 * screen[1] / size[1])
+    return round(size[0] * scale), round(size[1] * scale)
 
 
 def add_template_arguments(parser: argparse.ArgumentParser) -> None:

@@ -72,10 +72,12 @@ def run_config(path: Path, window: bool = True, fullscreen: bool = True, max_fra
     """Load the config and run the kiosk until the operator exits or a signal arrives."""
     import time
 
-    from mirrorcam.kiosk.app import Kiosk, NullDisplay, WindowDisplay, load_library_and_bank, playable_clips, run_kiosk
+    from mirrorcam.kiosk.app import (
+        Kiosk, NullDisplay, WindowDisplay, fit_to_screen, load_library_and_bank, playable_clips, run_kiosk,
+    )
     from mirrorcam.kiosk.config import load_config
     from mirrorcam.kiosk.service import Counters, SystemdNotifier, remove_kiosk_log, setup_kiosk_log
-    from mirrorcam.modes.common import display_available
+    from mirrorcam.modes.common import display_available, x11_screen_size
 
     config = load_config(path)
     try:
@@ -91,12 +93,15 @@ def run_config(path: Path, window: bool = True, fullscreen: bool = True, max_fra
         templates, bank_factory = load_library_and_bank(config)
         clips = playable_clips(config, templates, bank_factory)
         counters = Counters(config.counters_path, config.storage.counters_flush_s, clock=time.monotonic)
-        kiosk = Kiosk(config, clips, bank_factory(), time.monotonic, counters=counters, notifier=notifier)
-        camera = open_camera(config)
         if window and not display_available():
             log.warning("no display found; running without a window")
             window = False
-        display = WindowDisplay(fullscreen=fullscreen and config.display.fullscreen) if window else NullDisplay()
+        fullscreen = window and fullscreen and config.display.fullscreen
+        if fullscreen:
+            config = fit_to_screen(config, x11_screen_size())
+        kiosk = Kiosk(config, clips, bank_factory(), time.monotonic, counters=counters, notifier=notifier)
+        camera = open_camera(config)
+        display = WindowDisplay(fullscreen=fullscreen) if window else NullDisplay()
         frames = run_kiosk(kiosk, camera, display, max_frames=max_frames, stop=stop)
         log.info("kiosk stopped after %d frames", frames)
         return 0
