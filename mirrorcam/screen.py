@@ -863,7 +863,10 @@ class Screen:
         x, y, w, h = self.layout.rows[i]
         active = (shown[0][1], shown[1][1])
         if is_mirror or any(active):
-            tint = MIRROR_COLOR if is_mirror else colors[0] if active[0] and not active[1] else colors[1] if active[1] and not active[0] else MIRROR_COLOR
+            # Green is for a mirror event only: both channels active before one has fired
+            # for both is their two colours mixed (it had looked like a mirror event).
+            tint = (MIRROR_COLOR if is_mirror else colors[0] if active[0] and not active[1]
+                    else colors[1] if active[1] and not active[0] else _mix(colors[0], colors[1], 0.5))
             # A solid fill (not a blend) so the static name underneath cannot ghost
             # through the bold one drawn over it.
             cv2.rectangle(view, (0, 0), (w, h), _mix((38, 33, 30), _scale(tint, 0.5), 0.55), -1)
@@ -941,9 +944,14 @@ class Screen:
         if self._banner is not None and self._banner[0] == key:
             roi[:] = self._banner[1]
             return
-        _tint(roi, fill, strength)
+        # Banner and text are drawn whole and fade together into the strip: fading the text
+        # towards light grey on a still-green banner had left it unreadable half-way.
+        base = roi.copy() if strength < 1.0 else None
+        _tint(roi, fill, 1.0)
         text, size = self.text.fit(message, self._u(24), w - self._u(30), bold=bold, min_size=self._u(13))
-        self.text.draw(roi, text, (w // 2, h // 2 + size // 3), size, _mix(TEXT, color, strength), bold=bold, align="center")
+        self.text.draw(roi, text, (w // 2, h // 2 + size // 3), size, color, bold=bold, align="center")
+        if base is not None:
+            roi[:] = cv2.addWeighted(roi, strength, base, 1.0 - strength, 0.0)
         self._banner = (key, roi.copy())
 
     def _draw_notice(self, img, lines: Sequence[str], rect) -> None:

@@ -376,11 +376,24 @@ class LiveApp:
         from mirrorcam.matching import NeuronBank
 
         self.templates = templates
-        infos = [NeuronInfo.from_template(t) for t in templates]
+        infos = self._infos = [NeuronInfo.from_template(t) for t in templates]
         self.screen = Screen(infos, self.size, text=self.text)
         self.banks = [NeuronBank(templates), NeuronBank(templates)] if templates else [None, None]
         self.history = SpikeHistory([i.name for i in infos], [i.label for i in infos])
         self._acts = [None, None]
+
+    def _label(self, name: str) -> str:
+        """A clip named after a template (the demo's ``squat``) shows as its neuron row does."""
+        return next((i.label for i in self._infos if i.name == name), name)
+
+    def resize(self, size: tuple[int, int]) -> None:
+        """Lay the screen out afresh for a window of ``size`` (scaling the picture instead
+        had left text a few pixels high in a small window, and bars beside it in one of
+        another shape).  Sizes under 320 x 240 are ignored."""
+        size = (int(size[0]), int(size[1]))
+        if size != self.size and size[0] >= 320 and size[1] >= 240:
+            self.size = size
+            self.screen = Screen(self._infos, size, text=self.text)
 
     # -- per frame
     def step(self, you_frame: PoseFrame | None, wall_ms: float) -> np.ndarray:
@@ -409,6 +422,9 @@ class LiveApp:
                     self._observed_ended(now_ms)
                 if self.player.index != before:
                     self._acts[1] = None
+                    # The last clip's caption and links go with it: they must not join a
+                    # neuron row to OTHER doing the next action.
+                    self.history.latest_mirror = None
                     self._say_observing()
                 for frame in due:
                     self._observed_pid = self._focus(frame)
@@ -521,7 +537,7 @@ class LiveApp:
                 persons=pf.persons if pf is not None else (),
                 focus=self._focus(pf) if pf is not None else None,
                 activity=self._acts[1],
-                subtitle=f"seeing · {clip.name}  ({self.player.index + 1}/{len(self.player.clips)}, n: next)",
+                subtitle=f"seeing · {self._label(clip.name)}  ({self.player.index + 1}/{len(self.player.clips)}, n: next)",
             )
         debug = None
         if self.debug:
@@ -554,6 +570,11 @@ class LiveApp:
         _say("observing %s (%d/%d)", self.player.clip.name, self.player.index + 1, len(self.player.clips))
 
     # -- keys
+    @property
+    def typing_name(self) -> bool:
+        """True while the visitor types the name of a taught action."""
+        return self.teaching is not None and self.teaching.phase == "name"
+
     def key(self, code: int) -> str | None:
         """Handle one key (a ``cv2.waitKey`` code); returns "quit", "fullscreen" or None."""
         now_ms = self._clock_ms
@@ -840,6 +861,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_KEYS_PER_FRAME = 32  # read per frame at most (a held key cannot stall the loop)
+NAME_POLL_S = 0.04  # while a name is typed: the keyboard is polled this long each frame
+
+
 def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: float | None,
              fullscreen: bool = False, fps: float = 30.0) -> Stats:
     """Show (and/or write) the live screen until q/Esc, ``seconds`` or the window closes.
@@ -862,15 +887,27 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
                 sink.write(image)
             if show:
                 cv2.imshow(WINDOW, image)
+                # Every key queued since the last frame.  OpenCV's waitKey returns only the
+                # last of the keys pressed since its previous call, so while a name is typed
+                # for a taught action the loop polls the keyboard for a frame's time instead
+                # of once per frame ("abcdefghij" typed at 50 ms a key had been saved as
+                # "abdefhij", at 10 ms as "et").
+                codes = []
+                typing_until = time.perf_counter() + NAME_POLL_S if app.typing_name else 0.0
                 code = cv2.waitKey(1)
+                while len(codes) < MAX_KEYS_PER_FRAME and (code != -1 or time.perf_counter() < typing_until):
+                    if code != -1:
+                        codes.append(code)
+                    code = cv2.waitKey(1)
                 app.displayed(frame)
-                action = app.key(code)
-                if action == "quit" or _window_closed():
+                actions = [app.key(code) for code in codes]
+                if "quit" in actions or _window_closed():
                     break
-                if action == "fullscreen":
+                if actions.count("fullscreen") % 2:
                     fullscreen = not fullscreen
                     cv2.setWindowProperty(WINDOW, cv2.WND_PROP_FULLSCREEN,
                                           cv2.WINDOW_FULLSCREEN if fullscreen else cv2.WINDOW_NORMAL)
+                app.resize(cv2.getWindowImageRect(WINDOW)[2:])  # the next frame is drawn at the window's size
             else:
                 app.displayed(frame)
             if seconds is not None and now_ms >= seconds * 1000.0:
@@ -889,8 +926,13 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
 
 
 def _open_window(size: tuple[int, int], fullscreen: bool) -> None:
-    cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
-    cv2.resizeWindow(WINDOW, size[0], size[1])
+    from mirrorcam.modes.common import fit_window, x11_screen_size
+
+    # FREERATIO: the picture fills the window, and the loop draws it at the window's size.
+    cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_FREERATIO | cv2.WINDOW_GUI_NORMAL)
+    # On a 1280 x 720 projector a 1280 x 720 window with its title bar lost the raster's axis
+    # and legend below the screen's edge; `f` still fills the screen.
+    cv2.resizeWindow(WINDOW, *fit_window(size, x11_screen_size()))
     if fullscreen:
         cv2.setWindowProperty(WINDOW, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
 
@@ -943,19 +985,30 @@ def run_demo(args: argparse.Namespace, size: tuple[int, int], show: bool) -> int
     return 0
 
 
+DEMO_TAIL_S = 2.0
+"""The offline demo goes on this long after the visitor's recording (the visitor standing):
+a firing is shown once it is decided, a second after the movement (``settle_ms``), and the
+last one had been cut off."""
+
+
 def render_offline(app: LiveApp, you: Recording, out: Path, seconds: float | None = None) -> Stats:
-    """Render the demo frame by frame on a virtual clock (as fast as possible) into ``out``."""
+    """Render the demo frame by frame on a virtual clock (as fast as possible) into ``out``.
+
+    The visitor's recording plays once and holds its last pose for ``DEMO_TAIL_S``; with
+    ``seconds`` it loops for that long, as the window does.
+    """
     from mirrorcam.sinks import VideoSink
 
     fps = you.fps
-    count = len(you) if seconds is None else min(len(you), int(seconds * fps))
+    count = len(you) + int(DEMO_TAIL_S * fps) if seconds is None else int(seconds * fps)
     start = time.perf_counter()
     completed = False
     sink = VideoSink(out, fps)
     try:
         for i in range(count):
             now_ms = i * 1000.0 / fps
-            frame = replace(you.frames[i], timestamp_ms=now_ms)
+            source = you.frames[i % len(you)] if seconds is not None else you.frames[min(i, len(you) - 1)]
+            frame = replace(source, timestamp_ms=now_ms, index=i)
             sink.write(app.step(frame, now_ms))
         completed = True
     finally:
