@@ -352,7 +352,6 @@ class PoseEstimator:
             timings_ms={"pose": elapsed},
         )
 
-
     def _detect(self, image, mp_ts: int, new_scene: bool):
         """MediaPipe's result for one picture; a new scene is searched afresh.
 
