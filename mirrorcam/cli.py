@@ -44,11 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # a mode not built into this checkout
         module.add_parser(subparsers)
-    for sub in subparsers.choices.values():  # -v / -q after the command too (`mirrorcam replay CLIP -q`)
+    _add_verbosity(subparsers)  # -v / -q after the command too (`mirrorcam replay CLIP -q`)
+    return parser
+
+
+def _add_verbosity(subparsers: argparse._SubParsersAction) -> None:
+    """``-v`` / ``-q`` on every (sub)command's parser, down to ``models list``."""
+    for sub in subparsers.choices.values():
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in nested:
+            _add_verbosity(action)
+        if nested:
+            continue  # (given after the nested command, they reach its parser)
         group = sub.add_mutually_exclusive_group()
         group.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug detail")
         group.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="log errors only")
-    return parser
 
 
 def configure_logging(verbose: bool = False, quiet: bool = False) -> None:

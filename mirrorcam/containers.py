@@ -152,7 +152,7 @@ class Firing:
             "person": self.person,
             "template": self.template,
             "score": round(float(self.score), 4),
-            "start": round(self.start_ms / 1000.0, 3),
+            "start": round(self.start_ms / 1000.0, 3) + 0.0,  # (+ 0.0: a -0.0 start prints as 0.0)
             "end": round(self.end_ms / 1000.0, 3),
         }
 

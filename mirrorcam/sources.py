@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -187,6 +188,11 @@ differ by at most 23.9 (a jumping jack filmed close; 44.4 once, at a cut in a gy
 consecutive photos of the 20 shared COCO pictures by 38.6 to 107.7."""
 
 
+def _natural_key(path: Path) -> list:
+    """Sort key that orders the numbers in a name by value (``frame_2`` < ``frame_10``)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", path.name)]
+
+
 def _thumbnail(image: np.ndarray) -> np.ndarray:
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
@@ -207,7 +213,8 @@ class ImageFolderSource(_ContextMixin):
             raise SourceError(f"no such folder: {self.path}")
         if fps <= 0:
             raise ValueError(f"fps must be > 0, got {fps}")
-        self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        # In natural order: frame_2 before frame_10 (as text, 10 came first and scrambled the motion).
+        self.files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
         if not self.files:
             raise SourceError(f"{self.path} contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self.fps = float(fps)

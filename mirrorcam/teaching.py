@@ -78,7 +78,7 @@ def teach_template(
         raise TemplateError(f"teaching needs one to five examples, got {len(examples)}")
     cands = []
     for stream in examples:
-        if len(stream) < 2:
+        if len(stream) < (1 if kind == "static" else 2):  # (a held pose may come from one photo)
             continue
         frames, weights = template_frames_from_stream(stream, stream[0][0], stream[-1][0])
         if kind == "dynamic":
@@ -99,7 +99,7 @@ def teach_template(
         for (f, w), g in zip(cands, protos_groups)
     ]
     if len(protos) > 1:
-        usable = [s for s in examples if len(s) >= 2]
+        usable = [s for s in examples if len(s) >= (1 if kind == "static" else 2)]
         dist = np.stack([best_distances(protos, s) for s in usable])  # (examples, candidates)
         np.fill_diagonal(dist, np.nan)
         chosen = int(np.nanargmin(np.nanmean(dist, axis=0)))

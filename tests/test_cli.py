@@ -392,7 +392,8 @@ def test_a_small_clip_is_annotated_at_480_px_and_the_bars_leave_most_of_it_visib
 
 
 def test_verbosity_flags_go_before_or_after_the_command() -> None:
-    for args in (["-q", "replay", DEMO_RECORDING, "--no-window"], ["replay", DEMO_RECORDING, "--no-window", "-q"]):
+    for args in (["-q", "replay", DEMO_RECORDING, "--no-window"], ["replay", DEMO_RECORDING, "--no-window", "-q"],
+                 ["models", "list", "-q"]):
         proc = run_cli(*args)
         assert proc.returncode == 0 and not proc.stderr, proc.stderr
 
@@ -413,3 +414,16 @@ def test_a_folder_goes_on_past_a_bad_clip_and_fails_when_all_are_bad(tmp_path: P
     assert proc.returncode == 2 and proc.stderr.count("mirrorcam: skipping") == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("mirrorcam: error: none of the 2 clips")
     assert not (tmp_path / "none").exists() or not list((tmp_path / "none").iterdir())
+
+
+def test_clips_of_a_folder_whose_outputs_would_share_a_name_are_refused_before_any_work(tmp_path: Path) -> None:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(DEMO_RECORDING, folder / "wave.npz")  # what `extract wave.mp4 -o wave` writes beside its clip
+    (folder / "wave.mp4").write_bytes(b"a clip")
+    assert_one_line_error(run_cli("replay", folder, "--no-window", "--events", tmp_path / "events"), "same name")
+    assert not (tmp_path / "events").exists()
+    (tmp_path / "afile").write_text("x")
+    (folder / "wave.mp4").unlink()
+    (folder / "other.npz").write_bytes(DEMO_RECORDING.read_bytes())
+    assert_one_line_error(run_cli("replay", folder, "--no-window", "--events", tmp_path / "afile"), "is a file")

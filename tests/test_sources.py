@@ -49,6 +49,14 @@ def test_image_folder_in_name_order(images_dir: Path, tmp_path: Path) -> None:
     assert frames[0].image.shape == cv2.imread(str(tmp_path / "a.jpg")).shape
 
 
+def test_an_image_folder_plays_in_natural_order(tmp_path: Path) -> None:
+    # frame_2 before frame_10: as text, 10 came first and scrambled the motion.
+    for i in (1, 2, 10, 20, 100):
+        cv2.imwrite(str(tmp_path / f"frame_{i}.png"), np.full((8, 8, 3), i, np.uint8))
+    with ImageFolderSource(tmp_path) as source:
+        assert [int(f.image[0, 0, 0]) for f in source] == [1, 2, 10, 20, 100]
+
+
 def _single_image(tmp: Path) -> Path:
     path = tmp / "one.png"
     cv2.imwrite(str(path), np.zeros((8, 8, 3), np.uint8))

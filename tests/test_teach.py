@@ -108,6 +108,20 @@ def test_teach_cli_user_errors(tmp_path, args, needle):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_held_pose_is_taught_from_one_photo_and_a_movement_is_not(tmp_path, images_dir, pose_model):
+    from mirrorcam.sources import IMAGE_SUFFIXES
+
+    folder = tmp_path / "photo"
+    folder.mkdir()
+    photo = next(p for p in sorted(images_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES)
+    (folder / photo.name).symlink_to(photo)
+    out = tmp_path / "t"
+    assert_one_line_error(run_cli("teach", "my_pose", "--from", folder, "--out", out), "--kind static")
+    ok = run_cli("teach", "my_pose", "--from", folder, "--kind", "static", "--out", out)
+    assert ok.returncode == 0, ok.stderr
+    assert load_template(out / "my_pose.json").kind == "static"
+
+
 def test_teach_cli_segments_of_a_file_with_an_at_sign_in_its_name(tmp_path):
     rec = tmp_path / "wave@home.npz"  # a whole file, though its name has an @
     save_recording(rec, perform("wave_one_hand", PerformerOptions(repeats=2)))

@@ -533,7 +533,7 @@ def _note_negative_labels(rows: list[ClipRow], names: tuple[str, ...]) -> None:
 def print_report(report: dict) -> None:
     acc = report["accuracy"]
     print(f"protocol {report['protocol']}: accuracy {_pct(acc)} on {report['action_clips']} action clips, "
-          f"{report['false_fires_per_minute']} false fires/min on {report['negative_clips']} negative clips "
+          f"{_rate(report['false_fires_per_minute'])} false fires/min on {report['negative_clips']} negative clips "
           f"({report['negative_minutes']} min)")
     if report.get("flip_consistency") is not None:
         sp = report["speed_accuracy"]
@@ -555,6 +555,10 @@ def _closest(closest: dict, expected: tuple[str, ...], rivals: int = 2) -> dict:
     own = {n: closest[n] for n in expected if n in closest}
     others = sorted((r, n) for n, r in closest.items() if n not in expected)[:rivals]
     return {**own, **{n: r for r, n in others}}
+
+
+def _rate(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
 
 
 def _pct(v) -> str:

@@ -76,6 +76,10 @@ def clips_in(path: Path) -> list[Path]:
         return [path]
     clips = sorted(p for p in path.iterdir() if p.is_file() and (p.suffix.lower() in VIDEO_SUFFIXES or p.suffix.lower() == ".npz"))
     if clips:
+        images = sum(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())
+        if images:
+            log.warning("%s holds clips, so it is replayed clip by clip; its %d image(s) are left out "
+                        "(put them in a folder of their own to replay them)", path, images)
         return clips
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
         return [path]
@@ -85,6 +89,8 @@ def clips_in(path: Path) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     clips = clips_in(args.path)
     batch = len(clips) > 1 or (args.path.is_dir() and clips != [args.path])
+    if batch:
+        _check_batch_outputs(clips, args.out, args.events)
     bank = load_bank(args)
     show = not args.no_window and display_available()
     options = pose_options_from_args(args)
@@ -134,6 +140,20 @@ def _check_outputs(clip: Path, *outputs: Path | None) -> None:
         if path.resolve() in seen:
             raise MirrorcamError(f"{path} would overwrite {'the clip being replayed' if path.resolve() == clip.resolve() else 'the other output'}")
         seen.add(path.resolve())
+
+
+def _check_batch_outputs(clips: list[Path], *folders: Path | None) -> None:
+    """Refuse, before any work, output folders that are files and clips whose outputs would
+    share a name (``wave.mp4`` and ``wave.npz`` both give ``wave.jsonl``)."""
+    for folder in folders:
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise MirrorcamError(f"{folder} is a file; replaying a folder of clips writes a folder of outputs there")
+    stems: dict[str, Path] = {}
+    for clip in clips:
+        other = stems.setdefault(clip.stem, clip)
+        if other is not clip and any(folders):
+            raise MirrorcamError(f"{other.name} and {clip.name} would write outputs of the same name; "
+                                 "rename one or replay them one at a time")
 
 
 def _output_for(arg: Path | None, clip: Path, batch: bool, suffix: str) -> Path | None:
@@ -241,6 +261,9 @@ def frame_event(pose_frame: PoseFrame, activities: dict) -> dict:
 MIN_ANNOTATED_HEIGHT = 480
 """Annotated videos of smaller clips are scaled up to this height: on a 180 x 144 clip the
 twelve neurons' bars had covered the whole picture, the person included."""
+MAX_ANNOTATED_HEIGHT = 1080
+"""... and of larger ones scaled down to it (a folder whose first photo was 9000 x 6750 gave
+a video OpenCV could not write)."""
 
 
 def annotate(
@@ -248,7 +271,7 @@ def annotate(
 ) -> np.ndarray:
     """The frame with skeletons and activation bars drawn over it (a blank canvas for recordings).
 
-    Frames under ``MIN_ANNOTATED_HEIGHT`` are scaled up first.  Each person's bars take a
+    Frames under ``MIN_ANNOTATED_HEIGHT`` or over ``MAX_ANNOTATED_HEIGHT`` are scaled first.  Each person's bars take a
     column at the left, the next person's beside them when a column is full.
     """
     if pose_frame.image is not None:
@@ -256,9 +279,10 @@ def annotate(
     else:
         width, height = size or pose_frame.image_size or (640, 480)
         image = np.full((max(height, 1), max(width, 1), 3), 24, np.uint8)
-    if image.shape[0] < MIN_ANNOTATED_HEIGHT:
-        scale = MIN_ANNOTATED_HEIGHT / image.shape[0]
-        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), MIN_ANNOTATED_HEIGHT), interpolation=cv2.INTER_LINEAR)
+    height = min(max(image.shape[0], MIN_ANNOTATED_HEIGHT), MAX_ANNOTATED_HEIGHT)
+    if height != image.shape[0]:
+        width = max(2, round(image.shape[1] * height / image.shape[0] / 2) * 2)  # (even: video codecs)
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR if height > image.shape[0] else cv2.INTER_AREA)
     else:
         image = image.copy()
     for person in pose_frame.persons:

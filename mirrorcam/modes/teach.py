@@ -33,6 +33,7 @@ from mirrorcam.teaching import add_style, check_style, free_style, parse_clip_sp
 from mirrorcam.templates import KINDS, builtin_library, embed_recording, load_template, save_template, user_template_dir
 
 log = logging.getLogger(__name__)
+MAX_EXAMPLE_S = 4.0  # teach_template's max_seconds: longer examples are cut to their most moving part
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -97,9 +98,12 @@ def run(args: argparse.Namespace) -> int:
         if start is not None and start >= recording.duration_s:
             raise MirrorcamError(f"segment {start:g}-{end:g} s of {clip} starts after the clip's end ({recording.duration_s:.1f} s)")
         stream = embed_recording(recording, start_s=start, end_s=end)
-        if len(stream) < 2:
+        if not stream:
             where = f" between {start:g} and {end:g} s" if start is not None else ""
             raise MirrorcamError(f"no person found in {clip}{where}")
+        if len(stream) == 1 and kind != "static":
+            raise MirrorcamError(f"{clip}: one picture of a person holds no movement; "
+                                 "teach a held pose from it with --kind static, or a movement from a clip")
         examples.append(stream)
     try:
         taught = teach_template(
@@ -110,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             kind=kind,
             side_specific=side_specific,
             source="taught from " + ", ".join(args.sources),
+            max_seconds=MAX_EXAMPLE_S,
         )
     except ValueError as exc:  # the examples make no valid template (landmarks that are not numbers, ...)
         raise TemplateError(f"cannot teach {args.name!r} from {', '.join(args.sources)}: {exc}") from None
@@ -124,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
     spread = f"examples' 90th percentile {c['positive_p90']}, " if c.get("positive_p90") is not None else "one example, "
     near = f"impostors' 5th percentile {c['impostor_p05']}" if c.get("impostor_p05") is not None else "no impostors"
     print(f"{target}: {what}, {taught.duration_s:.1f} s, threshold {taught.threshold:.4f} ({spread}{near})")
+    if taught.duration_s >= MAX_EXAMPLE_S - 0.1:
+        # No repetition was found in a long example, so it fires once for this much of it.
+        print(f"mirrorcam: the template is the most moving {MAX_EXAMPLE_S:g} s of an example longer than that; if it "
+              "holds several performances, teach from one of them (CLIP@START-END) so that each counts once")
     return 0
 
 
