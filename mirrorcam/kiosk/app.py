@@ -34,7 +34,7 @@ from mirrorcam.kiosk.playlist import PlaylistClip, load_playlist, preview_clip
 from mirrorcam.kiosk.render import RASTER_SECONDS, KioskRenderer, KioskView
 from mirrorcam.kiosk.service import Counters, SystemdNotifier
 from mirrorcam.kiosk.state import KioskEvent, KioskStateMachine, Phase, VisitorSelector
-from mirrorcam.modes.common import x11_screen_size
+from mirrorcam.modes.common import fit_window, x11_screen_size
 
 log = logging.getLogger(__name__)
 
@@ -345,6 +345,9 @@ class Display:
         """Show ``image``; return the key codes pressed since the last frame (oldest first)."""
         return ()
 
+    def pump(self) -> None:
+        """Read the keyboard once while the loop waits (the keys come with the next :meth:`show`)."""
+
     def close(self) -> None:
         pass
 
@@ -428,11 +431,13 @@ class WindowDisplay(Display):
     operator's chord (or a signal) ends the kiosk.
     """
 
-    def __init__(self, title: str = "mirrorcam kiosk", fullscreen: bool = True) -> None:
+    def __init__(self, title: str = "mirrorcam kiosk", fullscreen: bool = True, size: tuple[int, int] | None = None) -> None:
         self.title = title
         self.fullscreen = fullscreen
+        self.size = size  # the drawing's: a window (not fullscreen) opens at it, or at 90 % of a smaller screen
         self.screen = x11_screen_size() if fullscreen else None
         self._shown = 0
+        self._pending: list[int] = []  # keys read by pump() for the next show()
         self._open()
         self._cursor = hide_x11_cursor() if fullscreen else None
         if fullscreen and self._cursor is None:
@@ -443,6 +448,8 @@ class WindowDisplay(Display):
         cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_GUI_NORMAL)
         if self.fullscreen:
             cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+        elif self.size is not None:  # (Qt's default 400 x 300 had grey bars around the picture)
+            cv2.resizeWindow(self.title, *fit_window(self.size, x11_screen_size()))
 
     def show(self, image: np.ndarray) -> tuple[int, ...]:
         try:
@@ -452,10 +459,12 @@ class WindowDisplay(Display):
         except cv2.error:
             self._open()
         cv2.imshow(self.title, image)
-        # Every key queued since the last frame, not one per frame: on a slow frame (a
+        # Every key pressed since the last frame, not one per frame: on a slow frame (a
         # loaded PC) the operator's chord would otherwise trickle in one key per frame
-        # and outlast its time window.
-        keys = []
+        # and outlast its time window.  OpenCV reports only the last key pressed between
+        # two of its calls, so the loop also reads the keyboard while the camera waits
+        # (:meth:`pump`): typed at 30-70 ms a key, the chord had lost keys and failed.
+        keys, self._pending = self._pending[:MAX_KEYS_PER_FRAME], []
         key = cv2.waitKeyEx(1)
         while key != -1 and len(keys) < MAX_KEYS_PER_FRAME:
             keys.append(key)
@@ -473,6 +482,11 @@ class WindowDisplay(Display):
                 cv2.moveWindow(self.title, 0, 0)
                 cv2.resizeWindow(self.title, *self.screen)
         return tuple(keys)
+
+    def pump(self) -> None:
+        key = cv2.waitKeyEx(1)
+        if key != -1 and len(self._pending) < MAX_KEYS_PER_FRAME:
+            self._pending.append(key)
 
     def close(self) -> None:
         if self._cursor is not None:
@@ -508,7 +522,7 @@ def run_kiosk(
     failures = 0
     ready = False
     while not stop.is_set() and (max_frames is None or shown < max_frames):
-        reading = camera.poll()
+        reading = camera.poll(idle=display.pump)
         if getattr(camera, "finished", False):
             break
         try:

@@ -49,7 +49,10 @@ class PoseCamera(Protocol):
     description: str
     finished: bool  # True when a finite (test) camera has nothing more to give
 
-    def poll(self) -> CameraReading: ...
+    def poll(self, idle: Callable[[], None] | None = None) -> CameraReading:
+        """The next reading; while it waits for one, ``idle()`` is called over and over
+        (the window's keyboard is read there: keys pressed during a long wait were lost)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -122,8 +125,15 @@ class LivePoseCamera:
             self.source.close()
             raise
 
-    def poll(self) -> CameraReading:
-        frame = self.source.read(timeout=self.poll_timeout_s)
+    def poll(self, idle: Callable[[], None] | None = None) -> CameraReading:
+        if idle is None:
+            frame = self.source.read(timeout=self.poll_timeout_s)
+        else:
+            deadline = time.monotonic() + self.poll_timeout_s
+            frame = self.source.read(timeout=0.0)
+            while frame is None and time.monotonic() < deadline:
+                idle()
+                frame = self.source.read(timeout=0.002)
         if frame is None:
             return CameraReading(None, self.source.connected)
         return CameraReading(self.estimator.process(frame), True)
@@ -134,6 +144,16 @@ class LivePoseCamera:
 
 
 # --------------------------------------------------------------------------- recordings
+
+
+def _wait(seconds: float, idle: Callable[[], None] | None) -> None:
+    """Sleep ``seconds``, or call ``idle()`` until they have passed."""
+    if idle is None:
+        time.sleep(seconds)
+        return
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        idle()
 
 
 class RecordingCamera:
@@ -159,7 +179,7 @@ class RecordingCamera:
         self._start: float | None = None
         self._period = 1.0 / recording.fps
 
-    def poll(self) -> CameraReading:
+    def poll(self, idle: Callable[[], None] | None = None) -> CameraReading:
         if self.finished:
             return CameraReading(None, False)
         n = len(self.recording.frames)
@@ -169,10 +189,10 @@ class RecordingCamera:
         if self.realtime:
             delay = due - self.clock()
             if delay > 0.1:
-                time.sleep(0.1)  # stay responsive; the frame comes on a later poll
+                _wait(0.1, idle)  # stay responsive; the frame comes on a later poll
                 return CameraReading(None, True)
             if delay > 0:
-                time.sleep(delay)
+                _wait(delay, idle)
         frame = self.recording.frames[self._i % n]
         pose_frame = replace(frame, timestamp_ms=self._i * self._period * 1000.0, index=self._i, captured_at=time.perf_counter())
         self._i += 1
@@ -321,7 +341,7 @@ class ScriptedCamera:
     def total_seconds(self) -> float:
         return sum(s.seconds for s in self.scenes)
 
-    def poll(self) -> CameraReading:
+    def poll(self, idle: Callable[[], None] | None = None) -> CameraReading:
         if self.finished:
             return CameraReading(None, False)
         self.clock.advance(1.0 / self.fps)

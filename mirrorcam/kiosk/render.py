@@ -27,8 +27,11 @@ from mirrorcam.containers import Person
 from mirrorcam.kiosk.config import KioskConfig
 from mirrorcam.kiosk.playlist import PlaylistClip
 from mirrorcam.kiosk.state import Phase
+from mirrorcam.matching import BankOptions
 from mirrorcam.screen import draw_skeleton
 from mirrorcam.text import TextRenderer
+
+ON_LEVEL = BankOptions.on_level  # the activation at which a neuron turns active (fires)
 
 BGR = tuple[int, int, int]
 
@@ -307,8 +310,10 @@ class KioskRenderer:
             x, _, w, _ = rect
             self.text.draw(img, view.action_label, (x, bars_y + self.px(26)), self.px(26), color, bold=True)
             self.bar(img, x, bars_y + self.px(38), w, self.px(22), value, color)
-            # Where the neuron fires (activation 0.5): how near the visitor is, at a glance.
-            cv2.line(img, (x + w // 2, bars_y + self.px(32)), (x + w // 2, bars_y + self.px(66)), self.colors.text, max(2, self.px(3)))
+            # Where the neuron fires (activation 0.5, or the config's min_score if higher):
+            # how near the visitor is, at a glance.
+            mark = x + int(w * max(ON_LEVEL, self.config.matching.min_score))
+            cv2.line(img, (mark, bars_y + self.px(32)), (mark, bars_y + self.px(66)), self.colors.text, max(2, self.px(3)))
         if view.seconds_left is not None:
             # A thin line along the top that shrinks as the time for this action runs out.
             frac = view.seconds_left / max(self.config.timing.imitate_timeout_s, 1e-6)

@@ -101,7 +101,7 @@ def run_config(path: Path, window: bool = True, fullscreen: bool = True, max_fra
             config = fit_to_screen(config, x11_screen_size())
         kiosk = Kiosk(config, clips, bank_factory(), time.monotonic, counters=counters, notifier=notifier)
         camera = open_camera(config)
-        display = WindowDisplay(fullscreen=fullscreen) if window else NullDisplay()
+        display = WindowDisplay(fullscreen=fullscreen, size=(config.display.width, config.display.height)) if window else NullDisplay()
         frames = run_kiosk(kiosk, camera, display, max_frames=max_frames, stop=stop)
         log.info("kiosk stopped after %d frames", frames)
         return 0

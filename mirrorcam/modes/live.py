@@ -570,11 +570,6 @@ class LiveApp:
         _say("observing %s (%d/%d)", self.player.clip.name, self.player.index + 1, len(self.player.clips))
 
     # -- keys
-    @property
-    def typing_name(self) -> bool:
-        """True while the visitor types the name of a taught action."""
-        return self.teaching is not None and self.teaching.phase == "name"
-
     def key(self, code: int) -> str | None:
         """Handle one key (a ``cv2.waitKey`` code); returns "quit", "fullscreen" or None."""
         now_ms = self._clock_ms
@@ -862,7 +857,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 MAX_KEYS_PER_FRAME = 32  # read per frame at most (a held key cannot stall the loop)
-NAME_POLL_S = 0.04  # while a name is typed: the keyboard is polled this long each frame
+FRAME_WAIT_S = 0.05  # longest wait for YOU's next frame before the screen is drawn anyway
+
+
+def _read_key(codes: list[int]) -> bool:
+    """Poll the window's keyboard once (about 1 ms); a key pressed is appended to ``codes``."""
+    code = cv2.waitKey(1)
+    if code != -1:
+        codes.append(code)
+    return code != -1
 
 
 def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: float | None,
@@ -879,28 +882,31 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
     if show:
         _open_window(app.size, fullscreen)
     try:
+        codes: list[int] = []
         while True:
-            frame = next_frame(0.05)
+            if show:
+                # OpenCV's waitKey returns only the last of the keys pressed since its
+                # previous call, so the keyboard is polled while the next frame is awaited,
+                # not once a frame: a name typed for a taught action at 50 ms a key had lost
+                # every third key, at 10 ms most of them ("jj test" saved as "et").
+                frame = next_frame(0.0)
+                deadline = time.perf_counter() + FRAME_WAIT_S
+                while frame is None and time.perf_counter() < deadline:
+                    _read_key(codes)
+                    frame = next_frame(0.0)
+            else:
+                frame = next_frame(FRAME_WAIT_S)
             now_ms = (time.perf_counter() - start) * 1000.0
             image = app.step(frame, now_ms)
             if sink:
                 sink.write(image)
             if show:
                 cv2.imshow(WINDOW, image)
-                # Every key queued since the last frame.  OpenCV's waitKey returns only the
-                # last of the keys pressed since its previous call, so while a name is typed
-                # for a taught action the loop polls the keyboard for a frame's time instead
-                # of once per frame ("abcdefghij" typed at 50 ms a key had been saved as
-                # "abdefhij", at 10 ms as "et").
-                codes = []
-                typing_until = time.perf_counter() + NAME_POLL_S if app.typing_name else 0.0
-                code = cv2.waitKey(1)
-                while len(codes) < MAX_KEYS_PER_FRAME and (code != -1 or time.perf_counter() < typing_until):
-                    if code != -1:
-                        codes.append(code)
-                    code = cv2.waitKey(1)
+                while _read_key(codes) and len(codes) < MAX_KEYS_PER_FRAME:
+                    pass
                 app.displayed(frame)
                 actions = [app.key(code) for code in codes]
+                codes.clear()
                 if "quit" in actions or _window_closed():
                     break
                 if actions.count("fullscreen") % 2:
