@@ -20,6 +20,8 @@ from mirrorcam.errors import TemplateError
 from mirrorcam.templates import MAX_VARIANTS, RATE_HZ, Template, Variant, is_valid_name, template_frames_from_stream
 
 
+MAX_EXAMPLE_S = 4.0
+"""Longer examples without a repetition are cut to their most moving part of this length."""
 MIN_MOVEMENT_TICKS = 7
 """Frames of the shortest movement a template may be (0.4 s; the built-in punch is 0.6 s): a few
 frames match a moment of almost anything, and fire on every one."""
@@ -53,7 +55,7 @@ def teach_template(
     side_specific: bool = False,
     groups: dict | None = None,
     source: str = "",
-    max_seconds: float = 4.0,
+    max_seconds: float = MAX_EXAMPLE_S,
 ) -> Template:
     """Learn a template from one to five example performances.
 

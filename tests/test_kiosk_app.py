@@ -352,6 +352,45 @@ def test_the_loop_reads_every_key_of_a_frame(tmp_path, per_frame, stops_at):
     assert shown == (stops_at if stops_at is not None else 10)
 
 
+class PumpDisplay(NullDisplay):
+    """A window whose keys come one at a time while the loop waits for the camera (as
+    OpenCV reports them: one key between two reads), none with the frames."""
+
+    reads_keys = True
+
+    def __init__(self, keys) -> None:
+        super().__init__()
+        self.keys, self.pending, self.pumps = list(keys), [], 0
+
+    def pump(self) -> None:
+        self.pumps += 1
+        if self.keys and self.pumps % 3 == 0:
+            self.pending.append(self.keys.pop(0))
+
+    def show(self, image):
+        super().show(image)
+        keys, self.pending = tuple(self.pending), []
+        return keys
+
+
+@pytest.mark.parametrize("display_reads_keys", [True, False])
+def test_keys_typed_while_the_camera_waits_reach_the_chord(tmp_path, display_reads_keys):
+    from mirrorcam.kiosk.camera import RecordingCamera
+
+    kiosk = make_kiosk(write_kiosk(tmp_path), ManualClock())
+    display = PumpDisplay([27, *map(ord, "quit")])
+    display.reads_keys = display_reads_keys  # headless (False): the camera sleeps, nothing is pumped
+    camera = RecordingCamera(wave_visitor(), realtime=True)  # waits for each frame like a device
+    try:
+        shown = run_kiosk(kiosk, camera, display, max_frames=20)
+    finally:
+        kiosk.close()
+    if display_reads_keys:
+        assert shown < 20 and display.pumps >= 15, (shown, display.pumps)
+    else:
+        assert shown == 20 and display.pumps == 0
+
+
 def test_exit_chord_must_be_typed_within_the_window():
     chord = ExitChord("quit", 3.0)
     times = [0.0, 1.0, 2.0, 3.0, 4.0]

@@ -341,6 +341,8 @@ class ExitChord:
 class Display:
     """Where frames go: a window, or nowhere (tests, headless soak)."""
 
+    reads_keys = False  # True: the loop calls pump() while it waits for the camera
+
     def show(self, image: np.ndarray) -> tuple[int, ...]:
         """Show ``image``; return the key codes pressed since the last frame (oldest first)."""
         return ()
@@ -430,6 +432,8 @@ class WindowDisplay(Display):
     A window closed by a window manager shortcut is simply opened again: only the
     operator's chord (or a signal) ends the kiosk.
     """
+
+    reads_keys = True
 
     def __init__(self, title: str = "mirrorcam kiosk", fullscreen: bool = True, size: tuple[int, int] | None = None) -> None:
         self.title = title
@@ -522,7 +526,8 @@ def run_kiosk(
     failures = 0
     ready = False
     while not stop.is_set() and (max_frames is None or shown < max_frames):
-        reading = camera.poll(idle=display.pump)
+        # (Headless, the camera sleeps while it waits: nothing to read.)
+        reading = camera.poll(idle=display.pump if display.reads_keys else None)
         if getattr(camera, "finished", False):
             break
         try:

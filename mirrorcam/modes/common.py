@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
-from pathlib import Path
 import ctypes
 import ctypes.util
 import os
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 from mirrorcam.errors import MirrorcamError
 from mirrorcam.modelstore import DEFAULT_VARIANT, VARIANTS

@@ -145,13 +145,15 @@ def _check_outputs(clip: Path, *outputs: Path | None) -> None:
 def _check_batch_outputs(clips: list[Path], *folders: Path | None) -> None:
     """Refuse, before any work, output folders that are files and clips whose outputs would
     share a name (``wave.mp4`` and ``wave.npz`` both give ``wave.jsonl``)."""
+    if not any(folders):
+        return
     for folder in folders:
         if folder is not None and folder.exists() and not folder.is_dir():
             raise MirrorcamError(f"{folder} is a file; replaying a folder of clips writes a folder of outputs there")
     stems: dict[str, Path] = {}
     for clip in clips:
         other = stems.setdefault(clip.stem, clip)
-        if other is not clip and any(folders):
+        if other is not clip:
             raise MirrorcamError(f"{other.name} and {clip.name} would write outputs of the same name; "
                                  "rename one or replay them one at a time")
 
@@ -271,8 +273,9 @@ def annotate(
 ) -> np.ndarray:
     """The frame with skeletons and activation bars drawn over it (a blank canvas for recordings).
 
-    Frames under ``MIN_ANNOTATED_HEIGHT`` or over ``MAX_ANNOTATED_HEIGHT`` are scaled first.  Each person's bars take a
-    column at the left, the next person's beside them when a column is full.
+    Frames under ``MIN_ANNOTATED_HEIGHT`` or over ``MAX_ANNOTATED_HEIGHT`` are scaled first.
+    Each person's bars take a column at the left, the next person's beside them when a
+    column is full.
     """
     if pose_frame.image is not None:
         image = pose_frame.image

@@ -29,11 +29,10 @@ from pathlib import Path
 from mirrorcam.errors import MirrorcamError, TemplateError
 from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
 from mirrorcam.authoring import impostor_streams
-from mirrorcam.teaching import add_style, check_style, free_style, parse_clip_spec, teach_template
+from mirrorcam.teaching import MAX_EXAMPLE_S, add_style, check_style, free_style, parse_clip_spec, teach_template
 from mirrorcam.templates import KINDS, builtin_library, embed_recording, load_template, save_template, user_template_dir
 
 log = logging.getLogger(__name__)
-MAX_EXAMPLE_S = 4.0  # teach_template's max_seconds: longer examples are cut to their most moving part
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -114,7 +113,6 @@ def run(args: argparse.Namespace) -> int:
             kind=kind,
             side_specific=side_specific,
             source="taught from " + ", ".join(args.sources),
-            max_seconds=MAX_EXAMPLE_S,
         )
     except ValueError as exc:  # the examples make no valid template (landmarks that are not numbers, ...)
         raise TemplateError(f"cannot teach {args.name!r} from {', '.join(args.sources)}: {exc}") from None
