@@ -293,7 +293,9 @@ def test_teach_from_a_simulated_camera_then_the_template_fires_on_a_replay(xvfb,
         time.sleep(1.0)
         save("window_teach_recording", app.shot())
         app.wait_for("type a name", timeout=20)
-        app.type("jj test now")  # 10 ms a key: keys read once a frame had been lost
+        # 40 ms a key, a fast typist's burst: read once a frame, keys were lost even at 60 ms.
+        # (Faster than a frame's drawing, OpenCV itself keeps only the last of two keys.)
+        app.type("jj test now", delay_ms=40)
         app.key("Return")
         app.wait_for("taught template", timeout=60)
     finally:
