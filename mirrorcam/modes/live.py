@@ -420,6 +420,8 @@ class LiveApp:
                 due, shown = self.player.advance(now_ms, auto_next=True)
                 if self.player.plays != plays and plays > 0:
                     self._observed_ended(now_ms)
+                if plays == 0 and self.player.plays > 0 and self.player.index == before:
+                    self._say_observing()  # the first clip, as every later one is announced
                 if self.player.index != before:
                     self._acts[1] = None
                     # The last clip's caption and links go with it: they must not join a
