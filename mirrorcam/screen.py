@@ -447,6 +447,16 @@ class SpikeHistory:
         self._used.clear()
         self.latest_mirror = None
 
+    def with_neurons(self, names: Sequence[str], labels: Sequence[str]) -> SpikeHistory:
+        """This history over a neuron list that keeps the current neurons in their rows and
+        adds some after them (a newly taught action): its spikes and mirror events stay.
+        Any other list gets an empty history."""
+        out = SpikeHistory(names, labels, self.window_ms, self.mirror_window_ms)
+        if tuple(names[: len(self.names)]) == self.names:
+            out._spikes, out._mirrors, out._used = self._spikes, self._mirrors, self._used
+            out.latest_mirror, out.mirror_count = self.latest_mirror, self.mirror_count
+        return out
+
     def add(self, channel: int, firings: Iterable[Firing], now_ms: float, lag_ms: float = 0.0) -> MirrorEvent | None:
         """Record ``channel``'s firings; returns the mirror event they complete, if any.
 

@@ -376,9 +376,15 @@ def test_teaching_live_under_an_existing_neurons_name_adds_a_style_to_it(tmp_pat
     # The same visitor again, further back and to the side, the camera turned by 15 degrees.
     again = perform(_side_lunge(), PerformerOptions(repeats=2, yaw_deg=15.0, translation=(0.3, 0.5)))
     assert fires(NeuronBank(app.templates), again.frames) == Counter({"lunge": 2})
-    # Any other name is a new neuron, as before.
+    # Any other name is a new neuron, as before; the raster keeps what it showed.
+    from mirrorcam.containers import Firing
+
+    app.history.add(1, [Firing("squat", 0, 0.0, 900.0, 800.0, 0.9)], now_ms=1000.0)
+    app.history.add(0, [Firing("squat", 0, 0.0, 900.0, 800.0, 0.9)], now_ms=1500.0)  # a mirror event
     assert app.save_taught(list(frames), "side step") == "side_step"
     assert [t.name for t in app.templates] == [*names, "side_step"]
+    raster = app.history.snapshot(2000.0)
+    assert len(raster.spikes) == 2 and len(raster.mirrors) == 1 and app.history.names[-1] == "side_step"
 
 
 def _cut_jumping_jacks():

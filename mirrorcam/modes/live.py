@@ -379,7 +379,11 @@ class LiveApp:
         infos = self._infos = [NeuronInfo.from_template(t) for t in templates]
         self.screen = Screen(infos, self.size, text=self.text)
         self.banks = [NeuronBank(templates), NeuronBank(templates)] if templates else [None, None]
-        self.history = SpikeHistory([i.name for i in infos], [i.label for i in infos])
+        names, labels = [i.name for i in infos], [i.label for i in infos]
+        # A taught action joins the rows: the raster and the last mirror event stay (they had
+        # all gone when it was saved).  The banks start afresh, and with them the counts.
+        old = getattr(self, "history", None)
+        self.history = old.with_neurons(names, labels) if old is not None else SpikeHistory(names, labels)
         self._acts = [None, None]
 
     def _label(self, name: str) -> str:
