@@ -34,7 +34,7 @@ from mirrorcam.kiosk.playlist import PlaylistClip, load_playlist, preview_clip
 from mirrorcam.kiosk.render import RASTER_SECONDS, KioskRenderer, KioskView
 from mirrorcam.kiosk.service import Counters, SystemdNotifier
 from mirrorcam.kiosk.state import KioskEvent, KioskStateMachine, Phase, VisitorSelector
-from mirrorcam.modes.common import fit_window, x11_screen_size
+from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, fit_window, x11_screen_size
 
 log = logging.getLogger(__name__)
 
@@ -396,9 +396,6 @@ def hide_x11_cursor() -> object | None:
             x11.XCloseDisplay(display)  # the pointer comes back with the connection's end
 
     return _Hidden()
-
-
-MAX_KEYS_PER_FRAME = 32  # read per frame at most (a held key cannot stall the loop)
 
 
 def fit_to_screen(config: KioskConfig, screen: tuple[int, int] | None) -> KioskConfig:

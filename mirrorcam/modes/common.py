@@ -46,6 +46,10 @@ def display_available() -> bool:
     return True
 
 
+MAX_KEYS_PER_FRAME = 32
+"""Keys a window loop reads per frame at most (a held key cannot stall it); live and the kiosk."""
+
+
 def x11_screen_size() -> tuple[int, int] | None:
     """``(width, height)`` of the default X screen, or None without X."""
     if not os.environ.get("DISPLAY"):

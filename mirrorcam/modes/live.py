@@ -35,7 +35,7 @@ import numpy as np
 
 from mirrorcam.containers import NeuronActivity, PoseFrame
 from mirrorcam.errors import MirrorcamError, SourceError, TemplateError
-from mirrorcam.modes.common import add_pose_arguments, display_available, load_templates, pose_options_from_args
+from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, add_pose_arguments, display_available, load_templates, pose_options_from_args
 from mirrorcam.pose import CAMERA_FAR_SEARCH_MS, PoseEstimatorOptions
 from mirrorcam.recording import Recording, is_recording_path, load_recording, recording_from_frames
 from mirrorcam.screen import (
@@ -862,7 +862,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-MAX_KEYS_PER_FRAME = 32  # read per frame at most (a held key cannot stall the loop)
 FRAME_WAIT_S = 0.05  # longest wait for YOU's next frame before the screen is drawn anyway
 
 
