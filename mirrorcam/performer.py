@@ -344,6 +344,21 @@ ACTIONS: dict[str, Motion] = {
             (1.5, {}),
             (2.2, dict(REST)),
         )),
+        # Styles added since the built-ins were first calibrated go last: the generated
+        # performers are seeded by their position here (`authoring.build_builtins`,
+        # `synthetic_performances`), so appending leaves the others as they were.
+        Motion("jump_in_place:high", _k(  # a deeper crouch and a higher jump, longer in the air
+            (0.0, {}),
+            (0.35, {"l_thigh": (4.0, 55.0), "r_thigh": (4.0, 55.0), "l_shin": (3.0, -35.0), "r_shin": (3.0, -35.0),
+                    "pitch": 25.0}),
+            (0.6, {"l_thigh": (3.0, 0.0), "r_thigh": (3.0, 0.0), "l_shin": (2.0, -5.0), "r_shin": (2.0, -5.0),
+                   "pitch": 0.0, "lift": 0.45}),
+            (0.85, {"l_thigh": (4.0, 10.0), "r_thigh": (4.0, 10.0), "l_shin": (3.0, -10.0), "r_shin": (3.0, -10.0), "lift": 0.0}),
+            (1.05, {"l_thigh": (4.0, 50.0), "r_thigh": (4.0, 50.0), "l_shin": (3.0, -35.0), "r_shin": (3.0, -35.0),
+                    "pitch": 25.0}),
+            (1.4, {"l_thigh": (4.0, 0.0), "r_thigh": (4.0, 0.0), "l_shin": (3.0, 0.0), "r_shin": (3.0, 0.0),
+                   "pitch": 0.0}),
+        )),
     )
 }
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import fires
 from mirrorcam.containers import PoseFrame
 from mirrorcam.matching import BIG, BankOptions, NeuronBank, activation_of, best_distances, threshold_ratio, tick_stream
-from mirrorcam.performer import PerformerOptions, perform
+from mirrorcam.performer import STYLE_ACTIONS, PerformerOptions, perform
 from mirrorcam.templates import builtin_library, embed_recording
 
 
@@ -42,6 +42,17 @@ def test_generated_performer_fires_its_neuron(bank, action, change):
     rec = perform(action, PerformerOptions(repeats=3, seed=4, **change))
     got = fires(bank, rec.frames)
     assert top(got) == action, got
+
+
+@pytest.mark.parametrize("style", [s for styles in STYLE_ACTIONS.values() for s in styles])
+@pytest.mark.parametrize(
+    "change", [{}, {"yaw_deg": 35.0}, {"mirror": True}, {"speed": 0.6}, {"speed": 1.8}], ids=["plain", "yaw35", "mirror", "slow", "fast"]
+)
+def test_generated_style_fires_its_builtin_neuron(bank, style, change):
+    """Every authored style (``jump_in_place:high``) is a way of doing its built-in."""
+    rec = perform(style, PerformerOptions(repeats=3, seed=4, **change))
+    got = fires(bank, rec.frames)
+    assert top(got) == style.split(":")[0], got
 
 
 def test_upper_body_only_wave_fires_wave(bank):
