@@ -561,6 +561,7 @@ class NeuronBank:
         # keeps the standing after it, the next one's the standing before it.
         self._overlap_ms = np.array([max(2.0, OVERLAP_SHARE * len(t.frames)) * self.tick_ms for t in templates])
         self._tracks: dict[int, _Track] = {}
+        self._carried_reps: dict[int, np.ndarray] = {}  # see carry_counts
 
     @property
     def tick_ms(self) -> float:
@@ -569,6 +570,27 @@ class NeuronBank:
     def reset(self) -> None:
         """Forget every person's state (call between clips)."""
         self._tracks.clear()
+        self._carried_reps.clear()
+
+    def carry_counts(self, old: "NeuronBank") -> None:
+        """Start everyone ``old`` follows with the repetitions it counted for them, for
+        the neurons both banks have.
+
+        A bank's templates are fixed, so a live screen that learns an action builds a new
+        bank; with this its rows keep their counts (they had restarted at zero).  What
+        else a person's stream held (a movement under way, the smoothing) starts afresh.
+
+        Example:
+            >>> bigger = NeuronBank([*bank.templates, taught])
+            >>> bigger.carry_counts(bank)
+        """
+        index = {name: i for i, name in enumerate(self.names)}
+        for key, tr in old._tracks.items():
+            reps = np.zeros(len(self.names), np.int64)
+            for name, n in zip(old.names, tr.reps):
+                if name in index:
+                    reps[index[name]] = n
+            self._carried_reps[key] = reps
 
     def update(self, pose_frame: PoseFrame) -> dict[int, NeuronActivity]:
         """Advance every present person's neurons to this frame.
@@ -591,7 +613,7 @@ class NeuronBank:
         for person in pose_frame.persons:
             track = self._tracks.get(person.id)
             if track is None:
-                track = self._tracks[person.id] = _Track(self._m, len(self.templates))
+                track = self._new_track(person.id)
             emb = track.embedder.update(person, now, pose_frame.image_size)
             activity = self._advance(track, person.id, emb, now)
             if person.id in out:  # back after a long absence: the old stream's last firings come first
@@ -610,7 +632,7 @@ class NeuronBank:
         """Advance one channel with a ready-made embedding (teaching, evaluation, tests)."""
         track = self._tracks.get(channel)
         if track is None:
-            track = self._tracks[channel] = _Track(self._m, len(self.templates))
+            track = self._new_track(channel)
         return self._advance(track, channel, embedding, float(timestamp_ms))
 
     # -- internals -------------------------------------------------------------------
@@ -934,6 +956,13 @@ class NeuronBank:
         """Latest per-template match distance of ``person`` (None if unknown)."""
         tr = self._tracks.get(person)
         return None if tr is None else tr.distance.copy()
+
+    def _new_track(self, key: int) -> _Track:
+        track = self._tracks[key] = _Track(self._m, len(self.templates))
+        carried = self._carried_reps.pop(key, None)
+        if carried is not None:
+            track.reps[:] = carried
+        return track
 
     def people(self) -> set[int]:
         """Ids of the persons the bank follows (present, or absent for less than ``person_timeout_ms``)."""

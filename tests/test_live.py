@@ -387,6 +387,87 @@ def test_teaching_live_under_an_existing_neurons_name_adds_a_style_to_it(tmp_pat
     assert len(raster.spikes) == 2 and len(raster.mirrors) == 1 and app.history.names[-1] == "side_step"
 
 
+def _performed(action: str, start_ms: float, **options) -> list:
+    """A generated performance's frames, its clock starting at ``start_ms``."""
+    from dataclasses import replace
+
+    from mirrorcam.performer import PerformerOptions, perform
+
+    rec = perform(action, PerformerOptions(lead_in_s=0.5, **options))
+    return [replace(f, timestamp_ms=start_ms + f.timestamp_ms) for f in rec.frames]
+
+
+def test_teaching_on_the_screen_learns_in_the_background_and_keeps_the_counts(tmp_path):
+    """Enter starts the learning in a thread: the screen goes on drawing meanwhile, then
+    the new row appears, and the squats counted before are still counted."""
+    from dataclasses import replace
+
+    from mirrorcam.modes.live import LiveApp
+    from mirrorcam.templates import builtin_library, load_template
+
+    app = LiveApp(builtin_library().templates, None, size=(640, 360), teach_dir=tmp_path, teach_seconds=2.5)
+    frames = _performed("squat", 0.0, repeats=2)
+    stand = frames[0]
+    clock = frames[-1].timestamp_ms
+    for f in frames:
+        app.step(f, f.timestamp_ms)
+
+    def standing(ms: float) -> None:
+        nonlocal clock
+        end = clock + ms
+        while clock < end:
+            clock += 1000.0 / 30
+            app.step(replace(stand, timestamp_ms=clock), clock)
+
+    def squats() -> int:
+        act = app._acts[0]
+        return int(act.reps[list(act.names).index("squat")])
+
+    standing(2000.0)  # a firing is reported once it is settled
+    assert squats() == 2
+    app.key(ord("t"))
+    standing(3100.0)  # the count-down
+    assert app.teaching.phase == "record"
+    for f in _performed("jumping_jack", clock, repeats=2):
+        if app.teaching.phase != "record":
+            break
+        clock = f.timestamp_ms
+        app.step(f, clock)
+    assert app.teaching.phase == "name"
+    for ch in "star jump\r":
+        app.key(ord(ch))
+    assert app.teaching.phase == "learn"
+    drawn_while_learning, deadline = 0, time.monotonic() + 60.0
+    while app.teaching is not None and time.monotonic() < deadline:
+        clock += 1000.0 / 30
+        image = app.step(replace(stand, timestamp_ms=clock), clock)
+        drawn_while_learning += app.teaching is not None
+        assert image.shape == (360, 640, 3)
+    assert app.teaching is None and drawn_while_learning > 0
+    assert app.templates[-1].name == "star_jump" and load_template(tmp_path / "star_jump.json").name == "star_jump"
+    standing(100.0)
+    assert squats() == 2  # (they had restarted at zero)
+    assert app._acts[0].names[-1] == "star_jump"
+
+
+def test_quitting_while_an_action_is_learnt_still_saves_it(tmp_path):
+    from mirrorcam.modes.live import LiveApp
+    from mirrorcam.templates import builtin_library
+
+    app = LiveApp(builtin_library().templates, None, size=(640, 360), teach_dir=tmp_path, teach_seconds=2.0)
+    frames = _performed("jumping_jack", 0.0, repeats=2)
+    app.key(ord("t"))
+    app.step(frames[0], 0.0)
+    for f in frames:
+        app.step(f, f.timestamp_ms + 3000.0)  # after the count-down
+    for ch in "jacks\r":
+        app.key(ord(ch))
+    assert app.teaching.phase == "learn"
+    assert app.key(ord("q")) == "quit"  # q quits at once; it does not cancel a learning
+    app.close()
+    assert (tmp_path / "jacks.json").is_file() and app.templates[-1].name == "jacks"
+
+
 def _cut_jumping_jacks():
     """Two generated jumping jacks, the clip cut 60 % into the second (its arms on the way down)."""
     from dataclasses import replace

@@ -55,6 +55,25 @@ def test_generated_style_fires_its_builtin_neuron(bank, style, change):
     assert top(got) == style.split(":")[0], got
 
 
+def test_a_bank_carries_another_banks_counts_for_the_neurons_both_have():
+    """A live screen that learns an action builds a bigger bank: its rows keep their counts."""
+    squat, jack, wave = (builtin_library().get(n) for n in ("squat", "jumping_jack", "wave_one_hand"))
+    old = NeuronBank([squat, jack])
+    frames = perform("squat", PerformerOptions(repeats=2, lead_in_s=0.5)).frames
+    for f in frames:
+        old.update(f)
+    old.finish()
+    pid = frames[0].persons[0].id
+    new = NeuronBank([wave, squat])  # jumping_jack is gone, wave_one_hand is new
+    new.carry_counts(old)
+    later = [replace(f, timestamp_ms=f.timestamp_ms + 60_000.0) for f in frames[:3]]
+    assert new.update(later[0])[pid].reps.tolist() == [0, 2]
+    someone_else = replace(later[1], persons=(replace(later[1].persons[0], id=pid + 1),))
+    assert new.update(someone_else)[pid + 1].reps.tolist() == [0, 0]
+    new.reset()
+    assert new.update(later[2])[pid].reps.tolist() == [0, 0]
+
+
 def test_upper_body_only_wave_fires_wave(bank):
     rec = perform("wave_one_hand", PerformerOptions(repeats=3, occlude_lower=True))
     assert top(fires(bank, rec.frames)) == "wave_one_hand"

@@ -12,7 +12,8 @@ Pose inference runs in its own thread, so on two cores the screen's own work
 it; both hand-offs keep only the newest item, so latency cannot build up.
 
 Keys: q/Esc quit, space pause, n next observed clip, t teach a new action from the
-camera (count-down, a few seconds of recording, then type a name and Enter), f
+camera (count-down, a few seconds of recording, then type a name and Enter; the
+template is learnt in the background while the screen goes on), f
 fullscreen, m mirror display, d debug overlay, h help.
 
 ``--demo-fallback`` (``make demo``): live when a camera opens; otherwise the embedded
@@ -27,6 +28,7 @@ import logging
 import re
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -294,12 +296,13 @@ class PoseWorker:
 
 @dataclass
 class Teaching:
-    """Teach-from-live state: count-down, recording, then naming."""
+    """Teach-from-live state: count-down, recording, naming, then learning."""
 
-    phase: str  # "countdown" | "record" | "name"
+    phase: str  # "countdown" | "record" | "name" | "learn"
     started_ms: float
     frames: list[PoseFrame] = field(default_factory=list)
     typed: str = ""
+    job: Future | None = None  # learning: (template, is a new style of a neuron) when done
 
 
 @dataclass
@@ -355,6 +358,7 @@ class LiveApp:
         self.you_label = you_label
         self.player = ClipPlayer(observed) if observed else None
         self.teaching: Teaching | None = None
+        self._learner: ThreadPoolExecutor | None = None  # made by the first teaching
         self.toast = ("", 0.0)
         self.stats = Stats()
         self._fps_times: list[float] = []
@@ -378,10 +382,15 @@ class LiveApp:
         self.templates = templates
         infos = self._infos = [NeuronInfo.from_template(t) for t in templates]
         self.screen = Screen(infos, self.size, text=self.text)
+        old_banks = getattr(self, "banks", [None, None])
         self.banks = [NeuronBank(templates), NeuronBank(templates)] if templates else [None, None]
+        # A taught action joins the rows: the counts, the raster and the last mirror event
+        # stay (they had all gone when it was saved); what each person was in the middle of
+        # starts afresh.
+        for bank, old_bank in zip(self.banks, old_banks):
+            if bank is not None and old_bank is not None:
+                bank.carry_counts(old_bank)
         names, labels = [i.name for i in infos], [i.label for i in infos]
-        # A taught action joins the rows: the raster and the last mirror event stay (they had
-        # all gone when it was saved).  The banks start afresh, and with them the counts.
         old = getattr(self, "history", None)
         self.history = old.with_neurons(names, labels) if old is not None else SpikeHistory(names, labels)
         self._acts = [None, None]
@@ -413,6 +422,7 @@ class LiveApp:
             self._paused_since = None
         now_ms = (self._paused_since if self._paused_since is not None else wall_ms) - self._paused_total
         self._clock_ms = now_ms
+        self._learnt(now_ms)
         t0 = time.perf_counter()
         if not self.paused:
             if you_frame is not None:
@@ -585,8 +595,8 @@ class LiveApp:
         if self.teaching is not None and self.teaching.phase == "name":
             return self._name_key(code, now_ms)
         if code in (ord("q"), 27):
-            if self.teaching is not None:
-                self.teaching = None
+            if self.teaching is not None and self.teaching.phase != "learn":
+                self.teaching = None  # (a template being learnt is saved even on quitting)
                 return None
             return "quit"
         # Each change is logged: a record of the session, and what the window tests read.
@@ -628,6 +638,9 @@ class LiveApp:
         if t.phase == "record":
             left = max(0.0, self.teach_seconds - (now_ms - t.started_ms) / 1000.0)
             return ("● REC", f"do your action now: {left:.1f} s", "Esc cancels")
+        if t.phase == "learn":
+            dots = "." * (1 + int((now_ms - t.started_ms) // 400) % 3)
+            return ("Learning" + dots, f"'{t.typed or 'my action'}'", "its row appears when it is ready")
         name = t.typed or "…"
         return ("Name it:", f"{name}_", "type a name, Enter saves (empty: automatic), Esc cancels")
 
@@ -654,24 +667,46 @@ class LiveApp:
             self.teaching = None
             self.toast = ("teaching cancelled", now_ms)
         elif code in (13, 10):
-            try:
-                known = {tpl.name for tpl in self.templates}
-                name = self.save_taught(t.frames, t.typed)
-                if name in known:
-                    self.toast = (f"'{name}' learnt your way of doing it: do it again and watch it fire", now_ms)
-                    _say("taught a new style of template %s", name)
-                else:
-                    self.toast = (f"new neuron '{name}' saved: do it again and watch it fire", now_ms)
-                    _say("taught template %s", name)
-            except MirrorcamError as exc:
-                self.toast = (str(exc), now_ms)
-                _say("teaching failed: %s", exc)
-            self.teaching = None
+            # Learning takes about a second (the example against every generated impostor):
+            # in a thread, so the screen and the counts go on meanwhile.
+            if self._learner is None:
+                self._learner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mirrorcam-learn")
+            t.job = self._learner.submit(self._learn, t.frames, t.typed, list(self.templates), self._you_id)
+            t.phase, t.started_ms = "learn", now_ms
+            _say("teaching: learning")
         elif code in (8, 127):
             t.typed = t.typed[:-1]
         elif 32 <= code < 127 and len(t.typed) < 40:
             t.typed += chr(code)
         return None
+
+    def _learnt(self, now_ms: float, wait: bool = False) -> None:
+        """Save and show a template whose learning has finished (``wait``: or finishes)."""
+        t = self.teaching
+        if t is None or t.job is None or not (wait or t.job.done()):
+            return
+        self.teaching = None
+        try:
+            template, style = t.job.result()
+            name = self._store(template, style)
+        except MirrorcamError as exc:
+            self.toast = (str(exc), now_ms)
+            _say("teaching failed: %s", exc)
+            return
+        if style:
+            self.toast = (f"'{name}' learnt your way of doing it: do it again and watch it fire", now_ms)
+            _say("taught a new style of template %s", name)
+        else:
+            self.toast = (f"new neuron '{name}' saved: do it again and watch it fire", now_ms)
+            _say("taught template %s", name)
+
+    def close(self) -> None:
+        """Finish what is under way: a template being learnt is saved, the clips closed."""
+        self._learnt(self._clock_ms, wait=True)
+        if self._learner is not None:
+            self._learner.shutdown()
+        if self.player is not None:
+            self.player.close()
 
     def save_taught(self, frames: list[PoseFrame], typed: str = "") -> str:
         """Make a template from recorded YOU frames, save it, add its neuron; returns its name.
@@ -679,25 +714,35 @@ class LiveApp:
         Typed as an existing neuron's name (``wave_one_hand``), the performance becomes one
         more style of that neuron instead (as ``mirrorcam teach --add``): a lecturer whose
         wave the built-in misses teaches it theirs, and the same row fires from then on.
+        (The screen does the same with the learning in a thread.)
 
         Raises:
             TemplateError: Nobody was seen, or the performance is unusable.
         """
+        return self._store(*self._learn(frames, typed, list(self.templates), self._you_id))
+
+    @staticmethod
+    def _learn(frames: list[PoseFrame], typed: str, templates: list, person: int | None):
+        """``(template, is a new style of a neuron in templates)``; touches nothing of the app's."""
         from mirrorcam.teaching import add_style, free_style
+
+        names = [t.name for t in templates]
+        if (slug := _slug(typed)) in names:
+            old = templates[names.index(slug)]
+            taught = taught_template(frames, typed, existing=set(), person=person, kind=old.kind,
+                                     side_specific=old.side_specific)
+            return add_style(old, taught, free_style(old)), True
+        return taught_template(frames, typed, existing=set(names), person=person), False
+
+    def _store(self, template, style: bool) -> str:
+        """Save a learnt template (atomically) and give it its row: its neuron's, or a new one."""
         from mirrorcam.templates import save_template, user_template_dir
 
         folder = self.teach_dir or user_template_dir()
-        names = [t.name for t in self.templates]
-        if (slug := _slug(typed)) in names:
-            old = self.templates[names.index(slug)]
-            taught = taught_template(frames, typed, existing=set(), person=self._you_id, kind=old.kind,
-                                     side_specific=old.side_specific)
-            template = add_style(old, taught, free_style(old))
-            save_template(folder / f"{template.name}.json", template, force=True)
-            self._set_templates([template if t is old else t for t in self.templates])
+        save_template(folder / f"{template.name}.json", template, force=style)
+        if style:
+            self._set_templates([template if t.name == template.name else t for t in self.templates])
         else:
-            template = taught_template(frames, typed, existing=set(names), person=self._you_id)
-            save_template(folder / f"{template.name}.json", template)
             self._set_templates([*self.templates, template])
         self.stats.taught.append(template.name)
         return template.name
@@ -931,8 +976,7 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
         if show:
             cv2.destroyWindow(WINDOW)
             cv2.waitKey(1)
-        if app.player is not None:
-            app.player.close()
+        app.close()
     return app.stats
 
 
