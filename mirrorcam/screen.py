@@ -646,11 +646,16 @@ class Screen:
             px, py, pw, ph = L.raster_plot
             cv2.rectangle(img, (px, py), (px + pw, py + ph), (34, 30, 28), -1)
             label_w = px - self._u(14)
-            size = max(8, min(self._u(14), int(L.raster_rows[0][1] * 1.05)))
+            row_h = L.raster_rows[0][1]
+            size = max(8, min(self._u(14), int(row_h * 1.05)))
+            # Rows lower than the smallest legible text (a small window, many neurons):
+            # every other label, or every third, instead of labels drawn over each other.
+            every = max(1, math.ceil(size / (row_h * 1.05 + 1)))
             for i, n in enumerate(self.neurons):
                 y, h = L.raster_rows[i]
-                shown, s = T.fit(n.label, size, label_w, min_size=max(8, int(size * 0.8)))
-                T.draw(img, shown, (px - self._u(8), y + h // 2 + s // 3), s, DIM_TEXT, align="right")
+                if i % every == 0:
+                    shown, s = T.fit(n.label, size, label_w, min_size=max(8, int(size * 0.8)))
+                    T.draw(img, shown, (px - self._u(8), y + h // 2 + s // 3), s, DIM_TEXT, align="right")
                 if i:
                     cv2.line(img, (px, y), (px + pw, y), (48, 42, 40), 1)
             axis_y = py + ph + self._u(13)
@@ -676,15 +681,18 @@ class Screen:
         for i, n in enumerate(self.neurons):
             x, y, w, h = L.rows[i]
             cv2.rectangle(img, (x, y), (x + w, y + h), (38, 33, 30), -1)
-            size = max(9, min(self._u(17), int(h * 0.5)))
+            # Half the row's height, at least 9 px, but never taller than the row: with many
+            # neurons in a small window 9 px names had run into each other.
+            floor = min(9, h + 1)
+            size = max(floor, min(self._u(17), int(h * 0.5)))
             name_x = x + self._dot_r(h) * 2 + self._u(14) + h
             max_w = x + w - self._dot_r(h) * 2 - self._u(14) - name_x
-            shown, s = T.fit(n.label, size, max_w, min_size=max(9, int(size * 0.75)))
+            shown, s = T.fit(n.label, size, max_w, min_size=max(floor, int(size * 0.75)))
             T.draw(img, shown, (name_x, y + h // 2 + s // 3), s, TEXT)
             self._row_labels.append((shown, s, (name_x, y + h // 2 + s // 3)))
 
     def _dot_r(self, row_h: int) -> int:
-        return max(4, min(self._u(15), int(row_h * 0.4)))
+        return max(min(4, row_h // 2), min(self._u(15), int(row_h * 0.4)))
 
     def _icon_frames(self) -> list[list[np.ndarray]]:
         if self._icons is None:

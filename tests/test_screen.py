@@ -347,6 +347,36 @@ def test_cached_rows_tags_and_banner_equal_a_fresh_screens_pixels(text):
         assert np.array_equal(out, fresh), f"stale pixels after: {what}"
 
 
+def _text_bands(img: np.ndarray, rect) -> list[int]:
+    """Heights of the runs of image rows in ``rect`` that hold light (text) pixels."""
+    x, y, w, h = rect
+    lit = (img[y:y + h, x:x + w].max(axis=2) > 110).any(axis=1)
+    bands, run = [], 0
+    for row in lit:
+        if row:
+            run += 1
+        elif run:
+            bands.append(run)
+            run = 0
+    return bands + ([run] if run else [])
+
+
+@pytest.mark.parametrize("size, count", [((320, 240), 12), ((640, 360), 24), ((480, 360), 36), ((1280, 720), 24)])
+def test_neuron_names_do_not_run_into_each_other_in_a_small_window(text, size, count):
+    """Many neurons in a small window: each name fits its row, and the raster labels
+    every other (or third) row rather than drawing labels over each other."""
+    infos = [NeuronInfo(f"n{i}", f"Action number {i}", None) for i in range(count)]
+    screen = Screen(infos, size=size, text=text)
+    img = screen.render(ScreenState((ChannelView("YOU", YOU_COLOR), None), now_ms=1000))
+    save(f"screen_crowded_{size[0]}x{size[1]}_{count}", img)
+    L = screen.layout
+    for (shown, s, _), (_, _, _, h) in zip(screen._row_labels, L.rows):
+        assert s <= h + 1, (shown, s, h)
+    px, py, pw, ph = L.raster_plot
+    bands = _text_bands(img, (0, py, px - 2, ph))
+    assert bands and max(bands) <= max(9, L.raster_rows[0][1]) + 6, bands  # one label's height, not a block
+
+
 @pytest.mark.parametrize("size, neurons_count", [((320, 240), 1), ((1280, 720), 30), ((3840, 2160), 12)])
 def test_layout_stays_inside_the_canvas(size, neurons_count):
     layout = Layout.compute(size[0], size[1], neurons_count)
