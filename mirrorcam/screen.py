@@ -722,6 +722,10 @@ class Screen:
         L = self.layout
         mirror = state.mirror if state.mirror is not None and 0 <= state.now_ms - state.mirror.t_ms < self.caption_ms else None
         anchors = (self._draw_channel(out, you, L.you), self._draw_channel(out, other, L.other))
+        if state.notice:
+            # The notice covers YOU's panel: a mirror event's line starts at its edge instead
+            # of crossing the count-down from YOU's chest.
+            anchors = (None, anchors[1])
         self._draw_column(out, state, mirror, anchors)
         if state.raster is not None and self.neurons:
             self._draw_raster(out, state.raster)

@@ -279,6 +279,15 @@ def test_mirror_event_highlights_the_right_row_and_shows_the_caption(text):
     # Long after the event the caption is gone.
     later = screen.render(ScreenState((you, other), 3000 + screen.caption_ms + 1, history.snapshot(3000), event))
     assert colour_fraction(later, screen.layout.caption, MIRROR_COLOR, 30) < 0.05
+    # The line from YOU crosses YOU's panel, but not a teaching notice over it.
+    x, y, w, h = screen.layout.you
+    inner = (x + 10, y + 40, w - 20, h - 50)
+    assert colour_fraction(with_event, inner, MIRROR_COLOR, 30) > 0.002
+    teaching = screen.render(ScreenState((you, other), 3000, history.snapshot(3000), event, notice=("3", "get ready")))
+    save("mirror_event_under_a_notice", teaching)
+    quiet = screen.render(ScreenState((you, other), 3000, history.snapshot(3000), None, notice=("3", "get ready")))
+    x, y, w, h = inner
+    assert np.array_equal(teaching[y:y + h, x:x + w], quiet[y:y + h, x:x + w])
 
 
 def test_notice_paused_and_toast_draw_without_error(text):
