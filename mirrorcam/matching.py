@@ -547,6 +547,10 @@ class NeuronBank:
                 if not float(proto.threshold) > 0:
                     raise ValueError(f"template {t.name!r} has a non-positive threshold")
         self.options = options or BankOptions()
+        for t in templates:
+            # A template is a sequence of ticks: at another rate it would play at another speed.
+            if getattr(t, "rate_hz", self.options.rate_hz) != self.options.rate_hz:
+                raise ValueError(f"template {t.name!r} is stored at {t.rate_hz:g} Hz, the bank ticks at {self.options.rate_hz:g} Hz")
         self.templates = templates
         self.names: tuple[str, ...] = tuple(t.name for t in templates)
         # One DP row per prototype (a template and its variants), grouped by neuron.

@@ -78,8 +78,8 @@ def teach_template(
 
     if not 1 <= len(examples) <= 5:
         raise TemplateError(f"teaching needs one to five examples, got {len(examples)}")
-    cands = []
-    for stream in examples:
+    cands, origin = [], []  # origin: the example each candidate was cut from
+    for k, stream in enumerate(examples):
         if len(stream) < (1 if kind == "static" else 2):  # (a held pose may come from one photo)
             continue
         frames, weights = template_frames_from_stream(stream, stream[0][0], stream[-1][0])
@@ -91,6 +91,7 @@ def teach_template(
             weights = np.repeat(weights.min(axis=0, keepdims=True), STATIC_TICKS, 0)
         if len(frames) >= (2 if kind == "static" else MIN_MOVEMENT_TICKS) and float(weights.mean()) > 0.05:
             cands.append((frames, weights))
+            origin.append(k)
     if not cands:
         raise TemplateError(f"no usable example for {name!r}: a movement needs at least "
                             f"{(MIN_MOVEMENT_TICKS - 1) / RATE_HZ:.1f} s with a person seen in it")
@@ -101,8 +102,9 @@ def teach_template(
         for (f, w), g in zip(cands, protos_groups)
     ]
     if len(protos) > 1:
-        usable = [s for s in examples if len(s) >= (1 if kind == "static" else 2)]
-        dist = np.stack([best_distances(protos, s) for s in usable])  # (examples, candidates)
+        # Each candidate against every other candidate's example (not against its own:
+        # that would always be the best match).
+        dist = np.stack([best_distances(protos, examples[k]) for k in origin])  # (examples, candidates)
         np.fill_diagonal(dist, np.nan)
         chosen = int(np.nanargmin(np.nanmean(dist, axis=0)))
         positives = dist[:, chosen]

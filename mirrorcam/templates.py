@@ -302,6 +302,8 @@ class Template:
         missing = [k for k in ("name", "kind", "side_specific", "threshold", "frames") if k not in obj]
         if missing:
             raise TemplateError(f"{origin}: missing {', '.join(missing)}")
+        if obj.get("rate_hz", RATE_HZ) != RATE_HZ:  # (the matcher ticks at RATE_HZ: it would play at another speed)
+            raise TemplateError(f"{origin}: stored at {obj.get('rate_hz')!r} Hz; mirrorcam's templates are at {RATE_HZ:g} Hz")
         try:
             return Template(
                 name=str(obj["name"]),

@@ -468,6 +468,24 @@ def test_quitting_while_an_action_is_learnt_still_saves_it(tmp_path):
     assert (tmp_path / "jacks.json").is_file() and app.templates[-1].name == "jacks"
 
 
+def test_an_action_that_cannot_be_saved_is_a_message_on_the_screen(tmp_path, capsys):
+    from mirrorcam.modes.live import LiveApp
+    from mirrorcam.templates import builtin_library
+
+    folder = tmp_path / "a_file"
+    folder.write_text("not a folder")
+    app = LiveApp(builtin_library().templates, None, size=(640, 360), teach_dir=folder, teach_seconds=2.0)
+    frames = _performed("jumping_jack", 0.0, repeats=2)
+    app.key(ord("t"))
+    for f in frames:
+        app.step(f, f.timestamp_ms + 3000.0)
+    for ch in "jacks\r":
+        app.key(ord(ch))
+    app.close()  # waits for the learning, then fails to save it
+    assert app.teaching is None and len(app.templates) == 12
+    assert "teaching failed" in capsys.readouterr().out and app.toast[0]
+
+
 def _cut_jumping_jacks():
     """Two generated jumping jacks, the clip cut 60 % into the second (its arms on the way down)."""
     from dataclasses import replace

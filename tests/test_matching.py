@@ -341,6 +341,8 @@ def test_bank_options_validated(kwargs):
 def test_bank_rejects_empty_or_wrong_templates():
     with pytest.raises(ValueError):
         NeuronBank([])
+    with pytest.raises(ValueError, match="30 Hz"):  # it would play at the bank's 15 Hz: at half speed
+        NeuronBank([replace(builtin_library().get("clap"), rate_hz=30.0)])
     bad = replace(builtin_library().get("clap"), threshold=1.0)
     object.__setattr__(bad, "frames", np.zeros((3, 4), np.float32))
     with pytest.raises(ValueError, match="frames"):

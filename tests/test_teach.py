@@ -31,6 +31,18 @@ def test_teach_template_from_generated_examples_matches_new_performances():
     assert not stray
 
 
+def test_an_unusable_example_changes_nothing():
+    """A 0.3 s example yields no candidate; the others are compared with each other's
+    examples, not with their own (the candidates' and the examples' indices had slipped)."""
+    examples = [embed_recording(perform("squat", PerformerOptions(seed=s, yaw_deg=10.0 * s))) for s in range(2)]
+    short = examples[0][:5]
+    impostors = [embed_recording(perform(a, PerformerOptions(seed=9))) for a in ("stand", "bend")]
+    alone = teach_template("my_squat", examples, impostors)
+    with_short = teach_template("my_squat", [short, *examples], impostors)
+    assert with_short.threshold == alone.threshold and with_short.calibration == alone.calibration
+    assert alone.calibration["positives"] == 1
+
+
 @pytest.mark.parametrize("kind, uses_velocity", [("dynamic", True), ("static", False)])
 def test_a_taught_movement_uses_the_velocity_channel_and_a_pose_does_not(kind, uses_velocity):
     from mirrorcam.authoring import VELOCITY_WEIGHT

@@ -166,6 +166,7 @@ BAD = [
     ("variant_bad_velocity", json.dumps({**_good(), "variants": [{**_good()["variants"][0], "velocity_weight": 9}]}), "velocity_weight"),
     ("variant_bad_group", json.dumps({**_good(), "variants": [{**_good()["variants"][0], "importance": {"tail": 1}}]}), "tail"),
     ("variant_importance_list", json.dumps({**_good(), "variants": [{**_good()["variants"][0], "importance": [1, 2]}]}), "importance"),
+    ("other_rate", json.dumps({**_good(), "rate_hz": 30}), "30 Hz"),  # would have played at half speed
 ]
 
 

@@ -646,10 +646,9 @@ class LiveApp:
 
     def _teach_tick(self, frame: PoseFrame, now_ms: float) -> None:
         t = self.teaching
-        if t.phase == "countdown" and now_ms - t.started_ms >= self.COUNTDOWN_MS:
-            self.teaching = Teaching("record", now_ms)
-            _say("teaching: recording")
-        elif t.phase == "record":
+        if self._count_down_ended(now_ms):
+            return
+        if t.phase == "record":
             t.frames.append(replace(frame, image=None))
             if now_ms - t.started_ms >= self.teach_seconds * 1000.0:
                 t.phase = "name"
@@ -657,9 +656,16 @@ class LiveApp:
 
     def _teach_idle(self, now_ms: float) -> None:
         # The count-down goes on while no camera frame comes, so it never stalls.
+        self._count_down_ended(now_ms)
+
+    def _count_down_ended(self, now_ms: float) -> bool:
+        """Start recording if the count-down is over; whether it just was."""
         t = self.teaching
-        if t is not None and t.phase == "countdown" and now_ms - t.started_ms >= self.COUNTDOWN_MS:
-            self.teaching = Teaching("record", now_ms)
+        if t is None or t.phase != "countdown" or now_ms - t.started_ms < self.COUNTDOWN_MS:
+            return False
+        self.teaching = Teaching("record", now_ms)
+        _say("teaching: recording")
+        return True
 
     def _name_key(self, code: int, now_ms: float) -> None:
         t = self.teaching
@@ -689,7 +695,7 @@ class LiveApp:
         try:
             template, style = t.job.result()
             name = self._store(template, style)
-        except MirrorcamError as exc:
+        except (MirrorcamError, OSError) as exc:  # (OSError: the folder cannot be written)
             self.toast = (str(exc), now_ms)
             _say("teaching failed: %s", exc)
             return
@@ -727,12 +733,15 @@ class LiveApp:
         from mirrorcam.teaching import add_style, free_style
 
         names = [t.name for t in templates]
-        if (slug := _slug(typed)) in names:
-            old = templates[names.index(slug)]
-            taught = taught_template(frames, typed, existing=set(), person=person, kind=old.kind,
-                                     side_specific=old.side_specific)
-            return add_style(old, taught, free_style(old)), True
-        return taught_template(frames, typed, existing=set(names), person=person), False
+        try:
+            if (slug := _slug(typed)) in names:
+                old = templates[names.index(slug)]
+                taught = taught_template(frames, typed, existing=set(), person=person, kind=old.kind,
+                                         side_specific=old.side_specific)
+                return add_style(old, taught, free_style(old)), True
+            return taught_template(frames, typed, existing=set(names), person=person), False
+        except ValueError as exc:  # the performance makes no valid template (as `mirrorcam teach` says it)
+            raise TemplateError(f"cannot learn an action from this performance: {exc}") from None
 
     def _store(self, template, style: bool) -> str:
         """Save a learnt template (atomically) and give it its row: its neuron's, or a new one."""
