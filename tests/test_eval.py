@@ -86,3 +86,54 @@ def test_eval_end_to_end_on_a_small_manifest(tmp_path, clips_dir):
     assert "closest to threshold" in proc.stdout or all(c["correct"] for c in report["clips"])
     assert cv2.imread(str(out / "confusion.png")) is not None
     assert json.loads((out / "report.json").read_text())["accuracy"] == report["accuracy"]
+
+
+LOSO_CLIPS = [
+    ("theunknown550_jj/jj_4.mp4", "jumping_jack", "tu_pink"),
+    ("RJ-song_MediapipePy/jumpingjacks.mp4", "jumping_jack", "rj_riverside"),
+    ("RJ-song_MediapipePy/squat.mp4", "squat", "rj_livingroom"),
+    ("be2018_darebee/squat.mp4", "squat", "darebee_b"),
+    ("omkarnagarkar55_HAR/stand.mp4", "stand", "har"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["loso", "loso-add"])
+def test_loso_teaches_each_subject_from_the_others(tmp_path, clips_dir, protocol):
+    """Each clip is classified by a library taught from the other subjects' clips: the jacks
+    from the other jacks, the squats from the other squat; actions nobody else shows fall
+    back to the built-in neuron (``loso-add``: the taught prototypes are styles of it)."""
+    rows = ["path\tlabel\tsubject"]
+    for rel, label, subject in LOSO_CLIPS:
+        if not (clips_dir / rel).is_file():
+            pytest.skip(f"{rel} not in {clips_dir}")
+        rows.append(f"{rel}\t{label}\t{subject}")
+    manifest = tmp_path / "small.tsv"
+    manifest.write_text("\n".join(rows) + "\n")
+    proc = run_cli("eval", manifest, "--root", clips_dir, "--protocol", protocol, "--no-variants", "--json", tmp_path / "r.json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["protocol"] == protocol and report["loso_candidates"] > 0
+    # Every subject's library falls back to the built-in for the ten actions nobody shows.
+    assert all(len(names) == 10 for names in report["loso_fallbacks"].values())
+    assert "clap" in report["loso_fallback_actions"] and "squat" not in report["loso_fallback_actions"]
+    predicted = {c["path"]: c["prediction"] for c in report["clips"]}
+    assert predicted["theunknown550_jj/jj_4.mp4"] == "jumping_jack"
+    assert predicted["omkarnagarkar55_HAR/stand.mp4"] == "none"
+
+
+def test_loso_refuses_template_folders(tmp_path):
+    path = tmp_path / "m.tsv"
+    path.write_text("path\tlabel\tsubject\nnope.mp4\tclap\ts\n")
+    assert_one_line_error(run_cli("eval", path, "--protocol", "loso", "--templates", tmp_path), "--templates")
+
+
+def test_a_misspelt_label_is_pointed_out(tmp_path, clips_dir):
+    rel = "omkarnagarkar55_HAR/stand.mp4"
+    if not (clips_dir / rel).is_file():
+        pytest.skip(f"{rel} not in {clips_dir}")
+    path = tmp_path / "m.tsv"
+    path.write_text(f"path\tlabel\tsubject\n{rel}\twave_onehand\ts\n")
+    proc = run_cli("eval", path, "--root", clips_dir, "--no-variants")
+    assert proc.returncode == 0, proc.stderr
+    assert "did you mean 'wave_one_hand'" in proc.stderr

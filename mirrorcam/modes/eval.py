@@ -10,6 +10,10 @@ Protocols:
              of the *other* subjects only (up to 5 prototypes per action, one per
              training clip, thresholds calibrated against the other actions' clips as
              ``mirrorcam teach`` does), then that subject's clips are classified.
+    loso-add as ``loso``, but the taught prototypes join the built-in neuron as styles of
+             it, as ``mirrorcam teach --add`` does: the library a user has after teaching
+             their own ways of doing its actions.  Not a clean leave-one-subject-out:
+             the built-ins were developed while looking at every clip's results.
 
 Besides accuracy and false fires per minute on the negatives, every clip is also run
 mirrored (flip consistency) and at half and double speed.  Landmarks come from the
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import difflib
 import logging
 import time
 from collections import Counter
@@ -44,6 +49,7 @@ from mirrorcam.templates import BUILTIN_NAMES, TemplateLibrary
 log = logging.getLogger(__name__)
 NONE = "none"
 SPEEDS = (0.5, 2.0)
+PROTOCOLS = ("builtin", "loso", "loso-add")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -56,7 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("manifest", type=Path, help="MANIFEST.tsv or .csv")
     parser.add_argument("--root", type=Path, help="folder the manifest's paths are relative to (default: its folder)")
-    parser.add_argument("--protocol", choices=("builtin", "loso"), default="builtin", help="library to evaluate (default: builtin)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="builtin", help="library to evaluate (default: builtin)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the full report as JSON")
     parser.add_argument("--report", type=Path, metavar="DIR", help="write report.json and confusion.png here")
     parser.add_argument("--templates", type=Path, action="append", metavar="DIR", help="extra template folder (builtin protocol)")
@@ -264,8 +270,9 @@ def draw_confusion(confusion: dict, title: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 # Loading.
 # ---------------------------------------------------------------------------------------
-def load_clips(rows: list[ClipRow], root: Path, flip_source: str, with_flip: bool) -> tuple[dict, dict, str]:
-    """Cached recordings (and mirrored ones) of every row."""
+def load_clips(rows: list[ClipRow], root: Path, flip_source: str, with_flip: bool,
+               root_given: bool = True) -> tuple[dict, dict, str]:
+    """Cached recordings (and mirrored ones) of every row (``root_given``: by ``--root``)."""
     from mirrorcam.pipeline import cache_key, clip_landmarks, default_cache_dir
     from mirrorcam.pose import PoseEstimatorOptions
 
@@ -276,7 +283,8 @@ def load_clips(rows: list[ClipRow], root: Path, flip_source: str, with_flip: boo
         for row in rows:
             path = root / row.path
             if not path.exists():
-                raise SourceError(f"clip {row.path} of the manifest is missing under {root}")
+                raise SourceError(f"clip {row.path} of the manifest is missing under {root}"
+                                  f"{'' if root_given else ' (the manifest folder; --root names another)'}")
             recs[row.path] = clip_landmarks(path, options, progress=False)
             if with_flip:
                 cached = path.is_file() and (default_cache_dir() / f"{cache_key(path, options, True)}.npz").exists()
@@ -355,7 +363,7 @@ def other_person_ids(rec: Recording, min_frames: int = 15) -> list[int]:
     return [pid for pid, n in sorted(counts.items()) if pid != main and n >= min_frames]
 
 
-def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[dict, dict]:
+def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions, add: bool = False) -> tuple[dict, dict]:
     """One bank per subject, taught from the other subjects' clips only.
 
     Every window of every training clip is a candidate template; one matrix of
@@ -370,7 +378,8 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
     generated performers ``mirrorcam teach`` calibrates against) and, with several, also kept below
     ``LOSO_IMPOSTOR_MARGIN`` x the ``0.05 / n``-quantile of the impostor clips (their
     false alarms add up).  An action no other subject shows falls back to the built-in
-    template (reported in ``loso_fallbacks``).
+    template (reported in ``loso_fallbacks``).  With ``add`` (``loso-add``) the prototypes
+    are styles added to the built-in neuron instead, which keeps its own.
     """
     from mirrorcam.matching import best_distances
     from mirrorcam.authoring import choose_threshold, is_style_of, synthetic_performances
@@ -453,9 +462,12 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
                     thr = min(thr, LOSO_IMPOSTOR_MARGIN * float(np.quantile(finite, 0.05 / len(chosen))))
                 protos.append(replace(cands[best], threshold=thr, calibration=facts))
             # One neuron per action; the other training clips' prototypes are its variants.
-            library.append(replace(protos[0], variants=tuple(
-                Variant(p.source, p.frames, p.threshold, weights=p.weights, calibration=p.calibration,
-                        velocity_weight=p.velocity_weight, groups=p.groups) for p in protos[1:])))
+            styles = tuple(Variant(p.source, p.frames, p.threshold, weights=p.weights, calibration=p.calibration,
+                                   velocity_weight=p.velocity_weight, groups=p.groups) for p in protos)
+            if add:
+                library.append(replace(builtin[name], variants=builtin[name].variants + styles))
+            else:
+                library.append(replace(protos[0], variants=styles[1:]))
         banks[subject] = NeuronBank(library, options)
     fallback_names = sorted({n for v in fallbacks.values() for n in v})
     return banks, {"loso_candidates": len(cands), "loso_fallbacks": {k: v for k, v in sorted(fallbacks.items())},
@@ -463,10 +475,12 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions) -> tuple[d
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.templates and args.protocol != "builtin":
+        raise ConfigError(f"--templates adds folders to the builtin protocol; {args.protocol} teaches its own library")
     rows = read_manifest(args.manifest)
     root = args.root or args.manifest.parent
     started = time.perf_counter()
-    recs, flips, flip_used = load_clips(rows, root, args.flip_source, not args.no_variants)
+    recs, flips, flip_used = load_clips(rows, root, args.flip_source, not args.no_variants, root_given=args.root is not None)
     options = BankOptions(inhibition=not args.no_inhibition)
     names = BUILTIN_NAMES
     extra: dict = {}
@@ -478,7 +492,7 @@ def run(args: argparse.Namespace) -> int:
         bank = NeuronBank(library.templates, options)
         results = run_variants(lambda row: bank, rows, recs, flips, not args.no_variants)
     else:
-        banks, extra = loso_banks(rows, recs, options)
+        banks, extra = loso_banks(rows, recs, options, add=args.protocol == "loso-add")
         results = run_variants(lambda row: banks[row.subject], rows, recs, flips, not args.no_variants)
     _note_negative_labels(rows, names)
     report = summarise(rows, results["normal"], names)
@@ -528,6 +542,10 @@ def _note_negative_labels(rows: list[ClipRow], names: tuple[str, ...]) -> None:
     if other:
         log.info("labels that are no template, so their clips expect nothing to fire: %s",
                  ", ".join(f"{lab} ({n} clip{'s' if n > 1 else ''})" for lab, n in sorted(other.items())))
+        for lab in sorted(other):
+            near = difflib.get_close_matches(lab, names, n=1, cutoff=0.8)
+            if near:
+                log.warning("label %r is not a template: did you mean %r?", lab, near[0])
 
 
 def print_report(report: dict) -> None:
