@@ -43,7 +43,7 @@ import numpy as np
 
 from mirrorcam.containers import Person
 
-# name, kind, landmarks (from, to) or the landmarks a scalar uses, mirror partner
+# (name, from landmark, to landmark); the torso's ends are the shoulders' and hips' midpoints
 _SEGMENTS = (
     ("torso", None, None),
     ("l_upper_arm", 11, 13), ("r_upper_arm", 12, 14),

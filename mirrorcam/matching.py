@@ -303,7 +303,7 @@ class _Matrices:
 
     def __init__(self, templates: Sequence, options: BankOptions) -> None:
         n = len(templates)
-        self.n_templates = n
+        self.n_prototypes = n
         self.mirror_idx = np.flatnonzero([not bool(t.side_specific) for t in templates])
         row_template = np.concatenate([np.arange(n), self.mirror_idx])
         self.n_rows = len(row_template)
@@ -379,10 +379,10 @@ class _Matrices:
     def _mirrored_part(self, a: np.ndarray, k: int | None = None) -> np.ndarray:
         """The rows of a ``(N*k, C)`` template matrix (``k`` frames each, ``K`` unless
         given) that the mirrored input is compared with."""
-        if len(self.mirror_idx) == self.n_templates:
+        if len(self.mirror_idx) == self.n_prototypes:
             return a  # the usual library: nothing side-specific, no copy
         k, c = self.k if k is None else k, a.shape[1]
-        return np.ascontiguousarray(a.reshape(self.n_templates, k, c)[self.mirror_idx].reshape(len(self.mirror_idx) * k, c))
+        return np.ascontiguousarray(a.reshape(self.n_prototypes, k, c)[self.mirror_idx].reshape(len(self.mirror_idx) * k, c))
 
     def to_rows(self, per_template: np.ndarray) -> np.ndarray:
         """``(N + M,)`` row values from ``(N, 2)`` per-template values for the input and the mirrored input."""
@@ -399,7 +399,7 @@ class _Matrices:
         ``dxs``/``dvs``: the input's change per tick and its trust (the velocity channel).
         ``ins``: which features are inside the picture (``Embedding.in_view``; all if None).
         """
-        n, k, mi = self.n_templates, self.k, self.mirror_idx
+        n, k, mi = self.n_prototypes, self.k, self.mirror_idx
         vs = part_trust(vs)
         b = _input_vector(xs, vs)
         own = self.w @ (vs * xs * xs).T  # (N, 2)
@@ -450,7 +450,7 @@ class _Matrices:
         term); the latter weighs the template's step per body part by the input's trust
         in it (``b[:, DIM:]``).  The costs of unseen parts are the row's, as a constant.
         """
-        n, k, mi, rows = self.n_templates, self.k, self.mirror_idx, self.slowed.rows
+        n, k, mi, rows = self.n_prototypes, self.k, self.mirror_idx, self.slowed.rows
         own = d[rows]
         out = np.empty((len(rows), 2 * k - 1), np.float32)
         out[:, 0::2] = own
@@ -494,7 +494,7 @@ class _Paths:
 class _Track:
     """DP state of one person (or channel)."""
 
-    def __init__(self, m: _Matrices, n_templates: int) -> None:
+    def __init__(self, m: _Matrices, n_neurons: int) -> None:
         self.paths = [_Paths((len(b.rows), b.k)) for b in m.blocks]
         self.tick = 0
         self.embedder = Embedder()
@@ -503,8 +503,7 @@ class _Track:
         self.next_tick: float | None = None
         self.prev_tick_x: np.ndarray | None = None
         self.prev_tick_v: np.ndarray | None = None
-        self.seen_ms = 0.0
-        n = n_templates
+        n = n_neurons
         self.activation = np.zeros(n, np.float32)
         self.active = np.zeros(n, bool)
         self.reps = np.zeros(n, np.int64)
@@ -765,7 +764,7 @@ class NeuronBank:
         m, o = self._m, self.options
         starts = t - (tr.tick - start_tick) * self.tick_ms
         # A template takes the better of its own and its mirrored row.
-        n, mi = m.n_templates, m.mirror_idx
+        n, mi = m.n_prototypes, m.mirror_idx
         dist, st = eff[:n].copy(), starts[:n].copy()
         mirrored_better = eff[n:] < dist[mi]
         dist[mi[mirrored_better]] = eff[n:][mirrored_better]
@@ -901,9 +900,9 @@ class NeuronBank:
     def _inhibited(self, tr: _Track, f: Firing, ready: list[Firing]) -> bool:
         """True when another neuron explains an overlapping span with a higher peak.
 
-        Templates sharing a name are prototypes of one neuron (a taught action with
-        several examples): a span one of them already fired for is not fired again, and
-        while they are undecided the best of them takes it.
+        A span the same neuron already fired for (its recent firings) is not fired again;
+        its prototypes (styles, taught examples) are one neuron already, merged before
+        firing (``reduceat`` in ``_tick``).
         """
         span = max(f.end_ms - f.start_ms, self.tick_ms)
         for j in np.flatnonzero(tr.active):

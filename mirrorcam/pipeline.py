@@ -19,7 +19,7 @@ from pathlib import Path
 
 import cv2
 
-from mirrorcam.containers import Frame, PoseFrame
+from mirrorcam.containers import PoseFrame
 from mirrorcam.errors import RecordingError
 from mirrorcam.fileio import sha256_file
 from mirrorcam.modelstore import recorded_sha256
@@ -33,7 +33,7 @@ from mirrorcam.recording import (
     recording_from_frames,
     save_recording,
 )
-from mirrorcam.sources import Source, VideoFileSource, open_source
+from mirrorcam.sources import Source, open_source
 
 log = logging.getLogger(__name__)
 
@@ -167,11 +167,4 @@ def _estimated(source: Source, estimator: PoseEstimator | None, options: PoseEst
             estimator.close()
 
 
-def frame_of(pose_frame: PoseFrame) -> Frame | None:
-    """The image frame a pose frame was computed from, if it carries one."""
-    if pose_frame.image is None:
-        return None
-    return Frame(pose_frame.image, pose_frame.timestamp_ms, pose_frame.index, pose_frame.captured_at)
-
-
-__all__ = ["clip_landmarks", "iter_pose_frames", "default_cache_dir", "cache_key", "model_digest", "VideoFileSource"]
+__all__ = ["clip_landmarks", "iter_pose_frames", "default_cache_dir", "cache_key", "model_digest"]

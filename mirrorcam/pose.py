@@ -68,8 +68,9 @@ class PoseEstimatorOptions:
         far_zoom: When nobody is found in the whole picture, look again in crops of
             ``1 / far_zoom`` of it (1 turns this off); see :class:`FarSearch`.
         far_search_ms: While nobody is found, the least time between two of those crops
-            searched, in turn (a camera's budget); 0 searches them all on every such
-            frame (files, where time does not matter).  A person once found in a crop
+            searched, in turn (a camera's budget); 0 means a file: every crop (of a finer
+            grid) on every such frame for ``FILE_FULL_SEARCH_MS`` after someone was last
+            seen, then one crop per 100 ms as a camera.  A person once found in a crop
             is followed in one every frame.
     """
 

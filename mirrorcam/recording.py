@@ -233,6 +233,14 @@ def recording_from_frames(
     return Recording(stripped, fps, frame_size, source, model_variant)
 
 
+def fps_of(frames: Sequence[PoseFrame], default: float = 30.0) -> float:
+    """The frame rate of timestamped ``frames`` (1-120 fps), or ``default`` for fewer than two."""
+    if len(frames) < 2:
+        return default
+    span = (frames[-1].timestamp_ms - frames[0].timestamp_ms) / 1000.0
+    return float(min(max((len(frames) - 1) / span, 1.0), 120.0)) if span > 0 else default
+
+
 def is_recording_path(path: str | Path) -> bool:
     """True if ``path`` looks like a landmark recording (by its zip contents, not just its name)."""
     path = Path(path)

@@ -464,7 +464,7 @@ class SpikeHistory:
             channel: 0 for YOU, 1 for OTHER.
             firings: Firings completed this frame (unknown template names are ignored).
             now_ms: Screen clock now.
-            lag_ms: How long ago (screen clock) the firing's peak was, if known.
+            lag_ms: How long ago (screen clock) the matched movement ended, if known.
         """
         if channel not in (0, 1):
             raise ValueError(f"channel must be 0 or 1, got {channel}")
@@ -604,7 +604,6 @@ class Screen:
         self.caption_ms = float(caption_ms)
         self.icon_period_ms = float(icon_period_ms)
         self.layout = Layout.compute(width, height, len(self.neurons))
-        self._index = {n.name: i for i, n in enumerate(self.neurons)}
         self._static: np.ndarray | None = None
         self._icons: list[list[np.ndarray]] | None = None
         self._icon_bgr: dict[tuple[int, int, int], np.ndarray] = {}
@@ -1032,10 +1031,6 @@ class Screen:
             shown, s = self.text.fit(what, size, w - key_w - self._u(30))
             self.text.draw(img, shown, (x0 + key_w, by), s, TEXT)
 
-    def neuron_row_rect(self, name: str) -> tuple[int, int, int, int] | None:
-        """Where neuron ``name``'s row is on the canvas (for tests and click handling)."""
-        i = self._index.get(name)
-        return None if i is None else self.layout.rows[i]
 
 
 __all__ = [

@@ -41,6 +41,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -81,8 +82,9 @@ def importance_vector(groups: dict[str, float]) -> np.ndarray:
 
 
 def is_valid_name(text: str) -> bool:
-    """Whether ``text`` can name a template or a style: lowercase letters, digits and ``_``."""
-    return bool(text) and all(c.isalnum() or c == "_" for c in text) and text == text.lower()
+    """Whether ``text`` can name a template or a style: ASCII lowercase letters, digits and ``_``
+    (it is a file name too; the display name can be in any script)."""
+    return re.fullmatch(r"[a-z0-9_]+", text) is not None
 
 
 @dataclass(frozen=True)

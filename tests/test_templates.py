@@ -157,6 +157,7 @@ BAD = [
     ("bad_kind", json.dumps({**_good(), "kind": "wobbly"}), "kind"),
     ("bad_side", json.dumps({**_good(), "side_specific": "yes"}), "side_specific"),
     ("bad_name", json.dumps({**_good("Bad Name!")}), "name"),
+    ("non_ascii_name", json.dumps({**_good("café")}), "name"),  # it is a file name (the display name may be any script)
     ("bad_group", json.dumps({**_good(), "importance": {"tail": 1.0}}), "tail"),
     ("variants_not_list", json.dumps({**_good(), "variants": {"style": "x"}}), "variants must be a list"),
     ("variant_no_frames", json.dumps({**_good(), "variants": [{"style": "x", "threshold": 0.1}]}), "variant needs"),

@@ -262,12 +262,11 @@ class Kiosk:
         if not self._recorded or not self.config.privacy.record_landmarks:
             self._recorded = []
             return
-        from mirrorcam.recording import Recording, save_recording
+        from mirrorcam.recording import Recording, fps_of, save_recording
 
         frames = tuple(self._recorded)
         self._recorded = []
-        span_s = max((frames[-1].timestamp_ms - frames[0].timestamp_ms) / 1000.0, 1e-3)
-        fps = max(1.0, (len(frames) - 1) / span_s) if len(frames) > 1 else 30.0
+        fps = fps_of(frames)
         # Named by the hour only, like the counters; a number keeps names apart.
         self._recordings_saved += 1
         name = f"visitor-{self.wallclock().strftime('%Y-%m-%dT%H')}-{os.getpid()}-{self._recordings_saved}.npz"

@@ -337,10 +337,6 @@ class ScriptedCamera:
         self._scene_start = 0.0
         self._index = 0
 
-    @property
-    def total_seconds(self) -> float:
-        return sum(s.seconds for s in self.scenes)
-
     def poll(self, idle: Callable[[], None] | None = None) -> CameraReading:
         if self.finished:
             return CameraReading(None, False)

@@ -39,7 +39,7 @@ from mirrorcam.containers import NeuronActivity, PoseFrame
 from mirrorcam.errors import MirrorcamError, SourceError, TemplateError
 from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, add_pose_arguments, display_available, load_templates, pose_options_from_args
 from mirrorcam.pose import CAMERA_FAR_SEARCH_MS, PoseEstimatorOptions
-from mirrorcam.recording import Recording, is_recording_path, load_recording, recording_from_frames
+from mirrorcam.recording import Recording, fps_of, is_recording_path, load_recording, recording_from_frames
 from mirrorcam.screen import (
     OTHER_COLOR,
     YOU_COLOR,
@@ -135,9 +135,14 @@ def clip_paths(spec: Path) -> list[Path]:
     return paths
 
 
+def _clip_name(path: Path) -> str:
+    """A clip's name on the screen: the demo's ``observed_2_squat.npz`` is ``squat``."""
+    return re.sub(r"^observed_\d+_", "", path.stem)
+
+
 def load_observed(path: Path, pose_options) -> ObservedClip:
     """A clip's landmarks: a recording as it is, a video through the (cached) pose stage."""
-    name = re.sub(r"^observed_\d+_", "", path.stem)  # the demo's playlist files
+    name = _clip_name(path)
     if is_recording_path(path):
         return ObservedClip(name, load_recording(path))
     from mirrorcam.pipeline import clip_landmarks
@@ -314,7 +319,6 @@ class Stats:
     latency_ms: list[float] = field(default_factory=list)
     render_ms: list[float] = field(default_factory=list)
     match_ms: list[float] = field(default_factory=list)
-    pose_ms: list[float] = field(default_factory=list)
     taught: list[str] = field(default_factory=list)
 
 
@@ -784,7 +788,7 @@ def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], per
 
     if not frames or not any(f.persons for f in frames):
         raise TemplateError("nobody was seen while teaching; stand in front of the camera and try again")
-    rec = recording_from_frames(frames, _fps_of(frames), frames[0].image_size, "live camera")
+    rec = recording_from_frames(frames, fps_of(frames), frames[0].image_size, "live camera")
     stream = embed_recording(rec, person)
     base = _slug(typed) or "my_action"
     name, k = base, 2
@@ -793,13 +797,6 @@ def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], per
     template = teach_template(name, [stream], impostor_streams(name), display_name=typed.strip() or name.replace("_", " "),
                               kind=kind, side_specific=side_specific, source="taught live from the camera")
     return replace(template, preview=_preview_of(rec, person))
-
-
-def _fps_of(frames: list[PoseFrame]) -> float:
-    if len(frames) < 2:
-        return 30.0
-    span = (frames[-1].timestamp_ms - frames[0].timestamp_ms) / 1000.0
-    return float(np.clip((len(frames) - 1) / span, 1.0, 120.0)) if span > 0 else 30.0
 
 
 def _preview_of(rec: Recording, person: int | None) -> np.ndarray:
@@ -1021,7 +1018,7 @@ def demo_recordings(folder: Path = DEMO_DIR) -> tuple[Recording, list[ObservedCl
     observed = sorted(folder.glob("observed_*.npz"))
     if not you.is_file() or not observed:
         raise SourceError(f"the embedded demo's recordings are missing from {folder} (run recordings/make_demo.py)")
-    return load_recording(you), [ObservedClip(p.stem.split("_", 2)[-1], load_recording(p)) for p in observed]
+    return load_recording(you), [ObservedClip(_clip_name(p), load_recording(p)) for p in observed]
 
 
 def run_demo(args: argparse.Namespace, size: tuple[int, int], show: bool) -> int:
