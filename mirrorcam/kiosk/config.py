@@ -88,7 +88,7 @@ class DisplayConfig:
     """``[display]``: the window."""
 
     fullscreen: bool = _opt(True, "bool", "fullscreen, frameless window")
-    width: int = _opt(1280, "int", "drawing width in pixels (the window scales it to the screen)", ge=320, le=7680)
+    width: int = _opt(1280, "int", "drawing width in pixels (the window scales it to the screen; fullscreen, the screen's aspect decides it)", ge=320, le=7680)
     height: int = _opt(720, "int", "drawing height in pixels", ge=240, le=4320)
     mirror: bool = _opt(True, "bool", "show the visitor mirrored, like a mirror")
     show_camera_image: bool = _opt(True, "bool", "draw the camera picture under the skeleton (false: skeleton only)")

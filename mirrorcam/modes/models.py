@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
                 state = f"BAD {exc}"
             print(f"{variant:6s} {state}")
         return 0
+    # Before the "already provisioned" answer: a mistyped --from had been accepted silently.
+    if args.source is not None and not Path(args.source).is_file():
+        raise ModelError(f"--from {args.source}: no such file")
     if not args.force:
         existing = None
         try:

@@ -83,14 +83,28 @@ def clips_in(path: Path) -> list[Path]:
         return clips
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
         return [path]
+    # `replay ../shared/clips` (a folder of folders) had said only this, as if it were empty.
+    subfolders = sorted(p for p in path.iterdir() if p.is_dir())
+    if subfolders:
+        example = next((sub for sub in subfolders if _holds_clips(sub)), None)
+        hint = f"; replay one of them, e.g. {example}" if example else ""
+        raise SourceError(f"{path} contains no clips, recordings or images (its subfolders are not searched{hint})")
     raise SourceError(f"{path} contains no clips, recordings or images")
+
+
+def _holds_clips(folder: Path) -> bool:
+    """Whether ``folder`` itself holds a clip, recording or image (for the hint above)."""
+    try:
+        return any(p.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES | {".npz"} and p.is_file() for p in folder.iterdir())
+    except OSError:  # unreadable: just not the one to suggest
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
     clips = clips_in(args.path)
     batch = len(clips) > 1 or (args.path.is_dir() and clips != [args.path])
     if batch:
-        _check_batch_outputs(clips, args.out, args.events)
+        _check_batch_outputs(clips, ("--out", args.out), ("--events", args.events))
     bank = load_bank(args)
     show = not args.no_window and display_available()
     options = pose_options_from_args(args)
@@ -115,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
                 raise MirrorcamError(f"no person found in any of the {summary.frames} frames of {clip}; nothing written")
             written = ", ".join(str(p) for p in (out, events) if p) if summary.frames_with_person else ""
             print(
-                f"{clip}: {summary.frames} frames, a person in {summary.frames_with_person}, "
-                f"{summary.firings} firings, {summary.fps:.1f} fps"
+                f"{clip}: {_count(summary.frames, 'frame')}, a person in {summary.frames_with_person}, "
+                f"{_count(summary.firings, 'firing')}, {summary.fps:.1f} fps"
                 + (f" -> {written}" if written else "")
             )
             if summary.frames_with_person == 0:
@@ -128,7 +142,16 @@ def run(args: argparse.Namespace) -> int:
             cv2.destroyAllWindows()
     if failures and failures == len(clips):  # (each was named above)
         raise MirrorcamError(f"none of the {len(clips)} clips in {args.path} could be replayed; nothing written")
+    if not show and args.out is None and args.events is None:
+        # Without a window and without outputs the run leaves nothing behind but the summary,
+        # which first-time users took for a replay that had failed to write.
+        log.warning("nothing written: give --out and/or --events to keep the annotated video or the events")
     return 1 if failures else 0
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 firing``, ``3 firings``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _check_outputs(clip: Path, *outputs: Path | None) -> None:
@@ -142,14 +165,24 @@ def _check_outputs(clip: Path, *outputs: Path | None) -> None:
         seen.add(path.resolve())
 
 
-def _check_batch_outputs(clips: list[Path], *folders: Path | None) -> None:
-    """Refuse, before any work, output folders that are files and clips whose outputs would
-    share a name (``wave.mp4`` and ``wave.npz`` both give ``wave.jsonl``)."""
-    if not any(folders):
+FILE_SUFFIXES = VIDEO_SUFFIXES | {".jsonl", ".json", ".npz"}
+"""Output names that are meant as files: for a batch they are refused rather than made folders."""
+
+
+def _check_batch_outputs(clips: list[Path], *folders: tuple[str, Path | None]) -> None:
+    """Refuse, before any work, output folders that are files or are named like one, and clips
+    whose outputs would share a name (``wave.mp4`` and ``wave.npz`` both give ``wave.jsonl``)."""
+    if not any(folder for _, folder in folders):
         return
-    for folder in folders:
-        if folder is not None and folder.exists() and not folder.is_dir():
+    for flag, folder in folders:
+        if folder is None:
+            continue
+        if folder.exists() and not folder.is_dir():
             raise MirrorcamError(f"{folder} is a file; replaying a folder of clips writes a folder of outputs there")
+        # `--out annotated.mp4` for a folder had silently made a FOLDER called annotated.mp4.
+        if not folder.exists() and folder.suffix.lower() in FILE_SUFFIXES:
+            raise MirrorcamError(f"{flag} {folder}: for a folder of clips {flag} names a folder (one file per clip), "
+                                 f"e.g. {flag} {folder.with_suffix('')}/")
     stems: dict[str, Path] = {}
     for clip in clips:
         other = stems.setdefault(clip.stem, clip)
