@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         recording = clip_landmarks(clip, options)
         if start is not None and start >= recording.duration_s:
             raise MirrorcamError(f"segment {start:g}-{end:g} s of {clip} starts after the clip's end ({recording.duration_s:.1f} s)")
-        if end is not None and end > recording.duration_s:
+        if end is not None and end > recording.duration_s + 0.05:  # (a "15 s" clip at 29.97 fps is 14.98 s)
             # A template taught from less than was asked for had been cut without a word.
             log.warning("segment %g-%g s of %s ends after the clip (at %.1f s); it was cut there",
                         start, end, clip, recording.duration_s)
