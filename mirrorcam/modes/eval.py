@@ -550,8 +550,9 @@ def _note_negative_labels(rows: list[ClipRow], names: tuple[str, ...]) -> None:
 
 def print_report(report: dict) -> None:
     acc = report["accuracy"]
-    print(f"protocol {report['protocol']}: accuracy {_pct(acc)} on {report['action_clips']} action clips, "
-          f"{_rate(report['false_fires_per_minute'])} false fires/min on {report['negative_clips']} negative clips "
+    n_act, n_neg = report['action_clips'], report['negative_clips']
+    print(f"protocol {report['protocol']}: accuracy {_pct(acc)} on {n_act} action clip{'s' * (n_act != 1)}, "
+          f"{_rate(report['false_fires_per_minute'])} false fires/min on {n_neg} negative clip{'s' * (n_neg != 1)} "
           f"({report['negative_minutes']} min)")
     if report.get("flip_consistency") is not None:
         sp = report["speed_accuracy"]
