@@ -78,6 +78,14 @@ def cache_key(path: Path, options: PoseEstimatorOptions, flip: bool = False, cli
     return hashlib.sha256((clip_sha256 or sha256_file(path)).encode() + blob).hexdigest()[:32]
 
 
+def is_cached(path: str | Path, options: PoseEstimatorOptions, flip: bool = False, cache_dir: Path | None = None) -> bool:
+    """Whether :func:`clip_landmarks` would read ``path``'s landmarks from the cache."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    return ((cache_dir or default_cache_dir()) / f"{cache_key(path, options, flip)}.npz").exists()
+
+
 def clip_landmarks(
     path: str | Path,
     options: PoseEstimatorOptions | None = None,
@@ -167,4 +175,4 @@ def _estimated(source: Source, estimator: PoseEstimator | None, options: PoseEst
             estimator.close()
 
 
-__all__ = ["clip_landmarks", "iter_pose_frames", "default_cache_dir", "cache_key", "model_digest"]
+__all__ = ["clip_landmarks", "is_cached", "iter_pose_frames", "default_cache_dir", "cache_key", "model_digest"]

@@ -96,6 +96,11 @@ def test_extract_writes_a_recording_and_caches_the_clip(tmp_path: Path, clip, po
     assert recording.person_ratio() > 0.9
     cached = list(isolated_cache.glob("*.npz"))
     assert len(cached) == 1
+    from mirrorcam.pipeline import is_cached
+    from mirrorcam.pose import PoseEstimatorOptions
+
+    assert is_cached(clip(WAVE), PoseEstimatorOptions(), cache_dir=isolated_cache)  # (what eval's auto flip source asks)
+    assert not is_cached(clip(WAVE), PoseEstimatorOptions(), flip=True, cache_dir=isolated_cache)
     stamp = cached[0].stat().st_mtime_ns
     # Second run: served from the cache, so MediaPipe is never asked.  Proof: a models
     # folder with the same manifest (the same model, so the same cache key) but no bundle.

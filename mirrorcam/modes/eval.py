@@ -273,7 +273,7 @@ def draw_confusion(confusion: dict, title: str) -> np.ndarray:
 def load_clips(rows: list[ClipRow], root: Path, flip_source: str, with_flip: bool,
                root_given: bool = True) -> tuple[dict, dict, str]:
     """Cached recordings (and mirrored ones) of every row (``root_given``: by ``--root``)."""
-    from mirrorcam.pipeline import cache_key, clip_landmarks, default_cache_dir
+    from mirrorcam.pipeline import clip_landmarks, is_cached
     from mirrorcam.pose import PoseEstimatorOptions
 
     recs, flips = {}, {}
@@ -287,8 +287,7 @@ def load_clips(rows: list[ClipRow], root: Path, flip_source: str, with_flip: boo
                                   f"{'' if root_given else ' (the manifest folder; --root names another)'}")
             recs[row.path] = clip_landmarks(path, options, progress=False)
             if with_flip:
-                cached = path.is_file() and (default_cache_dir() / f"{cache_key(path, options, True)}.npz").exists()
-                if flip_source == "video" or (flip_source == "auto" and cached):
+                if flip_source == "video" or (flip_source == "auto" and is_cached(path, options, flip=True)):
                     flips[row.path] = clip_landmarks(path, options, flip=True, progress=False)
                     used.add("video")
                 else:
