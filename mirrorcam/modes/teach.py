@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from mirrorcam.errors import MirrorcamError, TemplateError
 from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
 from mirrorcam.authoring import impostor_streams
 from mirrorcam.teaching import MAX_EXAMPLE_S, add_style, check_style, free_style, parse_clip_spec, teach_template
-from mirrorcam.templates import KINDS, builtin_library, embed_recording, load_template, save_template, user_template_dir
+from mirrorcam.templates import KINDS, builtin_library, embed_recording, is_valid_name, load_template, save_template, user_template_dir
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mirrorcam.pipeline import clip_landmarks
 
-    if not re.fullmatch(r"[a-z0-9_]+", args.name):
+    if not is_valid_name(args.name):
         raise MirrorcamError(f"template name {args.name!r} must use lowercase letters, digits and _ only")
     if not 1 <= len(args.sources) <= 5:
         raise MirrorcamError(f"teach takes one to five --from examples, got {len(args.sources)}")
