@@ -460,7 +460,8 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions, add: bool 
                 if len(chosen) > 1 and len(finite):
                     thr = min(thr, LOSO_IMPOSTOR_MARGIN * float(np.quantile(finite, 0.05 / len(chosen))))
                 protos.append(replace(cands[best], threshold=thr, calibration=facts))
-            # One neuron per action; the other training clips' prototypes are its variants.
+            # One neuron per action: the first prototype with the others as its variants, or
+            # (loso-add) the built-in with all of them added as styles.
             styles = tuple(Variant(p.source, p.frames, p.threshold, weights=p.weights, calibration=p.calibration,
                                    velocity_weight=p.velocity_weight, groups=p.groups) for p in protos)
             if add:
