@@ -26,8 +26,16 @@ from mirrorcam.errors import MirrorcamError
 MODES = ("live", "replay", "extract", "teach", "eval", "kiosk", "models")
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """argparse whose errors are one line, like every other user error here: the message
+    and where to read more, not a usage block (subcommands' parsers are of this class too)."""
+
+    def error(self, message: str):
+        self.exit(2, f"mirrorcam: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="mirrorcam",
         description="Mirror neurons made visible: the same action template fires for doing and for seeing.",
     )
@@ -61,6 +69,14 @@ def _add_verbosity(subparsers: argparse._SubParsersAction) -> None:
         group.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="log errors only")
 
 
+def _command_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The parser of subcommand ``command`` (the top one without a command)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
 def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
     if not verbose:
@@ -85,7 +101,9 @@ def _raise_terminated(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser, whose --help lists what it takes
+        _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     configure_logging(args.verbose, args.quiet)
     if not args.command:
         parser.print_help()

@@ -498,3 +498,19 @@ def test_the_readme_kiosk_table_is_the_config_reference() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8").splitlines()
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| `")]
     assert rows and [line for line in rows if line not in readme] == []
+
+
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        (["teach", "x", "--from", "a.mp4", "--templates", "d"], ["unrecognized arguments: --templates d", "mirrorcam teach --help"]),
+        (["eval", "m.tsv", "--protocol", "LOSO"], ["invalid choice: 'LOSO'", "mirrorcam eval --help"]),
+        (["models", "lst"], ["invalid choice: 'lst'", "mirrorcam models --help"]),
+        (["bogus"], ["invalid choice: 'bogus'"]),
+        (["replay"], ["required: path", "mirrorcam replay --help"]),
+    ],
+)
+def test_a_bad_option_is_one_line_that_names_the_commands_help(argv, needles) -> None:
+    # argparse's own errors had printed a usage block (the top-level one for an unknown
+    # option of a command) above the error line.
+    assert_one_line_error(run_cli(*argv), *needles)

@@ -437,6 +437,7 @@ def test_teaching_on_the_screen_learns_in_the_background_and_keeps_the_counts(tm
     for ch in "star jump\r":
         app.key(ord(ch))
     assert app.teaching.phase == "learn"
+    app.key(ord(" "))  # paused while it learns: the counts must stay on the screen
     drawn_while_learning, deadline = 0, time.monotonic() + 60.0
     while app.teaching is not None and time.monotonic() < deadline:
         clock += 1000.0 / 30
@@ -445,6 +446,8 @@ def test_teaching_on_the_screen_learns_in_the_background_and_keeps_the_counts(tm
         assert image.shape == (360, 640, 3)
     assert app.teaching is None and drawn_while_learning > 0
     assert app.templates[-1].name == "star_jump" and load_template(tmp_path / "star_jump.json").name == "star_jump"
+    assert app.paused and squats() == 2  # (the paused screen had shown every dot empty)
+    app.key(ord(" "))
     standing(100.0)
     assert squats() == 2  # (they had restarted at zero)
     assert app._acts[0].names[-1] == "star_jump"

@@ -478,23 +478,24 @@ def run(args: argparse.Namespace) -> int:
     if args.templates and args.protocol != "builtin":
         raise ConfigError(f"--templates adds folders to the builtin protocol; {args.protocol} teaches its own library")
     rows = read_manifest(args.manifest)
-    root = args.root or args.manifest.parent
-    started = time.perf_counter()
-    recs, flips, flip_used = load_clips(rows, root, args.flip_source, not args.no_variants, root_given=args.root is not None)
-    options = BankOptions(inhibition=not args.no_inhibition)
     names = BUILTIN_NAMES
-    extra: dict = {}
     if args.protocol == "builtin":
         library = TemplateLibrary.load(extra_dirs=args.templates or [])
         if not library.templates:
             raise MirrorcamError("no templates to evaluate (models/templates is empty)")
         names = tuple(dict.fromkeys(BUILTIN_NAMES + library.names))
+    _check_labels(rows, names)  # before the minutes of work a misspelt label would spoil
+    root = args.root or args.manifest.parent
+    started = time.perf_counter()
+    recs, flips, flip_used = load_clips(rows, root, args.flip_source, not args.no_variants, root_given=args.root is not None)
+    options = BankOptions(inhibition=not args.no_inhibition)
+    extra: dict = {}
+    if args.protocol == "builtin":
         bank = NeuronBank(library.templates, options)
         results = run_variants(lambda row: bank, rows, recs, flips, not args.no_variants)
     else:
         banks, extra = loso_banks(rows, recs, options, add=args.protocol == "loso-add")
         results = run_variants(lambda row: banks[row.subject], rows, recs, flips, not args.no_variants)
-    _note_negative_labels(rows, names)
     report = summarise(rows, results["normal"], names)
     report["protocol"] = args.protocol
     if not args.no_variants:
@@ -535,17 +536,24 @@ NEGATIVE_LABELS = ("stand", "walk", "run")
 """Labels that expect nothing to fire, besides ``other:*``."""
 
 
-def _note_negative_labels(rows: list[ClipRow], names: tuple[str, ...]) -> None:
-    """Say which other labels count as expecting ``none``: a misspelt template name is one."""
+def _check_labels(rows: list[ClipRow], names: tuple[str, ...]) -> None:
+    """Refuse a label that is nearly a template's name; say which other labels count as
+    expecting ``none``.
+
+    Raises:
+        ConfigError: A label such as ``wave_onehand``: its clips would have been scored as
+            negatives, and the report would have been wrong without a word.
+    """
     other = Counter(lab for r in rows for lab in r.labels
                     if lab not in names and lab not in NEGATIVE_LABELS and not lab.startswith("other:"))
+    for lab in sorted(other):
+        near = difflib.get_close_matches(lab, names, n=1, cutoff=0.8)
+        if near:
+            raise ConfigError(f"label {lab!r} of the manifest is not a template: did you mean {near[0]!r}? "
+                              f"(a label for clips that should fire nothing: stand, walk, run or other:NAME)")
     if other:
         log.info("labels that are no template, so their clips expect nothing to fire: %s",
                  ", ".join(f"{lab} ({n} clip{'s' if n > 1 else ''})" for lab, n in sorted(other.items())))
-        for lab in sorted(other):
-            near = difflib.get_close_matches(lab, names, n=1, cutoff=0.8)
-            if near:
-                log.warning("label %r is not a template: did you mean %r?", lab, near[0])
 
 
 def print_report(report: dict) -> None:

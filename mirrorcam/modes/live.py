@@ -397,7 +397,8 @@ class LiveApp:
         names, labels = [i.name for i in infos], [i.label for i in infos]
         old = getattr(self, "history", None)
         self.history = old.with_neurons(names, labels) if old is not None else SpikeHistory(names, labels)
-        self._acts = [None, None]
+        # The last activities stay shown until the next frame's (the screen finds a row by
+        # its name): cleared, a screen paused while an action was learnt had lost its counts.
 
     def _label(self, name: str) -> str:
         """A clip named after a template (the demo's ``squat``) shows as its neuron row does."""
