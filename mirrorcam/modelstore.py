@@ -139,7 +139,14 @@ def ensure_model(variant: str = DEFAULT_VARIANT, models_dir: Path | None = None)
     bundle = verified_bundle(variant, models_dir)
     if bundle is not None:
         return bundle
-    log.warning("pose model '%s' is not provisioned yet; fetching it now (one-off, about 10 s)", variant)
+    path = bundle_path(variant, models_dir or default_models_dir())
+    if path.exists():
+        # A bundle copied in by hand has no recorded hash to verify it by: it is replaced,
+        # and said so (it had been, silently).
+        log.warning("%s is not in the models manifest, so it is replaced; to use a bundle of yours, "
+                    "'mirrorcam models fetch --variant %s --from FILE'", path, variant)
+    else:
+        log.warning("pose model '%s' is not provisioned yet; fetching it now (one-off, about 10 s)", variant)
     return fetch_model(variant, models_dir=models_dir)
 
 

