@@ -396,6 +396,42 @@ def test_a_small_clip_is_annotated_at_480_px_and_the_bars_leave_most_of_it_visib
     assert untouched > 0.4, untouched  # two people's bars (24 rows) and skeletons: at 144 px they covered it all
 
 
+def _moved_to(frame, x: float):
+    """``frame`` with its person's landmarks shifted so that their box starts at ``x`` (0-1)."""
+    from dataclasses import replace
+
+    person = frame.persons[0]
+    lm = person.landmarks.copy()
+    lm[:, 0] += x - person.bbox[0]
+    return replace(frame, persons=(replace(person, landmarks=lm),))
+
+
+def test_the_bars_move_away_from_a_person_under_them_and_not_at_every_step() -> None:
+    from dataclasses import replace
+
+    from mirrorcam.matching import NeuronBank
+    from mirrorcam.modes.replay import BarSide, annotate
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.templates import builtin_library
+
+    frame = perform("wave_one_hand", PerformerOptions(image_size=(320, 240))).frames[10]
+    left, middle, right = _moved_to(frame, 0.02), _moved_to(frame, 0.4), _moved_to(frame, 0.75)
+    sides = BarSide(patience=15)
+    assert [sides.update(left) for _ in range(15)] == ["left"] * 14 + ["right"]
+    assert sides.update(middle) == "right" and sides.update(left) == "right"  # a step back: no jump
+    assert {sides.update(right) for _ in range(14)} == {"right"} and sides.update(right) == "left"
+    # Drawn at the right edge, the bars leave the person at the left alone.
+    activities = NeuronBank(builtin_library().templates).update(left)
+    white = np.full((240, 320, 3), 255, np.uint8)
+    for side in ("left", "right"):
+        out = annotate(replace(left, image=white), activities, (320, 240), None, side)
+        w = out.shape[1]
+        zone = out[:150, : int(0.25 * w)], out[:150, int(0.75 * w):]
+        untouched = [float(np.all(z == 255, axis=2).mean()) for z in zone]
+        near, far = untouched if side == "left" else untouched[::-1]
+        assert near < 0.5 < far, (side, untouched)
+
+
 def test_verbosity_flags_go_before_or_after_the_command() -> None:
     for args in (["-q", "replay", DEMO_RECORDING, "--no-window"], ["replay", DEMO_RECORDING, "--no-window", "-q"],
                  ["models", "list", "-q"]):

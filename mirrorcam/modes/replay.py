@@ -221,7 +221,8 @@ def replay_clip(
     log_sink = JsonLinesSink(events) if events else None
     # Without a window, drawing and encoding run beside the pose stage on the other core.
     names = {t.name: t.display_name for t in bank.templates} if bank is not None else None
-    writer = BackgroundWorker(lambda item: video.write(annotate(*item, size, names))) if video and not show else None
+    writer = BackgroundWorker(lambda item: video.write(annotate(*item[:2], size, names, item[2]))) if video and not show else None
+    sides = BarSide()
     count = with_person = fired = 0
     start = time.perf_counter()
     completed = False
@@ -238,10 +239,11 @@ def replay_clip(
                             log_sink.write({"type": "fire", **firing.to_json()})
                 if log_sink:
                     log_sink.write(frame_event(pose_frame, activities))
+                side = sides.update(pose_frame) if video or show else "left"
                 if writer:
-                    writer.submit((pose_frame, activities))
+                    writer.submit((pose_frame, activities, side))
                 elif video or show:
-                    image = annotate(pose_frame, activities, size, names)
+                    image = annotate(pose_frame, activities, size, names, side)
                     if video:
                         video.write(image)
                     if show:
@@ -301,14 +303,56 @@ MAX_ANNOTATED_HEIGHT = 1080
 a video OpenCV could not write)."""
 
 
+BARS_ZONE = (0.3, 0.45)
+"""The share of an annotated frame's width and height its neurons' bars cover, about
+(twelve neurons, one person), for choosing the edge they hug (:class:`BarSide`)."""
+
+
+class BarSide:
+    """The edge an annotated video's bars hug: the left, or the right while people stand
+    under the bars at the left and not at the right.
+
+    The bars move only after ``patience`` frames in a row that say so, so they do not
+    jump with every step of someone near the middle.
+
+    Example:
+        >>> sides = BarSide()
+        >>> sides.update(pose_frame)  # doctest: +SKIP
+        'left'
+    """
+
+    def __init__(self, patience: int = 15) -> None:
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
+        self.patience = patience
+        self.side = "left"
+        self._votes = 0
+
+    def update(self, pose_frame: PoseFrame) -> str:
+        """The side for this frame, given where its people are."""
+        covered = {"left": 0.0, "right": 0.0}
+        zw, zh = BARS_ZONE
+        for person in pose_frame.persons:
+            x0, y0, x1, y1 = person.bbox
+            tall = max(0.0, min(y1, zh) - max(y0, 0.0))
+            covered["left"] += max(0.0, min(x1, zw) - max(x0, 0.0)) * tall
+            covered["right"] += max(0.0, min(x1, 1.0) - max(x0, 1.0 - zw)) * tall
+        other = "right" if self.side == "left" else "left"
+        self._votes = self._votes + 1 if covered[self.side] > covered[other] else 0
+        if self._votes >= self.patience:
+            self.side, self._votes = other, 0
+        return self.side
+
+
 def annotate(
-    pose_frame: PoseFrame, activities: dict, size: tuple[int, int] | None, display_names: dict | None = None
+    pose_frame: PoseFrame, activities: dict, size: tuple[int, int] | None, display_names: dict | None = None,
+    side: str = "left",
 ) -> np.ndarray:
     """The frame with skeletons and activation bars drawn over it (a blank canvas for recordings).
 
     Frames under ``MIN_ANNOTATED_HEIGHT`` or over ``MAX_ANNOTATED_HEIGHT`` are scaled first.
-    Each person's bars take a column at the left, the next person's beside them when a
-    column is full.
+    Each person's bars take a column at the ``side`` edge (``"left"`` or ``"right"``;
+    :class:`BarSide` chooses), the next person's beside it when a column is full.
     """
     if pose_frame.image is not None:
         image = pose_frame.image
@@ -327,11 +371,12 @@ def annotate(
     height, width = image.shape[:2]
     row = max(10, min(22, height // 40))
     bar_width = max(160, width // 5)
-    x, y = 8, 8
+    step = bar_width + 8 if side == "left" else -(bar_width + 8)
+    x, y = (8 if side == "left" else width - 8 - bar_width), 8
     for person_id in sorted(activities):
         rows = len(activities[person_id].names)
         if y > 8 and y + rows * (row + 2) > height:  # this column is full: the next one
-            x, y = x + bar_width + 8, 8
+            x, y = x + step, 8
         y = draw_neuron_bars(
             image, activities[person_id], origin=(x, y), width=bar_width, row_height=row, color=person_color(person_id),
             display_names=display_names,
