@@ -150,6 +150,18 @@ def ensure_model(variant: str = DEFAULT_VARIANT, models_dir: Path | None = None)
     return fetch_model(variant, models_dir=models_dir)
 
 
+def check_source(source: str | os.PathLike[str]) -> Path:
+    """``source`` (``models fetch --from``) as a path to an existing file.
+
+    Raises:
+        ModelError: There is no such file.
+    """
+    path = Path(source)
+    if not path.is_file():
+        raise ModelError(f"--from {path}: no such file")
+    return path
+
+
 def fetch_model(
     variant: str = DEFAULT_VARIANT,
     source: str | os.PathLike[str] | None = None,
@@ -173,9 +185,7 @@ def fetch_model(
     data: bytes | None = None
     origin = ""
     if source is not None:
-        source = Path(source)
-        if not source.is_file():
-            raise ModelError(f"--from {source}: no such file")
+        source = check_source(source)
         data, origin = _bundle_from_local(source, variant), str(source)
     else:
         if allow_download:

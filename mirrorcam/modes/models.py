@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from mirrorcam.errors import ModelError
-from mirrorcam.modelstore import DEFAULT_VARIANT, VARIANTS, default_models_dir, fetch_model, verified_bundle
+from mirrorcam.modelstore import DEFAULT_VARIANT, VARIANTS, check_source, default_models_dir, fetch_model, verified_bundle
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{variant:6s} {state}")
         return 0
     # Before the "already provisioned" answer: a mistyped --from had been accepted silently.
-    if args.source is not None and not Path(args.source).is_file():
-        raise ModelError(f"--from {args.source}: no such file")
+    if args.source is not None:
+        check_source(args.source)
     if not args.force:
         existing = None
         try:

@@ -62,6 +62,10 @@ class ReplaySummary:
         return self.frames / max(self.seconds, 1e-9)
 
 
+CLIP_SUFFIXES = VIDEO_SUFFIXES | {".npz"}
+"""Files a folder's replay takes one by one: videos and landmark recordings."""
+
+
 def clips_in(path: Path) -> list[Path]:
     """The clips a replay of ``path`` processes: itself, or the clips of a folder.
 
@@ -74,7 +78,7 @@ def clips_in(path: Path) -> list[Path]:
         raise SourceError(f"no such file or folder: {path}")
     if path.is_file():
         return [path]
-    clips = sorted(p for p in path.iterdir() if p.is_file() and (p.suffix.lower() in VIDEO_SUFFIXES or p.suffix.lower() == ".npz"))
+    clips = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CLIP_SUFFIXES)
     if clips:
         images = sum(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())
         if images:
@@ -95,7 +99,7 @@ def clips_in(path: Path) -> list[Path]:
 def _holds_clips(folder: Path) -> bool:
     """Whether ``folder`` itself holds a clip, recording or image (for the hint above)."""
     try:
-        return any(p.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES | {".npz"} and p.is_file() for p in folder.iterdir())
+        return any(p.suffix.lower() in CLIP_SUFFIXES | IMAGE_SUFFIXES and p.is_file() for p in folder.iterdir())
     except OSError:  # unreadable: just not the one to suggest
         return False
 
@@ -165,7 +169,7 @@ def _check_outputs(clip: Path, *outputs: Path | None) -> None:
         seen.add(path.resolve())
 
 
-FILE_SUFFIXES = VIDEO_SUFFIXES | {".jsonl", ".json", ".npz"}
+FILE_SUFFIXES = CLIP_SUFFIXES | {".jsonl", ".json"}
 """Output names that are meant as files: for a batch they are refused rather than made folders."""
 
 
