@@ -93,11 +93,18 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         handle.write(data)
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented UTF-8 JSON to ``path`` atomically."""
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, allow_nan: bool = True) -> None:
+    """Write ``obj`` as indented UTF-8 JSON to ``path`` atomically.
+
+    Args:
+        path: Destination file.
+        obj: JSON-safe object.
+        allow_nan: False refuses NaN and infinities (``ValueError``, nothing written): they
+            are not JSON, only Python's extension of it.
+    """
+    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=allow_nan)  # before any file is made
     with atomic_write(path, "w") as handle:
-        json.dump(obj, handle, indent=2, ensure_ascii=False)
-        handle.write("\n")
+        handle.write(text + "\n")
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

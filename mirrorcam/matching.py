@@ -647,6 +647,12 @@ class NeuronBank:
             track.next_tick = now
         prev_emb, prev_ms = track.last_emb, track.last_ms
         vel = self._velocity(track, emb, now) if self._m.uses_velocity else None
+        # Guards against a tick loop without end (a crafted recording at 1e19 ms had hung
+        # replay): a gap of more than 10,000 ticks (11 min at 15 Hz; no stream of one person
+        # has one) jumps the grid to now, and where float64 can no longer add a tick to
+        # the time (1e19 + 66.7 == 1e19) one tick is all this frame gets.
+        if now - track.next_tick > 10_000 * self.tick_ms:
+            track.next_tick = now
         while track.next_tick <= now + 1e-6:
             t = track.next_tick
             if prev_emb is None or prev_ms is None or now - prev_ms < 1e-6:
@@ -660,6 +666,8 @@ class NeuronBank:
                 seen = np.minimum(prev_emb.in_view, emb.in_view) if u < 1.0 else emb.in_view
             firings += self._tick(track, pid, x.astype(np.float32), v.astype(np.float32), t, vel, seen)
             track.next_tick = t + self.tick_ms
+            if track.next_tick <= t:
+                break
         track.last_emb, track.last_ms = emb, now
         return NeuronActivity(
             timestamp_ms=now,

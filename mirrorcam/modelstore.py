@@ -26,6 +26,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,7 @@ WHEEL_MEMBERS = {
     ),
 }
 MANIFEST_NAME = "manifest.json"
+TFLITE_IDENTIFIER = b"TFL3"  # a .tflite flatbuffer's file identifier, at bytes 4-8
 
 
 def default_models_dir() -> Path:
@@ -157,6 +159,8 @@ def check_source(source: str | os.PathLike[str]) -> Path:
         ModelError: There is no such file.
     """
     path = Path(source)
+    if path.is_dir():
+        raise ModelError(f"--from {path}: a folder, not a .task bundle or a mediapipe wheel")
     if not path.is_file():
         raise ModelError(f"--from {path}: no such file")
     return path
@@ -223,14 +227,21 @@ def fetch_model(
 
 
 def _check_bundle_bytes(data: bytes, origin: str) -> None:
+    """Refuse ``data`` unless it is a zip of the two pose models, each a TFLite model."""
+    needed = ("pose_detector.tflite", "pose_landmarks_detector.tflite")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as bundle:
-            names = set(bundle.namelist())
-    except zipfile.BadZipFile as exc:
-        raise ModelError(f"{origin} is not a .task bundle (not a zip archive)") from exc
-    needed = {"pose_detector.tflite", "pose_landmarks_detector.tflite"}
-    if not needed <= names:
-        raise ModelError(f"{origin} is not a pose landmarker bundle (missing {sorted(needed - names)})")
+            missing = sorted(set(needed) - set(bundle.namelist()))
+            if missing:
+                raise ModelError(f"{origin} is not a pose landmarker bundle (missing {missing})")
+            # The names alone had let 100 bytes of junk replace a working bundle.  A TFLite
+            # model is a flatbuffer whose file identifier (bytes 4 to 8) is "TFL3".
+            for name in needed:
+                with bundle.open(name) as member:
+                    if member.read(8)[4:8] != TFLITE_IDENTIFIER:
+                        raise ModelError(f"{origin} is not a pose landmarker bundle ({name} is not a TFLite model)")
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:  # (a member cut short, garbled, compressed oddly)
+        raise ModelError(f"{origin} is not a .task bundle (not a zip archive, or a damaged one)") from exc
 
 
 def _bundle_from_local(source: Path, variant: str) -> bytes:

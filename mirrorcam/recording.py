@@ -18,6 +18,11 @@ presence       (T, P, 33) f4    per-landmark presence
 ============== ================ ============================================
 
 ``P`` is the largest number of people in any frame (at least 1).
+
+Limits a loaded file must keep (a crafted one could otherwise hang or exhaust the
+machine): ``T x P`` at most :data:`MAX_PERSON_FRAMES`, checked on the arrays' ``.npy``
+headers before any data is read; timestamps within +-:data:`MAX_TIMESTAMP_MS`; a
+``frame_size`` within :data:`MAX_SIDE`, :data:`MAX_PIXELS` and :data:`MAX_ASPECT`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
+import math
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -123,8 +129,12 @@ def save_recording(path: str | Path, recording: Recording) -> None:
 def load_recording(path: str | Path) -> Recording:
     """Read a recording written by :func:`save_recording`.
 
+    Each array's ``.npy`` header (its dtype and shape) is checked before any of its data
+    is read, so a crafted archive that declares, or a zip bomb that inflates to,
+    gigabytes is refused without allocating them (see :func:`_check_layout`).
+
     Raises:
-        RecordingError: Missing, truncated or foreign file, or an unknown version.
+        RecordingError: Missing, truncated, foreign or oversized file, or an unknown version.
     """
     path = Path(path)
     if not path.is_file():
@@ -134,38 +144,81 @@ def load_recording(path: str | Path) -> Recording:
         # its refusal suggests loading the file unsafely, which is not the advice to give.
         raise RecordingError(f"{path} is not a readable landmark recording (not an .npz archive: truncated, or another kind of file)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "header" not in archive.files:
+        with zipfile.ZipFile(path) as archive:
+            # Named as np.load names them: the member name without its ".npy".
+            members = {name[:-4] if name.endswith(".npy") else name: name for name in archive.namelist()}
+            if "header" not in members:
                 raise RecordingError(f"{path} is not a mirrorcam landmark recording (no header)")
-            header = json.loads(archive["header"].tobytes().decode("utf-8"))
+            layout = {name: _declared(archive, members[name]) for name in ("header", *_ARRAYS) if name in members}
+            dtype, shape = layout["header"]
+            if dtype.hasobject:
+                raise RecordingError(_PICKLED.format(path=path))
+            if math.prod(shape) * dtype.itemsize > _MAX_HEADER_BYTES:
+                raise RecordingError(f"{path} is not a mirrorcam landmark recording (its header is over {_MAX_HEADER_BYTES} bytes)")
+            header = json.loads(_read_member(archive, members["header"]).tobytes().decode("utf-8"))
             if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
                 raise RecordingError(f"{path} is not a mirrorcam landmark recording")
             version = header.get("version")
+            if isinstance(version, bool) or not isinstance(version, int):
+                # (A string "1" had read "is a version 1 recording; this mirrorcam reads version 1".)
+                raise RecordingError(f"{path} has version {version!r} in its header, not a version number; "
+                                     f"this mirrorcam reads version {FORMAT_VERSION}")
             if version != FORMAT_VERSION:
                 raise RecordingError(
                     f"{path} is a version {version} recording; this mirrorcam reads version {FORMAT_VERSION}"
                 )
-            missing = [name for name in _ARRAYS if name not in archive.files]
+            missing = [name for name in _ARRAYS if name not in members]
             if missing:
                 raise RecordingError(f"{path} is incomplete (missing {', '.join(missing)})")
-            arrays = {name: archive[name] for name in _ARRAYS}
+            _check_layout(path, layout)
+            arrays = {name: _read_member(archive, members[name]) for name in _ARRAYS}
     except RecordingError:
         raise
+    except RecursionError as exc:  # json.loads on a header of "[[[[..."
+        raise RecordingError(f"{path} is not a readable landmark recording (its header is nested too deeply)") from exc
+    except MemoryError as exc:  # what the checks above let through still did not fit
+        raise RecordingError(f"{path} is too large to load (out of memory)") from exc
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, UnicodeDecodeError, KeyError) as exc:
         if "pickle" in str(exc):  # numpy's own words would name the unsafe way to load it
-            raise RecordingError(f"{path} is not a readable landmark recording (it holds pickled objects, which are never loaded)") from exc
+            raise RecordingError(_PICKLED.format(path=path)) from exc
         raise RecordingError(f"{path} is not a readable landmark recording (truncated or corrupt: {exc})") from exc
     return _from_arrays(path, header, arrays)
 
 
-# Bounds far outside anything MediaPipe gives (image coordinates a little beyond 0..1 for
-# guessed landmarks, world coordinates in metres, visibility and presence as probabilities).
-_VALUE_RANGES = (("landmarks", -1e3, 1e3), ("world", -1e3, 1e3), ("visibility", 0.0, 1.0), ("presence", 0.0, 1.0))
+_PICKLED = "{path} is not a readable landmark recording (it holds pickled objects, which are never loaded)"
+# Real headers are a few hundred bytes (with ``meta``); a megabyte is no header.
+_MAX_HEADER_BYTES = 1 << 20
+# At most this many frames x people slots: 9 h of one person at 30 fps, about 1 GB of
+# float32 arrays. A declared shape beyond it is refused before anything is decompressed.
+MAX_PERSON_FRAMES = 1_000_000
 
 
-def _from_arrays(path: Path, header: dict, a: dict[str, np.ndarray]) -> Recording:
-    t = a["timestamps_ms"].shape[0] if a["timestamps_ms"].ndim == 1 else -1
-    p = a["person_ids"].shape[1] if a["person_ids"].ndim == 2 else -1
+def _declared(archive: zipfile.ZipFile, member: str) -> tuple[np.dtype, tuple[int, ...]]:
+    """The dtype and shape a ``.npy`` member declares, from its header alone (no data read)."""
+    with archive.open(member) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:  # 3.0 only serves structured dtypes with non-ASCII field names: never a recording's
+            raise ValueError(f"member {member} is a version {version[0]}.{version[1]} .npy array")
+    return dtype, shape
+
+
+def _read_member(archive: zipfile.ZipFile, member: str) -> np.ndarray:
+    with archive.open(member) as stream:
+        return np.lib.format.read_array(stream, allow_pickle=False)
+
+
+def _check_layout(path: Path, layout: dict[str, tuple[np.dtype, tuple[int, ...]]]) -> None:
+    """Refuse arrays of the wrong kind, shape or size from their declared dtype and shape."""
+    for name in _ARRAYS:
+        if layout[name][0].hasobject:
+            raise RecordingError(_PICKLED.format(path=path))
+    shape_of = {name: layout[name][1] for name in _ARRAYS}
+    t = shape_of["timestamps_ms"][0] if len(shape_of["timestamps_ms"]) == 1 else -1
+    p = shape_of["person_ids"][1] if len(shape_of["person_ids"]) == 2 else -1
     expected = {
         "person_ids": (t, p),
         "landmarks": (t, p, NUM_LANDMARKS, 3),
@@ -174,15 +227,45 @@ def _from_arrays(path: Path, header: dict, a: dict[str, np.ndarray]) -> Recordin
         "presence": (t, p, NUM_LANDMARKS),
     }
     for name, shape in expected.items():
-        if t < 0 or p < 0 or a[name].shape != shape:
-            raise RecordingError(f"{path}: array '{name}' has shape {a[name].shape}, expected {shape}")
-    # Numbers only (a string or complex array is not landmarks), and times that are times.
+        if t < 0 or p < 0 or shape_of[name] != shape:
+            raise RecordingError(f"{path}: array '{name}' has shape {shape_of[name]}, expected {shape}")
+    if t * max(p, 1) > MAX_PERSON_FRAMES:
+        raise RecordingError(f"{path} is too large: {t} frames x {p} people "
+                             f"(at most {MAX_PERSON_FRAMES} frames x people are read)")
+    # Numbers only (a string or complex array is not landmarks).
     for name in ("timestamps_ms", *expected):
+        dtype = layout[name][0]
         allowed = "iu" if name == "person_ids" else "iuf"
-        if a[name].dtype.kind not in allowed:
-            raise RecordingError(f"{path}: array '{name}' holds {a[name].dtype} values, expected numbers")
-    if not np.all(np.isfinite(a["timestamps_ms"])):
+        if dtype.kind not in allowed:
+            raise RecordingError(f"{path}: array '{name}' holds {dtype} values, expected numbers")
+
+
+MAX_TIMESTAMP_MS = 1e12  # ~31 years: float64 still resolves a microsecond there
+# Replay draws a recording on a canvas of its frame size (scaled up to 480 px high when
+# smaller): 16384 x 16384 took 11.6 GB, and 16384 x 1, scaled up, a 7.8-million-pixel-wide
+# canvas.  The bounds hold every real video and photo (8K is 7680 x 4320, 33 MP; a 32:9
+# ultra-wide is 3.6:1; a 64 MP phone photo is 9248 x 6936) and keep a frame's canvas
+# under 200 MB.
+MAX_SIDE = 16384
+MAX_PIXELS = 1 << 26  # 67 MP
+MAX_ASPECT = 16.0
+
+# Bounds far outside anything MediaPipe gives (image coordinates a little beyond 0..1 for
+# guessed landmarks, world coordinates in metres, visibility and presence as probabilities).
+_VALUE_RANGES = (("landmarks", -1e3, 1e3), ("world", -1e3, 1e3), ("visibility", 0.0, 1.0), ("presence", 0.0, 1.0))
+
+
+def _from_arrays(path: Path, header: dict, a: dict[str, np.ndarray]) -> Recording:
+    # (Shapes and dtypes were checked on the arrays' headers, before loading: _check_layout.)
+    t, p = a["person_ids"].shape
+    # Times that are times: beyond ~31 years a tick (66.7 ms) is lost in float64 rounding
+    # (1e19 + 66.7 == 1e19), and the matcher's tick loop would never reach the frame.
+    ts = a["timestamps_ms"].astype(np.float64)  # (abs of the smallest int64 is itself: negative)
+    if not np.all(np.isfinite(ts)):
         raise RecordingError(f"{path}: timestamps must be finite numbers")
+    if ts.size and np.abs(ts).max() > MAX_TIMESTAMP_MS:
+        raise RecordingError(f"{path}: timestamps must be within +-{MAX_TIMESTAMP_MS:g} ms (about 31 years), "
+                             f"got {float(np.abs(ts).max()):g}")
     # The people's values must be ones the pose stage can give: an infinite or absurd
     # coordinate would only surface later as numpy warnings and a meaningless match.
     present = a["person_ids"] >= 0
@@ -197,8 +280,10 @@ def _from_arrays(path: Path, header: dict, a: dict[str, np.ndarray]) -> Recordin
         raise RecordingError(f"{path}: header lacks a valid fps or frame_size") from exc
     if not 0 < fps <= 1000:
         raise RecordingError(f"{path}: fps must be between 0 and 1000, got {fps}")
-    if not (1 <= width <= 16384 and 1 <= height <= 16384):
-        raise RecordingError(f"{path}: frame_size must be between 1 and 16384 pixels a side, got {width}x{height}")
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE
+            and width * height <= MAX_PIXELS and max(width / height, height / width) <= MAX_ASPECT):
+        raise RecordingError(f"{path}: frame_size must be 1 to {MAX_SIDE} pixels a side, at most "
+                             f"{MAX_PIXELS // 1_000_000} megapixels and at most {MAX_ASPECT:g}:1 either way, got {width}x{height}")
     frames = []
     for i in range(t):
         persons = tuple(

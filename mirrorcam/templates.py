@@ -42,6 +42,7 @@ import logging
 import math
 import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,6 +62,17 @@ KINDS = ("dynamic", "static")
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "models" / "templates"
 RATE_HZ = 15.0
 MAX_VARIANTS = 15  # styles beside the main one: each is a DP row per side, and its false alarms add up
+# Bounds of a template's numbers, far beyond what authoring and teaching give (features:
+# unit directions, angles in 0..1, positions in torso lengths, the built-ins' within
+# -1.4..2.8; trust: an embedding's weight, in 0..1; importance: teaching's 0.1..1, the
+# built-ins' 0..1.5).  Beyond them a value is a mistake, and a huge one overflowed the
+# matcher's float32 sums (numpy warnings, and a NaN importance spoiled other neurons of
+# the bank too).
+MAX_FEATURE = 1e3
+MAX_IMPORTANCE = 10.0
+# The largest template teaching can make (15 styles of 600 frames, a long preview) is about
+# 27 MB of JSON; the built-ins are under 150 kB.  A bigger file is not read at all.
+MAX_FILE_BYTES = 32 << 20
 BUILTIN_NAMES: tuple[str, ...] = (
     "wave_one_hand", "wave_both_hands", "clap", "arms_up", "arm_circles", "punch",
     "jumping_jack", "squat", "lunge", "bend", "jump_in_place", "high_knees",
@@ -134,11 +146,11 @@ class Variant:
             raise ValueError("each variant needs style, threshold and frames")
         return Variant(
             style=str(obj["style"]),
-            frames=np.asarray(obj["frames"], np.float32),
-            threshold=float(obj["threshold"]),
-            weights=np.asarray(obj["weights"], np.float32) if obj.get("weights") is not None else None,
+            frames=_numbers(obj["frames"], "frames"),
+            threshold=_real(obj["threshold"], "threshold"),
+            weights=_numbers(obj["weights"], "weights") if obj.get("weights") is not None else None,
             calibration=obj.get("calibration") if isinstance(obj.get("calibration"), dict) else {},
-            velocity_weight=float(obj.get("velocity_weight", 0.0)),
+            velocity_weight=_real(obj.get("velocity_weight", 0.0), "velocity_weight"),
             groups=_variant_groups(obj.get("importance")),
         )
 
@@ -151,34 +163,57 @@ def _variant_groups(value: object) -> dict | None:
     return dict(value)
 
 
+def _real(value: object, what: str) -> float:
+    """A JSON number as a float; a string, true/false or null is refused (``float()`` had
+    taken ``"0.2"``).  The range is checked where the value is used."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"template {what} must be a number, got {value!r}")
+    return float(value)
+
+
+def _numbers(value: object, what: str) -> np.ndarray:
+    """Nested JSON lists of numbers as an array (``np.asarray(..., float32)`` had turned
+    strings into numbers); the shape and range are checked by :func:`_checked_frames`."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"template {what} must be lists of numbers")
+    return array
+
+
 def _checked_frames(frames: object, weights: object) -> tuple[np.ndarray, np.ndarray]:
-    frames = np.asarray(frames, np.float32)
+    # Checked in float64: a value beyond float32's range must be refused, not become inf with a warning.
+    frames = np.asarray(frames, np.float64)
     if frames.ndim != 2 or frames.shape[1] != DIM or not 1 <= len(frames) <= 600:
         raise ValueError(f"template frames must have shape (K, {DIM}) with 1 <= K <= 600, got {frames.shape}")
     if not np.all(np.isfinite(frames)):
         raise ValueError("template frames must be finite")
-    weights = np.ones_like(frames) if weights is None else np.asarray(weights, np.float32)
-    if weights.shape != frames.shape or not np.all(np.isfinite(weights)) or weights.min() < 0:
-        raise ValueError(f"template weights must be finite, >= 0 and shaped like frames {frames.shape}")
-    return frames, weights
+    if np.abs(frames).max() > MAX_FEATURE:
+        raise ValueError(f"template frames must be within +-{MAX_FEATURE:g}, got {np.abs(frames).max():g}")
+    weights = np.ones_like(frames) if weights is None else np.asarray(weights, np.float64)
+    if weights.shape != frames.shape or not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.max() > 1:
+        raise ValueError(f"template weights must be finite, within 0..1 and shaped like frames {frames.shape}")
+    return frames.astype(np.float32), weights.astype(np.float32)
 
 
 def _check_velocity_weight(weight: object) -> None:
-    if not isinstance(weight, (int, float)) or not 0.0 <= float(weight) <= 4.0:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= float(weight) <= 4.0:
         raise ValueError(f"velocity_weight must be a number between 0 and 4, got {weight!r}")
 
 
 def _check_threshold(threshold: object) -> None:
     # (Distances between embeddings are of the order of 0.01-1; above 1e6 a threshold is a
     # mistake, and beyond float32's range it would overflow the matcher.)
-    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and 0 < threshold <= 1e6):
+    if isinstance(threshold, bool) or not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and 0 < threshold <= 1e6):
         raise ValueError(f"template threshold must be a positive number up to 1e6, got {threshold!r}")
 
 
 def _check_groups(groups: dict) -> None:
     for group, weight in groups.items():
-        if group not in GROUPS or not isinstance(weight, (int, float)) or weight < 0:
-            raise ValueError(f"template importance {group!r}: {weight!r} is not a known group with a weight >= 0")
+        # (NaN fails the range test: "weight < 0" had let it through.)
+        if (group not in GROUPS or isinstance(weight, bool) or not isinstance(weight, (int, float))
+                or not 0 <= weight <= MAX_IMPORTANCE):
+            raise ValueError(f"template importance {group!r}: {weight!r} is not a known group with a weight "
+                             f"from 0 to {MAX_IMPORTANCE:g}")
 
 
 @dataclass(frozen=True)
@@ -312,19 +347,19 @@ class Template:
                 display_name=str(obj.get("display_name") or obj["name"]),
                 kind=str(obj["kind"]),
                 side_specific=_bool(obj["side_specific"]),
-                frames=np.asarray(obj["frames"], np.float32),
-                threshold=float(obj["threshold"]),
+                frames=_numbers(obj["frames"], "frames"),
+                threshold=_real(obj["threshold"], "threshold"),
                 preview=np.asarray(obj["preview"], np.float32) if obj.get("preview") else np.zeros((0, 33, 3), np.float32),
-                weights=np.asarray(obj["weights"], np.float32) if obj.get("weights") is not None else None,
+                weights=_numbers(obj["weights"], "weights") if obj.get("weights") is not None else None,
                 groups=dict(obj.get("importance") or {}),
                 rate_hz=float(obj.get("rate_hz", RATE_HZ)),
                 description=str(obj.get("description", "")),
                 source=str(obj.get("source", "")),
                 calibration=obj.get("calibration") if isinstance(obj.get("calibration"), dict) else {},
                 variants=tuple(Variant.from_json(v) for v in _list(obj.get("variants", []), "variants")),
-                velocity_weight=float(obj.get("velocity_weight", 0.0)),
+                velocity_weight=_real(obj.get("velocity_weight", 0.0), "velocity_weight"),
             )
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise TemplateError(f"{origin}: {exc}") from None
 
 
@@ -386,7 +421,18 @@ def load_template(path: str | Path) -> Template:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # Only a regular file (a symlink to one counts): a FIFO named x.json had hung the
+        # load, and a link to /dev/zero had eaten all memory.
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise TemplateError(f"{path}: not a regular file (a folder, a device or a pipe), not read")
+        if info.st_size > MAX_FILE_BYTES:
+            raise TemplateError(f"{path}: {info.st_size} bytes, more than a template can be ({MAX_FILE_BYTES} bytes)")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)  # (in case it grew since)
+        if len(data) > MAX_FILE_BYTES:
+            raise TemplateError(f"{path}: more than a template can be ({MAX_FILE_BYTES} bytes)")
+        text = data.decode("utf-8")
     except OSError as exc:
         raise TemplateError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
@@ -413,7 +459,12 @@ def save_template(path: str | Path, template: Template, force: bool = False) -> 
     path = Path(path)
     if path.exists() and not force:
         raise TemplateError(f"{path} already exists; use --force to replace it")
-    atomic_write_json(path, template.to_json())
+    try:
+        # Strict JSON: a NaN or Infinity (say in the calibration facts) is not JSON, and
+        # other programs reading the file would choke on it.
+        atomic_write_json(path, template.to_json(), allow_nan=False)
+    except ValueError as exc:
+        raise TemplateError(f"{path}: not written: {exc}") from None
     return path
 
 
@@ -451,7 +502,10 @@ class TemplateLibrary:
         """Load every ``*.json`` of ``dirs`` (default: the built-ins) and ``extra_dirs``.
 
         A malformed file is logged with its name and the reason and skipped; the rest
-        load.  A missing extra folder is an error (the user named it).
+        load.  A template that takes the place of a same-named one loaded before it (a
+        built-in, or another file), or whose file is named otherwise, is loaded with a
+        warning naming both files (but for a built-in's own file name: the user's style
+        of it, as ``teach --add`` saves it).  A missing extra folder is an error (the user named it).
 
         Raises:
             TemplateError: An extra folder does not exist.
@@ -465,6 +519,7 @@ class TemplateLibrary:
                 raise TemplateError(f"template folder {d} {'is a file, not a folder' if d.exists() else 'does not exist'}")
             folders.append(d)
         by_name: dict[str, Template] = {}
+        origin: dict[str, Path] = {}
         errors = []
         seen = set()
         for folder in folders:
@@ -478,7 +533,21 @@ class TemplateLibrary:
                     log.warning("skipping template %s", exc)
                     errors.append((str(path), str(exc)))
                     continue
+                # A template is known by the name inside it, not its file's: say so when they
+                # differ, and when it takes the place of one loaded before (a user file
+                # named not_squat.json had silently replaced the built-in squat).
+                if template.name != path.stem:
+                    log.warning("template file %s holds the template %r (its name inside counts, not the file's)",
+                                path, template.name)
+                if template.name in by_name:
+                    # (A built-in replaced by a file of its own name is what `teach --add` and
+                    # `--force` save: said at info level, not as a warning on every run.)
+                    own = template.name == path.stem and origin[template.name].parent.resolve() == Path(BUILTIN_DIR).resolve()
+                    (log.info if own else log.warning)(
+                        "template %r of %s replaces the one of %s (a template of the same name takes the place "
+                        "of one loaded before it)", template.name, path, origin[template.name])
                 by_name[template.name] = template
+                origin[template.name] = path
         # Built-ins first in their public order, then the rest alphabetically.
         order = {n: i for i, n in enumerate(BUILTIN_NAMES)}
         templates = sorted(by_name.values(), key=lambda t: (order.get(t.name, len(order)), t.name))

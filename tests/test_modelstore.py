@@ -116,6 +116,7 @@ def test_a_manifest_entry_that_is_not_an_object_is_reported_not_a_crash(tmp_path
     proc = run_cli("models", "list", "--dir", tmp_path)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "full   BAD" in proc.stdout and "not an object" in proc.stdout
+    assert proc.returncode == 1  # (it had been 0: a script checking the models saw nothing wrong)
 
 
 def test_a_missing_from_path_is_refused_even_when_a_bundle_is_provisioned(pose_model: Path, tmp_path: Path) -> None:
@@ -158,3 +159,59 @@ def test_a_bundle_copied_in_by_hand_is_said_to_be_replaced(tmp_path: Path, monke
         ensure_model("full", models_dir=tmp_path)
     first = caplog.records[0].getMessage()
     assert "is not in the models manifest" in first and "models fetch --variant full --from FILE" in first, first
+
+
+def _bundle_with(detector: bytes, landmarker: bytes) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as bundle:
+        bundle.writestr("pose_detector.tflite", detector)
+        bundle.writestr("pose_landmarks_detector.tflite", landmarker)
+    return out.getvalue()
+
+
+def _real_member(pose_model: Path, name: str) -> bytes:
+    with zipfile.ZipFile(pose_model) as bundle:
+        return bundle.read(name)
+
+
+@pytest.mark.parametrize(
+    ("junk", "needle"),
+    [("both", "pose_detector.tflite is not a TFLite model"),
+     ("detector", "pose_detector.tflite is not a TFLite model"),
+     ("landmarker", "pose_landmarks_detector.tflite is not a TFLite model"),
+     ("empty", "pose_detector.tflite is not a TFLite model")],
+)
+def test_a_bundle_of_junk_models_is_refused_and_the_old_one_kept(pose_model: Path, tmp_path: Path, junk: str, needle: str) -> None:
+    """Any zip with the two member names had been adopted: 100 bytes of junk under them
+    replaced a working bundle (with --force)."""
+    models = tmp_path / "models"
+    fetch_model("full", source=pose_model, models_dir=models)
+    before = sorted((p.name, p.read_bytes()) for p in models.iterdir())
+    detector = _real_member(pose_model, "pose_detector.tflite")
+    landmarker = _real_member(pose_model, "pose_landmarks_detector.tflite")
+    garbage = b"\0" * 100 if junk != "empty" else b""
+    source = tmp_path / "junk.task"
+    source.write_bytes(_bundle_with(detector if junk == "landmarker" else garbage,
+                                    landmarker if junk == "detector" else garbage))
+    with pytest.raises(ModelError, match=needle):
+        fetch_model("full", source=source, models_dir=models)
+    assert sorted((p.name, p.read_bytes()) for p in models.iterdir()) == before
+
+
+def test_a_junk_bundle_is_one_line_from_the_cli(pose_model: Path, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    fetch_model("full", source=pose_model, models_dir=models)
+    before = sorted((p.name, p.read_bytes()) for p in models.iterdir())
+    source = tmp_path / "junk.task"
+    source.write_bytes(_bundle_with(b"x" * 100, b"y" * 100))
+    proc = run_cli("models", "fetch", "--from", source, "--dir", models, "--force")
+    assert_one_line_error(proc, "pose_detector.tflite is not a TFLite model")
+    assert sorted((p.name, p.read_bytes()) for p in models.iterdir()) == before
+
+
+def test_a_folder_given_to_from_is_called_a_folder(tmp_path: Path) -> None:
+    # It had said "no such file" of a folder that exists.
+    proc = run_cli("models", "fetch", "--from", tmp_path, "--dir", tmp_path / "models")
+    assert_one_line_error(proc, f"--from {tmp_path}: a folder, not a .task bundle or a mediapipe wheel")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -151,3 +152,157 @@ def test_saved_files_get_ordinary_permissions(tmp_path: Path) -> None:
     mask = os.umask(0o022)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def _rewrite_arrays(path: Path, **arrays) -> None:
+    with np.load(path, allow_pickle=False) as archive:
+        kept = {k: archive[k] for k in archive.files}
+    np.savez(path, **{**kept, **arrays})
+
+
+@pytest.mark.parametrize(
+    ("offset", "loads"),
+    [(0.0, True), (-1e11, True), (1e16, False), (1e19, False), (-1e19, False)],
+)
+def test_timestamps_beyond_31_years_are_refused(tmp_path: Path, offset: float, loads: bool) -> None:
+    # At 1e19 ms a tick (66.7 ms) is lost in float64 rounding: replay and eval had hung.
+    path = tmp_path / "rec.npz"
+    save_recording(path, _recording(4))
+    _rewrite_arrays(path, timestamps_ms=np.arange(4) * 33.3 + offset)
+    if loads:
+        assert len(load_recording(path)) == 4
+    else:
+        with pytest.raises(RecordingError, match=r"rec\.npz: timestamps must be within"):
+            load_recording(path)
+
+
+@pytest.mark.parametrize("times", [(1e19, 1e19 + 4096.0, 1e19 + 8192.0), (0.0, 1e12, 2e12)], ids=["unrepresentable-tick", "huge-gap"])
+def test_the_matcher_never_spins_on_absurd_timestamps(times: tuple[float, ...]) -> None:
+    """A stream given straight to the bank (teaching, eval) is not checked like a file:
+    its tick loop must end anyway (it had spun forever on 1e19, where 1e19 + 66.7 == 1e19,
+    and for billions of ticks across a gap of 1e12 ms)."""
+    import signal
+
+    from mirrorcam.embedding import DIM, Embedding
+    from mirrorcam.matching import NeuronBank
+    from mirrorcam.templates import builtin_library
+
+    def hung(*_args) -> None:
+        raise TimeoutError("the tick loop did not end")
+
+    bank = NeuronBank(builtin_library().templates[:2])
+    emb = Embedding(np.zeros(DIM, np.float32), np.ones(DIM, np.float32))
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        for t in times:
+            bank.update_embedding(0, emb, t)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _with_member(path: Path, name: str, data: bytes, compress: bool = False) -> None:
+    """Rewrite the archive with one member replaced by raw ``data`` (a crafted .npy)."""
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    members[f"{name}.npy"] = data
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+
+
+def _declared_only(shape: tuple[int, ...], descr: str = "<f4") -> bytes:
+    """A .npy header declaring ``shape`` followed by a few bytes, not the data it promises."""
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + b"\0" * 64
+
+
+def _consistent_giant(path: Path) -> None:
+    """Every array declares 2 million frames, consistently, with none of the data."""
+    t = 2_000_000
+    shapes = {"timestamps_ms": ((t,), "<f8"), "person_ids": ((t, 1), "<i4"), "landmarks": ((t, 1, 33, 3), "<f4"),
+              "world": ((t, 1, 33, 3), "<f4"), "visibility": ((t, 1, 33), "<f4"), "presence": ((t, 1, 33), "<f4")}
+    for name, (shape, descr) in shapes.items():
+        _with_member(path, name, _declared_only(shape, descr))
+
+
+def _zip_bomb(path: Path) -> None:
+    # 128 MB of zeros that deflate to about 130 kB, declared as landmarks: had been
+    # inflated in full (a 2 MB bomb used 2 GB) before its shape was looked at.
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist() if n != "landmarks.npy"}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+        with archive.open("landmarks.npy", "w") as bomb:
+            bomb.write(_declared_only((2**25, 1, 1, 1))[:-64])
+            for _ in range(128):
+                bomb.write(bytes(1 << 20))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: _with_member(p, "landmarks", _declared_only((10**9, 1, 33, 3))), r"'landmarks' has shape \(1000000000, 1, 33, 3\)"),
+        (_consistent_giant, "too large: 2000000 frames x 1 people"),
+        (_zip_bomb, "'landmarks' has shape"),
+        (lambda p: _with_member(p, "header", _npy_bytes(np.frombuffer(b"[" * 100_000, np.uint8))), "nested too deeply"),
+        (lambda p: _with_member(p, "header", _declared_only((10**12,), "|u1")), "header is over"),
+        (lambda p: _with_member(p, "world", _npy_bytes(np.array([object()] * 3))), "pickled objects, which are never loaded"),
+        (lambda p: _with_member(p, "world", _declared_only((12, 2, 33, 3), "<U5")), "'world' holds <U5 values"),
+    ],
+    ids=["huge-declared-shape", "consistent-giant", "zip-bomb", "deep-header", "huge-header", "pickled-array", "string-array"],
+)
+def test_crafted_archives_are_refused_before_their_data_is_read(tmp_path: Path, damage, message: str) -> None:
+    """Each array's .npy header is checked first: a crafted one had given "unexpected
+    MemoryError" or "unexpected RecursionError", or used gigabytes before the refusal."""
+    import resource
+
+    path = tmp_path / "rec.npz"
+    save_recording(path, _recording())
+    damage(path)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(RecordingError, match=message):
+        load_recording(path)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 64, f"the refusal took {grown_mb:.0f} MB more memory"
+
+
+@pytest.mark.parametrize(
+    ("size", "loads"),
+    [((640, 480), True), ((180, 144), True), ((1080, 1920), True), ((7680, 4320), True), ((1, 1), True),
+     ((16384, 1), False), ((1, 16384), False), ((16384, 16384), False), ((0, 480), False), ((20000, 10000), False)],
+)
+def test_frame_size_is_bounded(tmp_path: Path, size: tuple[int, int], loads: bool) -> None:
+    # Replay draws on a canvas of this size: 16384 x 16384 (and 16384 x 1, scaled up to
+    # 480 px high) had taken 11.6 GB.
+    path = tmp_path / "rec.npz"
+    save_recording(path, _recording(3))
+    _rewrite_header(path, frame_size=list(size))
+    if loads:
+        assert load_recording(path).frame_size == size
+    else:
+        with pytest.raises(RecordingError, match=r"rec\.npz: frame_size must be"):
+            load_recording(path)
+
+
+@pytest.mark.parametrize("version", ["1", True, 1.0, None, [1]], ids=repr)
+def test_a_version_that_is_not_a_whole_number_is_refused_clearly(tmp_path: Path, version) -> None:
+    # "1" had given "is a version 1 recording; this mirrorcam reads version 1" (and true loaded).
+    path = tmp_path / "rec.npz"
+    save_recording(path, _recording(2))
+    _rewrite_header(path, version=version)
+    with pytest.raises(RecordingError, match=rf"has version {re.escape(repr(version))} in its header, not a version number"):
+        load_recording(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -171,6 +172,44 @@ BAD = [
 ]
 
 
+def _with_value(key: str, value, variant: bool = False) -> str:
+    """The good template with one value replaced (in its first variant when ``variant``)."""
+    obj = _good()
+    part = obj["variants"][0] if variant else obj
+    if key in ("frames", "weights"):
+        part[key][0][0] = value
+    elif key.startswith("importance."):
+        part["importance"] = {**(part.get("importance") or obj["importance"]), key.split(".")[1]: value}
+    else:
+        part[key] = value
+    return json.dumps(obj)  # (Python's json writes NaN and Infinity, and reads them back)
+
+
+# Numbers that are not real, finite and in range had loaded: a NaN importance spoiled the
+# activations of the other neurons of the bank, 1e20 in a frame gave numpy overflow
+# warnings, and "0.2" was taken as a threshold.
+BAD += [
+    ("importance_nan", _with_value("importance.arms", float("nan")), "importance"),
+    ("importance_inf", _with_value("importance.legs", float("inf")), "importance"),
+    ("importance_huge", _with_value("importance.torso", 1e300), "importance"),
+    ("importance_bool", _with_value("importance.arms", True), "importance"),
+    ("importance_text", _with_value("importance.arms", "1"), "importance"),
+    ("variant_importance_nan", _with_value("importance.arms", float("nan"), variant=True), "importance"),
+    ("threshold_text", _with_value("threshold", "0.2"), "threshold must be a number"),
+    ("threshold_bool", _with_value("threshold", True), "threshold"),
+    ("threshold_nan", _with_value("threshold", float("nan")), "threshold"),
+    ("velocity_text_number", _with_value("velocity_weight", "0.25"), "velocity_weight must be a number"),
+    ("velocity_bool", _with_value("velocity_weight", True), "velocity_weight"),
+    ("variant_threshold_text", _with_value("threshold", "0.1", variant=True), "threshold must be a number"),
+    ("frame_huge", _with_value("frames", 1e20), "frames must be within"),
+    ("frame_beyond_float32", _with_value("frames", 1e300), "frames must be within"),
+    ("frame_text", _with_value("frames", "0.1"), "frames must be lists of numbers"),
+    ("weight_huge", _with_value("weights", 1e20), "weights must be finite, within 0..1"),
+    ("variant_frame_huge", _with_value("frames", 1e20, variant=True), "frames must be within"),
+    ("variant_weight_text", _with_value("weights", "1", variant=True), "weights must be lists of numbers"),
+]
+
+
 @pytest.mark.parametrize("stem, text, reason", BAD, ids=[b[0] for b in BAD])
 def test_malformed_file_is_reported_with_name_and_reason_and_the_rest_load(tmp_path, stem, text, reason):
     (tmp_path / f"{stem}.json").write_text(text)
@@ -210,3 +249,95 @@ def test_template_validation():
         Template("x", "x", "dynamic", False, np.zeros((3, 5)), 0.1)
     with pytest.raises(ValueError, match="finite"):
         Template("x", "x", "dynamic", False, np.full((3, DIM), np.nan), 0.1)
+
+
+@pytest.mark.parametrize(
+    ("what", "reason"),
+    [("fifo", "not a regular file"), ("dev_zero_link", "not a regular file"), ("folder", "not a regular file"),
+     ("oversized", "more than a template can be"), ("dangling_link", "cannot be read")],
+)
+def test_only_regular_files_of_a_sane_size_are_read(tmp_path, what, reason):
+    """A FIFO named x.json had hung the load for ever, a link to /dev/zero had eaten all
+    memory: each is now reported like any malformed file, and the rest load."""
+    import os
+    import signal
+
+    from mirrorcam.templates import MAX_FILE_BYTES
+
+    path = tmp_path / f"{what}.json"
+    if what == "fifo":
+        os.mkfifo(path)
+    elif what == "dev_zero_link":
+        path.symlink_to("/dev/zero")
+    elif what == "folder":
+        path.mkdir()
+    elif what == "oversized":
+        with path.open("wb") as handle:
+            handle.truncate(MAX_FILE_BYTES + 1)  # sparse: no disk used
+    else:
+        path.symlink_to(tmp_path / "gone.json")
+    (tmp_path / "salute.json").write_text(json.dumps(_good()))
+
+    def hung(*_args):
+        raise TimeoutError("the template load did not end")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        lib = TemplateLibrary.load([tmp_path])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert lib.names == ("salute",)
+    assert len(lib.errors) == 1 and lib.errors[0][0] == str(path) and reason in lib.errors[0][1], lib.errors
+
+
+def test_the_largest_template_teaching_makes_is_under_the_size_cap():
+    from mirrorcam.templates import MAX_FILE_BYTES, MAX_VARIANTS, Variant
+
+    t = builtin_library().get("clap")
+    rng = np.random.default_rng(0)
+    frames, weights = rng.uniform(-1.4, 2.8, (600, DIM)), rng.uniform(0, 1, (600, DIM))
+    big = replace(t, frames=frames, weights=weights, preview=rng.normal(size=(400, 33, 3)),
+                  variants=tuple(Variant(f"s{i}", frames, 0.1, weights=weights, groups=dict(t.groups)) for i in range(MAX_VARIANTS)))
+    assert len(json.dumps(big.to_json(), indent=2, ensure_ascii=False).encode()) < MAX_FILE_BYTES
+
+
+def test_saving_refuses_nan_and_writes_nothing(tmp_path):
+    # Python's json had written NaN, which is not JSON: other readers of the file choke on it.
+    t = replace(builtin_library().get("clap"), calibration={"margin": float("nan")})
+    with pytest.raises(TemplateError, match="clap.json: not written"):
+        save_template(tmp_path / "clap.json", t)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_template_that_takes_anothers_place_is_said_to(tmp_path, caplog):
+    """A user file not_squat.json holding "squat" had replaced the built-in squat without a
+    word, and of two user files named "dupe" the later had won silently."""
+    from mirrorcam.templates import BUILTIN_DIR
+
+    caplog.set_level(logging.WARNING, logger="mirrorcam")
+    (tmp_path / "not_squat.json").write_text(json.dumps(builtin_library().get("squat").to_json()))
+    (tmp_path / "dupe_a.json").write_text(json.dumps(_good("dupe")))
+    (tmp_path / "dupe_b.json").write_text(json.dumps(_good("dupe")))
+    lib = TemplateLibrary.load(extra_dirs=[tmp_path])
+    assert lib.names.count("squat") == 1 and "dupe" in lib.names
+    said = _warnings(caplog)
+    assert len(said) == 5, said  # three files named otherwise, two replacements
+    assert f"template 'squat' of {tmp_path / 'not_squat.json'} replaces the one of {BUILTIN_DIR / 'squat.json'}" in "\n".join(said)
+    assert f"template 'dupe' of {tmp_path / 'dupe_b.json'} replaces the one of {tmp_path / 'dupe_a.json'}" in "\n".join(said)
+    assert f"template file {tmp_path / 'not_squat.json'} holds the template 'squat'" in "\n".join(said)
+    assert all("\n" not in m for m in said)
+
+
+def test_a_template_of_its_own_name_in_its_own_file_loads_without_a_word(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="mirrorcam")
+    (tmp_path / "salute.json").write_text(json.dumps(_good()))
+    # ...nor a built-in's own file name: what `teach --add` saves, loaded on every run.
+    (tmp_path / "squat.json").write_text(json.dumps(builtin_library().get("squat").to_json()))
+    assert "salute" in TemplateLibrary.load(extra_dirs=[tmp_path]).names
+    assert _warnings(caplog) == []

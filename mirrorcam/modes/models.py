@@ -33,14 +33,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     models_dir = args.dir or default_models_dir()
     if args.models_command == "list":
+        bad = 0
         for variant in VARIANTS:
             try:
                 bundle = verified_bundle(variant, models_dir)
                 state = f"ok  sha256 {bundle.sha256[:16]}  from {bundle.origin}" if bundle else "not provisioned"
             except ModelError as exc:
-                state = f"BAD {exc}"
+                state, bad = f"BAD {exc}", bad + 1
             print(f"{variant:6s} {state}")
-        return 0
+        return 1 if bad else 0  # (a script checking the models must see a damaged bundle)
     # Before the "already provisioned" answer: a mistyped --from had been accepted silently.
     if args.source is not None:
         check_source(args.source)
