@@ -29,7 +29,8 @@ from _common import emit, machine, shared_clips
 from mirrorcam.mjpeg import MjpegServerProcess
 from mirrorcam.modes.common import display_available
 from mirrorcam.modes.common import load_templates
-from mirrorcam.modes.live import LiveApp, PoseWorker, demo_recordings, run_loop
+from mirrorcam.modes.live import LiveApp, demo_recordings, run_loop
+from mirrorcam.pipeline import PoseWorker
 from mirrorcam.pose import PoseEstimator, PoseEstimatorOptions
 from mirrorcam.sources import simulated_camera, url_source
 

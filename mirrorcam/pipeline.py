@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import cv2
 
 from mirrorcam.containers import PoseFrame
-from mirrorcam.errors import RecordingError
+from mirrorcam.errors import MirrorcamError, RecordingError
 from mirrorcam.fileio import sha256_file
 from mirrorcam.modelstore import recorded_sha256
 from mirrorcam.pose import POSE_STAGE_VERSION, PoseEstimator, PoseEstimatorOptions
@@ -139,8 +140,14 @@ def clip_landmarks(
     recording = recording_from_frames(frames, source.fps, size, str(path), options.model_variant)
     recording = replace(recording, meta={"flip": flip})
     if clip_sha is not None:
-        # Keyed again: a model provisioned by this very run now has its hash.
-        save_recording(cache_dir / f"{cache_key(path, options, flip, clip_sha)}.npz", recording)
+        # Keyed again: a model provisioned by this very run now has its hash.  The cache
+        # only saves time: one that cannot be written (read-only, full, a file in the way)
+        # must not cost the landmarks just computed, nor the command's own output.
+        entry = cache_dir / f"{cache_key(path, options, flip, clip_sha)}.npz"
+        try:
+            save_recording(entry, recording)
+        except (MirrorcamError, OSError) as exc:
+            log.warning("could not cache the landmarks of %s (%s); they will be computed again next time", path.name, exc)
     return recording
 
 
@@ -175,4 +182,49 @@ def _estimated(source: Source, estimator: PoseEstimator | None, options: PoseEst
             estimator.close()
 
 
-__all__ = ["clip_landmarks", "is_cached", "iter_pose_frames", "default_cache_dir", "cache_key", "model_digest"]
+class PoseWorker:
+    """Runs the pose stage on the newest camera frame in a thread; keeps only the newest result."""
+
+    def __init__(self, source, estimator) -> None:
+        self.source = source
+        self.estimator = estimator
+        self._cond = threading.Condition()
+        self._latest: PoseFrame | None = None
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+        self.processed = 0
+        self._thread = threading.Thread(target=self._run, name="mirrorcam-pose", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                frame = self.source.read(timeout=0.2)
+                if frame is None:
+                    continue
+                result = self.estimator.process(frame)
+                with self._cond:
+                    self._latest = result
+                    self.processed += 1
+                    self._cond.notify_all()
+        except BaseException as exc:  # surfaced in the main thread
+            self.error = exc
+            with self._cond:
+                self._cond.notify_all()
+
+    def get(self, timeout: float) -> PoseFrame | None:
+        """The newest pose frame not yet taken, waiting up to ``timeout`` s; None if none came."""
+        with self._cond:
+            if self._latest is None:
+                self._cond.wait_for(lambda: self._latest is not None or self.error is not None, timeout)
+            if self.error is not None:
+                raise self.error
+            frame, self._latest = self._latest, None
+            return frame
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+
+__all__ = ["PoseWorker", "clip_landmarks", "is_cached", "iter_pose_frames", "default_cache_dir", "cache_key", "model_digest"]

@@ -447,6 +447,12 @@ class SpikeHistory:
         self._used.clear()
         self.latest_mirror = None
 
+    def retire(self, channel: int) -> None:
+        """``channel``'s spikes so far stay on the raster but make no more mirror events
+        (OTHER moved on to another clip: its last action must not pair with YOU doing it
+        after the clip has gone)."""
+        self._used.update(id(s) for s in self._spikes if s.channel == channel)
+
     def with_neurons(self, names: Sequence[str], labels: Sequence[str]) -> SpikeHistory:
         """This history over a neuron list that keeps the current neurons in their rows and
         adds some after them (a newly taught action): its spikes and mirror events stay.

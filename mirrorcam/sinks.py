@@ -17,6 +17,7 @@ import numpy as np
 
 from mirrorcam.errors import SourceError
 from mirrorcam.fileio import new_file_mode, writable_destination
+from mirrorcam.sources import opencv_path
 
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
@@ -81,6 +82,7 @@ class VideoSink(_AtomicFile):
             raise SourceError(f"cannot write video {path}: use one of {', '.join(sorted(_FOURCC))}")
         if not 0 < fps <= 1000:  # (an infinite rate hangs OpenCV's writer)
             raise SourceError(f"cannot write video {path} at {fps} fps: the rate must be between 0 and 1000")
+        opencv_path(path)  # (before the temporary file, whose name carries the stem)
         super().__init__(path)
         self.fps = fps
         self._writer: cv2.VideoWriter | None = None
@@ -100,13 +102,42 @@ class VideoSink(_AtomicFile):
         self.frames_written += 1
 
     def close(self, commit: bool = True) -> None:
+        """Finish the file and rename it into place (``commit``) or throw it away.
+
+        Raises:
+            SourceError: The finished file is not the video written (a full disk: OpenCV's
+                writer reports no error, and a truncated mp4 had replaced the user's file).
+        """
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        if commit and self.frames_written:
-            self._commit()
-        else:
+        if not (commit and self.frames_written):
             self._discard()
+            return
+        problem = self._unreadable()
+        if problem:
+            self._discard()
+            raise SourceError(f"could not write video {self.path}: {problem}; nothing written under that name")
+        self._commit()
+
+    def _unreadable(self) -> str | None:
+        """Why the temporary file is not the video written, or None: on disk (fsynced),
+        opens, and holds every frame written."""
+        try:
+            with open(self.tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            return exc.strerror or str(exc)
+        check = cv2.VideoCapture(str(self.tmp))
+        try:
+            if not check.isOpened() or not check.grab():
+                return "the file came out unreadable (is the disk full?)"
+            count = int(check.get(cv2.CAP_PROP_FRAME_COUNT))
+            if count > 0 and count != self.frames_written:  # (0: the container does not say)
+                return f"the file holds {count} of the {self.frames_written} frames written (is the disk full?)"
+        finally:
+            check.release()
+        return None
 
 
 class JsonLinesSink(_AtomicFile):
@@ -182,3 +213,18 @@ class BackgroundWorker:
             self._queue.put(self._STOP)
             self._thread.join()
         self._raise()
+
+    def abort(self) -> None:
+        """Drop the queued items and stop the thread after the item in hand; errors are
+        dropped too (an interrupted run's outputs are thrown away: nothing to finish)."""
+        import queue
+
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        if self._thread.is_alive():
+            self._queue.put(self._STOP)
+            self._thread.join()
+        self._error = None

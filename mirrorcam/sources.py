@@ -58,6 +58,23 @@ class _ContextMixin:
         self.close()
 
 
+def opencv_path(path: str | Path) -> str:
+    """``path`` as OpenCV may be given it, or a :class:`SourceError`.
+
+    Why: a file name that is not valid UTF-8 (a Latin-1 ``caf\\xe9.mp4`` from an old
+    camera or archive; Python carries its bytes as surrogates) crashes OpenCV's
+    ``VideoCapture``, ``VideoWriter`` and ``imread`` outright (a segmentation fault, no
+    exception), taking the whole process with it.
+    """
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        raise SourceError(f"{shown}: the file name is not valid UTF-8, which OpenCV cannot open; rename the file") from None
+    return text
+
+
 def _valid_fps(value: float, fallback: float = DEFAULT_FPS) -> float:
     return float(value) if value and np.isfinite(value) and 1.0 <= value <= 1000.0 else fallback
 
@@ -85,7 +102,7 @@ class VideoFileSource(_ContextMixin):
         if prefetch < 0:
             raise ValueError(f"prefetch must be >= 0, got {prefetch}")
         self.prefetch = prefetch
-        cap = cv2.VideoCapture(str(self.path))
+        cap = cv2.VideoCapture(opencv_path(self.path))
         try:
             ok, first = cap.read() if cap.isOpened() else (False, None)
             if not ok or first is None:
@@ -105,7 +122,7 @@ class VideoFileSource(_ContextMixin):
         self._prefetch_stop = threading.Event()
 
     def _frames(self) -> Iterator[Frame]:
-        cap = cv2.VideoCapture(str(self.path))
+        cap = cv2.VideoCapture(opencv_path(self.path))
         try:
             index = 0
             while not (self._stop.is_set() or self._prefetch_stop.is_set()):
@@ -225,7 +242,10 @@ class ImageFolderSource(_ContextMixin):
         index = 0
         previous = None
         for file in self.files:
-            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            try:
+                image = cv2.imread(opencv_path(file), cv2.IMREAD_COLOR)
+            except SourceError:
+                image = None
             if image is None:
                 log.warning("skipping %s: not a readable image", file)
                 continue
@@ -418,7 +438,7 @@ class PacedFileCapture:
     """
 
     def __init__(self, path: str | Path, fps: float | None = None, loop: bool = True, realtime: bool = True) -> None:
-        self.path = str(path)
+        self.path = opencv_path(path)
         self._cap = cv2.VideoCapture(self.path)
         if not self._cap.isOpened():
             raise SourceError(f"{path} is not a readable video")

@@ -116,6 +116,45 @@ def test_extract_writes_a_recording_and_caches_the_clip(tmp_path: Path, clip, po
     assert load_recording(tmp_path / "again.npz").frames[50].persons[0].world.tolist() == recording.frames[50].persons[0].world.tolist()
 
 
+def test_a_landmark_cache_that_cannot_be_written_costs_nothing_but_time(tmp_path: Path, clip, pose_model) -> None:
+    """A cache under a file (or read-only, or full): the extract had failed after its pose
+    run, without writing the recording asked for."""
+    (tmp_path / "afile").write_text("in the way\n")
+    out = tmp_path / "wave.npz"
+    proc = run_cli("extract", clip(WAVE), "-o", out, env={"MIRRORCAM_CACHE": str(tmp_path / "afile" / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    assert len(load_recording(out)) == 125
+    assert "could not cache the landmarks of" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_video_cut_short_by_a_full_disk_does_not_replace_the_users_file(tmp_path: Path) -> None:
+    """The disk fills up while the annotated video is written (here: a file-size limit,
+    which fails the writes as a full disk does).  OpenCV's writer reports nothing: a
+    truncated mp4 with no index had replaced the user's video, with exit code 0."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = tmp_path / "annotated.mp4"
+    out.write_bytes(b"the user's earlier video\n")
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "mirrorcam", "replay", str(REPO / "recordings" / "observed_2_squat.npz"),
+         "--out", str(out), "--no-window"],
+        capture_output=True, text=True, timeout=300, cwd=REPO, preexec_fn=limit_file_size,
+    )
+    assert_one_line_error(proc, "could not write video", "nothing written")
+    assert out.read_bytes() == b"the user's earlier video\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotated.mp4"]  # no temporary file left
+
+
 def test_replay_writes_annotated_video_and_events(tmp_path: Path, clip, pose_model) -> None:
     out, events = tmp_path / "wave_annotated.mp4", tmp_path / "wave.jsonl"
     proc = run_cli("replay", clip(WAVE), "--out", out, "--events", events, "--no-window")
@@ -337,6 +376,18 @@ def test_extract_refuses_an_output_name_it_would_write_elsewhere(tmp_path: Path,
     assert [p.name for p in (tmp_path / "work").iterdir()] == ["folder"] and [p.name for p in tmp_path.iterdir()] == ["work"]
 
 
+def test_extract_takes_an_output_suffix_in_capitals_and_replay_a_pipe_is_one_clear_error(tmp_path: Path) -> None:
+    # `-o REC.NPZ` had been refused ("name it REC.npz") while replay reads .NPZ; a named pipe
+    # given to replay had said only "Not a directory".
+    import os
+
+    proc = run_cli("extract", DEMO_RECORDING, "-o", tmp_path / "REC.NPZ")
+    assert proc.returncode == 0, proc.stderr
+    assert len(load_recording(tmp_path / "REC.NPZ")) == len(load_recording(DEMO_RECORDING))
+    os.mkfifo(tmp_path / "pipe.mp4")
+    assert_one_line_error(run_cli("replay", tmp_path / "pipe.mp4", "--no-window", timeout=60), "neither a file nor a folder")
+
+
 def test_sigterm_stops_a_replay_like_ctrl_c_and_leaves_no_temporary_file(tmp_path: Path, clip, pose_model) -> None:
     """`timeout`, `kill`, systemd and docker stop send SIGTERM: it unwinds as an interrupt does,
     so the outputs' temporary files go (they had stayed, hidden, beside the outputs)."""
@@ -357,6 +408,36 @@ def test_sigterm_stops_a_replay_like_ctrl_c_and_leaves_no_temporary_file(tmp_pat
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert err.strip().splitlines()[-1] == "mirrorcam: terminated" and "Traceback" not in err, err
+    assert not list(tmp_path.iterdir()), sorted(p.name for p in tmp_path.iterdir())
+
+
+def test_a_second_interrupt_during_the_clean_up_still_leaves_no_temporary_file(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl+C, then Ctrl+C again while the interrupted replay stops its writer thread (or
+    systemd's SIGTERM, then its SIGKILL-warning SIGINT): the second had skipped the rest of
+    the clean-up, and both outputs' temporary files stayed beside them."""
+    from conftest import REPO
+    from mirrorcam.matching import NeuronBank
+    from mirrorcam.modes.replay import replay_clip
+    from mirrorcam.sinks import BackgroundWorker
+    from mirrorcam.templates import builtin_library
+
+    class InterruptedBank(NeuronBank):
+        def update(self, pose_frame):
+            if pose_frame.index == 40:
+                raise KeyboardInterrupt  # the first Ctrl+C, mid-clip
+            return super().update(pose_frame)
+
+    def again(stop_writer):
+        def stop(self):
+            stop_writer(self)
+            raise KeyboardInterrupt  # the second, just as the writer thread has stopped
+        return stop
+
+    monkeypatch.setattr(BackgroundWorker, "close", again(BackgroundWorker.close))
+    monkeypatch.setattr(BackgroundWorker, "abort", again(BackgroundWorker.abort))
+    with pytest.raises(KeyboardInterrupt):
+        replay_clip(REPO / "recordings" / "observed_2_squat.npz", None, InterruptedBank(builtin_library().templates),
+                    tmp_path / "x.mp4", tmp_path / "x.jsonl", show=False)
     assert not list(tmp_path.iterdir()), sorted(p.name for p in tmp_path.iterdir())
 
 
@@ -470,6 +551,17 @@ def test_clips_of_a_folder_whose_outputs_would_share_a_name_are_refused_before_a
     assert_one_line_error(run_cli("replay", folder, "--no-window", "--events", tmp_path / "afile"), "is a file")
 
 
+def test_outputs_into_the_clips_own_folder_that_would_replace_one_are_refused_before_any_work(tmp_path: Path) -> None:
+    """``replay clips --out clips`` with a.npz and b.mp4 there: a.mp4 had been written into
+    the clips' folder before b.mp4's turn found it would replace the clip."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(DEMO_RECORDING, folder / "a.npz")
+    (folder / "b.mp4").write_bytes(b"a clip")
+    assert_one_line_error(run_cli("replay", folder, "--no-window", "--out", folder), "would overwrite the clip being replayed")
+    assert sorted(p.name for p in folder.iterdir()) == ["a.npz", "b.mp4"]
+
+
 # --------------------------------------------------------------------------- a first-time user's audit
 # Each of these went by without a word before (found by a first-time user's read of the README).
 
@@ -550,3 +642,26 @@ def test_a_bad_option_is_one_line_that_names_the_commands_help(argv, needles) ->
     # argparse's own errors had printed a usage block (the top-level one for an unknown
     # option of a command) above the error line.
     assert_one_line_error(run_cli(*argv), *needles)
+
+
+@pytest.mark.parametrize("command", ["replay", "extract", "out"])
+def test_a_file_name_that_is_not_utf8_is_one_clear_error_not_a_crash(tmp_path: Path, command: str) -> None:
+    """A Latin-1 name (``wave\\xe9.mp4``): OpenCV had died of a segmentation fault on it."""
+    import os
+
+    from conftest import REPO
+
+    folder = os.fsencode(str(tmp_path))
+    latin1 = os.path.join(folder, b"wave\xe9.mp4")
+    with open(latin1, "wb") as handle:
+        handle.write(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    name = os.fsdecode(latin1)
+    recording = str(REPO / "recordings" / "observed_2_squat.npz")
+    argv = {
+        "replay": ("replay", name, "--no-window"),
+        "extract": ("extract", name, "-o", tmp_path / "out.npz"),
+        "out": ("replay", recording, "--out", os.fsdecode(os.path.join(folder, b"annotated\xe9.mp4")), "--no-window"),
+    }[command]
+    proc = run_cli(*argv)
+    assert_one_line_error(proc, "not valid UTF-8")
+    assert sorted(os.listdir(folder)) == [b"wave\xe9.mp4"]  # nothing written, no temporary file

@@ -36,6 +36,45 @@ def test_missing_clip_is_one_line(tmp_path):
     assert_one_line_error(run_cli("eval", path), "missing")
 
 
+@pytest.mark.parametrize(
+    "option, target, needle",
+    [
+        ("--json", "m.tsv", "would overwrite the manifest"),
+        ("--json", "clips/a.mp4", "would overwrite the clip clips/a.mp4"),
+        ("--json", "folder", "is a folder"),
+        ("--json", "afile/out.json", "cannot create its folder"),
+        ("--report", "afile", "is a file"),
+        ("--report", "clips", "would overwrite"),  # (clips/report.json is fine; not so a clip)
+    ],
+)
+def test_outputs_are_refused_before_any_work(tmp_path, option, target, needle):
+    """Checked before the clips are even looked at (the clips here do not exist): a bad
+    output had been found only after the whole run, and ``--json m.tsv`` had replaced the
+    manifest with the report."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "afile").write_text("not a folder\n")
+    (tmp_path / "clips").mkdir()
+    manifest = tmp_path / "m.tsv"
+    text = "path\tlabel\tsubject\nclips/a.mp4\tclap\ts\nclips/report.json\tclap\ts\nclips/confusion.png\tclap\ts\n"
+    manifest.write_text(text)
+    proc = run_cli("eval", manifest, option, tmp_path / target, "--no-variants", cwd=tmp_path)
+    assert_one_line_error(proc, needle)
+    assert manifest.read_text() == text
+
+
+@pytest.mark.parametrize(
+    "rows, needle",
+    [
+        ("a.mp4\tbend\ts\na.mp4\twalk\ts\n", "lists a.mp4 twice (rows 1 and 2)"),
+        ("a.mp4\tBend\ts\n", "did you mean 'bend'"),
+    ],
+)
+def test_a_clip_listed_twice_or_a_label_in_capitals_is_refused(tmp_path, rows, needle):
+    path = tmp_path / "m.tsv"
+    path.write_text("path\tlabel\tsubject\n" + rows)
+    assert_one_line_error(run_cli("eval", path), needle)
+
+
 def test_summary_counts():
     from mirrorcam.modes.eval import ClipRow
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -32,10 +34,14 @@ from mirrorcam.kiosk.camera import (
     standing,
     unplugged,
 )
-from mirrorcam.kiosk.config import load_config
+from mirrorcam.kiosk.config import DEFAULT_TEXTS, DisplayConfig, KioskConfig, load_config
+from mirrorcam.kiosk.playlist import load_playlist, preview_clip
+from mirrorcam.kiosk.render import KioskRenderer, KioskView
+from mirrorcam.kiosk.state import Phase
 from mirrorcam.kiosk.service import Counters
 from mirrorcam.performer import PerformerOptions, perform
 from mirrorcam.recording import Recording, save_recording
+from mirrorcam.text import TextRenderer
 
 from conftest import run_cli
 
@@ -527,3 +533,208 @@ def test_the_performers_firings_sit_where_each_movement_ended_the_last_cut_off_b
     assert clip.frames[trace.fired[0]].timestamp_ms <= first_end_ms + 100.0
     assert trace.fired[1] == len(clip.frames) - 1
     assert trace.activation[-1] > 0.5
+
+
+# --------------------------------------------------------------------------- long texts
+
+GERMAN = {
+    "imitate": "Machen Sie nach, was Sie sehen: {action}",
+    "mirror": "Dasselbe {action}-Neuron hat beim Zuschauen und beim Nachmachen gefeuert!",
+    "privacy": "Es wird nichts aufgezeichnet: keine Bilder, kein Video, keine Körperdaten. Die Kamera wird nur live ausgewertet.",
+    "you": "SIE SELBST",
+    "other": "DIE ANDERE PERSON",
+    "seeing": "beim Zuschauen",
+    "doing": "beim Nachmachen",
+}
+GERMAN_LABEL = "Hampelmann mit ausgestreckten Armen und gespreizten Beinen"
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """One line of text as drawn: its text, box and how it was placed."""
+
+    text: str
+    left: int
+    right: int
+    top: int
+    bottom: int
+    baseline: int
+    size: int
+    align: str
+
+
+class TextLog(TextRenderer):
+    """A text renderer that notes the box of every line it draws."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drawn: list[Drawn] = []
+
+    def draw(self, image, text, org, size, color, bold=False, align="left"):
+        width, ascent, descent = self.measure(text, size, bold)
+        left = int(org[0]) - (width // 2 if align == "center" else width if align == "right" else 0)
+        self.drawn.append(Drawn(text, left, left + width, int(org[1]) - ascent, int(org[1]) + descent, int(org[1]), size, align))
+        return super().draw(image, text, org, size, color, bold=bold, align=align)
+
+
+@pytest.mark.parametrize(
+    ("texts", "label"),
+    [
+        ({}, "Jumping jack"),
+        (GERMAN, GERMAN_LABEL),
+        ({**GERMAN, "privacy": GERMAN["privacy"] + " Es werden keine Daten gespeichert oder an Dritte weitergegeben."}, GERMAN_LABEL),
+    ],
+    ids=["english", "german-auditor-k5", "german-privacy-on-two-lines"],
+)
+@pytest.mark.parametrize("phase", [Phase.IMITATE, Phase.MIRROR], ids=["imitate", "mirror"])
+@pytest.mark.parametrize("size", [(1280, 720), (900, 720)], ids=["16:9", "5:4"])
+def test_long_texts_stay_whole_and_apart(texts, label, phase, size):
+    """Session 20's audit: German texts ran off the screen and over each other (at the
+    default size, and fullscreen on a 5:4 screen)."""
+    from mirrorcam.templates import builtin_library
+
+    config = KioskConfig(display=DisplayConfig(width=size[0], height=size[1]), texts={**DEFAULT_TEXTS, **texts})
+    text = TextLog()
+    renderer = KioskRenderer(config, text=text)
+    privacy = list(text.drawn)  # the static layer is drawn once, at construction
+    text.drawn.clear()
+    jack = next(t for t in builtin_library().templates if t.name == "jumping_jack")
+    clip = preview_clip(jack)
+    view = KioskView(phase, 1.0, clip=clip, clip_index=10, action_label=label, visitor=clip.performer(10), frame_size=(720, 720))
+    canvas = renderer.render(view)
+    width, height = config.display.width, config.display.height
+    drawn = privacy + text.drawn
+    for box in drawn:
+        assert 0 <= box.left and box.right <= width and 0 <= box.top and box.bottom <= height, box
+    for i, a in enumerate(drawn):
+        for b in drawn[i + 1:]:
+            apart = a.right <= b.left or b.right <= a.left or a.bottom <= b.top or b.bottom <= a.top
+            assert apart, (a, b)
+    # The privacy line is read whole, within its bar.
+    assert " ".join(box.text for box in privacy) == config.text("privacy")
+    assert all(box.top >= height - renderer.px(46) for box in privacy), privacy
+    # Left-aligned texts starting in the OTHER column (panel tag, action label, raster
+    # label) end before the YOU column.
+    m = renderer.px(30)
+    column = (width - 3 * m) // 2
+    for box in text.drawn:
+        if box.align == "left" and box.left < m + column:
+            assert box.right <= m + column, box
+    if phase is Phase.IMITATE:
+        # The action's name is the prompt's point: wrapped, never cut.
+        assert label.upper() in " ".join(box.text for box in text.drawn)
+    else:
+        # Each raster label ends before its row's box (drawn after it, it cut the label).
+        box_color = np.array([int(c * 1.8) for c in config.colors.background], np.uint8)
+        rows = [box for box in text.drawn if box.left == m and box.text in (config.text("other"), config.text("you"))]
+        assert len(rows) == 2, text.drawn
+        starts = []
+        for box in rows:
+            row = canvas[box.baseline - box.size // 3]
+            start = next(x for x in range(box.left, width) if (row[x] == box_color).all())
+            assert box.right < start, (box, start)
+            starts.append(start)
+        assert starts[0] == starts[1]  # one time axis for both rows
+
+
+def test_the_window_reads_the_keyboard_while_the_pose_model_works(clip, pose_model, monkeypatch) -> None:
+    """The kiosk loop hands ``poll`` the window's key pump: it must run while a frame's pose
+    inference does, not only while the camera is awaited.
+
+    Here inference is made 80 ms a frame (a loaded 2-core PC; the real model still runs):
+    on the window's thread it had left 80 ms and more between two reads of the keyboard, in
+    which OpenCV keeps only the last key, and the operator's chord typed at 30 ms a key failed.
+    """
+    from mirrorcam.pose import PoseEstimator
+    from mirrorcam.modes.kiosk import open_camera
+    from mirrorcam.kiosk.config import CameraConfig
+
+    real_process = PoseEstimator.process
+
+    def slow_process(self, frame):
+        time.sleep(0.08)
+        return real_process(self, frame)
+
+    monkeypatch.setattr(PoseEstimator, "process", slow_process)
+    config = replace(KioskConfig(), camera=CameraConfig(source=str(clip("RJ-song_MediapipePy/jumpingjacks.mp4"))))
+    camera = open_camera(config)
+    pumped: list[float] = []
+    frames = 0
+    try:
+        deadline = time.monotonic() + 20
+        while frames < 15 and time.monotonic() < deadline:
+            reading = camera.poll(idle=lambda: (pumped.append(time.monotonic()), time.sleep(0.001)))
+            frames += reading.pose_frame is not None
+            pumped.append(time.monotonic())  # (the loop reads the keyboard again when it shows the frame)
+    finally:
+        camera.close()
+    assert frames == 15
+    gaps = np.diff(pumped)
+    assert gaps.max() < 0.04, f"the keyboard went unread for {gaps.max() * 1000:.0f} ms"
+
+
+# --------------------------------------------------------------------------- stopping while loading
+
+
+def write_videos(tmp_path: Path, count: int) -> list[tuple[str, str]]:
+    """``count`` tiny readable videos under clips/, as playlist entries of wave_one_hand."""
+    (tmp_path / "clips").mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i in range(count):
+        video = tmp_path / "clips" / f"v{i}.avi"
+        writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+        for _ in range(3):
+            writer.write(np.full((48, 64, 3), 80, np.uint8))
+        writer.release()
+        entries.append(("wave_one_hand", f"clips/v{i}.avi"))
+    return entries
+
+
+class SlowLandmarks:
+    """A landmark loader that counts its loads and sets ``stop`` (or signals) at load ``stop_at``."""
+
+    def __init__(self, stop_at: int, act) -> None:
+        self.loads = 0
+        self.stop_at = stop_at
+        self.act = act
+        self.performer = perform("wave_one_hand", PerformerOptions(repeats=1, seed=2))
+
+    def __call__(self, path: Path) -> Recording:
+        self.loads += 1
+        if self.loads == self.stop_at:
+            self.act()  # as if systemctl stop came while this clip's poses were extracted
+        return self.performer
+
+
+@pytest.mark.parametrize(("stop_at", "loads"), [(0, 0), (1, 1), (2, 2)], ids=["before", "during-first", "during-second"])
+def test_a_stop_while_the_playlist_loads_skips_the_remaining_clips(tmp_path, stop_at, loads):
+    config = load_config(write_kiosk(tmp_path, playlist=write_videos(tmp_path, 4)))
+    templates, factory = load_library_and_bank(config)
+    stop = threading.Event()
+    if stop_at == 0:
+        stop.set()
+    landmarks = SlowLandmarks(stop_at, stop.set)
+    clips = load_playlist(config.playlist, templates, factory, landmarks, stop=stop)
+    assert landmarks.loads == loads
+    assert len(clips) == loads
+
+
+def test_sigterm_during_start_up_stops_the_kiosk_before_the_rest_of_the_playlist(tmp_path, monkeypatch):
+    """Session 20's audit: SIGTERM acted only once every clip had loaded (minutes, uncached)."""
+    from mirrorcam.kiosk import app
+    from mirrorcam.modes import kiosk as kiosk_mode
+
+    path = write_kiosk(tmp_path, playlist=write_videos(tmp_path, 4))
+    landmarks = SlowLandmarks(1, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    monkeypatch.setattr(app, "clip_landmark_loader", lambda config: landmarks)
+
+    def no_camera(config):
+        raise AssertionError("the camera was opened after the stop")
+
+    monkeypatch.setattr(kiosk_mode, "open_camera", no_camera)
+    before = signal.getsignal(signal.SIGTERM)
+    assert kiosk_mode.run_config(path, window=False) == 0
+    assert landmarks.loads == 1
+    assert signal.getsignal(signal.SIGTERM) is before  # the clean stop restored the handlers
+    log_text = (tmp_path / "state" / "kiosk.log").read_text()
+    assert "signal 15: stopping" in log_text and "kiosk stopped while starting" in log_text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -300,3 +301,100 @@ def test_values_that_would_crash_the_running_exhibit_are_refused_at_start(tmp_pa
     path = write(tmp_path, body + '[[playlist]]\naction = "clap"\nclip = "clips/wave.avi"\n')
     with pytest.raises(ConfigError, match=f"{key}.*{needle}"):
         load_config(path)
+
+
+def _folders(tmp_path: Path) -> None:
+    """A file where a folder is expected, and a folder that is read-only."""
+    (tmp_path / "afile").write_text("not a folder")
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "needle"),
+    [
+        ('[storage]\ndir = ""\n', "storage.dir", "must not be empty"),
+        ('[storage]\ndir = "  "\n', "storage.dir", "must not be empty"),
+        ('[storage]\ndir = "afile/sub"\n', "storage.dir", "is a file, not a folder"),
+        ('[storage]\ndir = "afile"\n', "storage.dir", "is not a folder"),
+        ('[storage]\ndir = "/proc/mirrorcam"\n', "storage.dir", "kernel file system"),
+        ('[storage]\ndir = "ro/deep/x"\n', "storage.dir", "is not writable"),
+        ('[privacy]\nrecord_dir = "afile/deep/x"\n', "privacy.record_dir", "is a file, not a folder"),
+        ('[privacy]\nrecord_dir = "/proc/mirrorcam"\n', "privacy.record_dir", "kernel file system"),
+        ('[privacy]\nrecord_dir = "ro/deep/x"\n', "privacy.record_dir", "is not writable"),
+    ],
+    ids=["empty", "blank", "under-a-file", "a-file", "proc", "read-only", "record-under-a-file", "record-proc", "record-read-only"],
+)
+def test_folders_the_run_cannot_create_are_refused(tmp_path, clip_file, monkeypatch, body, key, needle):
+    """Session 20's audit: these passed --check-config; the run then wrote the log into the
+    working folder ("") or refused to start."""
+    _folders(tmp_path)
+    if os.geteuid() == 0:  # root may write in a read-only folder: answer as for anyone else
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != tmp_path / "ro" and access(p, mode))
+    path = write(tmp_path, body + '[[playlist]]\naction = "clap"\nclip = "clips/wave.avi"\n')
+    problems = check_config(path, known_actions=known)
+    assert [(p.line, p.key) for p in problems] == [(2, key)], problems
+    assert needle in problems[0].message
+    with pytest.raises(ConfigError, match=f"{key}: .*{needle}"):
+        load_config(path)
+
+
+def test_a_folder_to_be_created_under_a_writable_one_is_fine(tmp_path, clip_file):
+    path = write(tmp_path, '[storage]\ndir = "state/deep"\n[privacy]\nrecord_dir = "rec/x"\n'
+                           '[[playlist]]\naction = "clap"\nclip = "clips/wave.avi"\n')
+    assert check_config(path, known_actions=known) == []
+    assert load_config(path).storage_dir == tmp_path / "state" / "deep"
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [(b"hello", "not a readable landmark recording"), (None, "holds no frames")],
+    ids=["not-an-archive", "no-frames"],
+)
+def test_a_broken_recording_as_camera_fails_the_check_as_the_run_would(tmp_path, clip_file, data, needle):
+    """Session 20's audit: "OK (... camera notvideo.npz)", then every start refused it."""
+    from mirrorcam.recording import Recording, save_recording
+
+    camera = tmp_path / "camera.npz"
+    if data is None:
+        save_recording(camera, Recording((), 30.0, (640, 480), source="empty", model_variant="full"))
+    else:
+        camera.write_bytes(data)
+    path = write(tmp_path, f'[camera]\nsource = "{camera.name}"\n[[playlist]]\naction = "clap"\nclip = "clips/wave.avi"\n')
+    problems = check_config(path, known_actions=known)
+    assert [(p.line, p.key) for p in problems] == [(2, "camera.source")], problems
+    assert needle in problems[0].message
+    proc = run_cli("kiosk", "--check-config", path)
+    assert proc.returncode == 2 and f"{path}:2: camera.source: " in proc.stdout, proc.stdout + proc.stderr
+
+
+PLAY_CLAP = '[[playlist]]\naction = "clap"\nclip = "clips/wave.avi"\n'
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "key", "needle"),
+    [
+        ('[privacy]\nrecord_landmarks = true\nrecord_dir = "clips/wave.avi"\n' + PLAY_CLAP, 3, "privacy.record_dir", "is not a folder"),
+        ("[camera]\nsource = 0\n" + PLAY_CLAP, 2, "camera.source", 'must be a string, got 0 (write it as "0")'),
+        ('[[playlist]]\naction = "wave"\nclip = "clips/wave.avi"\n', 2, "playlist[0].action", "did you mean 'wave_one_hand'?"),
+        ('[[playlist]]\naction = "clap"\nclip = "clips"\n', 3, "playlist[0].clip", "is a folder, not a video"),
+    ],
+    ids=["rejected-record-dir-once", "unquoted-camera-index", "short-action-name", "folder-as-clip"],
+)
+def test_messages_say_what_is_wrong_and_only_that(tmp_path, clip_file, body, line, key, needle):
+    """Session 20's audit: a false second problem, and messages that could say more."""
+    problems = check_config(write(tmp_path, body), known_actions=known)
+    assert [(p.line, p.key) for p in problems] == [(line, key)], problems
+    assert needle in problems[0].message
+
+
+def test_a_refused_start_says_check_config_may_find_more(tmp_path):
+    """Session 20's audit: "(and 22 more...)" and then --check-config listed 29."""
+    path = write(tmp_path, BROKEN)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    found = len(check_config(path, known_actions=known))
+    more = int(str(raised.value).split("(and ")[1].split(" more")[0])
+    assert more + 1 < found  # a start opens no clip and loads no template...
+    assert "also checks clips, files and actions" in str(raised.value)  # ...and says so

@@ -186,3 +186,50 @@ def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, session, scre
         stderr.close()
     log = (kiosk_dir / "state" / "kiosk.log").read_text()
     assert "operator exit" in log
+
+
+@pytest.fixture()
+def wide_xvfb():
+    yield from private_xvfb(*DRAWING)
+
+
+def test_operator_exit_while_the_camera_runs_the_pose_model(tmp_path, clip, wide_xvfb):
+    """The chord typed fast while every camera frame goes through MediaPipe.
+
+    The test above plays a landmark recording, which costs nothing a frame; with a video
+    as the camera each frame is 30-80 ms of pose inference, which had run on the window's
+    thread: keys typed meanwhile were merged into the last one, and the chord at 30-80 ms
+    a key failed (it took a person typing 300 ms a key to leave).
+    """
+    video = clip("RJ-song_MediapipePy/jumpingjacks.mp4")
+    xvfb = wide_xvfb
+    kiosk_dir = tmp_path / "kiosk"
+    config = write_kiosk(kiosk_dir, camera=str(video))
+    env = {**os.environ, "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb"}
+    stderr = open(tmp_path / "stderr.txt", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "mirrorcam", "kiosk", "--config", str(config)],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        window, deadline = "", time.monotonic() + 60
+        while not window and time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+            window = xdotool(xvfb, "search", "--name", "mirrorcam kiosk").split("\n")[0].strip()
+            time.sleep(0.3)
+        assert window, "no kiosk window appeared"
+        # Until the camera's frames come through the pose model (the visitor is seen).
+        log_path, deadline = kiosk_dir / "state" / "kiosk.log", time.monotonic() + 60
+        while time.monotonic() < deadline and "visitor session started" not in (log_path.read_text() if log_path.exists() else ""):
+            time.sleep(0.3)
+        time.sleep(2.0)
+        xdotool(xvfb, "windowfocus", "--sync", window)
+        xdotool(xvfb, "key", "--delay", "30", "Escape", "q", "u", "i", "t")
+        try:
+            assert proc.wait(timeout=15) == 0
+        except subprocess.TimeoutExpired:
+            pytest.fail("the operator's chord typed at 30 ms a key did not stop the kiosk")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        stderr.close()
+    assert "operator exit" in log_path.read_text()

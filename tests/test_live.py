@@ -532,3 +532,114 @@ def test_a_visitor_who_walks_out_right_after_a_squat_keeps_it():
     for frame in _squats_then_nobody():
         app.step(frame, frame.timestamp_ms)
     assert app.stats.firings == [2, 0]
+
+
+def test_an_other_folder_goes_on_past_clips_it_cannot_play(tmp_path, caplog):
+    """One broken file among a lecturer's clips had ended the screen before it opened."""
+    from dataclasses import replace
+
+    from mirrorcam.errors import SourceError
+    from mirrorcam.modes.live import observed_clips
+    from mirrorcam.pose import PoseEstimatorOptions
+    from mirrorcam.recording import load_recording, save_recording
+
+    folder = tmp_path / "other"
+    folder.mkdir()
+    shutil.copy(REPO / "recordings" / "observed_2_squat.npz", folder / "a_squat.npz")
+    (folder / "b_empty.mp4").write_bytes(b"")
+    (folder / "c_text.mp4").write_text("this is a shopping list, not a video\n")
+    squat = load_recording(REPO / "recordings" / "observed_2_squat.npz")
+    nobody = replace(squat, frames=tuple(replace(f, persons=()) for f in squat.frames))
+    save_recording(folder / "d_nobody.npz", nobody)
+    options = PoseEstimatorOptions()
+    with caplog.at_level("ERROR"):
+        clips = observed_clips(str(folder), options)
+    assert [c.name for c in clips] == ["a_squat"]
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipping")]
+    assert len(skipped) == 3 and all(name in " ".join(skipped) for name in ("b_empty", "c_text", "d_nobody"))
+    assert "no person found" in " ".join(skipped)
+    # Nothing playable at all is still the one error it was.
+    (folder / "a_squat.npz").unlink()
+    with pytest.raises(SourceError, match="no clip in .* can be played"):
+        observed_clips(str(folder), options)
+    # A single clip named on its own is refused, not skipped.
+    with pytest.raises(SourceError, match="no person found"):
+        observed_clips(str(folder / "d_nobody.npz"), options)
+
+
+def test_no_mirror_event_with_a_clip_that_has_gone():
+    """OTHER's jumping jacks end and the next clip (nobody doing anything) starts; YOU then
+    does a jumping jack within the 4 s a mirror event allows: the screen had announced "You
+    did JUMPING JACK like them" with links to an OTHER panel showing something else."""
+    from dataclasses import replace
+
+    from mirrorcam.modes.live import LiveApp, ObservedClip
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.templates import builtin_library
+
+    jacks = _cut_jumping_jacks()
+    empty = replace(jacks, frames=tuple(replace(f, persons=()) for f in jacks.frames) * 3)
+    app = LiveApp(builtin_library().templates, [ObservedClip("jacks", jacks), ObservedClip("empty", empty)], size=(640, 360))
+    you = perform("jumping_jack", PerformerOptions(repeats=2, lead_in_s=0.5, seed=9))
+    now, period = 0.0, 1000.0 / 30
+    while app.player is None or app.player.index == 0 or now < 100.0:
+        app.step(None, now)
+        now += period
+    assert app.stats.firings[1] >= 1  # OTHER's jacks fired, the last at the clip's end
+    start = now
+    for frame in you.frames:
+        app.step(replace(frame, timestamp_ms=frame.timestamp_ms + start), start + frame.timestamp_ms)
+        now = start + frame.timestamp_ms
+    assert now - start < 4000.0 and app.player.index == 1
+    assert app.stats.firings[0] >= 1, "YOU's jumping jack did not fire"
+    assert app.stats.mirror_events == 0
+
+
+def test_a_lost_camera_empties_you_and_says_so_until_frames_come_again():
+    """The panel had stood frozen on the last picture, skeleton and all, as if live, while
+    only stderr said the camera was lost."""
+    from dataclasses import replace
+
+    from mirrorcam.modes.live import LiveApp
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.templates import builtin_library
+
+    app = LiveApp(builtin_library().templates, None, size=(640, 360))
+    layout = Layout.compute(640, 360, len(app.templates))
+    x, y, w, h = layout.you
+    white = np.full((480, 640, 3), 255, np.uint8)
+    frames = [replace(f, image=white) for f in perform("squat", PerformerOptions(seed=1)).frames[:10]]
+    for frame in frames:
+        shown = app.step(frame, frame.timestamp_ms)
+
+    def brightness(image):
+        return float(image[y + h // 4 : y + 3 * h // 4, x + w // 4 : x + 3 * w // 4].mean())
+
+    assert brightness(shown) > 200  # the camera's (white) picture
+    app.camera_lost = True
+    lost = app.step(None, frames[-1].timestamp_ms + 100)
+    assert brightness(lost) < 100  # a dark panel with a line of text
+    app.camera_lost = False
+    back = app.step(replace(frames[-1], timestamp_ms=frames[-1].timestamp_ms + 200), frames[-1].timestamp_ms + 200)
+    assert brightness(back) > 200
+
+
+def test_an_observed_video_is_shown_in_the_other_panel(tmp_path):
+    """OTHER shows the clip's own pictures, decoded as it plays (a path no other test took:
+    a missing import there had passed every test)."""
+    from mirrorcam.modes.live import LiveApp, ObservedClip
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.templates import builtin_library
+
+    rec = perform("squat", PerformerOptions(seed=1))
+    video = tmp_path / "squat.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), rec.fps, (320, 240))
+    for _ in rec.frames:
+        writer.write(np.full((240, 320, 3), (40, 200, 40), np.uint8))  # green
+    writer.release()
+    app = LiveApp(builtin_library().templates, [ObservedClip("squat", rec, video)], size=(640, 360))
+    for i in range(10):
+        shown = app.step(None, i * 1000.0 / 30)
+    x, y, w, h = Layout.compute(640, 360, len(app.templates)).other
+    centre = shown[y + h // 3 : y + 2 * h // 3, x + w // 3 : x + 2 * w // 3].reshape(-1, 3).mean(axis=0)
+    assert centre[1] > 150 and centre[0] < 100 and centre[2] < 100, centre  # the clip's green

@@ -336,3 +336,32 @@ def test_a_segment_that_ends_after_the_clip_is_cut_there_with_a_warning(tmp_path
     whole = run_cli("teach", "my_wave2", "--from", f"{rec}@1-4", "--out", out)  # up to the end exactly: no warning
     assert whole.returncode == 0 and "ends after" not in whole.stderr, whole.stderr
     assert load_template(out / "my_wave.json").frames.tolist() == load_template(out / "my_wave2.json").frames.tolist()
+
+
+def test_teaching_from_a_file_whose_name_is_not_utf8_keeps_it_escaped(tmp_path):
+    """A Latin-1 file name had failed the save after all the work (a template is JSON text)."""
+    import os
+
+    latin1 = os.path.join(os.fsencode(str(tmp_path)), b"salut\xe9.npz")
+    save_recording(os.fsdecode(latin1), perform("wave_one_hand", PerformerOptions(seed=1)))
+    proc = run_cli("teach", "my_wave", "--from", os.fsdecode(latin1), "--out", tmp_path / "templates")
+    assert proc.returncode == 0, proc.stderr
+    assert "salut\\xe9.npz" in load_template(tmp_path / "templates" / "my_wave.json").source
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--display-name", b"caf\xe9"], "not valid UTF-8"),
+        (["--out", "afile"], "cannot create its folder"),
+        (["--out", "templates", "--force"], "is a folder"),  # templates/ok_name.json is a folder
+    ],
+)
+def test_teach_refuses_what_it_could_not_save_before_reading_any_clip(tmp_path, extra, needle):
+    """The clip does not exist: these had been found only after every example's pose run."""
+    import os
+
+    (tmp_path / "afile").write_text("in the way\n")
+    (tmp_path / "templates" / "ok_name.json").mkdir(parents=True)
+    extra = [os.fsdecode(x) if isinstance(x, bytes) else (tmp_path / x if x in ("afile", "templates") else x) for x in extra]
+    assert_one_line_error(run_cli("teach", "ok_name", "--from", tmp_path / "nope.mp4", *extra), needle)

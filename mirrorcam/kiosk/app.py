@@ -30,7 +30,7 @@ from mirrorcam.containers import NeuronActivity, PoseFrame
 from mirrorcam.errors import ConfigError
 from mirrorcam.kiosk.camera import CameraReading, PoseCamera
 from mirrorcam.kiosk.config import KioskConfig
-from mirrorcam.kiosk.playlist import PlaylistClip, load_playlist, preview_clip
+from mirrorcam.kiosk.playlist import PlaylistClip, load_playlist, stand_in_clips
 from mirrorcam.kiosk.render import RASTER_SECONDS, KioskRenderer, KioskView
 from mirrorcam.kiosk.service import Counters, SystemdNotifier
 from mirrorcam.kiosk.state import KioskEvent, KioskStateMachine, Phase, VisitorSelector
@@ -592,14 +592,20 @@ def clip_landmark_loader(config: KioskConfig) -> Callable[[Path], object]:
     return cached if config.privacy.cache_clip_landmarks else in_memory
 
 
-def playable_clips(config: KioskConfig, templates, bank_factory, landmarks=None) -> list[PlaylistClip]:
-    """The playlist's playable clips; template previews stand in when none is playable."""
-    clips = load_playlist(config.playlist, templates, bank_factory, landmarks or clip_landmark_loader(config))
-    if clips:
+def playable_clips(config: KioskConfig, templates, bank_factory, landmarks=None,
+                   stop: threading.Event | None = None) -> list[PlaylistClip]:
+    """The playlist's playable clips; template previews stand in when none is playable.
+
+    With ``stop`` set while loading (the service stopped during start-up: uncached clips
+    take minutes), the clips loaded so far, and no stand-ins.
+
+    Raises:
+        ConfigError: No clip is playable and no template has a stick figure to stand in.
+    """
+    clips = load_playlist(config.playlist, templates, bank_factory, landmarks or clip_landmark_loader(config), stop=stop)
+    if clips or (stop is not None and stop.is_set()):
         return clips
-    by_name = {t.name: t for t in templates}
-    wanted = [by_name[i.action] for i in config.playlist if i.action in by_name] or templates[:3]
-    stand_ins = [c for c in (preview_clip(t) for t in wanted) if c is not None]
+    stand_ins = stand_in_clips(config.playlist, templates)
     if not stand_ins:
         raise ConfigError("no playlist clip can be played and the templates have no previews to show instead")
     log.error("no playlist clip is playable; showing the templates' stick figures instead (%s)", ", ".join(c.action for c in stand_ins))

@@ -101,6 +101,7 @@ class LivePoseCamera:
 
     def __init__(self, spec: str, options, max_backoff_s: float = 5.0, poll_timeout_s: float = 0.1, source=None) -> None:
         from mirrorcam import sources
+        from mirrorcam.pipeline import PoseWorker
         from mirrorcam.pose import PoseEstimator
 
         self.poll_timeout_s = poll_timeout_s
@@ -124,21 +125,27 @@ class LivePoseCamera:
         except BaseException:
             self.source.close()
             raise
+        # Pose inference (30-80 ms a frame on a 2-core PC) runs in a thread, as in
+        # ``mirrorcam live``: on the main thread it kept the window from reading the
+        # keyboard, and OpenCV reports only the last key pressed between two reads, so
+        # the operator's exit chord typed at 30-80 ms a key lost keys and failed.
+        self.worker = PoseWorker(self.source, self.estimator)
 
     def poll(self, idle: Callable[[], None] | None = None) -> CameraReading:
         if idle is None:
-            frame = self.source.read(timeout=self.poll_timeout_s)
+            pose_frame = self.worker.get(timeout=self.poll_timeout_s)
         else:
             deadline = time.monotonic() + self.poll_timeout_s
-            frame = self.source.read(timeout=0.0)
-            while frame is None and time.monotonic() < deadline:
+            pose_frame = self.worker.get(timeout=0.0)
+            while pose_frame is None and time.monotonic() < deadline:
                 idle()
-                frame = self.source.read(timeout=0.002)
-        if frame is None:
+                pose_frame = self.worker.get(timeout=0.002)
+        if pose_frame is None:
             return CameraReading(None, self.source.connected)
-        return CameraReading(self.estimator.process(frame), True)
+        return CameraReading(pose_frame, True)
 
     def close(self) -> None:
+        self.worker.close()  # first: it reads the source and runs the estimator
         self.source.close()
         self.estimator.close()
 

@@ -19,6 +19,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import os
 import re
 import string
 import tomllib
@@ -145,7 +147,7 @@ class OperatorConfig:
 class StorageConfig:
     """``[storage]``: the only files kiosk mode writes by default."""
 
-    dir: str = _opt("~/.local/state/mirrorcam", "dir", "folder for the log and the counters file")
+    dir: str = _opt("~/.local/state/mirrorcam", "dir", "folder for the log and the counters file", required=True)
     log_max_bytes: int = _opt(1_000_000, "int", "rotate the log at this size", ge=10_000, le=1_000_000_000)
     log_backups: int = _opt(3, "int", "rotated logs kept", ge=0, le=100)
     counters_flush_s: float = _opt(60.0, "float", "write the counters file at most this often (and at exit)", gt=0, le=86400)
@@ -405,7 +407,9 @@ class _Checker:
             r, g, b = (int(value[i:i + 2], 16) for i in (1, 3, 5))
             return True, (b, g, r)
         if not isinstance(value, str) and kind != "path_list":
-            self.problem(key, f"must be a string, got {_describe(value)}")
+            # TOML's bare 0 is a number; the camera index must be quoted.
+            hint = f' (write it as "{value}")' if kind == "source" and isinstance(value, int) and not isinstance(value, bool) else ""
+            self.problem(key, f"must be a string, got {_describe(value)}{hint}")
             return False, None
         if kind == "choice":
             if value not in meta["choices"]:
@@ -428,20 +432,37 @@ class _Checker:
                 return False, None
             return True, str(self.resolve(value)) if value else ""
         if kind == "dir":
-            if value and self.resolve(value).exists() and not self.resolve(value).is_dir():
-                self.problem(key, f"is not a folder: {self.resolve(value)}")
+            if not value.strip():
+                if meta.get("required"):
+                    # Path("") is the working folder: the log would land wherever the kiosk was started.
+                    self.problem(key, "must not be empty (name a folder, e.g. \"~/.local/state/mirrorcam\")")
+                    return False, None
+                return True, ""
+            # Checked on every start (it costs a few stat calls): the run creates the folder,
+            # so a folder it cannot create must not pass --check-config.
+            problem = folder_problem(self.resolve(value))
+            if problem:
+                self.problem(key, problem)
                 return False, None
-            return True, str(self.resolve(value)) if value else ""
+            return True, str(self.resolve(value))
         if kind == "source":
             if not value.strip():
                 self.problem(key, "must not be empty (a camera index like \"0\", a URL or a file)")
                 return False, None
             looks_like_file = not value.isdigit() and "://" not in value
             if looks_like_file:
-                if self.check_files and not self.resolve(value).is_file():
-                    self.problem(key, f"no such camera or file: {value}")
-                    return False, None
-                return True, str(self.resolve(value))
+                from mirrorcam.recording import is_recording_path
+
+                path = self.resolve(value)
+                if self.check_files:
+                    # A landmark recording is loaded whole, as the run does (a broken one
+                    # passed here and then stopped every start: a restart loop under systemd).
+                    problem = (f"no such camera or file: {value}" if not path.is_file()
+                               else recording_problem(path) if is_recording_path(path) else None)
+                    if problem:
+                        self.problem(key, problem)
+                        return False, None
+                return True, str(path)
             return True, value
         if kind == "path_list":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -559,28 +580,67 @@ class _Checker:
 
 
 def _suggest(word: str, choices: Any) -> str:
-    import difflib
+    choices = list(choices)
+    close = difflib.get_close_matches(word, choices, n=1)
+    if not close:
+        # A short form of a longer name ("wave" for "wave_one_hand") is below difflib's
+        # cutoff: offer the names it is a whole part of, closest first.
+        parts = [c for c in choices if word.lower() in re.split(r"[_\-\s]+", c.lower())]
+        close = sorted(parts, key=lambda c: (-difflib.SequenceMatcher(None, word, c).ratio(), c))[:2]
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+
+# Root may write anywhere as far as access() is concerned, yet no file can be created here.
+_KERNEL_FOLDERS = (Path("/proc"), Path("/sys"))
+
+
+def folder_problem(path: Path) -> str | None:
+    """Why the kiosk could not create ``path`` or write in it, or None if it can.
+
+    The run creates missing folders, so the nearest folder that exists must be one this
+    user may create entries in.
+    """
+    existing = path
+    while not os.path.exists(existing) and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"is not a folder: {path}" if existing == path else f"cannot be created: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"is not writable: {path}" if existing == path else f"cannot be created: {existing} is not writable"
+    if any(existing.resolve().is_relative_to(kernel) for kernel in _KERNEL_FOLDERS):
+        return f"cannot hold files: {existing.resolve()} is a kernel file system"
+    return None
+
+
+def recording_problem(path: Path) -> str | None:
+    """Why the landmark recording at ``path`` cannot be played, or None (loads it whole)."""
+    from mirrorcam.errors import RecordingError
+    from mirrorcam.recording import load_recording
+
+    try:
+        recording = load_recording(path)
+    except RecordingError as exc:
+        return str(exc)
+    return None if recording.frames else f"{path} holds no frames"
 
 
 def clip_problem(path: Path) -> str | None:
     """Why a playlist clip cannot be played, or None if it can (opens it, reads one frame)."""
+    if path.is_dir():
+        return f"{path} is a folder, not a video or a landmark recording"
     if not path.is_file():
         return f"no such clip: {path}"
     if path.suffix.lower() == ".npz":
-        from mirrorcam.errors import RecordingError
-        from mirrorcam.recording import load_recording
-
-        try:
-            recording = load_recording(path)
-        except RecordingError as exc:
-            return str(exc)
-        return None if recording.frames else f"{path} holds no frames"
+        return recording_problem(path)
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
+    from mirrorcam.errors import SourceError
+    from mirrorcam.sources import opencv_path
+
+    try:
+        cap = cv2.VideoCapture(opencv_path(path))
+    except SourceError as exc:
+        return str(exc)
     try:
         ok, image = cap.read() if cap.isOpened() else (False, None)
     finally:
@@ -650,7 +710,8 @@ def parse_config(
     texts = checker.texts(raw.get("texts"))
     playlist = checker.playlist(raw.get("playlist"))
     privacy: PrivacyConfig = sections["privacy"]
-    if privacy.record_landmarks and not privacy.record_dir:
+    # (A record_dir refused above has its own problem; "not set" would be false.)
+    if privacy.record_landmarks and not privacy.record_dir and not any(p.key == "privacy.record_dir" for p in checker.problems):
         checker.problem("privacy.record_landmarks", "is true but privacy.record_dir is not set")
     names = known_actions(sections["matching"].templates) if known_actions is not None else None
     if names is not None:
@@ -702,7 +763,10 @@ def load_config(path: str | Path, check_files: bool = False) -> KioskConfig:
     fatal = [p for p in problems if not p.key.startswith("playlist[")]
     if config is None or fatal:
         first = (fatal or problems)[0]
-        more = f" (and {len(problems) - 1} more; run mirrorcam kiosk --check-config {path})" if len(problems) > 1 else ""
+        # A start opens no clip and loads no template, so --check-config may find more than
+        # this count (session 20: "and 22 more", then 29 problems): say so.
+        more = (f" (and {len(problems) - 1} more; run mirrorcam kiosk --check-config {path}, which also checks clips, files and actions)"
+                if len(problems) > 1 else "")
         raise ConfigError(first.format(path) + more)
     return config
 

@@ -13,6 +13,7 @@ line.  A video that breaks later (deleted, disk error) falls back to its skeleto
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,6 +175,7 @@ def load_playlist(
     templates: Sequence,
     bank_factory: Callable[[], object],
     landmarks: LandmarkFn,
+    stop: threading.Event | None = None,
 ) -> list[PlaylistClip]:
     """Load every playable entry; skip the rest with one log line each.
 
@@ -182,11 +184,16 @@ def load_playlist(
         templates: The template library's templates (for names, display names, previews).
         bank_factory: Makes a fresh neuron bank (one is used for all clips, then dropped).
         landmarks: Landmarks of a video clip (cached, or the pose model).
+        stop: When set, loading ends before the next entry and returns what is loaded.
     """
     by_name = {t.name: t for t in templates}
     clips: list[PlaylistClip] = []
     bank = None
     for number, item in enumerate(items, start=1):
+        # Uncached clips take minutes to load: systemctl stop must not wait for all of them.
+        if stop is not None and stop.is_set():
+            log.info("stopping: %d of %d playlist entries not loaded", len(items) - number + 1, len(items))
+            break
         where = f"playlist entry {number} ({item.action}, {Path(item.clip).name})"
         template = by_name.get(item.action)
         if template is None:
@@ -223,6 +230,14 @@ def load_playlist(
         )
         log.info("playlist: %s ready (%d frames, performer fires %d times)", where, len(recording.frames), len(trace.fired))
     return clips
+
+
+def stand_in_clips(items: Sequence[PlaylistItem], templates: Sequence) -> list[PlaylistClip]:
+    """The templates' own stick figures for the playlist's actions (the first three templates
+    when no action is known), to show when no clip is playable."""
+    by_name = {t.name: t for t in templates}
+    wanted = [by_name[i.action] for i in items if i.action in by_name] or list(templates)[:3]
+    return [c for c in (preview_clip(t) for t in wanted) if c is not None]
 
 
 def preview_clip(template, fps: float = 30.0, seconds: float = 3.0) -> PlaylistClip | None:

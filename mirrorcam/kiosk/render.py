@@ -152,17 +152,26 @@ class KioskRenderer:
         self._wrap_cache[key] = lines
         return lines
 
-    def paragraph(self, img, text: str, x: int, y: int, width: int, size: int, color, bold=False, align="left", max_lines=3) -> int:
-        """Draw wrapped text from baseline ``y``; returns the y below it."""
+    def fit_lines(self, text: str, size: int, width: int, max_lines: int, min_size: int, bold: bool = False) -> tuple[list[str], int]:
+        """Wrap ``text`` into at most ``max_lines`` lines of ``width``, shrinking from ``size``.
+
+        Only when even ``min_size`` needs more lines is the last line cut with "…".
+
+        Returns:
+            The lines and their font size.
+        """
         lines = self.wrap(text, size, width, bold)
-        floor = max(12, int(size * 0.55))
-        # Shrink until the text fits in max_lines; only then cut the last line with "…".
-        while len(lines) > max_lines and size > floor:
-            size = max(floor, int(size * 0.9))
+        while len(lines) > max_lines and size > min_size:
+            size = max(min_size, int(size * 0.9))
             lines = self.wrap(text, size, width, bold)
         if len(lines) > max_lines:
             rest = " ".join(lines[max_lines - 1:])
             lines = lines[: max_lines - 1] + [self.text.fit(rest, size, width, bold, min_size=size)[0]]
+        return lines, size
+
+    def paragraph(self, img, text: str, x: int, y: int, width: int, size: int, color, bold=False, align="left", max_lines=3) -> int:
+        """Draw wrapped text from baseline ``y``; returns the y below it."""
+        lines, size = self.fit_lines(text, size, width, max_lines, max(12, int(size * 0.55)), bold)
         for line in lines:
             ax = x + width // 2 if align == "center" else x
             self.text.draw(img, line, (ax, y), size, color, bold=bold, align=align)
@@ -193,31 +202,56 @@ class KioskRenderer:
             draw_skeleton(inner, person, pcolor, mirrored=mirrored, rect=(fx - x, fy - y, fw, fh), thickness=max(2, self.px(4)))
         cv2.rectangle(img, (x, y), (x + w - 1, y + h - 1), color, max(2, self.px(3)))
         if label:
-            size = self.px(26)
+            # Within the panel: a long tag ("DIE ANDERE PERSON · beim Zuschauen") ran into the next one.
+            label, size = self.text.fit(label, self.px(26), w - self.px(24), bold=True, min_size=self.px(18))
             tw = self.text.measure(label, size, bold=True)[0]
             cv2.rectangle(img, (x, y), (x + tw + self.px(24), y + self.px(40)), color, -1)
             self.text.draw(img, label, (x + self.px(12), y + self.px(30)), size, self.colors.background, bold=True)
 
     def privacy_line(self, img) -> None:
-        size = self.px(22)
-        y = self.height - self.px(16)
-        cv2.rectangle(img, (0, self.height - self.px(46)), (self.width, self.height), _dim(self.colors.background, 0.6), -1)
+        bar_h = self.px(46)
+        cv2.rectangle(img, (0, self.height - bar_h), (self.width, self.height), _dim(self.colors.background, 0.6), -1)
         # The line must stay true: when landmarks are saved (an explicit opt-in) it says so.
         key = "privacy_recording" if self.config.privacy.record_landmarks else "privacy"
+        text = self.config.text(key)
+        width = self.width - 2 * self.px(16)
+        color = _dim(self.colors.text, 0.8)
         # (No dot before it: a dot by "recorded" reads as a camera's recording light.)
-        self.text.draw(img, self.config.text(key), (self.width // 2, y), size, _dim(self.colors.text, 0.8), align="center")
+        line, size = self.text.fit(text, self.px(22), width, min_size=self.px(18))
+        if line == text:
+            self.text.draw(img, text, (self.width // 2, self.height - self.px(16)), size, color, align="center")
+            return
+        # Too long for one readable line: two smaller ones, so the promise is read whole
+        # (cut at both screen edges it said "...wird nichts aufgezeichnet...").
+        lines, size = self.fit_lines(text, self.px(18), width, 2, min_size=max(9, self.px(12)))
+        pitch = int(size * 1.15)
+        baseline = self.height - bar_h + (bar_h - pitch - size) // 2 + int(size * 0.78)
+        for line in lines:
+            self.text.draw(img, line, (self.width // 2, baseline), size, color, align="center")
+            baseline += pitch
 
     def bar(self, img, x, y, w, h, value: float, color: BGR) -> None:
         cv2.rectangle(img, (x, y), (x + w, y + h), _dim(color, 0.3), -1)
         cv2.rectangle(img, (x, y), (x + int(w * float(np.clip(value, 0, 1))), y + h), color, -1)
 
-    def raster_row(self, img, x, y, w, h, spikes: Sequence[float], color: BGR, label: str, trace: np.ndarray | None = None) -> None:
+    def raster_label_width(self, labels: Sequence[str]) -> int:
+        """The label column of the raster rows: wide enough for the widest label, at most a third."""
+        widest = max((self.text.measure(label, self.px(28), bold=True)[0] for label in labels), default=0)
+        return min(max(self.px(190), widest + self.px(20)), (self.width - 2 * self.px(30)) // 3)
+
+    def raster_row(self, img, x, y, w, h, spikes: Sequence[float], color: BGR, label: str, trace: np.ndarray | None = None,
+                   label_w: int | None = None) -> None:
         """One neuron's last :data:`RASTER_SECONDS`, newest on the right: its activation as
-        a shaded curve and each firing as a bold tick."""
-        size = self.px(28)
-        self.text.draw(img, label, (x, y + h // 2 + size // 3), size, color, bold=True)
-        lx = x + self.px(190)
-        lw = w - self.px(190)
+        a shaded curve and each firing as a bold tick.
+
+        ``label_w`` is the label column (default 190 px at 720 lines); rows shown together
+        need the same one, or their time axes no longer line up.
+        """
+        label_w = self.px(190) if label_w is None else label_w
+        text, size = self.text.fit(label, self.px(28), label_w - self.px(16), bold=True, min_size=self.px(18))
+        self.text.draw(img, text, (x, y + h // 2 + size // 3), size, color, bold=True)
+        lx = x + label_w
+        lw = w - label_w
         cv2.rectangle(img, (lx, y), (lx + lw, y + h), _dim(self.colors.background, 1.8), -1)
         if trace is not None and len(trace) > 1:
             xs = lx + np.linspace(0, lw, len(trace)).astype(np.int32)
@@ -299,16 +333,30 @@ class KioskRenderer:
 
     def _imitate(self, img, view: KioskView) -> None:
         prompt = self.config.text("imitate", action=view.action_label.upper())
-        size, _ = self.px(54), None
-        text, size = self.text.fit(prompt, self.px(54), self.width - self.px(60), bold=True, min_size=self.px(30))
-        self.text.draw(img, text, (self.width // 2, self.px(70)), size, self.colors.text, bold=True, align="center")
+        width = self.width - self.px(60)
+        text, size = self.text.fit(prompt, self.px(54), width, bold=True, min_size=self.px(40))
+        if text == prompt:
+            self.text.draw(img, text, (self.width // 2, self.px(70)), size, self.colors.text, bold=True, align="center")
+            top = self.px(100)
+        else:
+            # Two lines before anything is cut (the action's name, at the end, is the point);
+            # three when even small ones cannot hold it (a long label on a narrow 5:4 screen).
+            max_lines = 2 if len(self.wrap(prompt, self.px(28), width, bold=True)) <= 2 else 3
+            lines, size = self.fit_lines(prompt, self.px(44), width, max_lines, min_size=self.px(28), bold=True)
+            baseline = self.px(24) + int(size * 0.75)
+            for line in lines:
+                self.text.draw(img, line, (self.width // 2, baseline), size, self.colors.text, bold=True, align="center")
+                baseline += int(size * 1.2)
+            top = baseline - int(size * 1.2) + int(size * 0.25) + self.px(20)
         bars_y = self.height - self.px(46) - self.px(70)
-        other, you = self._two_panels(img, view, self.px(100), bars_y - self.px(20))
+        other, you = self._two_panels(img, view, top, bars_y - self.px(20))
         # The neuron's glow for each channel, under each view.
         clip_act = float(view.clip.trace.activation[view.clip_index]) if view.clip is not None and len(view.clip.trace.activation) else 0.0
         for rect, value, color in ((other, clip_act, self.colors.performer), (you, view.visitor_activation, self.colors.visitor)):
             x, _, w, _ = rect
-            self.text.draw(img, view.action_label, (x, bars_y + self.px(26)), self.px(26), color, bold=True)
+            # Each copy within its own bar's width: long labels drew OTHER's over YOU's.
+            label, size = self.text.fit(view.action_label, self.px(26), w, bold=True, min_size=self.px(18))
+            self.text.draw(img, label, (x, bars_y + self.px(26)), size, color, bold=True)
             self.bar(img, x, bars_y + self.px(38), w, self.px(22), value, color)
             # Where the neuron fires (activation 0.5, or the config's min_score if higher):
             # how near the visitor is, at a glance.
@@ -339,8 +387,11 @@ class KioskRenderer:
         w = self.width - 2 * m
         other_label = self.config.text("other")
         you_label = self.config.text("you")
-        self.raster_row(img, m, raster_top, w, raster_h - self.px(8), view.other_spikes, self.colors.performer, other_label, view.other_trace)
-        self.raster_row(img, m, raster_top + raster_h, w, raster_h - self.px(8), view.you_spikes, self.colors.visitor, you_label, view.you_trace)
+        label_w = self.raster_label_width((other_label, you_label))
+        self.raster_row(img, m, raster_top, w, raster_h - self.px(8), view.other_spikes, self.colors.performer, other_label,
+                        view.other_trace, label_w)
+        self.raster_row(img, m, raster_top + raster_h, w, raster_h - self.px(8), view.you_spikes, self.colors.visitor, you_label,
+                        view.you_trace, label_w)
         if view.seconds_left is not None and view.seconds_left < 1.5:
             # In the gap between the raster and the privacy line (above the raster it sat on
             # the panels' border).

@@ -39,7 +39,7 @@ import numpy as np
 
 from mirrorcam.containers import Person, PoseFrame
 from mirrorcam.errors import ConfigError, MirrorcamError, SourceError
-from mirrorcam.fileio import atomic_write_bytes, atomic_write_json
+from mirrorcam.fileio import atomic_write_bytes, atomic_write_json, writable_destination
 from mirrorcam.matching import BankOptions, NeuronBank, threshold_ratio
 from mirrorcam.progress import Progress
 from mirrorcam.recording import Recording
@@ -122,6 +122,14 @@ def read_manifest(path: Path) -> list[ClipRow]:
         if not labels:
             raise ConfigError(f"manifest {path}: clip {row['path']} has no label")
         rows.append(ClipRow(row["path"].strip(), labels, (row.get("subject") or "").strip() or row["path"]))
+    # Results are kept by path: a clip listed twice was counted twice, under one of its
+    # rows' labels for both (a bend listed again as walk: a "false fire" on itself).
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        if row.path in seen:
+            raise ConfigError(f"manifest {path} lists {row.path} twice (rows {seen[row.path] + 1} and {i + 1}); "
+                              f"give a clip that shows two actions one row with LABEL1|LABEL2")
+        seen[row.path] = i
     if not rows:
         raise ConfigError(f"manifest {path} lists no clips")
     return rows
@@ -486,6 +494,7 @@ def run(args: argparse.Namespace) -> int:
         names = tuple(dict.fromkeys(BUILTIN_NAMES + library.names))
     _check_labels(rows, names)  # before the minutes of work a misspelt label would spoil
     root = args.root or args.manifest.parent
+    _check_outputs(args, rows, root)  # before the minutes of work a bad output would waste
     started = time.perf_counter()
     recs, flips, flip_used = load_clips(rows, root, args.flip_source, not args.no_variants, root_given=args.root is not None)
     options = BankOptions(inhibition=not args.no_inhibition)
@@ -532,6 +541,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_outputs(args: argparse.Namespace, rows: list[ClipRow], root: Path) -> None:
+    """Refuse, before any work, outputs that cannot be written or would replace an input.
+
+    Raises:
+        MirrorcamError: ``--json`` or ``--report``'s files are a folder, a device, under a
+            file or unwritable, or are the manifest or one of its clips (``--json m.tsv``
+            had replaced the manifest with the report).
+    """
+    outputs = [args.json] if args.json else []
+    if args.report:
+        if args.report.exists() and not args.report.is_dir():
+            raise MirrorcamError(f"--report {args.report} is a file; it names a folder for report.json and confusion.png")
+        outputs += [args.report / "report.json", args.report / "confusion.png"]
+    inputs = {args.manifest.resolve(): "the manifest", **{(root / r.path).resolve(): f"the clip {r.path}" for r in rows}}
+    for out in outputs:
+        writable_destination(out)
+        if out.resolve() in inputs:
+            raise MirrorcamError(f"{out} would overwrite {inputs[out.resolve()]}")
+
+
 NEGATIVE_LABELS = ("stand", "walk", "run")
 """Labels that expect nothing to fire, besides ``other:*``."""
 
@@ -547,7 +576,8 @@ def _check_labels(rows: list[ClipRow], names: tuple[str, ...]) -> None:
     other = Counter(lab for r in rows for lab in r.labels
                     if lab not in names and lab not in NEGATIVE_LABELS and not lab.startswith("other:"))
     for lab in sorted(other):
-        near = difflib.get_close_matches(lab, names, n=1, cutoff=0.8)
+        # (lower-cased too: "Bend" is "bend" misspelt, though only 0.75 alike to difflib)
+        near = [n for n in names if n == lab.lower()] or difflib.get_close_matches(lab, names, n=1, cutoff=0.8)
         if near:
             raise ConfigError(f"label {lab!r} of the manifest is not a template: did you mean {near[0]!r}? "
                               f"(a label for clips that should fire nothing: stand, walk, run or other:NAME)")

@@ -33,10 +33,10 @@ def run(args: argparse.Namespace) -> int:
         raise MirrorcamError(f"cannot write to {str(args.output)!r}: not a file name")
     if args.output.is_dir():  # checked before the name gets its suffix: -o /tmp must not write /tmp.npz
         raise MirrorcamError(f"cannot write to {args.output}: it is a folder; give a file name such as {args.output / 'clip.npz'}")
-    if args.output.suffix not in ("", ".npz"):
+    if args.output.suffix.lower() not in ("", ".npz"):  # (.NPZ too, as replay reads it)
         raise MirrorcamError(f"a recording is an .npz file; {args.output} would be written as "
                              f"{args.output.name}.npz: name it {args.output.with_suffix('.npz').name}")
-    output = args.output if args.output.suffix == ".npz" else args.output.with_name(args.output.name + ".npz")
+    output = args.output if args.output.suffix else args.output.with_name(args.output.name + ".npz")
     writable_destination(output)  # before the work, not after it
     recording = clip_landmarks(args.clip, pose_options_from_args(args))
     found = sum(1 for f in recording.frames if f.persons)

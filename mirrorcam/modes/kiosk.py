@@ -72,9 +72,7 @@ def run_config(path: Path, window: bool = True, fullscreen: bool = True, max_fra
     """Load the config and run the kiosk until the operator exits or a signal arrives."""
     import time
 
-    from mirrorcam.kiosk.app import (
-        Kiosk, NullDisplay, WindowDisplay, fit_to_screen, load_library_and_bank, playable_clips, run_kiosk,
-    )
+    from mirrorcam.kiosk.app import Kiosk, NullDisplay, WindowDisplay, fit_to_screen, load_library_and_bank, playable_clips, run_kiosk
     from mirrorcam.kiosk.config import load_config
     from mirrorcam.kiosk.service import Counters, SystemdNotifier, remove_kiosk_log, setup_kiosk_log
     from mirrorcam.modes.common import display_available, x11_screen_size
@@ -91,7 +89,10 @@ def run_config(path: Path, window: bool = True, fullscreen: bool = True, max_fra
     try:
         log.info("kiosk starting with %s", path)
         templates, bank_factory = load_library_and_bank(config)
-        clips = playable_clips(config, templates, bank_factory)
+        clips = playable_clips(config, templates, bank_factory, stop=stop)
+        if stop.is_set():
+            log.info("kiosk stopped while starting")
+            return 0
         counters = Counters(config.counters_path, config.storage.counters_flush_s, clock=time.monotonic)
         if window and not display_available():
             log.warning("no display found; running without a window")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import logging
 import re
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -38,6 +37,7 @@ import numpy as np
 from mirrorcam.containers import NeuronActivity, PoseFrame
 from mirrorcam.errors import MirrorcamError, SourceError, TemplateError
 from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, add_pose_arguments, display_available, load_templates, pose_options_from_args
+from mirrorcam.pipeline import PoseWorker
 from mirrorcam.pose import CAMERA_FAR_SEARCH_MS, PoseEstimatorOptions
 from mirrorcam.recording import Recording, fps_of, is_recording_path, load_recording, recording_from_frames
 from mirrorcam.screen import (
@@ -51,6 +51,7 @@ from mirrorcam.screen import (
     SpikeHistory,
     TextRenderer,
 )
+from mirrorcam.sources import opencv_path
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +142,23 @@ def _clip_name(path: Path) -> str:
 
 
 def load_observed(path: Path, pose_options) -> ObservedClip:
-    """A clip's landmarks: a recording as it is, a video through the (cached) pose stage."""
+    """A clip's landmarks: a recording as it is, a video through the (cached) pose stage.
+
+    Raises:
+        MirrorcamError: An unreadable clip, or one with nobody in it (OTHER would stand
+            empty while the screen waits for it to do something).
+    """
     name = _clip_name(path)
     if is_recording_path(path):
-        return ObservedClip(name, load_recording(path))
-    from mirrorcam.pipeline import clip_landmarks
+        clip = ObservedClip(name, load_recording(path))
+    else:
+        from mirrorcam.pipeline import clip_landmarks
 
-    _say("observing %s (landmarks computed once, then cached)", path.name)
-    return ObservedClip(name, clip_landmarks(path, pose_options), path)
+        _say("observing %s (landmarks computed once, then cached)", path.name)
+        clip = ObservedClip(name, clip_landmarks(path, pose_options), path)
+    if not any(f.persons for f in clip.recording.frames):
+        raise SourceError(f"no person found in any of the {len(clip.recording.frames)} frames of {path}")
+    return clip
 
 
 class ClipPlayer:
@@ -222,7 +232,7 @@ class ClipPlayer:
 
     def _video_frame(self, path: Path, index: int) -> np.ndarray | None:
         if self._video is None:
-            self._video = cv2.VideoCapture(str(path))
+            self._video = cv2.VideoCapture(opencv_path(path))
             self._video_pos = -1
         if index < self._video_pos:
             self._video.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -246,54 +256,6 @@ class ClipPlayer:
 
     def close(self) -> None:
         self._close_video()
-
-
-# --------------------------------------------------------------------------- pose worker
-
-
-class PoseWorker:
-    """Runs the pose stage on the newest camera frame in a thread; keeps only the newest result."""
-
-    def __init__(self, source, estimator) -> None:
-        self.source = source
-        self.estimator = estimator
-        self._cond = threading.Condition()
-        self._latest: PoseFrame | None = None
-        self._stop = threading.Event()
-        self.error: BaseException | None = None
-        self.processed = 0
-        self._thread = threading.Thread(target=self._run, name="mirrorcam-pose", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                frame = self.source.read(timeout=0.2)
-                if frame is None:
-                    continue
-                result = self.estimator.process(frame)
-                with self._cond:
-                    self._latest = result
-                    self.processed += 1
-                    self._cond.notify_all()
-        except BaseException as exc:  # surfaced in the main thread
-            self.error = exc
-            with self._cond:
-                self._cond.notify_all()
-
-    def get(self, timeout: float) -> PoseFrame | None:
-        """The newest pose frame not yet taken, waiting up to ``timeout`` s; None if none came."""
-        with self._cond:
-            if self._latest is None:
-                self._cond.wait_for(lambda: self._latest is not None or self.error is not None, timeout)
-            if self.error is not None:
-                raise self.error
-            frame, self._latest = self._latest, None
-            return frame
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5.0)
 
 
 # --------------------------------------------------------------------------- the app
@@ -356,6 +318,7 @@ class LiveApp:
         self.debug = debug
         self.help = False
         self.paused = False
+        self.camera_lost = False  # set by the loop from the source: YOU's panel says so
         self.model_variant = model_variant
         self.teach_dir = teach_dir
         self.teach_seconds = teach_seconds
@@ -444,8 +407,10 @@ class LiveApp:
                 if self.player.index != before:
                     self._acts[1] = None
                     # The last clip's caption and links go with it: they must not join a
-                    # neuron row to OTHER doing the next action.
+                    # neuron row to OTHER doing the next action; nor may its firings pair
+                    # with YOU's later ones into a mirror event the screen cannot show.
                     self.history.latest_mirror = None
+                    self.history.retire(1)
                     self._say_observing()
                 for frame in due:
                     self._observed_pid = self._focus(frame)
@@ -528,7 +493,9 @@ class LiveApp:
                 _say("mirror event: %s (row %d)", self.history.names[event.neuron], event.neuron)
 
     def _state(self, now_ms: float) -> ScreenState:
-        you_pf = self._last_you
+        # A lost camera's last picture would stand frozen as if live (the source reconnects
+        # on its own): the panel is emptied and says so until frames come again.
+        you_pf = None if self.camera_lost else self._last_you
         you = ChannelView(
             "YOU", YOU_COLOR,
             image=you_pf.image if you_pf is not None else None,
@@ -538,7 +505,7 @@ class LiveApp:
             activity=self._acts[0],
             mirrored=self.mirror,
             subtitle=f"doing · {self.you_label}",
-            status="" if you_pf is not None else "waiting for the camera…",
+            status="" if you_pf is not None else "camera lost: reconnecting…" if self.camera_lost else "waiting for the camera…",
         )
         if self.player is None:
             other = replace(
@@ -832,7 +799,19 @@ def observed_clips(spec: str | None, pose_options) -> list[ObservedClip] | None:
     paths = clip_paths(folder)
     if spec is None:
         paths = [p for p in paths if p.name.startswith("observed_")] or paths
-    return [load_observed(p, pose_options) for p in paths]
+    if len(paths) == 1:
+        return [load_observed(paths[0], pose_options)]
+    # A folder goes on past a clip it cannot play, as replay's does: one broken file
+    # among a lecturer's clips must not cost the whole screen.
+    clips = []
+    for path in paths:
+        try:
+            clips.append(load_observed(path, pose_options))
+        except MirrorcamError as exc:
+            log.error("skipping %s: %s", path, exc)
+    if not clips:
+        raise SourceError(f"no clip in {folder} can be played (each one's reason above)")
+    return clips
 
 
 def open_you_source(args):
@@ -904,8 +883,13 @@ def run(args: argparse.Namespace) -> int:
         source.close()
         raise
     worker = PoseWorker(source, estimator)
+
+    def next_frame(timeout: float) -> PoseFrame | None:
+        app.camera_lost = not source.connected
+        return worker.get(timeout)
+
     try:
-        stats = run_loop(app, worker.get, show, args.out, args.seconds, args.fullscreen, getattr(source, "fps", 30.0))
+        stats = run_loop(app, next_frame, show, args.out, args.seconds, args.fullscreen, getattr(source, "fps", 30.0))
     finally:
         worker.close()
         source.close()

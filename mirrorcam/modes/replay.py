@@ -78,6 +78,8 @@ def clips_in(path: Path) -> list[Path]:
         raise SourceError(f"no such file or folder: {path}")
     if path.is_file():
         return [path]
+    if not path.is_dir():  # (a pipe or a device: iterdir had said only "Not a directory")
+        raise SourceError(f"{path} is neither a file nor a folder")
     clips = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CLIP_SUFFIXES)
     if clips:
         images = sum(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())
@@ -109,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
     batch = len(clips) > 1 or (args.path.is_dir() and clips != [args.path])
     if batch:
         _check_batch_outputs(clips, ("--out", args.out), ("--events", args.events))
+        for clip in clips:  # (all before the first clip: `--out` the clips' own folder had
+            #                  written a.mp4 beside a.npz, then stopped at b.mp4)
+            _check_outputs(clip, _output_for(args.out, clip, batch, ".mp4"), _output_for(args.events, clip, batch, ".jsonl"))
     bank = load_bank(args)
     show = not args.no_window and display_available()
     options = pose_options_from_args(args)
@@ -266,18 +271,21 @@ def replay_clip(
             writer.close()
         completed = True
     finally:
-        if writer and not completed:
-            try:
-                writer.close()
-            except Exception:  # the original error is the one to report
-                pass
         # A clean end (or the user pressing q) keeps the outputs; a crash leaves no half file,
         # and a clip with nobody in it does not replace an earlier output with an empty one.
+        # Nested: a second Ctrl+C during this clean-up (impatient, or systemd's SIGTERM
+        # then SIGINT) had skipped the rest and left both temporary files behind.
         keep = completed and with_person > 0
-        if video:
-            video.close(commit=keep)
-        if log_sink:
-            log_sink.close(commit=keep)
+        try:
+            if writer and not completed:
+                writer.abort()  # (the frames still queued would only be thrown away)
+        finally:
+            try:
+                if video:
+                    video.close(commit=keep)
+            finally:
+                if log_sink:
+                    log_sink.close(commit=keep)
     return ReplaySummary(clip, count, with_person, fired, time.perf_counter() - start)
 
 
