@@ -87,7 +87,34 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
         import cv2
 
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    logging.basicConfig(level=level, format="mirrorcam: %(message)s", stream=sys.stderr, force=True)
+    handler = _StderrCopyHandler()
+    handler.setFormatter(logging.Formatter("mirrorcam: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+class _StderrCopyHandler(logging.StreamHandler):
+    """Log lines to a copy of file descriptor 2 taken when logging is set up.
+
+    Why a copy: while MediaPipe runs in a pose thread, :func:`mirrorcam.pose.quiet_native_stderr`
+    points descriptor 2 at /dev/null for the whole process (its C++ log lines), and lines
+    logged meanwhile from another thread (the kiosk's "camera is back", a frame's
+    traceback) had been lost from the journal.  The copy is closed with the handler.
+    """
+
+    def __init__(self) -> None:
+        try:
+            stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+            self._own = True
+        except (OSError, ValueError, AttributeError):  # (no real descriptor: a test's captured stderr)
+            stream, self._own = sys.stderr, False
+        super().__init__(stream)
+
+    def close(self) -> None:
+        try:
+            if self._own:
+                self.stream.close()
+        finally:
+            super().close()
 
 
 class Terminated(KeyboardInterrupt):

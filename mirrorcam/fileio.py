@@ -32,18 +32,40 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def writable_destination(path: str | os.PathLike[str]) -> Path:
+def is_utf8(text: str) -> bool:
+    """False for text holding bytes that were not UTF-8: a file name or a command-line
+    argument that Python keeps as surrogates (a Latin-1 ``caf\\xe9.mp4``), which OpenCV
+    crashes on and no JSON file can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def writable_destination(path: str | os.PathLike[str], create: bool = True) -> Path:
     """``path`` as a file mirrorcam may write, or a clear :class:`MirrorcamError`.
 
     Refuses what the rename would get wrong: a folder, a device or anything that is not
     a regular file (renaming over ``/dev/null`` replaces the device), an empty name, and
-    a parent that is a file.  Creates the parent folder.
+    a parent that is a file.  Creates the parent folder; with ``create`` False (a check
+    before the work, which may still be refused) only checks that the nearest existing
+    folder above could hold it.
     """
     dest = Path(path)
     if not str(path) or not dest.name:
         raise MirrorcamError(f"cannot write to {str(path)!r}: not a file name")
     if dest.exists() and not dest.is_file():
         raise MirrorcamError(f"cannot write to {dest}: it is a folder or a device, not a file")
+    if not create:
+        existing = dest.parent
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise MirrorcamError(f"cannot write to {dest}: cannot create its folder ({existing} is a file)")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise MirrorcamError(f"cannot write to {dest}: {existing} is not writable")
+        return dest
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -81,6 +103,10 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
             os.fsync(handle.fileno())
         os.chmod(tmp, new_file_mode())
         os.replace(tmp, dest)
+    except OSError as exc:  # a full disk: say which file could not be written ("No space left" alone had not)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise MirrorcamError(f"cannot write to {dest}: {exc.strerror or exc}; nothing written") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

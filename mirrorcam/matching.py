@@ -69,6 +69,7 @@ from mirrorcam.embedding import DIM, FEATURES, GROUPS, MIRROR_FEATURES, Embedder
 
 BIG = 1e9
 OVERLAP_SHARE = 0.25  # of a template's length
+MAX_TICK_GAP = 10_000  # ticks (11 min at 15 Hz): a longer gap in one person's stream is no movement
 
 
 def _stem_matrix() -> np.ndarray:
@@ -648,10 +649,10 @@ class NeuronBank:
         prev_emb, prev_ms = track.last_emb, track.last_ms
         vel = self._velocity(track, emb, now) if self._m.uses_velocity else None
         # Guards against a tick loop without end (a crafted recording at 1e19 ms had hung
-        # replay): a gap of more than 10,000 ticks (11 min at 15 Hz; no stream of one person
-        # has one) jumps the grid to now, and where float64 can no longer add a tick to
-        # the time (1e19 + 66.7 == 1e19) one tick is all this frame gets.
-        if now - track.next_tick > 10_000 * self.tick_ms:
+        # replay): a gap of more than MAX_TICK_GAP ticks jumps the grid to now, and where
+        # float64 can no longer add a tick to the time (1e19 + 66.7 == 1e19) one tick is
+        # all this frame gets.
+        if now - track.next_tick > MAX_TICK_GAP * self.tick_ms:
             track.next_tick = now
         while track.next_tick <= now + 1e-6:
             t = track.next_tick

@@ -183,7 +183,18 @@ def _estimated(source: Source, estimator: PoseEstimator | None, options: PoseEst
 
 
 class PoseWorker:
-    """Runs the pose stage on the newest camera frame in a thread; keeps only the newest result."""
+    """Runs the pose stage on the newest camera frame in a thread; keeps only the newest result.
+
+    Used by ``mirrorcam live`` and the kiosk's camera: inference (30-80 ms a frame on two
+    cores) runs beside the window, which goes on reading the keyboard meanwhile.
+
+    Args:
+        source: A live source (``read(timeout)`` -> the newest frame or None).
+        estimator: The pose stage; only this thread uses it until :meth:`close`.
+
+    An exception in the pose stage ends the thread; :meth:`get` raises it, then and on
+    every later call (the caller ends, as it would have with inference on its own thread).
+    """
 
     def __init__(self, source, estimator) -> None:
         self.source = source
@@ -222,9 +233,15 @@ class PoseWorker:
             frame, self._latest = self._latest, None
             return frame
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop the thread; True if it ended within ``timeout`` seconds.
+
+        False means it is still inside the pose stage (a slow model on a loaded machine):
+        the caller must not close the estimator under it (a native crash).
+        """
         self._stop.set()
-        self._thread.join(timeout=5.0)
+        self._thread.join(timeout=timeout)
+        return not self._thread.is_alive()
 
 
 __all__ = ["PoseWorker", "clip_landmarks", "is_cached", "iter_pose_frames", "default_cache_dir", "cache_key", "model_digest"]

@@ -22,7 +22,8 @@ presence       (T, P, 33) f4    per-landmark presence
 Limits a loaded file must keep (a crafted one could otherwise hang or exhaust the
 machine): ``T x P`` at most :data:`MAX_PERSON_FRAMES`, checked on the arrays' ``.npy``
 headers before any data is read; timestamps within +-:data:`MAX_TIMESTAMP_MS`; a
-``frame_size`` within :data:`MAX_SIDE`, :data:`MAX_PIXELS` and :data:`MAX_ASPECT`.
+``frame_size`` within :data:`MAX_SIDE` and :data:`MAX_ASPECT`.  :func:`save_recording`
+refuses what loading would, so that no file mirrorcam writes is one it cannot read.
 """
 
 from __future__ import annotations
@@ -87,10 +88,20 @@ class Recording:
 
 
 def save_recording(path: str | Path, recording: Recording) -> None:
-    """Write ``recording`` to ``path`` atomically."""
+    """Write ``recording`` to ``path`` atomically.
+
+    Raises:
+        RecordingError: A recording :func:`load_recording` would refuse (too many frames x
+            people, a frame size out of bounds): nothing is written.
+    """
     frames = recording.frames
     slots = max([len(f.persons) for f in frames] + [1])
     t = len(frames)
+    problem = _frame_size_problem(*(int(v) for v in recording.frame_size))
+    if t * slots > MAX_PERSON_FRAMES:
+        problem = f"{t} frames x {slots} people are more than a recording holds ({MAX_PERSON_FRAMES})"
+    if problem:
+        raise RecordingError(f"cannot write {path}: {problem}")
     ids = np.full((t, slots), -1, np.int32)
     landmarks = np.zeros((t, slots, NUM_LANDMARKS, 3), np.float32)
     world = np.zeros_like(landmarks)
@@ -240,15 +251,18 @@ def _check_layout(path: Path, layout: dict[str, tuple[np.dtype, tuple[int, ...]]
             raise RecordingError(f"{path}: array '{name}' holds {dtype} values, expected numbers")
 
 
-MAX_TIMESTAMP_MS = 1e12  # ~31 years: float64 still resolves a microsecond there
-# Replay draws a recording on a canvas of its frame size (scaled up to 480 px high when
-# smaller): 16384 x 16384 took 11.6 GB, and 16384 x 1, scaled up, a 7.8-million-pixel-wide
-# canvas.  The bounds hold every real video and photo (8K is 7680 x 4320, 33 MP; a 32:9
-# ultra-wide is 3.6:1; a 64 MP phone photo is 9248 x 6936) and keep a frame's canvas
-# under 200 MB.
+MAX_TIMESTAMP_MS = 1e12  # ~31 years: a sanity bound (the matcher's tick loop has its own guard)
+# Replay draws a recording on a canvas of its frame's shape, 480 px high at the least:
+# 16384 x 1 had been a 7.8-million-pixel-wide canvas (11.6 GB).  The bounds hold every
+# real video and photo (8K is 7680 x 4320; a 32:9 ultra-wide is 3.6:1; a panorama 8:1).
 MAX_SIDE = 16384
-MAX_PIXELS = 1 << 26  # 67 MP
 MAX_ASPECT = 16.0
+
+
+def _frame_size_problem(width: int, height: int) -> str | None:
+    if 1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and max(width / height, height / width) <= MAX_ASPECT:
+        return None
+    return f"frame_size must be 1 to {MAX_SIDE} pixels a side and at most {MAX_ASPECT:g}:1 either way, got {width}x{height}"
 
 # Bounds far outside anything MediaPipe gives (image coordinates a little beyond 0..1 for
 # guessed landmarks, world coordinates in metres, visibility and presence as probabilities).
@@ -258,8 +272,8 @@ _VALUE_RANGES = (("landmarks", -1e3, 1e3), ("world", -1e3, 1e3), ("visibility", 
 def _from_arrays(path: Path, header: dict, a: dict[str, np.ndarray]) -> Recording:
     # (Shapes and dtypes were checked on the arrays' headers, before loading: _check_layout.)
     t, p = a["person_ids"].shape
-    # Times that are times: beyond ~31 years a tick (66.7 ms) is lost in float64 rounding
-    # (1e19 + 66.7 == 1e19), and the matcher's tick loop would never reach the frame.
+    # Times that are times: 1e19 ms (where 1e19 + 66.7 == 1e19) had hung the matcher's
+    # tick loop; no recording spans more than years.
     ts = a["timestamps_ms"].astype(np.float64)  # (abs of the smallest int64 is itself: negative)
     if not np.all(np.isfinite(ts)):
         raise RecordingError(f"{path}: timestamps must be finite numbers")
@@ -280,10 +294,9 @@ def _from_arrays(path: Path, header: dict, a: dict[str, np.ndarray]) -> Recordin
         raise RecordingError(f"{path}: header lacks a valid fps or frame_size") from exc
     if not 0 < fps <= 1000:
         raise RecordingError(f"{path}: fps must be between 0 and 1000, got {fps}")
-    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE
-            and width * height <= MAX_PIXELS and max(width / height, height / width) <= MAX_ASPECT):
-        raise RecordingError(f"{path}: frame_size must be 1 to {MAX_SIDE} pixels a side, at most "
-                             f"{MAX_PIXELS // 1_000_000} megapixels and at most {MAX_ASPECT:g}:1 either way, got {width}x{height}")
+    problem = _frame_size_problem(width, height)
+    if problem:
+        raise RecordingError(f"{path}: {problem}")
     frames = []
     for i in range(t):
         persons = tuple(

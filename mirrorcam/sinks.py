@@ -114,15 +114,20 @@ class VideoSink(_AtomicFile):
         if not (commit and self.frames_written):
             self._discard()
             return
-        problem = self._unreadable()
+        problem = self._write_problem()
         if problem:
             self._discard()
             raise SourceError(f"could not write video {self.path}: {problem}; nothing written under that name")
         self._commit()
 
-    def _unreadable(self) -> str | None:
+    def _write_problem(self) -> str | None:
         """Why the temporary file is not the video written, or None: on disk (fsynced),
-        opens, and holds every frame written."""
+        opens, and holds every frame written.
+
+        Every container mirrorcam writes reports its exact frame count when complete (mp4,
+        m4v, mov, avi, mkv, at 0.1-1000 fps, checked); a truncated avi reports 0 and a
+        truncated mkv a negative count, so anything but the count written is a failure.
+        """
         try:
             with open(self.tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
@@ -133,8 +138,8 @@ class VideoSink(_AtomicFile):
             if not check.isOpened() or not check.grab():
                 return "the file came out unreadable (is the disk full?)"
             count = int(check.get(cv2.CAP_PROP_FRAME_COUNT))
-            if count > 0 and count != self.frames_written:  # (0: the container does not say)
-                return f"the file holds {count} of the {self.frames_written} frames written (is the disk full?)"
+            if count != self.frames_written:
+                return f"the file holds {max(count, 0)} of the {self.frames_written} frames written (is the disk full?)"
         finally:
             check.release()
         return None
@@ -149,19 +154,31 @@ class JsonLinesSink(_AtomicFile):
         self.lines_written = 0
 
     def write(self, obj: dict) -> None:
-        self._handle.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+        try:
+            self._handle.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+        except OSError as exc:  # (a full disk: the message names the file)
+            raise SourceError(f"cannot write events to {self.path}: {exc.strerror or exc}") from None
         self.lines_written += 1
 
     def close(self, commit: bool = True) -> None:
         if self._handle.closed:
             return
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            commit, problem = False, exc
+        else:
+            problem = None
+        finally:
+            with contextlib.suppress(OSError):
+                self._handle.close()
         if commit:
             self._commit()
         else:
             self._discard()
+        if problem is not None:
+            raise SourceError(f"cannot write events to {self.path}: {problem.strerror or problem}; nothing written under that name")
 
 
 class BackgroundWorker:

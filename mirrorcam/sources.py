@@ -28,6 +28,7 @@ import numpy as np
 
 from mirrorcam.containers import Frame
 from mirrorcam.errors import SourceError
+from mirrorcam.fileio import is_utf8
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,9 @@ def opencv_path(path: str | Path) -> str:
     exception), taking the whole process with it.
     """
     text = str(path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
-        raise SourceError(f"{shown}: the file name is not valid UTF-8, which OpenCV cannot open; rename the file") from None
+    if not is_utf8(text):
+        shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise SourceError(f"{shown}: the name is not valid UTF-8, which OpenCV cannot open; rename the file")
     return text
 
 
@@ -419,8 +418,12 @@ def camera_source(index: int = 0, require_initial: bool = True, max_backoff_s: f
 
 
 def url_source(url: str, require_initial: bool = True, max_backoff_s: float = 5.0) -> LiveSource:
-    """A network stream (RTSP, HTTP MJPEG, ...) through OpenCV's FFmpeg backend."""
-    opener = _opencv_capture(url, cv2.CAP_FFMPEG)
+    """A network stream (RTSP, HTTP MJPEG, ...) through OpenCV's FFmpeg backend.
+
+    Raises:
+        SourceError: A URL that is not valid UTF-8 (OpenCV would crash on it).
+    """
+    opener = _opencv_capture(opencv_path(url), cv2.CAP_FFMPEG)
     return LiveSource(opener, url, require_initial=require_initial, max_backoff_s=max_backoff_s)
 
 

@@ -70,8 +70,9 @@ MAX_VARIANTS = 15  # styles beside the main one: each is a DP row per side, and 
 # the bank too).
 MAX_FEATURE = 1e3
 MAX_IMPORTANCE = 10.0
-# The largest template teaching can make (15 styles of 600 frames, a long preview) is about
-# 27 MB of JSON; the built-ins are under 150 kB.  A bigger file is not read at all.
+# The largest file a template can be (16 prototypes of the 600 frames a file may hold, a
+# long preview) is about 15 MB of JSON; teaching makes 60-frame prototypes and the built-ins
+# are under 200 kB.  A bigger file is not read at all.
 MAX_FILE_BYTES = 32 << 20
 BUILTIN_NAMES: tuple[str, ...] = (
     "wave_one_hand", "wave_both_hands", "clap", "arms_up", "arm_circles", "punch",
@@ -163,10 +164,15 @@ def _variant_groups(value: object) -> dict | None:
     return dict(value)
 
 
+def _is_number(value: object) -> bool:
+    """A JSON number: int or float, not true/false (which Python counts as ints)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _real(value: object, what: str) -> float:
     """A JSON number as a float; a string, true/false or null is refused (``float()`` had
     taken ``"0.2"``).  The range is checked where the value is used."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not _is_number(value):
         raise ValueError(f"template {what} must be a number, got {value!r}")
     return float(value)
 
@@ -196,22 +202,21 @@ def _checked_frames(frames: object, weights: object) -> tuple[np.ndarray, np.nda
 
 
 def _check_velocity_weight(weight: object) -> None:
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= float(weight) <= 4.0:
+    if not _is_number(weight) or not 0.0 <= float(weight) <= 4.0:
         raise ValueError(f"velocity_weight must be a number between 0 and 4, got {weight!r}")
 
 
 def _check_threshold(threshold: object) -> None:
     # (Distances between embeddings are of the order of 0.01-1; above 1e6 a threshold is a
     # mistake, and beyond float32's range it would overflow the matcher.)
-    if isinstance(threshold, bool) or not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and 0 < threshold <= 1e6):
+    if not (_is_number(threshold) and math.isfinite(threshold) and 0 < threshold <= 1e6):
         raise ValueError(f"template threshold must be a positive number up to 1e6, got {threshold!r}")
 
 
 def _check_groups(groups: dict) -> None:
     for group, weight in groups.items():
         # (NaN fails the range test: "weight < 0" had let it through.)
-        if (group not in GROUPS or isinstance(weight, bool) or not isinstance(weight, (int, float))
-                or not 0 <= weight <= MAX_IMPORTANCE):
+        if group not in GROUPS or not _is_number(weight) or not 0 <= weight <= MAX_IMPORTANCE:
             raise ValueError(f"template importance {group!r}: {weight!r} is not a known group with a weight "
                              f"from 0 to {MAX_IMPORTANCE:g}")
 

@@ -127,10 +127,17 @@ def test_a_landmark_cache_that_cannot_be_written_costs_nothing_but_time(tmp_path
     assert "could not cache the landmarks of" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_a_video_cut_short_by_a_full_disk_does_not_replace_the_users_file(tmp_path: Path) -> None:
-    """The disk fills up while the annotated video is written (here: a file-size limit,
-    which fails the writes as a full disk does).  OpenCV's writer reports nothing: a
-    truncated mp4 with no index had replaced the user's video, with exit code 0."""
+@pytest.mark.parametrize(("flag", "name", "needles"), [
+    ("--out", "annotated.mp4", ("could not write video", "nothing written")),
+    ("--out", "annotated.avi", ("could not write video", "nothing written")),  # (a cut avi says 0 frames)
+    ("--out", "annotated.mkv", ("could not write video", "nothing written")),  # (a cut mkv, a negative count)
+    ("--events", "events.jsonl", ("cannot write events to", "events.jsonl")),
+])
+def test_an_output_cut_short_by_a_full_disk_does_not_replace_the_users_file(tmp_path: Path, flag, name, needles) -> None:
+    """The disk fills up while an output is written (here: a file-size limit, which fails
+    the writes as a full disk does).  OpenCV's writer reports nothing: a truncated mp4 with
+    no index had replaced the user's video, with exit code 0; the events file's error had
+    not named the file ("No space left on device")."""
     import resource
     import signal
     import subprocess
@@ -138,8 +145,8 @@ def test_a_video_cut_short_by_a_full_disk_does_not_replace_the_users_file(tmp_pa
 
     from conftest import REPO
 
-    out = tmp_path / "annotated.mp4"
-    out.write_bytes(b"the user's earlier video\n")
+    out = tmp_path / name
+    out.write_bytes(b"the user's earlier file\n")
 
     def limit_file_size():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
@@ -147,12 +154,12 @@ def test_a_video_cut_short_by_a_full_disk_does_not_replace_the_users_file(tmp_pa
 
     proc = subprocess.run(
         [sys.executable, "-m", "mirrorcam", "replay", str(REPO / "recordings" / "observed_2_squat.npz"),
-         "--out", str(out), "--no-window"],
+         flag, str(out), "--no-window"],
         capture_output=True, text=True, timeout=300, cwd=REPO, preexec_fn=limit_file_size,
     )
-    assert_one_line_error(proc, "could not write video", "nothing written")
-    assert out.read_bytes() == b"the user's earlier video\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotated.mp4"]  # no temporary file left
+    assert_one_line_error(proc, *needles)
+    assert out.read_bytes() == b"the user's earlier file\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temporary file left
 
 
 def test_replay_writes_annotated_video_and_events(tmp_path: Path, clip, pose_model) -> None:
@@ -644,7 +651,7 @@ def test_a_bad_option_is_one_line_that_names_the_commands_help(argv, needles) ->
     assert_one_line_error(run_cli(*argv), *needles)
 
 
-@pytest.mark.parametrize("command", ["replay", "extract", "out"])
+@pytest.mark.parametrize("command", ["replay", "extract", "out", "url"])
 def test_a_file_name_that_is_not_utf8_is_one_clear_error_not_a_crash(tmp_path: Path, command: str) -> None:
     """A Latin-1 name (``wave\\xe9.mp4``): OpenCV had died of a segmentation fault on it."""
     import os
@@ -661,7 +668,29 @@ def test_a_file_name_that_is_not_utf8_is_one_clear_error_not_a_crash(tmp_path: P
         "replay": ("replay", name, "--no-window"),
         "extract": ("extract", name, "-o", tmp_path / "out.npz"),
         "out": ("replay", recording, "--out", os.fsdecode(os.path.join(folder, b"annotated\xe9.mp4")), "--no-window"),
+        "url": ("live", "--source", os.fsdecode(b"http://127.0.0.1:9/caf\xe9.mjpg"), "--no-window", "--out", tmp_path / "x.mp4"),
     }[command]
     proc = run_cli(*argv)
     assert_one_line_error(proc, "not valid UTF-8")
     assert sorted(os.listdir(folder)) == [b"wave\xe9.mp4"]  # nothing written, no temporary file
+
+
+def test_log_lines_are_heard_while_the_pose_stage_silences_native_stderr() -> None:
+    """The kiosk's camera runs MediaPipe in a thread that points descriptor 2 at /dev/null
+    (MediaPipe's C++ log lines); lines logged from the main thread meanwhile had been lost."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = (
+        "import logging\n"
+        "from mirrorcam.cli import configure_logging\n"
+        "from mirrorcam.pose import quiet_native_stderr\n"
+        "configure_logging()\n"
+        "with quiet_native_stderr():\n"
+        "    logging.getLogger('mirrorcam.kiosk').warning('camera is back')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == "mirrorcam: camera is back"

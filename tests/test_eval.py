@@ -62,6 +62,14 @@ def test_outputs_are_refused_before_any_work(tmp_path, option, target, needle):
     assert manifest.read_text() == text
 
 
+def test_a_run_refused_after_the_output_check_leaves_no_empty_folder(tmp_path):
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text("path\tlabel\tsubject\nnope.mp4\tclap\ts\n")
+    proc = run_cli("eval", manifest, "--report", tmp_path / "new" / "report", "--json", tmp_path / "other" / "r.json")
+    assert_one_line_error(proc, "missing")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tsv"]
+
+
 @pytest.mark.parametrize(
     "rows, needle",
     [

@@ -545,6 +545,7 @@ GERMAN = {
     "other": "DIE ANDERE PERSON",
     "seeing": "beim Zuschauen",
     "doing": "beim Nachmachen",
+    "next": "Gleich geht es mit der nächsten Bewegung weiter – machen Sie sich bereit, bleiben Sie vor dem Bildschirm stehen!",
 }
 GERMAN_LABEL = "Hampelmann mit ausgestreckten Armen und gespreizten Beinen"
 
@@ -600,7 +601,8 @@ def test_long_texts_stay_whole_and_apart(texts, label, phase, size):
     text.drawn.clear()
     jack = next(t for t in builtin_library().templates if t.name == "jumping_jack")
     clip = preview_clip(jack)
-    view = KioskView(phase, 1.0, clip=clip, clip_index=10, action_label=label, visitor=clip.performer(10), frame_size=(720, 720))
+    view = KioskView(phase, 1.0, clip=clip, clip_index=10, action_label=label, visitor=clip.performer(10), frame_size=(720, 720),
+                     seconds_left=1.0)  # (the mirror screen's "next move" line shows too)
     canvas = renderer.render(view)
     width, height = config.display.width, config.display.height
     drawn = privacy + text.drawn

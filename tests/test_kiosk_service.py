@@ -120,6 +120,29 @@ def test_counters_are_hourly_aggregates_written_atomically(tmp_path):
     assert json.loads((tmp_path / "state" / "counters.json").read_text())["totals"]["sessions"] == 3
 
 
+@pytest.mark.parametrize("failure", ["full-disk", "folder-gone"])
+def test_counters_that_cannot_be_written_are_logged_and_the_exhibit_goes_on(tmp_path, monkeypatch, caplog, failure):
+    """A full disk at the rename, or the state folder replaced by a file: one log line, and
+    the counts are kept for the next try (a MirrorcamError had escaped the OSError handler)."""
+    import errno
+
+    counters = Counters(tmp_path / "state" / "counters.json", flush_s=60, clock=ManualClock())
+    counters.session_started()
+    if failure == "full-disk":
+        def full(*_args):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr("mirrorcam.fileio.os.replace", full)
+    else:
+        (tmp_path / "state").write_text("a file where the folder was\n")
+    with caplog.at_level("ERROR"):
+        assert counters.flush() is False
+    assert "cannot write counters file" in caplog.text
+    monkeypatch.undo()
+    if failure == "full-disk":
+        assert counters.flush() is True  # the pending counts are written once the disk has room
+
+
 def test_a_corrupt_counters_file_starts_over_without_crashing(tmp_path, caplog):
     path = tmp_path / "counters.json"
     path.write_text("{ not json")

@@ -338,6 +338,13 @@ def test_a_bad_num_poses_is_one_clear_error():
     assert_one_line_error(run_cli("live", "--demo", "--num-poses", "0", "--no-window", "--seconds", "1"), "num_poses")
 
 
+def test_a_missing_templates_folder_is_refused_before_anything_opens(tmp_path):
+    # It had been found after every --other clip had gone through the pose model.
+    proc = run_cli("live", "--source", tmp_path / "nope.mp4", "--other", tmp_path, "--templates", tmp_path / "missing",
+                   "--no-window", "--out", tmp_path / "x.mp4")
+    assert_one_line_error(proc, "template folder", "does not exist")
+
+
 def test_the_demo_teaches_into_the_templates_folder_for_the_seconds_asked(tmp_path):
     from mirrorcam.cli import build_parser
     from mirrorcam.modes.live import app_from_args

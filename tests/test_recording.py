@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mirrorcam.containers import Person, PoseFrame
-from mirrorcam.errors import RecordingError
+from mirrorcam.errors import MirrorcamError, RecordingError
 from mirrorcam.recording import Recording, is_recording_path, load_recording, save_recording
 
 
@@ -135,7 +136,7 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         raise OSError("disk pulled out")
 
     monkeypatch.setattr("mirrorcam.fileio.os.replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(MirrorcamError, match=r"cannot write to .*rec\.npz: disk pulled out; nothing written"):
         save_recording(path, _recording(12))
     assert path.read_bytes() == before, "the old recording must survive a failed save"
     assert [p.name for p in tmp_path.iterdir()] == ["rec.npz"], "no temporary file may be left behind"
@@ -283,7 +284,8 @@ def test_crafted_archives_are_refused_before_their_data_is_read(tmp_path: Path, 
 @pytest.mark.parametrize(
     ("size", "loads"),
     [((640, 480), True), ((180, 144), True), ((1080, 1920), True), ((7680, 4320), True), ((1, 1), True),
-     ((16384, 1), False), ((1, 16384), False), ((16384, 16384), False), ((0, 480), False), ((20000, 10000), False)],
+     ((16384, 16384), True), ((6000, 400), True),
+     ((16384, 1), False), ((1, 16384), False), ((0, 480), False), ((20000, 10000), False)],
 )
 def test_frame_size_is_bounded(tmp_path: Path, size: tuple[int, int], loads: bool) -> None:
     # Replay draws on a canvas of this size: 16384 x 16384 (and 16384 x 1, scaled up to
@@ -296,6 +298,10 @@ def test_frame_size_is_bounded(tmp_path: Path, size: tuple[int, int], loads: boo
     else:
         with pytest.raises(RecordingError, match=r"rec\.npz: frame_size must be"):
             load_recording(path)
+        # ...and nothing mirrorcam writes is a file it cannot read.
+        with pytest.raises(RecordingError, match="cannot write .*frame_size must be"):
+            save_recording(tmp_path / "again.npz", replace(_recording(3), frame_size=size))
+        assert not (tmp_path / "again.npz").exists()
 
 
 @pytest.mark.parametrize("version", ["1", True, 1.0, None, [1]], ids=repr)

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from mirrorcam.containers import NeuronActivity, PoseFrame
-from mirrorcam.errors import ConfigError
+from mirrorcam.errors import ConfigError, MirrorcamError
 from mirrorcam.kiosk.camera import CameraReading, PoseCamera
 from mirrorcam.kiosk.config import KioskConfig
 from mirrorcam.kiosk.playlist import PlaylistClip, load_playlist, stand_in_clips
@@ -274,7 +274,7 @@ class Kiosk:
         try:
             save_recording(path, Recording(frames, fps, frames[0].image_size, source="kiosk visitor", model_variant=self.config.pose.model_variant))
             log.info("saved a visitor's landmarks (record_landmarks is on) to %s", path)
-        except OSError as exc:
+        except (OSError, MirrorcamError) as exc:  # (a full disk, a folder gone: never the end of the exhibit)
             log.error("cannot save landmarks to %s: %s", path, exc)
 
     def close(self) -> None:

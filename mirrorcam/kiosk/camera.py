@@ -145,9 +145,12 @@ class LivePoseCamera:
         return CameraReading(pose_frame, True)
 
     def close(self) -> None:
-        self.worker.close()  # first: it reads the source and runs the estimator
+        ended = self.worker.close()  # first: it reads the source and runs the estimator
         self.source.close()
-        self.estimator.close()
+        if ended:
+            self.estimator.close()
+        else:  # (still inside MediaPipe: freed with the process, which is ending)
+            log.warning("the pose thread did not stop in time; leaving the pose model open")
 
 
 # --------------------------------------------------------------------------- recordings

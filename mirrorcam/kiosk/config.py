@@ -147,7 +147,7 @@ class OperatorConfig:
 class StorageConfig:
     """``[storage]``: the only files kiosk mode writes by default."""
 
-    dir: str = _opt("~/.local/state/mirrorcam", "dir", "folder for the log and the counters file", required=True)
+    dir: str = _opt("~/.local/state/mirrorcam", "dir", "folder for the log and the counters file", nonempty=True)
     log_max_bytes: int = _opt(1_000_000, "int", "rotate the log at this size", ge=10_000, le=1_000_000_000)
     log_backups: int = _opt(3, "int", "rotated logs kept", ge=0, le=100)
     counters_flush_s: float = _opt(60.0, "float", "write the counters file at most this often (and at exit)", gt=0, le=86400)
@@ -433,7 +433,7 @@ class _Checker:
             return True, str(self.resolve(value)) if value else ""
         if kind == "dir":
             if not value.strip():
-                if meta.get("required"):
+                if meta.get("nonempty"):
                     # Path("") is the working folder: the log would land wherever the kiosk was started.
                     self.problem(key, "must not be empty (name a folder, e.g. \"~/.local/state/mirrorcam\")")
                     return False, None

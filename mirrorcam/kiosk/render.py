@@ -395,7 +395,8 @@ class KioskRenderer:
         if view.seconds_left is not None and view.seconds_left < 1.5:
             # In the gap between the raster and the privacy line (above the raster it sat on
             # the panels' border).
-            self.text.draw(img, self.config.text("next"), (self.width - m, self.height - self.px(46) - self.px(14)), self.px(26),
+            text, size = self.text.fit(self.config.text("next"), self.px(26), w)
+            self.text.draw(img, text, (self.width - m, self.height - self.px(46) - self.px(14)), size,
                            _dim(self.colors.text, 0.7), align="right")
         # A celebratory frame that fades over the first second.
         strength = max(0.0, 1.0 - view.phase_time)

@@ -21,6 +21,7 @@ import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from mirrorcam.errors import MirrorcamError
 from mirrorcam.fileio import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class Counters:
             return False
         try:
             atomic_write_json(self.path, self.data)
-        except OSError as exc:
+        except (OSError, MirrorcamError) as exc:  # (a full disk is a MirrorcamError naming the file)
             log.error("cannot write counters file %s: %s", self.path, exc)
             return False
         self._dirty = False

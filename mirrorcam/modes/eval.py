@@ -494,7 +494,7 @@ def run(args: argparse.Namespace) -> int:
         names = tuple(dict.fromkeys(BUILTIN_NAMES + library.names))
     _check_labels(rows, names)  # before the minutes of work a misspelt label would spoil
     root = args.root or args.manifest.parent
-    _check_outputs(args, rows, root)  # before the minutes of work a bad output would waste
+    _check_report_outputs(args, rows, root)  # before the minutes of work a bad output would waste
     started = time.perf_counter()
     recs, flips, flip_used = load_clips(rows, root, args.flip_source, not args.no_variants, root_given=args.root is not None)
     options = BankOptions(inhibition=not args.no_inhibition)
@@ -541,7 +541,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_outputs(args: argparse.Namespace, rows: list[ClipRow], root: Path) -> None:
+def _check_report_outputs(args: argparse.Namespace, rows: list[ClipRow], root: Path) -> None:
     """Refuse, before any work, outputs that cannot be written or would replace an input.
 
     Raises:
@@ -556,7 +556,7 @@ def _check_outputs(args: argparse.Namespace, rows: list[ClipRow], root: Path) ->
         outputs += [args.report / "report.json", args.report / "confusion.png"]
     inputs = {args.manifest.resolve(): "the manifest", **{(root / r.path).resolve(): f"the clip {r.path}" for r in rows}}
     for out in outputs:
-        writable_destination(out)
+        writable_destination(out, create=False)  # (a run refused later leaves no empty folder)
         if out.resolve() in inputs:
             raise MirrorcamError(f"{out} would overwrite {inputs[out.resolve()]}")
 

@@ -793,6 +793,13 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def observed_clips(spec: str | None, pose_options) -> list[ObservedClip] | None:
+    """OTHER's clips for ``--other``: None for the camera's second person, the demo's clips
+    when ``spec`` is None, else the clip or the folder's clips (one that cannot be played,
+    or has nobody in it, skipped with a line).
+
+    Raises:
+        MirrorcamError: A single clip that cannot be played, or a folder with none that can.
+    """
     if spec == SECOND_PERSON:
         return None
     folder = Path(spec) if spec else DEMO_DIR
@@ -807,8 +814,8 @@ def observed_clips(spec: str | None, pose_options) -> list[ObservedClip] | None:
     for path in paths:
         try:
             clips.append(load_observed(path, pose_options))
-        except MirrorcamError as exc:
-            log.error("skipping %s: %s", path, exc)
+        except MirrorcamError as exc:  # (the message names the clip)
+            log.error("skipping a clip: %s", exc)
     if not clips:
         raise SourceError(f"no clip in {folder} can be played (each one's reason above)")
     return clips
@@ -842,9 +849,11 @@ def camera_pose_options(args: argparse.Namespace) -> PoseEstimatorOptions:
     return replace(options, far_search_ms=CAMERA_FAR_SEARCH_MS)
 
 
-def app_from_args(args: argparse.Namespace, observed, size: tuple[int, int], model_variant: str, you_label: str) -> LiveApp:
-    """The live screen's state for the command line's options (the camera's and the demo's alike)."""
-    return LiveApp(load_templates(args.templates), observed, size, mirror=not args.no_mirror, debug=args.debug,
+def app_from_args(args: argparse.Namespace, observed, size: tuple[int, int], model_variant: str, you_label: str,
+                  templates=None) -> LiveApp:
+    """The live screen's state for the command line's options (the camera's and the demo's
+    alike); ``templates`` when already loaded from ``--templates``."""
+    return LiveApp(templates if templates is not None else load_templates(args.templates), observed, size, mirror=not args.no_mirror, debug=args.debug,
                    model_variant=model_variant, teach_dir=args.templates[0] if args.templates else None,
                    teach_seconds=args.teach_seconds, you_label=you_label)
 
@@ -860,16 +869,18 @@ def run(args: argparse.Namespace) -> int:
         raise MirrorcamError(f"--camera must be 0 or more, got {args.camera}")
     pose_options = pose_options_from_args(args)  # observed clips: as replay and eval (shared cache)
     camera_options = camera_pose_options(args)
+    # (Before the observed clips' pose runs: a mistyped --templates folder had been found after them.)
+    templates = load_templates(args.templates)
     show = not args.no_window and display_available()
     if args.demo or (args.demo_fallback and not show):
-        return run_demo(args, size, show)
+        return run_demo(args, size, show, templates)
     try:
         source = open_you_source(args)
     except SourceError as exc:
         if not args.demo_fallback:
             raise
         print(f"mirrorcam: {exc}; playing the embedded demo instead")
-        return run_demo(args, size, show)
+        return run_demo(args, size, show, templates)
     if not show and args.out is None:
         source.close()
         raise MirrorcamError("no display to show the live screen on; use --out FILE.mp4 (or --demo-fallback)")
@@ -877,7 +888,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         observed = observed_clips(args.other, pose_options)
-        app = app_from_args(args, observed, size, pose_options.model_variant, source.description)
+        app = app_from_args(args, observed, size, pose_options.model_variant, source.description, templates)
         estimator = PoseEstimator.create_from_options(camera_options)
     except BaseException:
         source.close()
@@ -885,15 +896,17 @@ def run(args: argparse.Namespace) -> int:
     worker = PoseWorker(source, estimator)
 
     def next_frame(timeout: float) -> PoseFrame | None:
-        app.camera_lost = not source.connected
+        # (Lost once it had given frames: before the first one it is still "waiting for the camera".)
+        app.camera_lost = source.frames_captured > 0 and not source.connected
         return worker.get(timeout)
 
     try:
         stats = run_loop(app, next_frame, show, args.out, args.seconds, args.fullscreen, getattr(source, "fps", 30.0))
     finally:
-        worker.close()
+        ended = worker.close()
         source.close()
-        estimator.close()
+        if ended:  # (else still inside MediaPipe: left to the process's end, not freed under it)
+            estimator.close()
     print(summary(stats, args.out))
     return 0
 
@@ -1006,12 +1019,12 @@ def demo_recordings(folder: Path = DEMO_DIR) -> tuple[Recording, list[ObservedCl
     return load_recording(you), [ObservedClip(_clip_name(p), load_recording(p)) for p in observed]
 
 
-def run_demo(args: argparse.Namespace, size: tuple[int, int], show: bool) -> int:
+def run_demo(args: argparse.Namespace, size: tuple[int, int], show: bool, templates=None) -> int:
     """Replay the embedded demo through the same screen: a window, or out/demo.mp4."""
     you_rec, observed = demo_recordings()
     if args.other and args.other != SECOND_PERSON:
         observed = observed_clips(args.other, pose_options_from_args(args))
-    app = app_from_args(args, observed, size, "generated", "demo visitor (generated)")
+    app = app_from_args(args, observed, size, "generated", "demo visitor (generated)", templates)
     if show:
         player = ClipPlayer([ObservedClip("you", you_rec)])
         start = time.perf_counter()

@@ -283,6 +283,9 @@ def replay_clip(
             try:
                 if video:
                     video.close(commit=keep)
+            except BaseException:
+                keep = False  # (the video failed: the events must not replace an earlier file alone)
+                raise
             finally:
                 if log_sink:
                     log_sink.close(commit=keep)
@@ -369,8 +372,12 @@ def annotate(
     if pose_frame.image is not None:
         image = pose_frame.image
     else:
+        # A recording has no pictures: its blank canvas is made at the size it is shown at
+        # (a crafted frame_size of 16384 x 16384 had been an 800 MB canvas a frame).
         width, height = size or pose_frame.image_size or (640, 480)
-        image = np.full((max(height, 1), max(width, 1), 3), 24, np.uint8)
+        width, height = max(width, 1), max(height, 1)
+        shown = min(max(height, MIN_ANNOTATED_HEIGHT), MAX_ANNOTATED_HEIGHT)
+        image = np.full((shown, max(2, round(width * shown / height / 2) * 2), 3), 24, np.uint8)
     height = min(max(image.shape[0], MIN_ANNOTATED_HEIGHT), MAX_ANNOTATED_HEIGHT)
     if height != image.shape[0]:
         width = max(2, round(image.shape[1] * height / image.shape[0] / 2) * 2)  # (even: video codecs)

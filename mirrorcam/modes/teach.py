@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mirrorcam.errors import MirrorcamError, TemplateError
-from mirrorcam.fileio import writable_destination
+from mirrorcam.fileio import is_utf8, writable_destination
 from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
 from mirrorcam.authoring import impostor_streams
 from mirrorcam.teaching import MAX_EXAMPLE_S, add_style, check_style, free_style, parse_clip_spec, teach_template
@@ -66,11 +66,11 @@ def run(args: argparse.Namespace) -> int:
         raise MirrorcamError(f"template name {args.name!r} must use lowercase letters, digits and _ only")
     if not 1 <= len(args.sources) <= 5:
         raise MirrorcamError(f"teach takes one to five --from examples, got {len(args.sources)}")
-    if args.display_name is not None and not _is_text(args.display_name):
+    if args.display_name is not None and not is_utf8(args.display_name):
         raise MirrorcamError("--display-name is not valid UTF-8 text (check the terminal's encoding)")
     out_dir = args.out or user_template_dir()
     target = out_dir / f"{args.name}.json"
-    writable_destination(target)  # before the examples' pose runs, which can take minutes
+    writable_destination(target, create=False)  # before the examples' pose runs, which can take minutes
     if args.add:
         existing = _existing_template(args.name, out_dir)
         if args.force:
@@ -141,16 +141,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"mirrorcam: the template is the most moving {MAX_EXAMPLE_S:g} s of an example longer than that; if it "
               "holds several performances, teach from one of them (CLIP@START-END) so that each counts once")
     return 0
-
-
-def _is_text(value: str) -> bool:
-    """False for a command-line argument that was not valid UTF-8 (Python keeps its bytes
-    as surrogates, which no JSON file can hold)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _existing_template(name: str, out_dir: Path):
