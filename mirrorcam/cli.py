@@ -103,7 +103,8 @@ class _StderrCopyHandler(logging.StreamHandler):
 
     def __init__(self) -> None:
         try:
-            stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+            encoding = getattr(sys.stderr, "encoding", None) or "utf-8"  # (as the lines printed beside them)
+            stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding=encoding, errors="backslashreplace")
             self._own = True
         except (OSError, ValueError, AttributeError):  # (no real descriptor: a test's captured stderr)
             stream, self._own = sys.stderr, False
@@ -115,6 +116,19 @@ class _StderrCopyHandler(logging.StreamHandler):
                 self.stream.close()
         finally:
             super().close()
+
+
+def _final_line(text: str) -> None:
+    """The command's last line (its error, "interrupted"): through the log's copy of
+    descriptor 2 when there is one, so that a pose thread still silencing MediaPipe cannot
+    swallow it, and in order after the log's lines."""
+    handler = next((h for h in logging.getLogger().handlers if isinstance(h, _StderrCopyHandler)), None)
+    stream = handler.stream if handler is not None else sys.stderr
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except (OSError, ValueError):  # (a closed stream: the exit code still says it)
+        pass
 
 
 class Terminated(KeyboardInterrupt):
@@ -141,24 +155,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except MirrorcamError as exc:
-        print(f"mirrorcam: error: {exc}", file=sys.stderr)
+        _final_line(f"mirrorcam: error: {exc}")
         return exc.exit_code
     except Terminated:
-        print("mirrorcam: terminated", file=sys.stderr)
+        _final_line("mirrorcam: terminated")
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("mirrorcam: interrupted", file=sys.stderr)
+        _final_line("mirrorcam: interrupted")
         return 130
     except BrokenPipeError:
         return 1
     except OSError as exc:  # the file system said no (a path under a file, a full disk, ...)
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"mirrorcam: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        _final_line(f"mirrorcam: error: {exc.strerror or exc}{where}")
         return 2
     except Exception as exc:  # a case no check foresaw: still one line for the user, the details with -v
         logging.getLogger("mirrorcam").debug("unexpected error", exc_info=True)
-        print(f"mirrorcam: error: unexpected {type(exc).__name__}: {str(exc)[:300]} (run with -v for the details)",
-              file=sys.stderr)
+        _final_line(f"mirrorcam: error: unexpected {type(exc).__name__}: {str(exc)[:300]} (run with -v for the details)")
         return 1
     finally:
         if in_main_thread:

@@ -23,7 +23,9 @@ Limits a loaded file must keep (a crafted one could otherwise hang or exhaust th
 machine): ``T x P`` at most :data:`MAX_PERSON_FRAMES`, checked on the arrays' ``.npy``
 headers before any data is read; timestamps within +-:data:`MAX_TIMESTAMP_MS`; a
 ``frame_size`` within :data:`MAX_SIDE` and :data:`MAX_ASPECT`.  :func:`save_recording`
-refuses what loading would, so that no file mirrorcam writes is one it cannot read.
+refuses the frame counts, frame rates, times and shapes loading would (a frame wider than
+:data:`MAX_SIDE` is stored scaled down: only its shape matters), so that no file
+mirrorcam writes is one it cannot read.
 """
 
 from __future__ import annotations
@@ -97,9 +99,19 @@ def save_recording(path: str | Path, recording: Recording) -> None:
     frames = recording.frames
     slots = max([len(f.persons) for f in frames] + [1])
     t = len(frames)
-    problem = _frame_size_problem(*(int(v) for v in recording.frame_size))
+    width, height = (int(v) for v in recording.frame_size)
+    if max(width, height) > MAX_SIDE:
+        # A 20000 px panorama: landmarks are normalised, so only the frame's shape matters
+        # (refused after a whole pose run, it had cost the work).
+        scale = MAX_SIDE / max(width, height)
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    problem = _frame_size_problem(width, height)
     if t * slots > MAX_PERSON_FRAMES:
         problem = f"{t} frames x {slots} people are more than a recording holds ({MAX_PERSON_FRAMES})"
+    elif not 0 < recording.fps <= 1000:
+        problem = f"fps must be between 0 and 1000, got {recording.fps}"
+    elif frames and max(abs(f.timestamp_ms) for f in frames) > MAX_TIMESTAMP_MS:
+        problem = f"timestamps must be within +-{MAX_TIMESTAMP_MS:g} ms"
     if problem:
         raise RecordingError(f"cannot write {path}: {problem}")
     ids = np.full((t, slots), -1, np.int32)
@@ -116,7 +128,7 @@ def save_recording(path: str | Path, recording: Recording) -> None:
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "fps": float(recording.fps),
-        "frame_size": [int(recording.frame_size[0]), int(recording.frame_size[1])],
+        "frame_size": [width, height],
         "source": recording.source,
         "model_variant": recording.model_variant,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -98,8 +98,14 @@ class VideoSink(_AtomicFile):
                 raise SourceError(f"OpenCV cannot write video to {self.path}")
         if (image.shape[1], image.shape[0]) != self._size:
             image = letterbox(image, self._size)
-        self._writer.write(image)
+        # Counted before the write: Ctrl+C is raised right after OpenCV returns, and a frame
+        # written but not counted made the finished file "hold 51 of the 50 frames written".
         self.frames_written += 1
+        try:
+            self._writer.write(image)
+        except Exception:
+            self.frames_written -= 1
+            raise
 
     def close(self, commit: bool = True) -> None:
         """Finish the file and rename it into place (``commit``) or throw it away.
@@ -163,6 +169,7 @@ class JsonLinesSink(_AtomicFile):
     def close(self, commit: bool = True) -> None:
         if self._handle.closed:
             return
+        asked = commit
         try:
             self._handle.flush()
             os.fsync(self._handle.fileno())
@@ -177,7 +184,7 @@ class JsonLinesSink(_AtomicFile):
             self._commit()
         else:
             self._discard()
-        if problem is not None:
+        if problem is not None and asked:  # (a discarded file has nothing to report: the first error stands)
             raise SourceError(f"cannot write events to {self.path}: {problem.strerror or problem}; nothing written under that name")
 
 

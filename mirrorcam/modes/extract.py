@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         raise MirrorcamError(f"a recording is an .npz file; {args.output} would be written as "
                              f"{args.output.name}.npz: name it {args.output.with_suffix('.npz').name}")
     output = args.output if args.output.suffix else args.output.with_name(args.output.name + ".npz")
-    writable_destination(output)  # before the work, not after it
+    writable_destination(output, create=False)  # before the work, not after it (its folder is made when written)
     recording = clip_landmarks(args.clip, pose_options_from_args(args))
     found = sum(1 for f in recording.frames if f.persons)
     if found == 0:  # (and an earlier recording under that name is kept)

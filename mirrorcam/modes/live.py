@@ -732,9 +732,9 @@ class LiveApp:
 def _say(message: str, *args) -> None:
     """A session event on stdout (``mirrorcam: paused``), flushed at once.
 
-    stdout, not the log on stderr: while the pose thread runs inference, the pose stage
-    silences file descriptor 2 for the whole process (MediaPipe's native warnings), which
-    would swallow these lines at random.
+    stdout, not the log: these are what the session did (mirror events, clips observed,
+    actions taught), for the person at the screen and for scripts reading them, apart from
+    the diagnostics on stderr.
     """
     print("mirrorcam: " + (message % args if args else message), flush=True)
 
@@ -975,12 +975,14 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
         completed = True
     finally:
         app.stats.seconds = time.perf_counter() - start
-        if sink:
-            sink.close(commit=completed or sink.frames_written > 0)
-        if show:
-            cv2.destroyWindow(WINDOW)
-            cv2.waitKey(1)
-        app.close()
+        try:
+            if sink:
+                sink.close(commit=completed or sink.frames_written > 0)
+        finally:  # (a video that cannot be finished must not cost a template still being learnt)
+            if show:
+                cv2.destroyWindow(WINDOW)
+                cv2.waitKey(1)
+            app.close()
     return app.stats
 
 
