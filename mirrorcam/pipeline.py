@@ -117,9 +117,15 @@ def clip_landmarks(
     cached = cache_dir / f"{cache_key(path, options, flip, clip_sha)}.npz" if clip_sha else None
     if cached is not None and cached.exists():
         try:
-            return load_recording(cached)
+            recording = load_recording(cached)
         except RecordingError as exc:
             log.warning("ignoring a damaged cache entry %s (%s)", cached, exc)
+        else:
+            # An entry names the clip it was made from (entries of earlier versions do not):
+            # one copied or restored under another clip's key must not stand in for it.
+            if recording.meta.get("clip_sha256", clip_sha) == clip_sha:
+                return recording
+            log.warning("ignoring cache entry %s: it holds the landmarks of another clip", cached)
     # Opened only on a cache miss: a hit must not cost a decoder start-up.
     source = open_source(path)
     own = estimator is None
@@ -138,7 +144,7 @@ def clip_landmarks(
             estimator.close()
     size = getattr(source, "size", None) or (frames[0].image_size if frames else (0, 0))
     recording = recording_from_frames(frames, source.fps, size, str(path), options.model_variant)
-    recording = replace(recording, meta={"flip": flip})
+    recording = replace(recording, meta={"flip": flip, "clip_sha256": clip_sha})
     if clip_sha is not None:
         # Keyed again: a model provisioned by this very run now has its hash.  The cache
         # only saves time: one that cannot be written (read-only, full, a file in the way)

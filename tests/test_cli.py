@@ -696,3 +696,26 @@ def test_log_lines_are_heard_while_the_pose_stage_silences_native_stderr() -> No
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == ["mirrorcam: camera is back", "mirrorcam: interrupted"]
+
+
+def test_a_cache_entry_under_another_clips_key_is_not_taken_for_it(tmp_path: Path, pose_model, caplog) -> None:
+    """A cache entry copied (or restored) under another clip's key had been served for that
+    clip without a word: an eval then scored one clip by another's landmarks."""
+    from mirrorcam.pipeline import cache_key, clip_landmarks
+    from mirrorcam.pose import PoseEstimatorOptions
+
+    clips = []
+    for name, grey in (("a.avi", 60), ("b.avi", 200)):
+        writer = cv2.VideoWriter(str(tmp_path / name), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+        for _ in range(4):
+            writer.write(np.full((48, 64, 3), grey, np.uint8))
+        writer.release()
+        clips.append(tmp_path / name)
+    cache, options = tmp_path / "cache", PoseEstimatorOptions()
+    clip_landmarks(clips[0], options, cache_dir=cache)
+    (entry_a,) = cache.glob("*.npz")
+    shutil.copy(entry_a, cache / f"{cache_key(clips[1], options)}.npz")
+    with caplog.at_level("WARNING"):
+        recording = clip_landmarks(clips[1], options, cache_dir=cache)
+    assert recording.source == str(clips[1])
+    assert "holds the landmarks of another clip" in caplog.text
