@@ -51,7 +51,7 @@ import numpy as np
 
 from mirrorcam.embedding import DIM, EMBEDDING_VERSION, FEATURES, GROUPS, BASE_WEIGHT, Embedder, Embedding, group_mask
 from mirrorcam.errors import TemplateError
-from mirrorcam.fileio import atomic_write_json
+from mirrorcam.fileio import atomic_write_bytes
 from mirrorcam.recording import Recording
 
 log = logging.getLogger(__name__)
@@ -139,21 +139,24 @@ class Variant:
                 **({"velocity_weight": float(self.velocity_weight)} if self.velocity_weight else {}),
                 **({"importance": {k: float(v) for k, v in self.groups.items()}} if self.groups is not None else {}),
                 "calibration": self.calibration,
-                "frames": np.round(self.frames, 4).tolist(), "weights": np.round(self.weights, 3).tolist()}
+                "frames": _rounded(self.frames, 4), "weights": _rounded(self.weights, 3)}
 
     @staticmethod
     def from_json(obj: object) -> Variant:
         if not isinstance(obj, dict) or not {"style", "threshold", "frames"} <= set(obj):
             raise ValueError("each variant needs style, threshold and frames")
-        return Variant(
-            style=str(obj["style"]),
-            frames=_numbers(obj["frames"], "frames"),
-            threshold=_real(obj["threshold"], "threshold"),
-            weights=_numbers(obj["weights"], "weights") if obj.get("weights") is not None else None,
-            calibration=obj.get("calibration") if isinstance(obj.get("calibration"), dict) else {},
-            velocity_weight=_real(obj.get("velocity_weight", 0.0), "velocity_weight"),
-            groups=_variant_groups(obj.get("importance")),
-        )
+        try:
+            return Variant(
+                style=str(obj["style"]),
+                frames=_numbers(obj["frames"], "frames"),
+                threshold=_real(obj["threshold"], "threshold"),
+                weights=_numbers(obj["weights"], "weights") if obj.get("weights") is not None else None,
+                calibration=obj.get("calibration") if isinstance(obj.get("calibration"), dict) else {},
+                velocity_weight=_real(obj.get("velocity_weight", 0.0), "velocity_weight"),
+                groups=_variant_groups(obj.get("importance")),
+            )
+        except (ValueError, TypeError, OverflowError) as exc:  # (which style is wrong, in a file of several)
+            raise ValueError(f"variant {str(obj['style'])!r}: {exc}") from None
 
 
 def _variant_groups(value: object) -> dict | None:
@@ -323,9 +326,9 @@ class Template:
             "description": self.description,
             "source": self.source,
             "calibration": self.calibration,
-            "frames": np.round(self.frames, 4).tolist(),
-            "weights": np.round(self.weights, 3).tolist(),
-            "preview": np.round(self.preview, 3).tolist(),
+            "frames": _rounded(self.frames, 4),
+            "weights": _rounded(self.weights, 3),
+            "preview": _rounded(self.preview, 3),
             **({"variants": [v.to_json() for v in self.variants]} if self.variants else {}),
         }
 
@@ -455,21 +458,41 @@ def load_template(path: str | Path) -> Template:
     return template
 
 
+def _rounded(values: np.ndarray, decimals: int) -> list:
+    """Nested lists of ``values`` rounded in float64: rounded in float32 they had been
+    written as ``0.17759999632835388``."""
+    return np.round(np.asarray(values, np.float64), decimals).tolist()
+
+
+def template_text(obj: dict) -> str:
+    """A template's JSON as a person reads it: indented, each innermost list of numbers (a
+    frame of features, a landmark) on one line, not one number per line.
+
+    Strict JSON: a NaN or Infinity (say in the calibration facts) is refused (ValueError),
+    as other programs reading the file would choke on it.
+    """
+    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False)
+    return _NUMBER_LIST.sub(lambda m: "[" + re.sub(r"\s+", " ", m.group(1).strip()) + "]", text) + "\n"
+
+
+_NUMBER_LIST = re.compile(r"\[((?:\s*-?\d[\d.eE+-]*,)*\s*-?\d[\d.eE+-]*\s*)\]")
+
+
 def save_template(path: str | Path, template: Template, force: bool = False) -> Path:
     """Write ``template`` atomically; refuses to overwrite unless ``force``.
 
     Raises:
-        TemplateError: The file exists and ``force`` is False.
+        TemplateError: The file exists and ``force`` is False, or the template holds a
+            number JSON cannot (NaN, Infinity).
     """
     path = Path(path)
     if path.exists() and not force:
         raise TemplateError(f"{path} already exists; use --force to replace it")
     try:
-        # Strict JSON: a NaN or Infinity (say in the calibration facts) is not JSON, and
-        # other programs reading the file would choke on it.
-        atomic_write_json(path, template.to_json(), allow_nan=False)
+        text = template_text(template.to_json())
     except ValueError as exc:
         raise TemplateError(f"{path}: not written: {exc}") from None
+    atomic_write_bytes(path, text.encode("utf-8"))
     return path
 
 

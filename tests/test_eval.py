@@ -20,6 +20,15 @@ def test_manifest_tab_or_comma(tmp_path, sep):
     assert rows[0].labels == ("wave_one_hand", "wave_both_hands") and rows[0].subject == "s1"
 
 
+@pytest.mark.parametrize("header", ["path, label, subject", "Path,Label,Subject", "PATH\tLABEL\tSUBJECT"])
+def test_manifest_column_names_as_people_write_them(tmp_path, header):
+    # "path, label, subject" had been refused as lacking its label and subject columns.
+    sep = "\t" if "\t" in header else ","
+    path = tmp_path / "m.csv"
+    path.write_text(header + "\n" + sep.join(["a.mp4", "clap", "s1"]) + "\n")
+    assert read_manifest(path)[0].labels == ("clap",)
+
+
 @pytest.mark.parametrize(
     "text, needle",
     [("path\tlabel\na.mp4\tclap\n", "subject"), ("path\tlabel\tsubject\n", "no clips")],
@@ -81,6 +90,22 @@ def test_a_clip_listed_twice_or_a_label_in_capitals_is_refused(tmp_path, rows, n
     path = tmp_path / "m.tsv"
     path.write_text("path\tlabel\tsubject\n" + rows)
     assert_one_line_error(run_cli("eval", path), needle)
+
+
+@pytest.mark.parametrize(
+    ("fires", "scores", "names", "expected"),
+    [
+        ({"right_wave": 3, "wave_one_hand": 2}, {}, {"wave_one_hand"}, "wave_one_hand"),  # the side-specific one left out
+        ({"right_wave": 3}, {}, {"wave_one_hand"}, "none"),
+        ({"clap": 2, "squat": 2}, {"clap": 1.2, "squat": 1.5}, {"clap", "squat"}, "squat"),  # ties by total score
+    ],
+)
+def test_flip_consistency_compares_the_templates_that_are_not_side_specific(fires, scores, names, expected):
+    """A side-specific neuron ("raise the right arm") must not fire on the mirror image: a
+    clip predicted by it, and its mirror image by the either-hand neuron, had counted as
+    inconsistent (0 % where the issue asks the same result for the other templates only)."""
+    result = ClipResult(max(fires, key=fires.get), fires, sum(fires.values()), 10.0, scores=scores)
+    assert result.prediction_among(names) == expected
 
 
 def test_summary_counts():
@@ -183,3 +208,17 @@ def test_a_misspelt_label_is_pointed_out(tmp_path, clips_dir):
     path.write_text(f"path\tlabel\tsubject\n{rel}\twave_onehand\ts\n")
     # Refused before any work: its clips would have been scored as negatives, without a word.
     assert_one_line_error(run_cli("eval", path, "--root", clips_dir, "--no-variants"), "did you mean 'wave_one_hand'")
+
+
+def test_a_clip_with_nobody_in_it_is_said_to_be_so(tmp_path):
+    """It had been scored as a correct negative without a word (replay and teach refuse it)."""
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(tmp_path / "empty.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for _ in range(5):
+        writer.write(np.full((48, 64, 3), 90, np.uint8))
+    writer.release()
+    (tmp_path / "m.tsv").write_text("path\tlabel\tsubject\nempty.avi\tstand\ts\n")
+    proc = run_cli("eval", tmp_path / "m.tsv", "--no-variants", env={"MIRRORCAM_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    assert "nobody is found in any of the 5 frames of empty.avi" in proc.stderr

@@ -167,6 +167,9 @@ BAD = [
     ("velocity_text", json.dumps({**_good(), "velocity_weight": "fast"}), "fast"),
     ("variant_bad_velocity", json.dumps({**_good(), "variants": [{**_good()["variants"][0], "velocity_weight": 9}]}), "velocity_weight"),
     ("variant_bad_group", json.dumps({**_good(), "variants": [{**_good()["variants"][0], "importance": {"tail": 1}}]}), "tail"),
+    # (the style named: which of a template's styles is wrong)
+    ("variant_bad_frames", json.dumps({**_good(), "variants": [{**_good()["variants"][0], "frames": [[1.0]]}]}),
+     f"variant {_good()['variants'][0]['style']!r}: template frames must have shape"),
     ("variant_importance_list", json.dumps({**_good(), "variants": [{**_good()["variants"][0], "importance": [1, 2]}]}), "importance"),
     ("other_rate", json.dumps({**_good(), "rate_hz": 30}), "30 Hz"),  # would have played at half speed
 ]
