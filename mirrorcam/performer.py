@@ -629,16 +629,18 @@ def perform(motion: str | Motion, options: PerformerOptions = PerformerOptions()
 
 
 def preview_landmarks(motion: str | Motion, fps: float = 10.0, speed: float = 1.0) -> np.ndarray:
-    """``(K, 33, 3)`` float32 body-frame landmarks of one cycle, for drawing a little figure.
+    """``(K, 33, 3)`` float32 landmarks of one cycle, for drawing a little figure.
 
     Axes as MediaPipe world landmarks (x image right, y down, z away, facing the camera),
-    so the screen can draw them like any person's world landmarks.
+    so the screen can draw them like any person's world landmarks; the origin is on the
+    floor below the hips, not between them, so that a squat lowers the body over its
+    feet and a jump leaves the floor (hip-centred, the feet had risen to the hips).
     """
     if isinstance(motion, str):
         motion = ACTIONS[motion]
     n = max(int(round(motion.duration / speed * fps)), 1)
     out = []
     for i in range(n + 1):
-        body, _ = body_landmarks(motion.sample(i / fps * speed), BodyShape())
-        out.append(body * np.array([1.0, -1.0, -1.0]))
+        body, hip_height = body_landmarks(motion.sample(i / fps * speed), BodyShape())
+        out.append((body + np.array([0.0, hip_height, 0.0])) * np.array([1.0, -1.0, -1.0]))
     return np.asarray(out, np.float32)

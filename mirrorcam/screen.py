@@ -210,6 +210,10 @@ def draw_neuron_bars(
     return y + len(activity.names) * (row_height + 2)
 
 
+PREVIEW_YAW_DEG = 30.0
+"""How far the template figures are turned from facing the viewer."""
+
+
 def render_preview_frames(preview: np.ndarray | None, size: int, color: Sequence[int] = TEXT) -> list[np.ndarray]:
     """A template's animated stick figure as ``size`` x ``size`` grayscale-alpha images.
 
@@ -223,7 +227,11 @@ def render_preview_frames(preview: np.ndarray | None, size: int, color: Sequence
     """
     if preview is None or len(preview) == 0 or preview.ndim != 3 or preview.shape[1:] != (33, 3):
         return [np.zeros((size, size), np.uint8)]
-    xy = np.nan_to_num(preview[:, :, :2].astype(np.float32))
+    # Seen from a three-quarter view: straight from the front, what moves toward the camera
+    # (a punch, a lunge's step, a knee raised) hardly moved in the little figure.
+    yaw = math.radians(PREVIEW_YAW_DEG)
+    p = np.nan_to_num(preview.astype(np.float32))
+    xy = np.stack([p[:, :, 0] * math.cos(yaw) + p[:, :, 2] * math.sin(yaw), p[:, :, 1]], axis=-1)
     # One box over all frames so the figure moves inside the icon rather than rescaling.
     lo = xy.reshape(-1, 2).min(axis=0)
     hi = xy.reshape(-1, 2).max(axis=0)

@@ -397,3 +397,30 @@ def test_layout_stays_inside_the_canvas(size, neurons_count):
 def test_screen_rejects_tiny_canvases(size):
     with pytest.raises(ValueError, match="at least"):
         Screen([], size=size)
+
+
+def test_template_figures_stand_on_the_floor_so_squats_and_jumps_show():
+    """The built-ins' little figures had been hip-centred: a squat's feet rose to its hips
+    and a jump did not leave the floor (a spec audit looked at them)."""
+    from mirrorcam.performer import preview_landmarks
+
+    jump = preview_landmarks("jump_in_place")
+    assert jump[:, 27:33, 1].max(axis=1).min() < -0.15  # y down: every foot off the floor at the top
+    squat = preview_landmarks("squat")
+    hips = squat[:, [23, 24], 1].mean(axis=1)
+    assert np.ptp(hips) > 0.25 and np.ptp(squat[:, 27:33, 1].max(axis=1)) < 0.02  # the hips go down, the feet stay
+    # The built-in files hold these figures (rebuilt with python -m mirrorcam.authoring).
+    from mirrorcam.templates import builtin_library
+
+    np.testing.assert_allclose(builtin_library().get("squat").preview, np.round(squat, 3), atol=1e-3)
+
+
+def test_template_figures_are_drawn_turned_so_that_a_punch_shows():
+    """From the front, a punch (the fist toward the camera) hardly moved in the figure."""
+    from mirrorcam.performer import preview_landmarks
+
+    punch = preview_landmarks("punch")
+    frames = np.stack(render_preview_frames(punch, 64)).astype(np.float32)
+    front = np.stack(render_preview_frames(punch * np.array([1.0, 1.0, 0.0], np.float32), 64)).astype(np.float32)
+    # How much of the figure changes over the movement, turned vs seen square on.
+    assert np.abs(frames - frames[0]).mean() > 1.5 * np.abs(front - front[0]).mean()
