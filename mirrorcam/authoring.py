@@ -197,14 +197,25 @@ def synthetic_performances() -> tuple[tuple[str, list], ...]:
     )
 
 
-def impostor_streams(exclude: str) -> list:
-    """Embedded synthetic performances of every action except ``exclude`` (and its styles).
+def impostor_streams(exclude: str, templates: Sequence[Template] = ()) -> list:
+    """Embedded synthetic performances of every action except ``exclude`` (and its styles),
+    and each prototype of ``templates`` that is no built-in and not ``exclude``.
 
     Used by ``mirrorcam teach`` and by teaching from the live camera, so a taught
     template is calibrated the same way whichever way it was taught; the LOSO
     evaluation calibrates against the same performances, with the same exclusion.
+    ``templates`` are the user's own (the issue: calibrate "from the examples and from the
+    other templates"; the built-ins are here already, as their generated performers):
+    each prototype's frames are a stream of embeddings at its tick rate.
     """
-    return [stream for action, stream in synthetic_performances() if not is_style_of(action, exclude)]
+    streams = [stream for action, stream in synthetic_performances() if not is_style_of(action, exclude)]
+    for t in templates:
+        if t.name == exclude or t.name in BUILTIN_NAMES:
+            continue
+        tick_ms = 1000.0 / t.rate_hz
+        for p in t.prototypes():
+            streams.append([(k * tick_ms, Embedding(f, w)) for k, (f, w) in enumerate(zip(p.frames, p.weights))])
+    return streams
 
 
 def is_style_of(action: str, name: str) -> bool:

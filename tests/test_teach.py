@@ -365,3 +365,18 @@ def test_teach_refuses_what_it_could_not_save_before_reading_any_clip(tmp_path, 
     (tmp_path / "templates" / "ok_name.json").mkdir(parents=True)
     extra = [os.fsdecode(x) if isinstance(x, bytes) else (tmp_path / x if x in ("afile", "templates") else x) for x in extra]
     assert_one_line_error(run_cli("teach", "ok_name", "--from", tmp_path / "nope.mp4", *extra), needle)
+
+
+def test_a_taught_template_is_calibrated_against_the_users_other_templates_too(tmp_path):
+    """The issue asks the threshold "from the examples and from the other templates"; the
+    user's own had not counted (two taught squats by other names could both fire)."""
+    for seed, name in ((1, "squat_a"), (2, "squat_b")):
+        save_recording(tmp_path / f"{name}.npz", perform("squat", PerformerOptions(repeats=2, seed=seed)))
+    assert run_cli("teach", "squat_a", "--from", tmp_path / "squat_a.npz", "--out", tmp_path / "mine").returncode == 0
+    for folder in ("mine", "empty"):
+        proc = run_cli("teach", "squat_b", "--from", tmp_path / "squat_b.npz", "--out", tmp_path / folder)
+        assert proc.returncode == 0, proc.stderr
+    beside = load_template(tmp_path / "mine" / "squat_b.json").calibration
+    alone = load_template(tmp_path / "empty" / "squat_b.json").calibration
+    assert beside["impostors"] == alone["impostors"] + 1  # squat_a's one prototype
+    assert beside["impostor_min"] < 0.5 * alone["impostor_min"]  # and it is by far the nearest

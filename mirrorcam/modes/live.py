@@ -709,9 +709,9 @@ class LiveApp:
             if (slug := _slug(typed)) in names:
                 old = templates[names.index(slug)]
                 taught = taught_template(frames, typed, existing=set(), person=person, kind=old.kind,
-                                         side_specific=old.side_specific)
+                                         side_specific=old.side_specific, templates=templates)
                 return add_style(old, taught, free_style(old)), True
-            return taught_template(frames, typed, existing=set(names), person=person), False
+            return taught_template(frames, typed, existing=set(names), person=person, templates=templates), False
         except ValueError as exc:  # the performance makes no valid template (as `mirrorcam teach` says it)
             raise TemplateError(f"cannot learn an action from this performance: {exc}") from None
 
@@ -744,8 +744,9 @@ def _slug(text: str) -> str:
 
 
 def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], person: int | None = None,
-                    kind: str = "dynamic", side_specific: bool = False):
-    """A template from a live performance (``frames``), named from ``typed`` or automatically.
+                    kind: str = "dynamic", side_specific: bool = False, templates=()):
+    """A template from a live performance (``frames``), named from ``typed`` or automatically,
+    calibrated against the generated performers and the user's ``templates`` besides.
 
     Raises:
         TemplateError: No person in the frames, or too short a performance.
@@ -762,7 +763,7 @@ def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], per
     name, k = base, 2
     while name in existing:
         name, k = f"{base}_{k}", k + 1
-    template = teach_template(name, [stream], impostor_streams(name), display_name=typed.strip() or name.replace("_", " "),
+    template = teach_template(name, [stream], impostor_streams(name, templates), display_name=typed.strip() or name.replace("_", " "),
                               kind=kind, side_specific=side_specific, source="taught live from the camera")
     return replace(template, preview=_preview_of(rec, person))
 

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         taught = teach_template(
             args.name,
             examples,
-            impostor_streams(args.name),
+            impostor_streams(args.name, _own_templates(out_dir)),
             display_name=args.display_name,
             kind=kind,
             side_specific=side_specific,
@@ -141,6 +141,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"mirrorcam: the template is the most moving {MAX_EXAMPLE_S:g} s of an example longer than that; if it "
               "holds several performances, teach from one of them (CLIP@START-END) so that each counts once")
     return 0
+
+
+def _own_templates(out_dir: Path) -> tuple:
+    """The templates already in the output folder: a new one is calibrated against them too."""
+    from mirrorcam.templates import TemplateLibrary
+
+    return TemplateLibrary.load([out_dir]).templates if out_dir.is_dir() else ()
 
 
 def _existing_template(name: str, out_dir: Path):
