@@ -43,6 +43,30 @@ def is_utf8(text: str) -> bool:
     return True
 
 
+# Root may write anywhere as far as access() is concerned, yet no file can be created here.
+_KERNEL_FOLDERS = (Path("/proc"), Path("/sys"))
+
+
+def folder_problem(path: Path) -> str | None:
+    """Why ``path`` could not be created or written in, or None if it can: said after the
+    folder's name ("storage.dir: is not writable: ...").
+
+    Missing folders are created when written to, so the nearest folder that exists must
+    be one this user may create entries in (the kiosk's folders; outputs checked before
+    the work, :func:`writable_destination` with ``create`` False).
+    """
+    existing = path
+    while not os.path.exists(existing) and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"is not a folder: {path}" if existing == path else f"cannot be created: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"is not writable: {path}" if existing == path else f"cannot be created: {existing} is not writable"
+    if any(existing.resolve().is_relative_to(kernel) for kernel in _KERNEL_FOLDERS):
+        return f"cannot hold files: {existing.resolve()} is a kernel file system"
+    return None
+
+
 def writable_destination(path: str | os.PathLike[str], create: bool = True) -> Path:
     """``path`` as a file mirrorcam may write, or a clear :class:`MirrorcamError`.
 
@@ -58,13 +82,9 @@ def writable_destination(path: str | os.PathLike[str], create: bool = True) -> P
     if dest.exists() and not dest.is_file():
         raise MirrorcamError(f"cannot write to {dest}: it is a folder or a device, not a file")
     if not create:
-        existing = dest.parent
-        while not existing.exists() and existing.parent != existing:
-            existing = existing.parent
-        if not existing.is_dir():
-            raise MirrorcamError(f"cannot write to {dest}: cannot create its folder ({existing} is a file)")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise MirrorcamError(f"cannot write to {dest}: {existing} is not writable")
+        problem = folder_problem(dest.parent)
+        if problem:
+            raise MirrorcamError(f"cannot write to {dest}: its folder {problem}")
         return dest
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -119,16 +139,10 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         handle.write(data)
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any, allow_nan: bool = True) -> None:
-    """Write ``obj`` as indented UTF-8 JSON to ``path`` atomically.
-
-    Args:
-        path: Destination file.
-        obj: JSON-safe object.
-        allow_nan: False refuses NaN and infinities (``ValueError``, nothing written): they
-            are not JSON, only Python's extension of it.
-    """
-    text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=allow_nan)  # before any file is made
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented UTF-8 JSON to ``path`` atomically (serialised first: an
+    object that is not JSON-safe leaves no file behind)."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False)
     with atomic_write(path, "w") as handle:
         handle.write(text + "\n")
 

@@ -51,7 +51,7 @@ def test_missing_clip_is_one_line(tmp_path):
         ("--json", "m.tsv", "would overwrite the manifest"),
         ("--json", "clips/a.mp4", "would overwrite the clip clips/a.mp4"),
         ("--json", "folder", "is a folder"),
-        ("--json", "afile/out.json", "cannot create its folder"),
+        ("--json", "afile/out.json", "its folder is not a folder"),
         ("--report", "afile", "is a file"),
         ("--report", "clips", "would overwrite"),  # (clips/report.json is fine; not so a clip)
     ],

@@ -353,7 +353,7 @@ def test_teaching_from_a_file_whose_name_is_not_utf8_keeps_it_escaped(tmp_path):
     "extra, needle",
     [
         (["--display-name", b"caf\xe9"], "not valid UTF-8"),
-        (["--out", "afile"], "cannot create its folder"),
+        (["--out", "afile"], "its folder is not a folder"),
         (["--out", "templates", "--force"], "is a folder"),  # templates/ok_name.json is a folder
     ],
 )

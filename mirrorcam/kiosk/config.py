@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
 import re
 import string
 import tomllib
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mirrorcam.errors import ConfigError
+from mirrorcam.fileio import folder_problem
 
 # --------------------------------------------------------------------------- sections
 
@@ -588,28 +588,6 @@ def _suggest(word: str, choices: Any) -> str:
         parts = [c for c in choices if word.lower() in re.split(r"[_\-\s]+", c.lower())]
         close = sorted(parts, key=lambda c: (-difflib.SequenceMatcher(None, word, c).ratio(), c))[:2]
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-
-
-# Root may write anywhere as far as access() is concerned, yet no file can be created here.
-_KERNEL_FOLDERS = (Path("/proc"), Path("/sys"))
-
-
-def folder_problem(path: Path) -> str | None:
-    """Why the kiosk could not create ``path`` or write in it, or None if it can.
-
-    The run creates missing folders, so the nearest folder that exists must be one this
-    user may create entries in.
-    """
-    existing = path
-    while not os.path.exists(existing) and existing.parent != existing:
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"is not a folder: {path}" if existing == path else f"cannot be created: {existing} is a file, not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"is not writable: {path}" if existing == path else f"cannot be created: {existing} is not writable"
-    if any(existing.resolve().is_relative_to(kernel) for kernel in _KERNEL_FOLDERS):
-        return f"cannot hold files: {existing.resolve()} is a kernel file system"
-    return None
 
 
 def recording_problem(path: Path) -> str | None:
