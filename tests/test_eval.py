@@ -108,6 +108,17 @@ def test_flip_consistency_compares_the_templates_that_are_not_side_specific(fire
     assert result.prediction_among(names) == expected
 
 
+def test_the_confusion_png_shows_a_single_false_fire_and_long_names_whole():
+    labels = ["clap", "my_very_own_sun_salutation_left", "none"]
+    matrix = [[3, 0, 0], [0, 2, 0], [1, 0, 25]]  # one false fire among 26 negatives
+    img = draw_confusion({"labels": labels, "matrix": matrix}, "test")
+    left = img.shape[1] - 20 - 3 * 34
+    cell = img[70 + 2 * 34 + 3 : 70 + 3 * 34 - 3, left + 3 : left + 34 - 3].reshape(-1, 3).astype(int)
+    red = cell[(cell[:, 2] > 200) & (cell[:, 0] < 215)]  # (B, G, R): reddish, not near white
+    assert len(red) > 0.5 * len(cell)
+    assert left > 150  # the long name's column is wide enough for it
+
+
 def test_summary_counts():
     from mirrorcam.modes.eval import ClipRow
 

@@ -263,16 +263,20 @@ def draw_confusion(confusion: dict, title: str) -> np.ndarray:
     """The confusion matrix as a BGR image (rows: truth, columns: prediction)."""
     labels, matrix = confusion["labels"], np.asarray(confusion["matrix"])
     n = len(labels)
-    cell, left, top = 34, 150, 70
+    names = [label if len(label) <= 32 else label[:31] + "~" for label in labels]  # (16 had made user names alike)
+    width = max(cv2.getTextSize(f"{n:2d} {name}", cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)[0][0] for name in names)
+    cell, left, top = 34, max(150, width + 16), 70
     img = np.full((top + n * cell + 20, left + n * cell + 20, 3), 255, np.uint8)
     cv2.putText(img, title, (10, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, "rows: truth, columns: prediction (numbered as the rows)", (10, 44), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (60, 60, 60), 1, cv2.LINE_AA)
     row_sums = np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     for i in range(n):
-        cv2.putText(img, f"{i:2d} {labels[i][:16]}", (6, top + i * cell + 22), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, f"{i:2d} {names[i]}", (6, top + i * cell + 22), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
         cv2.putText(img, f"{i}", (left + i * cell + 10, top - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
         for j in range(n):
-            frac = matrix[i, j] / row_sums[i, 0]
+            # Shaded by the share of the row, but any count at least a quarter: one false fire
+            # among 26 negative clips had been all but white.
+            frac = max(matrix[i, j] / row_sums[i, 0], 0.25)
             x0, y0 = left + j * cell, top + i * cell
             good = i == j
             shade = int(255 - 180 * frac)
