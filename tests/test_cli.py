@@ -719,3 +719,34 @@ def test_a_cache_entry_under_another_clips_key_is_not_taken_for_it(tmp_path: Pat
         recording = clip_landmarks(clips[1], options, cache_dir=cache)
     assert recording.source == str(clips[1])
     assert "holds the landmarks of another clip" in caplog.text
+
+
+def test_an_annotated_video_ends_on_the_counts_the_clips_end_settles(tmp_path: Path) -> None:
+    """A jumping jack cut off by the clip's end is decided at the end (``finish``): it was in
+    the events file but never in the video, whose counts trail by the settle second."""
+    from test_live import _cut_jumping_jacks
+
+    from mirrorcam.matching import NeuronBank
+    from mirrorcam.modes.replay import FINAL_HOLD_S, _with_final_counts, replay_clip
+    from mirrorcam.recording import save_recording
+    from mirrorcam.templates import builtin_library
+
+    rec = _cut_jumping_jacks()
+    save_recording(tmp_path / "jacks.npz", rec)
+    bank = NeuronBank(builtin_library().templates)
+    summary = replay_clip(tmp_path / "jacks.npz", None, bank, tmp_path / "jacks.mp4", tmp_path / "jacks.jsonl", show=False)
+    fires = [json.loads(line) for line in (tmp_path / "jacks.jsonl").read_text().splitlines() if '"fire"' in line]
+    assert summary.firings == len(fires) == 2
+    capture = cv2.VideoCapture(str(tmp_path / "jacks.mp4"))
+    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    assert frames == len(rec) + round(rec.fps * FINAL_HOLD_S)
+    # The held frame counts both jacks, the last of which only the end decided.
+    bank.reset()
+    last = {}
+    for frame in rec.frames:
+        last = bank.update(frame) or last
+    ended = bank.finish()
+    (pid,) = last
+    jack = last[pid].names.index("jumping_jack")
+    assert last[pid].reps[jack] < 2 and _with_final_counts(last, ended)[pid].reps[jack] == 2

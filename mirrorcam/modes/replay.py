@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -233,6 +233,7 @@ def replay_clip(
     writer = BackgroundWorker(lambda item: video.write(annotate(*item[:2], size, names, item[2]))) if video and not show else None
     sides = BarSide()
     count = with_person = fired = 0
+    last = None  # (pose frame, activities, bar side) of the last frame drawn
     start = time.perf_counter()
     completed = False
     try:
@@ -249,6 +250,7 @@ def replay_clip(
                 if log_sink:
                     log_sink.write(frame_event(pose_frame, activities))
                 side = sides.update(pose_frame) if video or show else "left"
+                last = (pose_frame, activities, side)
                 if writer:
                     writer.submit((pose_frame, activities, side))
                 elif video or show:
@@ -262,11 +264,22 @@ def replay_clip(
                 bar.update()
         if bank is not None:
             # Firings held back for lateral inhibition are decided at the end of the clip.
-            for firings in bank.finish().values():
+            ended = bank.finish()
+            for firings in ended.values():
                 for firing in firings:
                     fired += 1
                     if log_sink:
                         log_sink.write({"type": "fire", **firing.to_json()})
+            if video and last is not None and any(ended.values()):
+                # The video ends on its final counts, held a second: drawn a settle time
+                # behind, the counts of a short clip's last repetitions had never appeared.
+                frame, activities, side = last
+                final = _with_final_counts(activities, ended)
+                for _ in range(max(1, round(fps * FINAL_HOLD_S))):
+                    if writer:
+                        writer.submit((frame, final, side))
+                    else:
+                        video.write(annotate(frame, final, size, names, side))
         if writer:
             writer.close()
         completed = True
@@ -290,6 +303,22 @@ def replay_clip(
                 if log_sink:
                     log_sink.close(commit=keep)
     return ReplaySummary(clip, count, with_person, fired, time.perf_counter() - start)
+
+
+FINAL_HOLD_S = 1.0
+"""How long an annotated video holds its last frame with the counts the clip's end settled."""
+
+
+def _with_final_counts(activities: dict, ended: dict) -> dict:
+    """``activities`` with the firings ``ended`` (``NeuronBank.finish``) added to the counts."""
+    final = {}
+    for pid, activity in activities.items():
+        reps = activity.reps.copy()
+        for firing in ended.get(pid, ()):
+            if firing.template in activity.names:
+                reps[activity.names.index(firing.template)] += 1
+        final[pid] = replace(activity, reps=reps, active=np.zeros_like(activity.active), firings=tuple(ended.get(pid, ())))
+    return final
 
 
 def frame_event(pose_frame: PoseFrame, activities: dict) -> dict:
