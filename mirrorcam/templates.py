@@ -184,9 +184,13 @@ def _numbers(value: object, what: str) -> np.ndarray:
     """Nested JSON lists of numbers as an array (``np.asarray(..., float32)`` had turned
     strings into numbers); the shape and range are checked by :func:`_checked_frames`."""
     array = np.asarray(value)
-    if array.dtype.kind not in "iuf":
+    if array.dtype.kind not in "iuf" or _holds_bool(value):  # ([true, 0.5] is a float array to numpy)
         raise ValueError(f"template {what} must be lists of numbers")
     return array
+
+
+def _holds_bool(value: object) -> bool:
+    return isinstance(value, bool) or (isinstance(value, list) and any(_holds_bool(v) for v in value))
 
 
 def _checked_frames(frames: object, weights: object) -> tuple[np.ndarray, np.ndarray]:

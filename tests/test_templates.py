@@ -207,6 +207,7 @@ BAD += [
     ("frame_huge", _with_value("frames", 1e20), "frames must be within"),
     ("frame_beyond_float32", _with_value("frames", 1e300), "frames must be within"),
     ("frame_text", _with_value("frames", "0.1"), "frames must be lists of numbers"),
+    ("frame_true", _with_value("frames", True), "frames must be lists of numbers"),  # (read as 1.0 by numpy)
     ("weight_huge", _with_value("weights", 1e20), "weights must be finite, within 0..1"),
     ("variant_frame_huge", _with_value("frames", 1e20, variant=True), "frames must be within"),
     ("variant_weight_text", _with_value("weights", "1", variant=True), "weights must be lists of numbers"),
