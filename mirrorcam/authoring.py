@@ -68,6 +68,10 @@ BUILTIN_SPECS: dict[str, BuiltinSpec] = {
     "high_knees": BuiltinSpec("High knees", "dynamic", {"torso": 0.5, "arms": 0.0, "legs": 1.0, "lift": 0.5}, "Running in place, knees to hip height."),
 }
 STATIC_TICKS = 4  # a static pose must be held ~0.25 s
+IMPOSTOR_CAP = 0.85
+"""A threshold is never above this share of its impostors' 5th percentile (rejection
+first); with a single example, which cannot say how far others will be, it is exactly
+that (:func:`choose_threshold`)."""
 VELOCITY_WEIGHT = 0.25
 """The velocity channel's weight for a built-in prototype that is better off with it."""
 POSE_ONLY = frozenset({"arms_up"})
@@ -234,6 +238,14 @@ def choose_threshold(positive: np.ndarray, impostor: np.ndarray) -> tuple[float,
     90th percentile counts as at least 1 % of the impostors' 5th: examples that match
     each other exactly (generated ones, or one performance cut twice) say nothing about
     how far a new performance may be, and the geometric mean with ~0 is ~0.
+
+    With no positives (a single example) nothing measures how far another person's
+    performance will be, and the threshold is the cap itself: between people the
+    spread usually reaches it (in eval's LOSO folds the median prototype's positives'
+    p90 is 0.76 of its impostors' p05, where the geometric mean is 0.87 of it, above
+    the cap).  Until session 21 it was 0.6 of the p05, a first guess never measured,
+    which left a Weizmann bend and wave that LOSO taught from one other subject unfired
+    at 0.73 and 0.71 of it.
     """
     pos = np.asarray(positive, np.float64)
     neg = np.asarray(impostor, np.float64)
@@ -244,12 +256,12 @@ def choose_threshold(positive: np.ndarray, impostor: np.ndarray) -> tuple[float,
     n05 = float(np.quantile(neg, 0.05)) if len(neg) else None
     if p90 is not None and n05 is not None:
         thr = math.sqrt(max(p90, 0.01 * n05, 1e-6) * max(n05, 1e-6))
-        thr = min(thr, 0.85 * n05)
+        thr = min(thr, IMPOSTOR_CAP * n05)
         thr = max(thr, p50)
     elif p90 is not None:
         thr = 1.5 * p90
     elif n05 is not None:
-        thr = 0.6 * n05
+        thr = IMPOSTOR_CAP * n05
     else:
         thr = 0.1
     facts = {
