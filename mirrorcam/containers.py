@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mirrorcam.skeleton import MIRROR_PERMUTATION
+
 NUM_LANDMARKS = 33
 """BlazePose landmarks per person."""
 
@@ -91,6 +93,27 @@ class Person:
         x1, y1 = pts.max(axis=0)
         return float(x0), float(y0), float(x1), float(y1)
 
+    def mirrored(self) -> Person:
+        """The person as a horizontally flipped picture shows them.
+
+        Image x becomes ``1 - x``, world x changes sign, and left and right landmarks
+        swap labels (the flipped picture's left hand is the person's right).
+
+        Example:
+            >>> import numpy as np
+            >>> p = Person(0, np.full((33, 3), 0.25, np.float32), np.zeros((33, 3), np.float32),
+            ...            np.arange(33, dtype=np.float32), np.ones(33, np.float32))
+            >>> m = p.mirrored()
+            >>> float(m.landmarks[0, 0]), float(m.visibility[11]), float(m.visibility[12])
+            (0.75, 12.0, 11.0)
+        """
+        perm = MIRROR_PERMUTATION
+        landmarks = self.landmarks[perm].copy()
+        landmarks[:, 0] = 1.0 - landmarks[:, 0]
+        world = self.world[perm].copy()
+        world[:, 0] = -world[:, 0]
+        return Person(self.id, landmarks, world, self.visibility[perm].copy(), self.presence[perm].copy())
+
 
 @dataclass(frozen=True)
 class PoseFrame:
@@ -131,7 +154,9 @@ class Firing:
         person: Person id (or channel id) the firing belongs to.
         start_ms: Estimated start of the matched movement.
         end_ms: Estimated end of the matched movement.
-        peak_ms: Time of the peak activation.
+        peak_ms: Time of the peak activation (the events file's ``t``).  A
+            :class:`~mirrorcam.matching.NeuronBank` scores a match on the tick of its
+            last frame, so its firings have ``peak_ms == end_ms``.
         score: Peak activation in [0, 1].
         distance: Match distance at the peak (lower explains the movement better; it
             decides between neurons that saturate at activation 1).

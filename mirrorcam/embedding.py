@@ -10,7 +10,7 @@ action and *seeing someone do it* look the same:
   stands and which way they face all drop out; bending forward does *not* (a spine-based
   frame would hide the ``bend`` action).
 * **Size.**  Limb *directions* are unit vectors; positions are divided by the torso
-  length (shoulder width when the hips are not visible).
+  length (1.5 x the shoulder width, about the same, when the hips are not visible).
 * **Features** (``FEATURES``): directions of torso, upper arms, forearms, thighs and
   shins; wrists relative to the shoulders; the hands' and the feet's distance; elbow and
   knee bend; ``lift``, the hips' vertical movement in the image (jumps and squats
@@ -69,6 +69,7 @@ def _feature_names() -> tuple[str, ...]:
 FEATURES: tuple[str, ...] = _feature_names()
 """Names of the embedding's components, in order."""
 DIM = len(FEATURES)
+_MOVEMENT_FEATURES = [FEATURES.index(name) for name in ("lift", "airborne", "travel")]
 
 
 def _feature_landmarks() -> np.ndarray:
@@ -268,7 +269,7 @@ def embed_person(
     # A feature is as trustworthy as its least visible landmark, and in view when all
     # of its landmarks are inside the picture.
     wts = np.where(no_direction, 0.0, trust[FEATURE_LANDMARKS].min(axis=1))
-    wts[-3:] = lift_weight, airborne_weight, travel_weight  # the movement features' trust comes from the Embedder
+    wts[_MOVEMENT_FEATURES] = lift_weight, airborne_weight, travel_weight  # their trust comes from the Embedder
     in_view = in_picture(np.asarray(person.landmarks, np.float64))[FEATURE_LANDMARKS].min(axis=1)
     return Embedding(np.asarray(vec, np.float32), wts.astype(np.float32), in_view.astype(np.float32))
 

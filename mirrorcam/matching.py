@@ -70,6 +70,10 @@ from mirrorcam.embedding import DIM, FEATURES, GROUPS, MIRROR_FEATURES, Embedder
 BIG = 1e9
 OVERLAP_SHARE = 0.25  # of a template's length
 MAX_TICK_GAP = 10_000  # ticks (11 min at 15 Hz): a longer gap in one person's stream is no movement
+# How long a released firing stays among the recent ones that a later firing over the
+# same span is checked against (the same span is not fired twice, an overlapping one
+# is inhibited): a firing's span is at most a template long (taught ones up to 4 s).
+RECENT_MS = 4000.0
 
 
 def _stem_matrix() -> np.ndarray:
@@ -323,8 +327,9 @@ class _Matrices:
         # weighted squared distance (the input's trust v is one per body part).  Rows are
         # pre-divided by the template's total weight (the distance is a weighted mean).
         # Why the per-part sum: reading this matrix is most of a tick's cost (80 -> 58
-        # columns took 1,000 templates x 60 frames, none side-specific, from 10.5-13.5
-        # to 8.1-9.2 ms a tick; pose and velocity matrices together now fit a 32 MB L3 cache).
+        # columns, with session 6's 40 features, took 1,000 templates x 60 frames, none
+        # side-specific, from 10.5-13.5 to 8.1-9.2 ms a tick; 84 -> 62 with today's 42;
+        # pose and velocity matrices together now fit a 32 MB L3 cache).
         self.a = _distance_matrix(w, y, self.wsum)
         self.a_mirror = self._mirrored_part(self.a)
         self.unseen_cost = float(options.unseen_cost)
@@ -509,7 +514,6 @@ class _Track:
         self.active = np.zeros(n, bool)
         self.reps = np.zeros(n, np.int64)
         self.peak = np.zeros(n, np.float64)
-        self.peak_ms = np.zeros(n, np.float64)
         self.rise_ms = np.zeros(n, np.float64)
         self.peak_start = np.zeros(n, np.float64)
         self.peak_end = np.zeros(n, np.float64)
@@ -531,7 +535,8 @@ class NeuronBank:
         options: Matcher tuning.
 
     Raises:
-        ValueError: No templates, or a template with the wrong feature size.
+        ValueError: No templates, or a template with the wrong feature size, a
+            threshold that is not positive, or a rate other than the bank's.
     """
 
     def __init__(self, templates: Sequence, options: BankOptions | None = None) -> None:
@@ -871,7 +876,7 @@ class NeuronBank:
         held = tr.active & ~self._static & (t - tr.rise_ms >= o.hold_ms)
         for i in np.flatnonzero(superseded | dropped | held):
             tr.pending.append(
-                Firing(self.names[i], pid, float(tr.peak_start[i]), float(tr.peak_end[i]), float(tr.peak_ms[i]), float(tr.peak[i]),
+                Firing(self.names[i], pid, float(tr.peak_start[i]), float(tr.peak_end[i]), float(tr.peak_end[i]), float(tr.peak[i]),
                        float(tr.peak_dist[i]))
             )
             tr.active[i] = False
@@ -883,10 +888,9 @@ class NeuronBank:
         tr.rise_ms[on | (tr.active & (act > tr.peak + 0.02))] = t  # (hold_ms counts from here)
         up = tr.active & (act > tr.peak)
         tr.peak[up] = act[up]
-        tr.peak_ms[up] = t
         tr.peak_dist[up] = tr.distance[up]
         tr.peak_start[up] = start[up]
-        tr.peak_end[up] = t
+        tr.peak_end[up] = t  # (the peak's time: a match is scored on its last tick)
         return self._release(tr, t - (o.settle_ms if o.inhibition else 0.0))
 
     def _release(self, tr: _Track, until_ms: float) -> list[Firing]:
@@ -902,7 +906,7 @@ class NeuronBank:
             tr.reps[self.names.index(f.template)] += 1
             out.append(f)
             tr.recent.append(f)
-        horizon = until_ms - 4000.0
+        horizon = until_ms - RECENT_MS
         tr.recent = [f for f in tr.recent if f.end_ms >= horizon]
         return out
 
@@ -952,7 +956,7 @@ class NeuronBank:
         # Active neurons' current peaks become firings too: the stream has ended.
         for i in np.flatnonzero(tr.active):
             tr.pending.append(Firing(self.names[i], pid, float(tr.peak_start[i]), float(tr.peak_end[i]),
-                                     float(tr.peak_ms[i]), float(tr.peak[i]), float(tr.peak_dist[i])))
+                                     float(tr.peak_end[i]), float(tr.peak[i]), float(tr.peak_dist[i])))
             tr.active[i] = False
         return ended + self._release(tr, np.inf)
 
@@ -1001,7 +1005,9 @@ def best_distances(templates: Sequence, embeddings: Sequence[tuple[float, Embedd
     """Lowest match distance each template reaches anywhere in one embedded stream.
 
     Args:
-        templates: Templates (thresholds are irrelevant here).
+        templates: Templates.  Pass plain prototypes (``t.prototypes()``) for raw
+            distances: a template with variants reports the distance of whichever
+            prototype is best placed against its own threshold, not the smallest one.
         embeddings: ``(timestamp_ms, Embedding)`` pairs of one person, in time order.
         options: Matcher tuning.
 
@@ -1032,9 +1038,9 @@ def tick_stream(embeddings: Sequence[tuple[float, Embedding]], rate_hz: float = 
     wts = np.stack([e.weight for _, e in embeddings])
     step = 1000.0 / rate_hz
     grid = np.arange(times[0], times[-1] + 1e-6, step)
-    j = np.clip(np.searchsorted(times, grid, side="right"), 1, len(times) - 1) if len(times) > 1 else np.zeros(len(grid), int)
     if len(times) == 1:
         return grid, np.repeat(vecs, len(grid), 0), np.repeat(wts, len(grid), 0)
+    j = np.clip(np.searchsorted(times, grid, side="right"), 1, len(times) - 1)
     t0, t1 = times[j - 1], times[j]
     u = np.clip((grid - t0) / np.maximum(t1 - t0, 1e-9), 0.0, 1.0)[:, None]
     x = vecs[j - 1] + u * (vecs[j] - vecs[j - 1])

@@ -31,10 +31,6 @@ import numpy as np
 
 from mirrorcam.containers import NUM_LANDMARKS, Person, PoseFrame
 from mirrorcam.recording import Recording
-from mirrorcam.skeleton import MIRROR_PERMUTATION
-
-SEGMENTS = ("l_arm", "r_arm", "l_fore", "r_fore", "l_thigh", "r_thigh", "l_shin", "r_shin")
-SCALARS = ("pitch", "roll", "twist", "lift", "head_pitch")
 
 # A relaxed standing pose: every keyframe starts from the previous one, the first from this.
 REST: dict[str, tuple[float, float] | float] = {
@@ -566,17 +562,14 @@ def render_person(
     )
     if options.occlude_lower:
         image[23:, 1] = np.maximum(image[23:, 1], 1.05)  # below the picture's bottom edge
-    if options.mirror:
-        world = world[MIRROR_PERMUTATION] * np.array([-1.0, 1.0, 1.0])
-        image = image[MIRROR_PERMUTATION] * np.array([-1.0, 1.0, 1.0]) + np.array([1.0, 0.0, 0.0])
-        visibility = visibility[MIRROR_PERMUTATION]
-    return Person(
+    person = Person(
         id=person_id,
         landmarks=image.astype(np.float32),
         world=world.astype(np.float32),
         visibility=visibility.astype(np.float32),
         presence=np.ones(NUM_LANDMARKS, np.float32),
     )
+    return person.mirrored() if options.mirror else person
 
 
 def styled(motion: Motion, style_deg: float, amplitude: float, rng: np.random.Generator) -> Motion:

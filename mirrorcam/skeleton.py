@@ -17,7 +17,6 @@ LANDMARK_NAMES: tuple[str, ...] = (
 )
 INDEX = {name: i for i, name in enumerate(LANDMARK_NAMES)}
 
-NOSE = 0
 L_SHOULDER, R_SHOULDER = 11, 12
 L_ELBOW, R_ELBOW = 13, 14
 L_WRIST, R_WRIST = 15, 16

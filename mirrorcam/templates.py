@@ -8,8 +8,9 @@ user folder for taught ones)::
       "name": "wave_one_hand", "display_name": "Wave (one hand)",
       "kind": "dynamic",            # or "static" (a held pose)
       "side_specific": false,       # false: the mirrored body matches as well
-      "threshold": 0.21,            # calibrated match distance (activation 0.5)
-      "rate_hz": 15, "embedding_version": 1,
+      "threshold": 0.125,           # calibrated match distance (activation 0.5)
+      "velocity_weight": 0.25,      # the velocity channel's share (0: the pose alone)
+      "rate_hz": 15, "embedding_version": 3,
       "importance": {"torso": 0.5, "arms": 1.0, "legs": 0.2, "lift": 0.0},
       "frames": [[...], ...],       # (K, D) embeddings, one per tick
       "weights": [[...], ...],      # (K, D) trust of each feature (optional)
@@ -277,9 +278,13 @@ class Template:
         frames, weights = _checked_frames(self.frames, self.weights)
         object.__setattr__(self, "frames", frames)
         object.__setattr__(self, "weights", weights)
-        preview = np.asarray(self.preview, np.float32)
+        preview = np.asarray(self.preview, np.float64)  # (checked before float32 could make 1e300 inf)
         if preview.ndim != 3 or preview.shape[1:] != (33, 3):
             raise ValueError(f"template preview must have shape (K, 33, 3), got {preview.shape}")
+        if not np.all(np.isfinite(preview)) or (preview.size and np.abs(preview).max() > MAX_FEATURE):
+            # (the live screen draws it: a NaN or 1e30 landmark is no figure)
+            raise ValueError(f"template preview must be finite and within +-{MAX_FEATURE:g} m")
+        preview = preview.astype(np.float32)
         object.__setattr__(self, "preview", preview)
         _check_threshold(self.threshold)
         _check_velocity_weight(self.velocity_weight)
@@ -361,7 +366,7 @@ class Template:
                 side_specific=_bool(obj["side_specific"]),
                 frames=_numbers(obj["frames"], "frames"),
                 threshold=_real(obj["threshold"], "threshold"),
-                preview=np.asarray(obj["preview"], np.float32) if obj.get("preview") else np.zeros((0, 33, 3), np.float32),
+                preview=_numbers(obj["preview"], "preview") if obj.get("preview") else np.zeros((0, 33, 3), np.float32),
                 weights=_numbers(obj["weights"], "weights") if obj.get("weights") is not None else None,
                 groups=dict(obj.get("importance") or {}),
                 rate_hz=float(obj.get("rate_hz", RATE_HZ)),
@@ -457,8 +462,6 @@ def load_template(path: str | Path) -> Template:
         template = Template.from_json(obj, str(path))
     except (ValueError, OverflowError) as exc:  # a check below TemplateError's own (finite frames, ...)
         raise TemplateError(f"{path}: {exc}") from None
-    if template.rate_hz != RATE_HZ:
-        raise TemplateError(f"{path}: stored at {template.rate_hz} Hz, the matcher runs at {RATE_HZ} Hz")
     return template
 
 

@@ -197,6 +197,8 @@ def test_loso_teaches_each_subject_from_the_others(tmp_path, clips_dir, protocol
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["protocol"] == protocol and report["loso_candidates"] > 0
+    # --no-variants keeps every key, as None (two had been left out)
+    assert report["flip_source"] is None and report["speed_false_fires_per_minute"] == {"0.5": None, "2.0": None}
     # Every subject's library falls back to the built-in for the ten actions nobody shows.
     assert all(len(names) == 10 for names in report["loso_fallbacks"].values())
     assert "clap" in report["loso_fallback_actions"] and "squat" not in report["loso_fallback_actions"]

@@ -181,6 +181,8 @@ def _with_value(key: str, value, variant: bool = False) -> str:
     part = obj["variants"][0] if variant else obj
     if key in ("frames", "weights"):
         part[key][0][0] = value
+    elif key == "preview":
+        part[key][0][0][0] = value
     elif key.startswith("importance."):
         part["importance"] = {**(part.get("importance") or obj["importance"]), key.split(".")[1]: value}
     else:
@@ -211,6 +213,11 @@ BAD += [
     ("weight_huge", _with_value("weights", 1e20), "weights must be finite, within 0..1"),
     ("variant_frame_huge", _with_value("frames", 1e20, variant=True), "frames must be within"),
     ("variant_weight_text", _with_value("weights", "1", variant=True), "weights must be lists of numbers"),
+    # (the figure the live screen draws: "0.1", true and NaN had loaded as 0.1, 1.0 and nan)
+    ("preview_text", _with_value("preview", "0.1"), "preview must be lists of numbers"),
+    ("preview_true", _with_value("preview", True), "preview must be lists of numbers"),
+    ("preview_nan", _with_value("preview", float("nan")), "preview must be finite"),
+    ("preview_huge", _with_value("preview", 1e300), "preview must be finite"),
 ]
 
 

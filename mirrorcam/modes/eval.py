@@ -37,13 +37,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mirrorcam.containers import Person, PoseFrame
+from mirrorcam.containers import PoseFrame
 from mirrorcam.errors import ConfigError, MirrorcamError, SourceError
 from mirrorcam.fileio import atomic_write_bytes, atomic_write_json, writable_destination
 from mirrorcam.matching import BankOptions, NeuronBank, threshold_ratio
 from mirrorcam.progress import Progress
 from mirrorcam.recording import Recording
-from mirrorcam.skeleton import MIRROR_PERMUTATION
 from mirrorcam.templates import BUILTIN_NAMES, TemplateLibrary
 
 log = logging.getLogger(__name__)
@@ -140,18 +139,8 @@ def read_manifest(path: Path) -> list[ClipRow]:
 # ---------------------------------------------------------------------------------------
 # Variants of a recording.
 # ---------------------------------------------------------------------------------------
-def mirror_person(p: Person) -> Person:
-    """The person as a horizontally flipped video shows them (left and right relabelled)."""
-    perm = MIRROR_PERMUTATION
-    lm = p.landmarks[perm].copy()
-    lm[:, 0] = 1.0 - lm[:, 0]
-    world = p.world[perm].copy()
-    world[:, 0] = -world[:, 0]
-    return Person(p.id, lm, world, p.visibility[perm].copy(), p.presence[perm].copy())
-
-
 def mirrored_recording(rec: Recording) -> Recording:
-    frames = tuple(replace(f, persons=tuple(mirror_person(p) for p in f.persons)) for f in rec.frames)
+    frames = tuple(replace(f, persons=tuple(p.mirrored() for p in f.persons)) for f in rec.frames)
     return replace(rec, frames=frames, meta={**rec.meta, "flip": "landmarks"})
 
 
@@ -170,12 +159,14 @@ class ClipResult:
     Attributes:
         prediction: The most-fired template, or ``none``.
         fires: Firings per template.
-        firings: All firings.
+        firings: How many firings there were in all.
         duration_s: The clip's length.
         closest: Per template, the nearest its match came to its threshold anywhere in
             the clip, as distance / threshold (below 1 it was active; a miss's own
             template at 1.2 was a near miss, an impostor at 1.05 nearly fired), for
             every template that matched at all.
+        scores: Per template, the total score of its firings (ties in
+            :meth:`prediction_among` go to the higher).
     """
 
     prediction: str
@@ -183,7 +174,7 @@ class ClipResult:
     firings: int
     duration_s: float
     closest: dict = field(default_factory=dict)
-    scores: dict = field(default_factory=dict)  # total score of each template's firings
+    scores: dict = field(default_factory=dict)
 
     def prediction_among(self, names: set[str]) -> str:
         """The prediction counting only the firings of ``names`` (ties by total score), or ``none``."""
@@ -356,6 +347,9 @@ LOSO_IMPOSTOR_MARGIN = 0.9  # 1.0: 51 % accuracy but 13.5 false fires/min and 79
 def candidate_windows(stream, rate_hz: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Windows of a training clip that could be its action's template: ``(frames, weights, start_s)``.
 
+    ``start_s`` counts from the clip's start, as ``mirrorcam teach CLIP@START-END`` does
+    (not from the first frame with the person in it).
+
     Fixed lengths at a fixed stride, keeping the ones that move most (intros, cuts and
     pauses move little) and show the body well.
     """
@@ -372,7 +366,7 @@ def candidate_windows(stream, rate_hz: float) -> list[tuple[np.ndarray, np.ndarr
             if float(wt.mean()) < 0.3:
                 continue
             motion = float(np.abs(np.diff(f, axis=0)).sum())
-            scored.append((motion, f, wt, (times[i] - times[0]) / 1000.0))
+            scored.append((motion, f, wt, times[i] / 1000.0))
         scored.sort(key=lambda s: -s[0])
         out += [(f, wt, t0) for _, f, wt, t0 in scored[:LOSO_PER_CLIP]]
     return out
@@ -534,11 +528,14 @@ def run(args: argparse.Namespace) -> int:
                    for r in rows)
         report["flip_consistency"] = round(same / len(rows), 4)
         report["flip_source"] = flip_used
-        report["speed_accuracy"] = {str(s): summarise(rows, results[str(s)], names)["accuracy"] for s in SPEEDS}
-        report["speed_false_fires_per_minute"] = {str(s): summarise(rows, results[str(s)], names)["false_fires_per_minute"] for s in SPEEDS}
-    else:
+        at_speed = {str(s): summarise(rows, results[str(s)], names) for s in SPEEDS}
+        report["speed_accuracy"] = {s: r["accuracy"] for s, r in at_speed.items()}
+        report["speed_false_fires_per_minute"] = {s: r["false_fires_per_minute"] for s, r in at_speed.items()}
+    else:  # (the same keys either way: a reader of the JSON need not know how it was run)
         report["flip_consistency"] = None
+        report["flip_source"] = None
         report["speed_accuracy"] = {str(s): None for s in SPEEDS}
+        report["speed_false_fires_per_minute"] = {str(s): None for s in SPEEDS}
     report["clips"] = [
         {
             "path": r.path, "label": r.label, "subject": r.subject,
