@@ -590,8 +590,11 @@ class NeuronBank:
         else a person's stream held (a movement under way, the smoothing) starts afresh.
 
         Example:
-            >>> bigger = NeuronBank([*bank.templates, taught])
-            >>> bigger.carry_counts(bank)
+            >>> from mirrorcam.templates import builtin_library
+            >>> squat, clap = builtin_library().get("squat"), builtin_library().get("clap")
+            >>> bank = NeuronBank([squat])  # the screen counts squats with it...
+            >>> bigger = NeuronBank([squat, clap])  # ...until it learns an action
+            >>> bigger.carry_counts(bank)  # the squats counted so far go on counting
         """
         index = {name: i for i, name in enumerate(self.names)}
         for key, tr in old._tracks.items():
