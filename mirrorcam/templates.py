@@ -597,10 +597,20 @@ def builtin_library() -> TemplateLibrary:
 # ---------------------------------------------------------------------------------------
 # Embedding streams.
 # ---------------------------------------------------------------------------------------
-def main_person_id(recording: Recording) -> int | None:
-    """The id of the person present in most frames (ties: the larger body)."""
+def main_person_id(recording: Recording, start_s: float | None = None, end_s: float | None = None) -> int | None:
+    """The id of the person present in most frames (ties: the larger body).
+
+    Args:
+        recording: Landmark recording.
+        start_s: Count only frames from here (seconds of the recording's timeline)...
+        end_s: ...to here: a segment's person, not the whole clip's (a clip of one
+            person and then another had taught the first one's last moments).
+    """
     counts: dict[int, list[float]] = {}
     for frame in recording.frames:
+        t = frame.timestamp_ms
+        if (start_s is not None and t < start_s * 1000.0) or (end_s is not None and t > end_s * 1000.0):
+            continue
         for p in frame.persons:
             x0, y0, x1, y1 = p.bbox
             counts.setdefault(p.id, []).append((x1 - x0) * (y1 - y0))
@@ -617,12 +627,12 @@ def embed_recording(
 
     Args:
         recording: Landmark recording.
-        person: Person id (default: :func:`main_person_id`).
+        person: Person id (default: :func:`main_person_id` of the segment).
         start_s: Segment start in seconds (of the original timeline).
         end_s: Segment end in seconds.
         speed: Replay speed: timestamps are divided by it (2.0 = twice as fast).
     """
-    pid = main_person_id(recording) if person is None else person
+    pid = main_person_id(recording, start_s, end_s) if person is None else person
     if pid is None:
         return []
     embedder = Embedder()

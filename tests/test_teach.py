@@ -136,6 +136,35 @@ def test_a_held_pose_is_taught_from_one_photo_and_a_movement_is_not(tmp_path, im
     assert load_template(out / "my_pose.json").kind == "static"
 
 
+def _one_then_another(first: str, second: str):
+    """A recording of one generated person doing ``first``, then another (id 1) doing ``second``."""
+    from dataclasses import replace
+
+    a = perform(first, PerformerOptions(repeats=3))
+    b = perform(second, PerformerOptions(repeats=2, seed=4))
+    shift = a.frames[-1].timestamp_ms + 1000.0 / a.fps
+    later = [replace(f, timestamp_ms=f.timestamp_ms + shift, index=f.index + len(a.frames),
+                     persons=tuple(replace(p, id=1) for p in f.persons)) for f in b.frames]
+    return replace(a, frames=(*a.frames, *later)), shift / 1000.0
+
+
+def test_a_segment_teaches_the_person_in_it_not_the_clips_main_one(tmp_path):
+    """Found by a user audit: a clip of one person and then another taught, from a segment
+    of the second, the first one's last moments (or found nobody)."""
+    rec, t1 = _one_then_another("stand", "squat")  # the stander is in more frames of the whole clip
+    assert embed_recording(rec) and embed_recording(rec)[-1][0] < t1 * 1000.0  # (the whole clip's main person: the stander)
+    segment = embed_recording(rec, start_s=t1 - 0.5, end_s=t1 + 4.0)
+    assert segment[0][0] >= t1 * 1000.0  # the squatter's, though the stander is there for the first 0.5 s
+    path = tmp_path / "two.npz"
+    save_recording(path, rec)
+    out = tmp_path / "t"
+    proc = run_cli("teach", "my_squat", "--from", f"{path}@{t1 - 0.5:.2f}-{t1 + 4.0:.2f}", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 people between" in proc.stderr and "teaching person 1" in proc.stderr
+    bank = NeuronBank([load_template(out / "my_squat.json")])
+    assert fires(bank, perform("squat", PerformerOptions(seed=7)).frames) == {"my_squat": 1}
+
+
 def test_teach_cli_segments_of_a_file_with_an_at_sign_in_its_name(tmp_path):
     rec = tmp_path / "wave@home.npz"  # a whole file, though its name has an @
     save_recording(rec, perform("wave_one_hand", PerformerOptions(repeats=2)))

@@ -59,6 +59,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def _say_whom(recording, clip: Path, start: float | None, end: float | None) -> None:
+    """Say which person is taught when the segment shows several (the one seen most in it)."""
+    from collections import Counter
+
+    seen = Counter(p.id for f in recording.frames for p in f.persons
+                   if (start is None or f.timestamp_ms >= start * 1000.0) and (end is None or f.timestamp_ms <= end * 1000.0))
+    if len(seen) > 1:
+        pid, n = seen.most_common(1)[0]
+        where = f" between {start:g} and {end:g} s" if start is not None else ""
+        log.info("%s: %d people%s; teaching person %d, seen in %d frames (choose a segment with only the one you mean)",
+                 clip, len(seen), where, pid, n)
+
+
 def run(args: argparse.Namespace) -> int:
     from mirrorcam.pipeline import clip_landmarks
 
@@ -105,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             log.warning("segment %g-%g s of %s ends after the clip (at %.1f s); it was cut there",
                         start, end, clip, recording.duration_s)
         stream = embed_recording(recording, start_s=start, end_s=end)
+        _say_whom(recording, clip, start, end)
         if not stream:
             where = f" between {start:g} and {end:g} s" if start is not None else ""
             raise MirrorcamError(f"no person found in {clip}{where}")
