@@ -365,7 +365,6 @@ class DebugInfo:
     latency_ms: float | None = None
     persons: int = 0
     model_variant: str = ""
-    extra: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -393,6 +392,32 @@ class ScreenState:
     debug: DebugInfo | None = None
     notice: tuple[str, ...] = ()
     toast: str = ""
+
+
+SPIKE_BAR_MAX_MS = 4000.0
+"""A spike's bar on the raster is as long as its matched movement, up to this.  Actions
+take 0.6-2.6 s; a match that dwelt (stalled frames, a half-pace copy) can span more, and
+its bar would run back over the row's earlier spikes and read as one long firing."""
+
+RASTER_TICK_STEPS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+"""Spacings the raster's time axis may use, in seconds; it takes the smallest that gives
+at most five marks (a 10 s window: every 2 s)."""
+
+
+def raster_ticks(window_ms: float) -> tuple[float, ...]:
+    """Seconds before now where the raster's axis has a mark, from 0 ("now") up to but
+    not including the window's far edge (its label would stand half outside the plot).
+
+    Example:
+        >>> raster_ticks(10_000)
+        (0.0, 2.0, 4.0, 6.0, 8.0)
+        >>> raster_ticks(30_000)
+        (0.0, 10.0, 20.0)
+    """
+    window_s = window_ms / 1000.0
+    step = next((s for s in RASTER_TICK_STEPS_S if window_s / s <= 5), math.ceil(window_s / 5))
+    count = math.ceil(window_s / step - 1e-9)  # (a mark at exactly the far edge is left out)
+    return tuple(k * step for k in range(count))
 
 
 def mirror_caption(label: str, first_channel: int) -> str:
@@ -447,13 +472,6 @@ class SpikeHistory:
         self._mirrors: deque[MirrorEvent] = deque()
         self._used: set[int] = set()  # ids of spikes already paired into a mirror event
         self.latest_mirror: MirrorEvent | None = None
-        self.mirror_count = 0
-
-    def clear(self) -> None:
-        self._spikes.clear()
-        self._mirrors.clear()
-        self._used.clear()
-        self.latest_mirror = None
 
     def retire(self, channel: int) -> None:
         """``channel``'s spikes so far stay on the raster but make no more mirror events
@@ -468,7 +486,7 @@ class SpikeHistory:
         out = SpikeHistory(names, labels, self.window_ms, self.mirror_window_ms)
         if tuple(names[: len(self.names)]) == self.names:
             out._spikes, out._mirrors, out._used = self._spikes, self._mirrors, self._used
-            out.latest_mirror, out.mirror_count = self.latest_mirror, self.mirror_count
+            out.latest_mirror = self.latest_mirror
         return out
 
     def add(self, channel: int, firings: Iterable[Firing], now_ms: float, lag_ms: float = 0.0) -> MirrorEvent | None:
@@ -487,7 +505,7 @@ class SpikeHistory:
             neuron = self._index.get(firing.template)
             if neuron is None:
                 continue
-            duration = float(np.clip(firing.end_ms - firing.start_ms, 0.0, 4000.0))
+            duration = float(np.clip(firing.end_ms - firing.start_ms, 0.0, SPIKE_BAR_MAX_MS))
             spike = Spike(now_ms - max(0.0, lag_ms), neuron, channel, float(firing.score), duration)
             partner = next(
                 (
@@ -503,7 +521,6 @@ class SpikeHistory:
                 event = MirrorEvent(neuron, spike.t_ms, partner.channel, mirror_caption(self.labels[neuron], partner.channel))
                 self._mirrors.append(event)
                 self.latest_mirror = event
-                self.mirror_count += 1
         self._trim(now_ms)
         return event
 
@@ -585,6 +602,9 @@ def _fit_rect(image_size: tuple[int, int], rect: tuple[int, int, int, int]) -> t
 class Screen:
     """Draws :class:`ScreenState` into a BGR image; caches only pixels, never pipeline state.
 
+    The raster's time axis is marked for the state's ``raster.window_ms`` (10 s without a
+    raster); the static layer holding it is drawn again when that changes.
+
     Args:
         neurons: The neurons in screen order (one row each).
         size: Canvas ``(width, height)``.
@@ -618,7 +638,7 @@ class Screen:
         self.caption_ms = float(caption_ms)
         self.icon_period_ms = float(icon_period_ms)
         self.layout = Layout.compute(width, height, len(self.neurons))
-        self._static: np.ndarray | None = None
+        self._static: tuple[float, np.ndarray] | None = None  # (raster window it is drawn for, pixels)
         self._icons: list[list[np.ndarray]] | None = None
         self._icon_bgr: dict[tuple[int, int, int], np.ndarray] = {}
         self._row_labels: list[tuple[str, int, tuple[int, int]]] = []
@@ -638,7 +658,7 @@ class Screen:
             px = self._units[v] = max(1, int(round(v * self.layout.unit)))
         return px
 
-    def _build_static(self) -> np.ndarray:
+    def _build_static(self, window_ms: float) -> np.ndarray:
         L, T = self.layout, self.text
         img = np.full((L.height, L.width, 3), BACKGROUND, np.uint8)
         # Title
@@ -672,10 +692,10 @@ class Screen:
                 if i:
                     cv2.line(img, (px, y), (px + pw, y), (48, 42, 40), 1)
             axis_y = py + ph + self._u(13)
-            for sec in range(0, 10, 2):
-                tx = px + pw - int(pw * sec / 10)
+            for sec in raster_ticks(window_ms):
+                tx = px + pw - int(pw * sec * 1000.0 / window_ms)
                 cv2.line(img, (tx, py + ph), (tx, py + ph + self._u(3)), DIM_TEXT, 1)
-                label = "now" if sec == 0 else f"-{sec} s"
+                label = "now" if sec == 0 else f"-{sec:g} s"
                 T.draw(img, label, (tx, axis_y), self._u(12), DIM_TEXT, align="right" if sec == 0 else "center")
             lx = self._u(10)
             for name, color in (("YOU", YOU_COLOR), ("OTHER", OTHER_COLOR), ("both", MIRROR_COLOR)):
@@ -725,9 +745,10 @@ class Screen:
         if other is None:
             other = ChannelView("OTHER", OTHER_COLOR, status="nobody to watch")
             state = replace(state, channels=(you, other))
-        if self._static is None:
-            self._static = self._build_static()
-        static = self._static
+        window_ms = state.raster.window_ms if state.raster is not None else RasterView.window_ms
+        if self._static is None or self._static[0] != window_ms:
+            self._static = (window_ms, self._build_static(window_ms))
+        static = self._static[1]
         if out is None or out.shape != static.shape:
             out = static.copy()
         else:
@@ -1016,7 +1037,6 @@ class Screen:
             lines.append(f"capture to display {d.latency_ms:5.1f} ms")
         if d.timings_ms:
             lines.append("  ".join(f"{k} {v:.1f}" for k, v in d.timings_ms.items()) + " ms")
-        lines.extend(d.extra)
         size = self._u(14)
         line_h = int(size * 1.35)
         width = max(self.text.measure(s, size)[0] for s in lines) + self._u(16)
@@ -1051,5 +1071,6 @@ __all__ = [
     "BGR", "YOU_COLOR", "OTHER_COLOR", "MIRROR_COLOR",
     "person_color", "draw_skeleton", "draw_neuron_bars", "render_preview_frames", "NeuronInfo", "ChannelView",
     "Spike", "MirrorEvent", "RasterView", "DebugInfo", "ScreenState", "SpikeHistory", "mirror_caption", "Layout",
+    "raster_ticks", "SPIKE_BAR_MAX_MS",
     "Screen",
 ]

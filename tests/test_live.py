@@ -266,6 +266,32 @@ def test_window_keys_change_state_and_the_mirror_event_shows(xvfb):
     assert code == 0
 
 
+@pytest.fixture()
+def small_xvfb():
+    """A private X server of 1024 x 600 (a small projector's); yields its DISPLAY."""
+    yield from private_xvfb(1024, 600)
+
+
+def test_live_and_the_kiosk_open_the_x_display_through_one_helper(small_xvfb, monkeypatch):
+    """The screen's size (live's and the kiosk's windows) and the kiosk's hidden pointer
+    come through ``X11Display``; without an X server both are None, not an error."""
+    from mirrorcam.kiosk.app import hide_x11_cursor
+    from mirrorcam.modes.common import X11Display, fit_window, x11_screen_size
+
+    monkeypatch.setenv("DISPLAY", small_xvfb)
+    assert x11_screen_size() == (1024, 600)
+    assert fit_window((1280, 720), x11_screen_size()) == (922, 518)
+    hidden = hide_x11_cursor()
+    if hidden is not None:  # (None without libXfixes)
+        assert isinstance(hidden, X11Display)
+        hidden.close()
+    monkeypatch.delenv("DISPLAY")
+    assert X11Display.open() is None and x11_screen_size() is None and hide_x11_cursor() is None
+    free = next(n for n in range(999, 2000) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    monkeypatch.setenv("DISPLAY", f":{free}")  # no server answers there
+    assert X11Display.open() is None and x11_screen_size() is None
+
+
 def test_camera_that_cannot_open_falls_back_to_the_demo_in_a_window(xvfb):
     proc = subprocess.run(
         [sys.executable, "-m", "mirrorcam", "live", "--camera", "57", "--demo-fallback", "--seconds", "3"],
@@ -478,6 +504,41 @@ def test_quitting_while_an_action_is_learnt_still_saves_it(tmp_path):
     assert (tmp_path / "jacks.json").is_file() and app.templates[-1].name == "jacks"
 
 
+def test_a_recording_ends_on_time_when_the_camera_is_lost(tmp_path):
+    """The camera goes away one second into a 2.5 s recording: the recording ends on time
+    with what it had and asks for a name.  It had ended only with a camera frame, so the
+    screen showed "REC ... 0.0 s" for good (the count-down never stalled, the recording did)."""
+    from dataclasses import replace
+
+    from mirrorcam.modes.live import LiveApp
+    from mirrorcam.templates import builtin_library
+
+    app = LiveApp(builtin_library().templates, None, size=(640, 360), teach_dir=tmp_path, teach_seconds=2.5)
+    period = 1000.0 / 30
+    app.key(ord("t"))
+    clock = 0.0
+    while app.teaching.phase == "countdown":  # no camera frame yet: the count-down goes on
+        clock += period
+        app.step(None, clock)
+    frames = _performed("jumping_jack", clock, repeats=2)
+    for frame in frames[:30]:  # one second of it
+        clock = frame.timestamp_ms
+        app.step(frame, clock)
+    assert app.teaching.phase == "record"
+    end = clock + 2500.0
+    while clock < end:  # the camera is lost
+        clock += period
+        app.camera_lost = True
+        app.step(None, clock)
+    assert app.teaching.phase == "name" and len(app.teaching.frames) == 30
+    # Frames again: nothing more is recorded, the name is typed as before.
+    app.camera_lost = False
+    app.step(replace(frames[30], timestamp_ms=clock), clock)
+    for ch in "half":
+        app.key(ord(ch))
+    assert app.teaching.phase == "name" and app.teaching.typed == "half" and len(app.teaching.frames) == 30
+
+
 def test_an_action_that_cannot_be_saved_is_a_message_on_the_screen(tmp_path, capsys):
     from mirrorcam.modes.live import LiveApp
     from mirrorcam.templates import builtin_library
@@ -505,6 +566,35 @@ def _cut_jumping_jacks():
     rec = perform("jumping_jack", PerformerOptions(repeats=2, lead_in_s=0.5, seed=5))
     end_ms = (0.5 + 1.6 * ACTIONS["jumping_jack"].duration) * 1000.0
     return replace(rec, frames=tuple(f for f in rec.frames if f.timestamp_ms <= end_ms))
+
+
+@pytest.mark.parametrize("screen_fps", [7.0, 20.0, 29.97, 30.0, 45.0, 144.0])
+def test_every_clip_frame_reaches_the_matcher_once_a_play_whatever_the_screen_rate(screen_fps):
+    """A 30 fps clip on screens slower and faster than it: each play feeds every frame once,
+    in order, its timestamps rising across plays.  A 20 fps screen had skipped the last
+    frame of every play (the clip's time was up before a screen frame fell in its last
+    33 ms); a new play never shares a call with the last one's tail, as the screen ends
+    the last play's stream between them."""
+    from mirrorcam.modes.live import ClipPlayer, ObservedClip
+    from mirrorcam.performer import PerformerOptions, perform
+
+    rec = perform("squat", PerformerOptions(seed=1))
+    assert rec.fps == 30.0 and [f.index for f in rec.frames] == list(range(len(rec)))
+    player = ClipPlayer([ObservedClip("squat", rec)])
+    fed: dict[int, list[int]] = {}
+    stamps: list[float] = []
+    now = 0.0
+    while player.plays <= 3:
+        plays = player.plays
+        due, _ = player.advance(now)
+        if due and player.plays != plays:  # a new play: its first frame, none of the last one's
+            assert due[0].index == 0
+        fed.setdefault(player.plays, []).extend(f.index for f in due)
+        stamps.extend(f.timestamp_ms for f in due)
+        now += 1000.0 / screen_fps
+    for play in (1, 2, 3):
+        assert fed[play] == list(range(len(rec))), f"play {play}: {len(fed[play])} of {len(rec)} frames"
+    assert np.all(np.diff(stamps) > 0)
 
 
 def test_every_play_of_an_observed_clip_fires_as_a_replay_of_it_does():
@@ -574,10 +664,15 @@ def test_an_other_folder_goes_on_past_clips_it_cannot_play(tmp_path, caplog):
         observed_clips(str(folder / "d_nobody.npz"), options)
 
 
-def test_no_mirror_event_with_a_clip_that_has_gone():
+@pytest.mark.parametrize("how", ["the clip ends", "n pressed"])
+def test_no_mirror_event_with_a_clip_that_has_gone(how, capsys):
     """OTHER's jumping jacks end and the next clip (nobody doing anything) starts; YOU then
     does a jumping jack within the 4 s a mirror event allows: the screen had announced "You
-    did JUMPING JACK like them" with links to an OTHER panel showing something else."""
+    did JUMPING JACK like them" with links to an OTHER panel showing something else.
+
+    The same whether the clip ended or ``n`` moved on once it had been seen whole: ``n``
+    had switched the clip behind the screen's back, so OTHER's bank went on from the jacks
+    (the one cut off by the clip's end never fired) and their spikes could still pair."""
     from dataclasses import replace
 
     from mirrorcam.modes.live import LiveApp, ObservedClip
@@ -588,11 +683,20 @@ def test_no_mirror_event_with_a_clip_that_has_gone():
     empty = replace(jacks, frames=tuple(replace(f, persons=()) for f in jacks.frames) * 3)
     app = LiveApp(builtin_library().templates, [ObservedClip("jacks", jacks), ObservedClip("empty", empty)], size=(640, 360))
     you = perform("jumping_jack", PerformerOptions(repeats=2, lead_in_s=0.5, seed=9))
-    now, period = 0.0, 1000.0 / 30
+    now, period, switch = 0.0, 1000.0 / 30, None
     while app.player is None or app.player.index == 0 or now < 100.0:
         app.step(None, now)
+        if how == "n pressed" and now >= (len(jacks) - 1) * period - 1.0:  # its last frame seen
+            app.key(ord("n"))
+        if app.player.index == 1 and switch is None:
+            switch = now
         now += period
-    assert app.stats.firings[1] >= 1  # OTHER's jacks fired, the last at the clip's end
+    assert app.stats.firings[1] == 2  # OTHER's jacks fired, the cut-off one at the clip's end
+    assert app.banks[1].people() == set()  # OTHER's bank started afresh: nobody in the empty clip
+    # On the raster where they ended: the first jack 1.4 s in, the cut-off one at the
+    # clip's end (both had stood a second early, timed from the next play's first frame).
+    other = [s.t_ms for s in app.history.snapshot(switch).spikes if s.channel == 1]
+    assert abs(other[0] - 1400.0) < 200.0 and abs(other[1] - switch) < 50.0, (other, switch)
     start = now
     for frame in you.frames:
         app.step(replace(frame, timestamp_ms=frame.timestamp_ms + start), start + frame.timestamp_ms)
@@ -600,6 +704,8 @@ def test_no_mirror_event_with_a_clip_that_has_gone():
     assert now - start < 4000.0 and app.player.index == 1
     assert app.stats.firings[0] >= 1, "YOU's jumping jack did not fire"
     assert app.stats.mirror_events == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("mirrorcam: observing")]
+    assert said == ["mirrorcam: observing jacks (1/2)", "mirrorcam: observing empty (2/2)"]
 
 
 def test_a_lost_camera_empties_you_and_says_so_until_frames_come_again():
@@ -650,3 +756,59 @@ def test_an_observed_video_is_shown_in_the_other_panel(tmp_path):
     x, y, w, h = Layout.compute(640, 360, len(app.templates)).other
     centre = shown[y + h // 3 : y + 2 * h // 3, x + w // 3 : x + 2 * w // 3].reshape(-1, 3).mean(axis=0)
     assert centre[1] > 150 and centre[0] < 100 and centre[2] < 100, centre  # the clip's green
+
+
+def test_match_times_the_matching_alone_not_the_clips_video(tmp_path):
+    """The "match" figure (overlay, summary, benchmark) had timed OTHER's clip advancing
+    too, which decodes its video's next picture; it is the banks' updates alone, and the
+    clip has its own figure.  (It had also been written into YOU's pose frame, where the
+    screen's own figure overwrote it.)"""
+    from dataclasses import replace
+
+    from mirrorcam.modes.live import LiveApp, ObservedClip, summary
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.templates import builtin_library
+
+    rec = perform("squat", PerformerOptions(seed=1))
+    video = tmp_path / "squat.avi"
+    noise = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), np.uint8)  # (slow to decode)
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), rec.fps, (1280, 720))
+    for _ in range(12):
+        writer.write(noise)
+    writer.release()
+    clip = ObservedClip("squat", replace(rec, frames=rec.frames[:12]), video)
+    app = LiveApp([], [clip], size=(640, 360))  # no neurons: nothing to match
+    for i in range(10):
+        app.step(None, i * 1000.0 / 30)
+    assert list(app.stats.match_ms) == [0.0] * 10
+    assert min(app.stats.clip_ms) > 0.0
+    assert ", clip " in summary(app.stats, None) and "median match 0.00 ms" in summary(app.stats, None)
+    # With neurons, YOU's frame keeps the pose stage's timings as they came.
+    app = LiveApp(builtin_library().templates, None, size=(640, 360), debug=True)
+    frame = replace(rec.frames[0], timings_ms={"pose": 12.0})
+    app.step(frame, 0.0)
+    assert frame.timings_ms == {"pose": 12.0} and app.stats.match_ms[-1] > 0.0 and not any(app.stats.clip_ms)
+
+
+def test_the_per_frame_figures_keep_only_the_newest_frames():
+    """Three floats a frame had been kept for the whole session (a lecturer's all day):
+    only the last ``keep`` frames' are, and the summary's medians and the overlay's
+    latency come from them."""
+    from dataclasses import replace
+
+    from mirrorcam.modes.live import STATS_FRAMES, LiveApp, Stats, summary
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.templates import builtin_library
+
+    assert Stats().keep == STATS_FRAMES
+    app = LiveApp(builtin_library().templates, None, size=(640, 360), debug=True)
+    app.stats = Stats(keep=40)
+    frames = perform("squat", PerformerOptions(seed=1)).frames
+    for i, frame in enumerate(frames[:90]):
+        app.step(frame, frame.timestamp_ms)
+        app.displayed(replace(frame, captured_at=time.perf_counter() - (0.001 if i < 50 else 0.5)))
+    stats = app.stats
+    assert stats.frames == 90
+    assert len(stats.match_ms) == len(stats.render_ms) == len(stats.clip_ms) == len(stats.latency_ms) == 40
+    assert min(stats.latency_ms) >= 500.0  # the newest 40, all 0.5 s late
+    assert "capture-to-display 50" in summary(stats, None)

@@ -217,6 +217,36 @@ def test_spike_history_uses_each_spike_once_and_forgets_old_ones():
     assert snap.mirrors == ()
 
 
+@pytest.mark.parametrize(
+    "window_ms, marks",
+    [
+        (10_000, (0, 2, 4, 6, 8)),  # the default, marked as it always was
+        (4_000, (0, 1, 2, 3)),
+        (2_500, (0, 0.5, 1, 1.5, 2)),
+        (30_000, (0, 10, 20)),
+        (60_000, (0, 15, 30, 45)),
+    ],
+)
+def test_the_raster_axis_is_marked_for_its_window(text, window_ms, marks):
+    """The axis had been marked "now, -2 s ... -8 s" at tenths of the plot whatever the
+    raster's window: a 30 s raster's spike 20 s old sat above "-6 s"."""
+    from mirrorcam.screen import DIM_TEXT, raster_ticks
+
+    assert raster_ticks(window_ms) == marks
+    you = ChannelView("YOU", YOU_COLOR)
+    screen = Screen(neurons(), size=(1280, 720), text=text)
+    screen.render(ScreenState((you, None), now_ms=0.0, raster=SpikeHistory(NAMES).snapshot(0.0)))  # a 10 s axis first
+    history = SpikeHistory(NAMES, window_ms=window_ms)
+    state = ScreenState((you, None), now_ms=window_ms, raster=history.snapshot(window_ms))
+    img = screen.render(state)
+    save(f"raster_axis_{window_ms}", img)
+    assert np.array_equal(img, Screen(neurons(), size=(1280, 720), text=text).render(state))  # (drawn afresh)
+    px, py, pw, ph = screen.layout.raster_plot
+    below = img[py + ph + 2, px - 3 : px + pw + 4]  # the marks' short lines under the plot
+    drawn = px - 3 + np.nonzero(np.all(below == DIM_TEXT, axis=1))[0]
+    assert drawn.tolist() == sorted(px + pw - int(pw * s * 1000 / window_ms) for s in marks)
+
+
 def test_mirror_caption_says_who_copied_whom():
     assert mirror_caption("wave", 1).startswith("You did WAVE like them")
     assert mirror_caption("wave", 0).startswith("They did WAVE like you")

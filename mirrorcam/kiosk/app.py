@@ -34,7 +34,7 @@ from mirrorcam.kiosk.playlist import PlaylistClip, load_playlist, stand_in_clips
 from mirrorcam.kiosk.render import RASTER_SECONDS, KioskRenderer, KioskView
 from mirrorcam.kiosk.service import Counters, SystemdNotifier
 from mirrorcam.kiosk.state import KioskEvent, KioskStateMachine, Phase, VisitorSelector
-from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, fit_window, x11_screen_size
+from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, X11Display, fit_window, x11_screen_size
 
 log = logging.getLogger(__name__)
 
@@ -364,37 +364,26 @@ class NullDisplay(Display):
         return ()
 
 
-def hide_x11_cursor() -> object | None:
+def hide_x11_cursor() -> X11Display | None:
     """Hide the mouse pointer on the X display (XFixes, through ctypes: no dependency).
 
-    The pointer stays hidden while the returned connection lives; ``None`` when there is
-    no X display or no libXfixes (the README suggests ``unclutter`` then).
+    The pointer stays hidden while the returned connection is open (``close()`` brings it
+    back); ``None`` when there is no X display or no libXfixes (the README suggests
+    ``unclutter`` then).
     """
     if not os.environ.get("DISPLAY"):
         return None
     try:
-        x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
         xfixes = ctypes.CDLL(ctypes.util.find_library("Xfixes") or "libXfixes.so.3")
     except OSError:
         return None
-    x11.XOpenDisplay.restype = ctypes.c_void_p
-    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
-    x11.XDefaultRootWindow.restype = ctypes.c_ulong
-    x11.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
-    x11.XFlush.argtypes = [ctypes.c_void_p]
-    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
     xfixes.XFixesHideCursor.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
-    display = x11.XOpenDisplay(None)
-    if not display:
+    display = X11Display.open()
+    if display is None:
         return None
-    xfixes.XFixesHideCursor(display, x11.XDefaultRootWindow(display))
-    x11.XFlush(display)
-
-    class _Hidden:
-        def close(self) -> None:
-            x11.XCloseDisplay(display)  # the pointer comes back with the connection's end
-
-    return _Hidden()
+    xfixes.XFixesHideCursor(display.handle, display.lib.XDefaultRootWindow(display.handle))
+    display.lib.XFlush(display.handle)
+    return display
 
 
 def fit_to_screen(config: KioskConfig, screen: tuple[int, int] | None) -> KioskConfig:

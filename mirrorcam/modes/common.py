@@ -7,7 +7,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mirrorcam.errors import MirrorcamError
@@ -52,28 +52,61 @@ MAX_KEYS_PER_FRAME = 32
 """Keys a window loop reads per frame at most (a held key cannot stall it); live and the kiosk."""
 
 
+@dataclass(frozen=True)
+class X11Display:
+    """A connection to the X server of ``$DISPLAY``, through libX11 by ctypes (no dependency).
+
+    The one place live and the kiosk open the display (the screen's size; the kiosk's
+    hidden pointer, which lasts as long as its connection).  Close it, or use it as a
+    context manager.
+
+    Attributes:
+        lib: libX11, with the argument types of the calls made here set.
+        handle: The ``Display *``.
+    """
+
+    lib: ctypes.CDLL
+    handle: int
+
+    @classmethod
+    def open(cls) -> X11Display | None:
+        """The default display, or None without ``$DISPLAY``, libX11 or an X server answering."""
+        if not os.environ.get("DISPLAY"):
+            return None
+        try:
+            x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
+        except OSError:
+            return None
+        x11.XOpenDisplay.restype = ctypes.c_void_p
+        x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+        x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+        x11.XDefaultScreen.argtypes = [ctypes.c_void_p]
+        x11.XDisplayWidth.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        x11.XDisplayHeight.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        x11.XDefaultRootWindow.restype = ctypes.c_ulong
+        x11.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+        x11.XFlush.argtypes = [ctypes.c_void_p]
+        handle = x11.XOpenDisplay(None)
+        return cls(x11, handle) if handle else None
+
+    def close(self) -> None:
+        self.lib.XCloseDisplay(self.handle)
+
+    def __enter__(self) -> X11Display:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def x11_screen_size() -> tuple[int, int] | None:
     """``(width, height)`` of the default X screen, or None without X."""
-    if not os.environ.get("DISPLAY"):
+    display = X11Display.open()
+    if display is None:
         return None
-    try:
-        x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
-    except OSError:
-        return None
-    x11.XOpenDisplay.restype = ctypes.c_void_p
-    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
-    x11.XDefaultScreen.argtypes = [ctypes.c_void_p]
-    x11.XDisplayWidth.argtypes = [ctypes.c_void_p, ctypes.c_int]
-    x11.XDisplayHeight.argtypes = [ctypes.c_void_p, ctypes.c_int]
-    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
-    display = x11.XOpenDisplay(None)
-    if not display:
-        return None
-    try:
-        screen = x11.XDefaultScreen(display)
-        return int(x11.XDisplayWidth(display, screen)), int(x11.XDisplayHeight(display, screen))
-    finally:
-        x11.XCloseDisplay(display)
+    with display:
+        screen = display.lib.XDefaultScreen(display.handle)
+        return int(display.lib.XDisplayWidth(display.handle, screen)), int(display.lib.XDisplayHeight(display.handle, screen))
 
 
 def fit_window(size: tuple[int, int], screen: tuple[int, int] | None) -> tuple[int, int]:

@@ -27,6 +27,7 @@ import argparse
 import logging
 import re
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -162,11 +163,14 @@ def load_observed(path: Path, pose_options) -> ObservedClip:
 
 
 class ClipPlayer:
-    """Plays observed clips on the screen clock, looping; feeds every clip frame once.
+    """Plays observed clips on the screen clock, looping; feeds every clip frame once a play.
 
     The matcher sees the clip's own frames in order (with timestamps that keep rising
     across loops), however fast or slow the screen runs.  ``plays`` counts the clip
-    starts (each loop and each next clip): a change means the last play has ended.
+    starts (each loop and each next clip): a change means the last play has ended.  A
+    play ends only once all its frames have been fed: the call that finds the clip's time
+    up returns the frames still unfed, and the next call starts the next play (never both
+    at once, as the caller ends the last play's stream between them).
     """
 
     def __init__(self, clips: list[ObservedClip]) -> None:
@@ -211,7 +215,9 @@ class ClipPlayer:
         clip = self.clip
         rec = clip.recording
         elapsed = now_ms - self._start_ms
-        if elapsed >= clip.duration_ms:
+        # The time's up but the last frames are unfed (a 20 fps screen missed the last
+        # 33 ms of a 30 fps clip): they come first, and the next play on the next call.
+        if elapsed >= clip.duration_ms and self._fed >= len(rec) - 1:
             if auto_next and len(self.clips) > 1:
                 self.next(now_ms)
             else:
@@ -272,16 +278,43 @@ class Teaching:
     job: Future | None = None  # learning: (template, is a new style of a neuron) when done
 
 
+STATS_FRAMES = 9000
+"""Per-frame figures :class:`Stats` keeps: the last five minutes at 30 fps.  Enough for
+the summary's medians and a benchmark's percentiles; a lecturer's all-day session had kept
+three floats a frame, about 3 million by the evening, for figures nobody reads."""
+
+
 @dataclass
 class Stats:
+    """What a session did, and the per-frame figures of its last ``keep`` frames.
+
+    Attributes:
+        frames: Screens drawn.
+        seconds: How long the session ran.
+        firings: Firings counted for YOU and for OTHER.
+        mirror_events: Mirror events shown.
+        latency_ms: Capture-to-display milliseconds of the frames shown with a camera frame.
+        render_ms: Drawing the screen.
+        match_ms: The neuron banks' updates (the matching) for both channels.
+        clip_ms: OTHER's clip: its frames due and, for a video, the picture decoded.
+        taught: Names of the templates taught on the screen.
+        keep: How many of each per-frame figure are kept (the newest).
+    """
+
     frames: int = 0
     seconds: float = 0.0
     firings: list[int] = field(default_factory=lambda: [0, 0])
     mirror_events: int = 0
-    latency_ms: list[float] = field(default_factory=list)
-    render_ms: list[float] = field(default_factory=list)
-    match_ms: list[float] = field(default_factory=list)
     taught: list[str] = field(default_factory=list)
+    keep: int = STATS_FRAMES
+    latency_ms: deque[float] = field(init=False)
+    render_ms: deque[float] = field(init=False)
+    match_ms: deque[float] = field(init=False)
+    clip_ms: deque[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Bounded: the session may run all day (see STATS_FRAMES).
+        self.latency_ms, self.render_ms, self.match_ms, self.clip_ms = (deque(maxlen=self.keep) for _ in range(4))
 
 
 class LiveApp:
@@ -290,11 +323,17 @@ class LiveApp:
     Args:
         templates: Action templates (one neuron each).
         observed: Clips for OTHER, or None for the second person in the camera frame.
-        size: Screen size.
+        size: Screen size ``(width, height)``.
         mirror: Show YOU mirrored.
+        debug: Start with the debug overlay (fps, milliseconds per stage, latency) shown.
         model_variant: Named in the debug overlay.
-        teach_dir: Where taught templates are saved.
-        teach_seconds: Length of a taught performance.
+        teach_dir: Where taught templates are saved (None: the user template folder).
+        teach_seconds: Length of a taught performance; more than ``MIN_TEACH_SECONDS``.
+        you_label: What YOU is, in its panel's subtitle ("doing · camera 0").
+        text: Text renderer to share (one is made when None; it caches fonts).
+
+    Raises:
+        ValueError: ``teach_seconds`` is not more than ``MIN_TEACH_SECONDS``.
     """
 
     def __init__(
@@ -340,6 +379,10 @@ class LiveApp:
         self._paused_since: float | None = None
         self._paused_total = 0.0
         self._timings: dict[str, float] = {}
+        self._match_ms = 0.0  # this frame's bank updates, added up where they happen
+        # The player's (index, plays) when last looked at: a change, whoever made it (the
+        # clip's end or the `n` key), ends the last play's stream (_sync_clip).
+        self._seen_clip = (0, 0)
         self._set_templates(list(templates))
 
     # -- setup
@@ -391,41 +434,67 @@ class LiveApp:
         now_ms = (self._paused_since if self._paused_since is not None else wall_ms) - self._paused_total
         self._clock_ms = now_ms
         self._learnt(now_ms)
-        t0 = time.perf_counter()
+        # "match" is the banks' updates alone, timed around each; "clip" is OTHER's clip
+        # advancing, which decodes a video's next picture (it had been counted as matching).
+        self._match_ms = clip_ms = 0.0
         if not self.paused:
             if you_frame is not None:
                 self._update_you(you_frame, now_ms)
             else:
                 self._teach_idle(now_ms)
             if self.player is not None:
-                before, plays = self.player.index, self.player.plays
+                last_ts = self.player.last_timestamp_ms  # (advance moves it on to the next play's)
+                t0 = time.perf_counter()
                 due, shown = self.player.advance(now_ms, auto_next=True)
-                if self.player.plays != plays and plays > 0:
-                    self._observed_ended(now_ms)
-                if plays == 0 and self.player.plays > 0 and self.player.index == before:
-                    self._say_observing()  # the first clip, as every later one is announced
-                if self.player.index != before:
-                    self._acts[1] = None
-                    # The last clip's caption and links go with it: they must not join a
-                    # neuron row to OTHER doing the next action; nor may its firings pair
-                    # with YOU's later ones into a mirror event the screen cannot show.
-                    self.history.latest_mirror = None
-                    self.history.retire(1)
-                    self._say_observing()
+                clip_ms = (time.perf_counter() - t0) * 1000.0
+                self._sync_clip(now_ms, last_ts)
                 for frame in due:
                     self._observed_pid = self._focus(frame)
                     self._update_channel(1, self.banks[1], frame, self._observed_pid, now_ms)
                 if shown is not None:
                     self._last_other = shown
-        match_ms = (time.perf_counter() - t0) * 1000.0
         t1 = time.perf_counter()
         image = self.screen.render(self._state(now_ms))
         render_ms = (time.perf_counter() - t1) * 1000.0
         self.stats.frames += 1
-        self.stats.match_ms.append(match_ms)
+        self.stats.match_ms.append(self._match_ms)
         self.stats.render_ms.append(render_ms)
-        self._timings = {"match": match_ms, "render": render_ms}
+        self.stats.clip_ms.append(clip_ms)
+        self._timings = {"match": self._match_ms, **({"clip": clip_ms} if self.player is not None else {}),
+                         "render": render_ms}
         return image
+
+    def _sync_clip(self, now_ms: float, last_ts: float, asked: bool = False) -> None:
+        """Catch up with what the clip player did since last looked at.
+
+        A play that ended (the clip looped, the next one started, or ``n`` was pressed)
+        ends OTHER's stream (:meth:`_observed_ended`); another clip (or ``asked``, the
+        ``n`` key) also retires the last one's spikes and caption.  One path for every
+        change: ``n`` had switched the clip behind :meth:`step`'s back, which then noticed
+        nothing, and OTHER's bank went on from the old clip's movement.
+
+        Args:
+            now_ms: Screen clock now.
+            last_ts: The matcher's timestamp of the last frame fed of the play that ended.
+            asked: The change was asked for (``n``): announced and retired even when the
+                same clip starts again (a folder of one).
+        """
+        index, plays = self.player.index, self.player.plays
+        seen_index, seen_plays = self._seen_clip
+        if plays == seen_plays:
+            return
+        self._seen_clip = (index, plays)
+        if seen_plays > 0:
+            self._observed_ended(now_ms, last_ts)
+        if index != seen_index or asked:
+            self._acts[1] = None
+            # The last clip's caption and links go with it: they must not join a neuron
+            # row to OTHER doing the next action; nor may its firings pair with YOU's
+            # later ones into a mirror event the screen cannot show.
+            self.history.latest_mirror = None
+            self.history.retire(1)
+        if index != seen_index or asked or seen_plays == 0:
+            self._say_observing()  # (the first clip too, as every later one is announced)
 
     @staticmethod
     def _focus(frame: PoseFrame) -> int | None:
@@ -445,6 +514,7 @@ class LiveApp:
         if bank is not None:
             t = time.perf_counter()
             acts = bank.update(frame)
+            self._match_ms += (time.perf_counter() - t) * 1000.0
             self._record(0, acts.get(self._you_id) if self._you_id is not None else None, now_ms)
             if self.player is None:
                 self._record(1, acts.get(self._other_id) if self._other_id is not None else None, now_ms)
@@ -455,26 +525,33 @@ class LiveApp:
             followed = bank.people()
             self._channel_of = {pid: ch for pid, ch in self._channel_of.items() if pid in followed}
             self._channel_of.update({pid: ch for pid, ch in ((self._you_id, 0), (self._other_id, 1)) if pid is not None})
-            frame.timings_ms["match"] = (time.perf_counter() - t) * 1000.0
         if self.teaching is not None:
             self._teach_tick(frame, now_ms)
 
     def _update_channel(self, channel: int, bank, frame: PoseFrame, pid: int | None, now_ms: float) -> None:
         if bank is None:
             return
+        t = time.perf_counter()
         acts = bank.update(frame)
+        self._match_ms += (time.perf_counter() - t) * 1000.0
         self._record(channel, acts.get(pid) if pid is not None else None, now_ms)
 
-    def _observed_ended(self, now_ms: float) -> None:
+    def _observed_ended(self, now_ms: float, last_ts: float) -> None:
         """The observed clip ended (it loops or the next one starts): its stream ends as a
         replay's does, so a movement cut off by the clip's end still fires (the matcher's
-        open end) and the next play starts afresh (its open start), as in ``replay``."""
+        open end) and the next play starts afresh (its open start), as in ``replay``.
+
+        ``last_ts`` is the ended play's last timestamp (the firings' lag is counted from it;
+        the next play's first, a second later, had put them a second early on the raster).
+        """
         bank = self.banks[1]
         if bank is None:
             return
+        t = time.perf_counter()
         ended = bank.finish()
-        self._record_firings(1, ended.get(self._observed_pid, ()), self.player.last_timestamp_ms, now_ms)
         bank.reset()
+        self._match_ms += (time.perf_counter() - t) * 1000.0
+        self._record_firings(1, ended.get(self._observed_pid, ()), last_ts, now_ms)
 
     def _record(self, channel: int, act: NeuronActivity | None, now_ms: float) -> None:
         self._acts[channel] = act
@@ -576,9 +653,9 @@ class LiveApp:
             self.paused = not self.paused
             _say("paused" if self.paused else "playing")
         elif code == ord("n") and self.player is not None:
+            last_ts = self.player.last_timestamp_ms
             self.player.next(now_ms)
-            self._acts[1] = None
-            self._say_observing()
+            self._sync_clip(now_ms, last_ts, asked=True)  # as the clip's own end does
         elif code == ord("m"):
             self.mirror = not self.mirror
             _say("mirror display %s", "on" if self.mirror else "off")
@@ -622,13 +699,20 @@ class LiveApp:
             return
         if t.phase == "record":
             t.frames.append(replace(frame, image=None))
-            if now_ms - t.started_ms >= self.teach_seconds * 1000.0:
-                t.phase = "name"
-                _say("teaching: recorded %d frames; type a name and press Enter", len(t.frames))
+            self._recording_ended(now_ms)
 
     def _teach_idle(self, now_ms: float) -> None:
-        # The count-down goes on while no camera frame comes, so it never stalls.
-        self._count_down_ended(now_ms)
+        # Count-down and recording go on while no camera frame comes, so neither stalls: a
+        # lost camera had left "REC ... 0.0 s" on the screen for good.
+        if not self._count_down_ended(now_ms):
+            self._recording_ended(now_ms)
+
+    def _recording_ended(self, now_ms: float) -> None:
+        """Ask for a name once the recording's time is up (what was recorded is kept)."""
+        t = self.teaching
+        if t is not None and t.phase == "record" and now_ms - t.started_ms >= self.teach_seconds * 1000.0:
+            t.phase = "name"
+            _say("teaching: recorded %d frames; type a name and press Enter", len(t.frames))
 
     def _count_down_ended(self, now_ms: float) -> bool:
         """Start recording if the count-down is over; whether it just was."""
@@ -1080,14 +1164,19 @@ def render_offline(app: LiveApp, you: Recording, out: Path, seconds: float | Non
 
 
 def summary(stats: Stats, out: Path | None) -> str:
+    """The session in one line: frames, firings, mirror events, median milliseconds per
+    frame (of the last ``stats.keep`` frames), what was taught, the video written."""
     def p50(values):
         return float(np.median(values)) if values else float("nan")
 
     text = (
         f"{stats.frames} frames in {stats.seconds:.1f} s; neurons fired {stats.firings[0]}x for YOU and "
         f"{stats.firings[1]}x for OTHER; {stats.mirror_events} mirror event(s); "
-        f"median match {p50(stats.match_ms):.2f} ms, render {p50(stats.render_ms):.2f} ms"
+        f"median match {p50(stats.match_ms):.2f} ms"
     )
+    if any(stats.clip_ms):  # (none with the second person as OTHER)
+        text += f", clip {p50(stats.clip_ms):.2f} ms"
+    text += f", render {p50(stats.render_ms):.2f} ms"
     if stats.latency_ms:
         text += f", capture-to-display {p50(stats.latency_ms):.0f} ms"
     if stats.taught:
