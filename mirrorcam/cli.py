@@ -89,7 +89,10 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     handler = _StderrCopyHandler()
     handler.setFormatter(logging.Formatter("mirrorcam: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    # Other libraries' notes (matplotlib's "generated new fontManager", imported by
+    # MediaPipe) had come out at INFO with mirrorcam's prefix: theirs from WARNING up.
+    logging.basicConfig(level=level if verbose else max(level, logging.WARNING), handlers=[handler], force=True)
+    logging.getLogger("mirrorcam").setLevel(level)
 
 
 class _StderrCopyHandler(logging.StreamHandler):

@@ -8,6 +8,8 @@ representative example becomes the template, calibrated the way the built-ins ar
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -40,7 +42,11 @@ def parse_clip_spec(spec: str) -> tuple[str, float | None, float | None]:
         a, b = seg.split("-", 1)
         start, end = float(a), float(b)
     except ValueError:
-        raise TemplateError(f"segment {seg!r} of {spec!r} must look like START-END in seconds, e.g. @2.5-4") from None
+        hint = ("; a point for decimals, not a comma" if "," in seg else
+                "; START is 0 or more" if seg.startswith("-") else "")
+        raise TemplateError(f"segment {seg!r} of {spec!r} must look like START-END in seconds, e.g. @2.5-4{hint}") from None
+    if not (math.isfinite(start) and math.isfinite(end)):  # (1e309 is inf to float: it had been echoed as "0-inf")
+        raise TemplateError(f"segment {seg!r} of {spec!r} must be finite seconds, e.g. @2.5-4")
     if not 0 <= start < end:
         raise TemplateError(f"segment {seg!r} of {spec!r} must have 0 <= START < END")
     return path, start, end

@@ -184,10 +184,22 @@ def _real(value: object, what: str) -> float:
 def _numbers(value: object, what: str) -> np.ndarray:
     """Nested JSON lists of numbers as an array (``np.asarray(..., float32)`` had turned
     strings into numbers); the shape and range are checked by :func:`_checked_frames`."""
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except ValueError:  # rows of different lengths (numpy's own words name no row)
+        raise ValueError(f"template {what} must be rows of equal length{_uneven_row(value)}") from None
     if array.dtype.kind not in "iuf" or _holds_bool(value):  # ([true, 0.5] is a float array to numpy)
         raise ValueError(f"template {what} must be lists of numbers")
     return array
+
+
+def _uneven_row(value: object) -> str:
+    """``": row 4 has 41 numbers, row 1 has 42"`` for the first row unlike the first one."""
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        for i, row in enumerate(value[1:], start=2):
+            if len(row) != len(value[0]):
+                return f": row {i} has {len(row)} numbers, row 1 has {len(value[0])}"
+    return ""
 
 
 def _holds_bool(value: object) -> bool:
@@ -576,9 +588,9 @@ class TemplateLibrary:
                                 path, template.name)
                 if template.name in by_name:
                     # (A built-in replaced by a file of its own name is what `teach --add` and
-                    # `--force` save: said at info level, not as a warning on every run.)
+                    # `--force` save, on purpose: said with -v only, not on every run.)
                     own = template.name == path.stem and origin[template.name].parent.resolve() == Path(BUILTIN_DIR).resolve()
-                    (log.info if own else log.warning)(
+                    (log.debug if own else log.warning)(
                         "template %r of %s replaces the one of %s (a template of the same name takes the place "
                         "of one loaded before it)", template.name, path, origin[template.name])
                 by_name[template.name] = template

@@ -309,6 +309,14 @@ def test_an_output_that_cannot_be_a_file_is_one_clear_line(tmp_path: Path, targe
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "plain.txt"] and not any((tmp_path / "folder").iterdir())
 
 
+def test_no_templates_with_templates_is_refused(tmp_path: Path) -> None:
+    """A user audit: ``--no-templates --templates DIR`` matched nothing without a word."""
+    out = tmp_path / "e.jsonl"
+    assert_one_line_error(run_cli("replay", DEMO_RECORDING, "--no-window", "--no-templates", "--templates", tmp_path,
+                                  "--events", out), "choose one")
+    assert not out.exists()
+
+
 def test_a_clip_with_nobody_keeps_the_earlier_outputs(tmp_path: Path, pose_model) -> None:
     empty = _nobody(tmp_path)
     old_events, old_rec = tmp_path / "events.jsonl", tmp_path / "rec.npz"
@@ -750,3 +758,32 @@ def test_an_annotated_video_ends_on_the_counts_the_clips_end_settles(tmp_path: P
     (pid,) = last
     jack = last[pid].names.index("jumping_jack")
     assert last[pid].reps[jack] < 2 and _with_final_counts(last, ended)[pid].reps[jack] == 2
+
+
+@pytest.mark.parametrize(
+    "flags, heard",
+    [
+        ((), ["mirrorcam: ours, info", "mirrorcam: theirs, warning"]),  # other libraries' notes from WARNING up
+        (("verbose",), ["mirrorcam: ours, info", "mirrorcam: theirs, info", "mirrorcam: theirs, warning"]),
+        (("quiet",), []),
+    ],
+)
+def test_other_libraries_info_lines_are_not_said_as_mirrorcams(flags, heard) -> None:
+    """Found by a user audit: on a fresh HOME every command began with "mirrorcam: generated
+    new fontManager" (matplotlib, imported by MediaPipe, logging at INFO)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = (
+        "import logging\n"
+        "from mirrorcam.cli import configure_logging\n"
+        f"configure_logging(verbose={'verbose' in flags}, quiet={'quiet' in flags})\n"
+        "logging.getLogger('mirrorcam.teach').info('ours, info')\n"
+        "logging.getLogger('matplotlib.font_manager').info('theirs, info')\n"
+        "logging.getLogger('matplotlib.font_manager').warning('theirs, warning')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == heard

@@ -112,6 +112,7 @@ def test_teach_cli_from_recordings_and_force(tmp_path):
     "args, needle",
     [
         (["Bad Name", "--from", "x.mp4"], "lowercase"),
+        (["Arms-Up", "--from", "x.mp4"], "say 'arms_up'; --display-name keeps 'Arms-Up'"),
         (["ok_name", "--from", "/no/such/clip.mp4"], "no such clip"),
         (["ok_name", "--from", "clip.mp4@5-1"], "START < END"),
         (["clap", "--from", "x.mp4"], "is a built-in neuron"),  # --add or --force, not silently replaced

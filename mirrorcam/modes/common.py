@@ -145,6 +145,8 @@ def load_templates(extra_dirs=None) -> list:
 def load_bank(args: argparse.Namespace):
     """A NeuronBank over :func:`load_templates` with ``--templates`` folders, or None."""
     if getattr(args, "no_templates", False):
+        if getattr(args, "templates", None):  # (the one had silently cancelled the other)
+            raise MirrorcamError("--no-templates matches nothing, --templates adds folders to match: choose one")
         return None
     from mirrorcam.matching import NeuronBank
 

@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     from mirrorcam.pipeline import clip_landmarks
 
     if not is_valid_name(args.name):
-        raise MirrorcamError(f"template name {args.name!r} must use lowercase letters, digits and _ only")
+        fixed = "_".join(args.name.lower().replace("-", " ").split())  # ("Squat" -> squat, "Arms up" -> arms_up)
+        hint = f" (say {fixed!r}; --display-name keeps {args.name!r} for the screen)" if is_valid_name(fixed) else ""
+        raise MirrorcamError(f"template name {args.name!r} must use lowercase letters, digits and _ only{hint}")
     if not 1 <= len(args.sources) <= 5:
         raise MirrorcamError(f"teach takes one to five --from examples, got {len(args.sources)}")
     if args.display_name is not None and not is_utf8(args.display_name):
