@@ -37,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -47,7 +48,7 @@ import numpy as np
 
 from mirrorcam.containers import Firing, NeuronActivity, Person
 from mirrorcam.skeleton import CONNECTIONS
-from mirrorcam.text import TextRenderer, to_ascii
+from mirrorcam.text import TextRenderer, _hershey, to_ascii
 
 BGR = tuple[int, int, int]
 
@@ -172,42 +173,74 @@ def draw_neuron_bars(
     row_height: int = 16,
     display_names: Mapping[str, str] | None = None,
     text: TextRenderer | None = None,
+    columns: int = 1,
 ) -> int:
     """Compact horizontal activation bars, one per neuron, in place (for annotated videos).
 
     Each row: the neuron's name on a bar filled to its activation, outlined brightly
-    while the neuron fires, and its repetition count.  Returns the y just below the
-    last row, so several people's bars can be stacked.
+    while the neuron fires, and its repetition count.  A name too long for the room
+    left of its count is drawn smaller, then shortened with an ellipsis
+    (:meth:`TextRenderer.fit`), so it never runs into the count or past its bar.
+    With ``columns`` > 1 the rows fill ``columns`` side-by-side columns of ``width``
+    (one panel, top to bottom, then the next column: a short band for narrow frames).
+    Returns the y just below the last row, so several people's bars can be stacked.
     """
     x, y = int(origin[0]), int(origin[1])
     if activity is None or not len(activity.names):
         return y
     color = tuple(int(c) for c in color)
     h, w = image.shape[:2]
+    columns = max(1, int(columns))
+    per_column = -(-len(activity.names) // columns)
+    gap = 8
+    col_width = (width - gap * (columns - 1)) // columns if columns > 1 else width
     for i, name in enumerate(activity.names):
-        top = y + i * (row_height + 2)
+        col, row = divmod(i, per_column)
+        cx = x + col * (col_width + gap)
+        top = y + row * (row_height + 2)
         if top + row_height > h:
-            break
+            continue
         value = float(np.clip(activity.activation[i], 0.0, 1.0))
-        roi = image[top:top + row_height, x:min(x + width, w)]
+        roi = image[top:top + row_height, cx:min(cx + col_width, w)]
         _darken(roi, 0.35)  # behind the bar, so names stay readable
-        cv2.rectangle(image, (x, top), (x + int(value * (width - 1)), top + row_height - 1), _scale(color, 0.45 + 0.4 * value), -1)
+        cv2.rectangle(image, (cx, top), (cx + int(value * (col_width - 1)), top + row_height - 1), _scale(color, 0.45 + 0.4 * value), -1)
         firing = bool(activity.active[i])
         if firing:
-            cv2.rectangle(image, (x, top), (x + width - 1, top + row_height - 1), color, 2)
+            cv2.rectangle(image, (cx, top), (cx + col_width - 1, top + row_height - 1), color, 2)
         label = (display_names or {}).get(name, name)
         reps = int(activity.reps[i])
         size = max(10, row_height - 4)
         baseline = top + row_height - 4
         if text is not None:
-            shown, size = text.fit(label, size, width - 40)
-            text.draw(image, shown, (x + 4, baseline), size, TEXT, bold=firing)
-            text.draw(image, f"×{reps}", (x + width - 4, baseline), size, TEXT, align="right")
+            count = f"×{reps}"
+            # (a count wider than the usual 40 px reserve takes more of the name's room)
+            shown, fitted = text.fit(label, size, col_width - max(40, text.measure(count, size)[0] + 12), bold=firing)
+            text.draw(image, shown, (cx + 4, baseline), fitted, TEXT, bold=firing)
+            text.draw(image, count, (cx + col_width - 4, baseline), size, TEXT, align="right")  # (every row's alike)
         else:
             scale = row_height / 32
-            cv2.putText(image, to_ascii(label)[:28], (x + 4, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, cv2.LINE_AA)
-            cv2.putText(image, f"x{reps}", (x + width - 34, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, cv2.LINE_AA)
-    return y + len(activity.names) * (row_height + 2)
+            count = f"x{reps}"
+            count_x = cx + col_width - 4 - max(30, cv2.getTextSize(count, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0])
+            room = count_x - 4 - (cx + 4)  # the name ends a few pixels before its count
+            ascii_label = to_ascii(label)[:28]
+            if cv2.getTextSize(ascii_label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= room:
+                cv2.putText(image, ascii_label, (cx + 4, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, cv2.LINE_AA)
+            else:  # too long (a narrow frame, a long name): smaller, then "..."
+                start = _hershey_size(scale)
+                shown, fitted = _HERSHEY.fit(label, start, room, min_size=max(9, round(start * 0.8)))
+                _HERSHEY.draw(image, shown, (cx + 4, baseline), fitted, TEXT)
+            cv2.putText(image, count, (count_x, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, cv2.LINE_AA)
+    return y + per_column * (row_height + 2)
+
+
+_HERSHEY = TextRenderer(backend="hershey")
+"""Fits and draws :func:`draw_neuron_bars`' names when no renderer is given (ASCII, ``putText``)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _hershey_size(scale: float) -> int:
+    """The largest font size of :data:`_HERSHEY` drawn no bigger than Hershey ``scale``."""
+    return max([s for s in range(4, 200) if _hershey(s, False)[0] <= scale + 1e-9], default=4)
 
 
 PREVIEW_YAW_DEG = 30.0

@@ -492,6 +492,64 @@ def test_a_small_clip_is_annotated_at_480_px_and_the_bars_leave_most_of_it_visib
     assert untouched > 0.4, untouched  # two people's bars (24 rows) and skeletons: at 144 px they covered it all
 
 
+def _shifted(frame, dy: float):
+    """``frame`` with its people's landmarks moved down by ``dy`` (a share of the height)."""
+    from dataclasses import replace
+
+    persons = []
+    for person in frame.persons:
+        lm = person.landmarks.copy()
+        lm[:, 1] += dy
+        persons.append(replace(person, landmarks=lm))
+    return replace(frame, persons=tuple(persons))
+
+
+@pytest.mark.parametrize("size", [(202, 360), (400, 720)])  # jj_5.mp4 (shown at 270 x 480); jump.mp4
+def test_on_a_portrait_clip_the_bars_leave_the_performer_visible(size) -> None:
+    # A 160 px column had covered 60 % of a 270 x 480 frame: the head, shoulders and raised
+    # arms of the performer in the middle, in every frame.
+    from dataclasses import replace
+
+    from mirrorcam.matching import NeuronBank
+    from mirrorcam.modes.replay import BarSide, annotate
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.templates import builtin_library
+
+    templates = builtin_library().templates
+    names = {t.name: t.display_name for t in templates}
+    bank, sides = NeuronBank(templates), BarSide()
+    white = np.full((size[1], size[0], 3), 255, np.uint8)
+    # Framed like the real clips: the head near the top, the feet at two thirds of the height.
+    frames = perform("jumping_jack", PerformerOptions(image_size=size, camera_distance=1.8)).frames
+    for k, frame in enumerate(_shifted(f, -0.3) for f in frames):
+        activities, side = bank.update(frame), sides.update(frame)
+        drawn = annotate(replace(frame, image=white), activities, size, names, side)
+        bare = annotate(replace(frame, image=white), {}, size, names, side)
+        h, w = drawn.shape[:2]
+        bars = np.any(drawn != bare, axis=2)
+        ys, xs = np.nonzero(bars)
+        # A column at an edge leaves the middle two thirds (the performer) free, a band
+        # along the top or bottom edge three quarters of the height.
+        assert xs.max() - xs.min() < w / 3 or ys.max() - ys.min() < h / 4, (k, side, xs.min(), xs.max(), ys.min(), ys.max())
+        person = np.any(bare != 255, axis=2)  # skeleton, head and label
+        hidden = float((person & bars).sum() / person.sum())
+        assert hidden < 0.05, (k, side, hidden)
+
+
+def test_on_a_portrait_clip_the_bars_start_at_the_bottom_and_move_up_for_someone_under_them() -> None:
+    from mirrorcam.modes.replay import BarSide
+    from mirrorcam.performer import PerformerOptions, perform
+
+    frames = perform("wave_one_hand", PerformerOptions(image_size=(270, 480), camera_distance=1.8)).frames
+    high, low = _shifted(frames[10], -0.3), _shifted(frames[10], 0.25)  # feet at 0.6; past the bottom
+    sides = BarSide(patience=15)
+    assert {sides.update(high) for _ in range(30)} == {"bottom"}
+    assert [sides.update(low) for _ in range(15)] == ["bottom"] * 14 + ["top"]
+    assert sides.update(high) == "top"  # (the band under the feet now; the head clear of the top one)
+    wide = perform("wave_one_hand", PerformerOptions(image_size=(640, 480))).frames[10]
+    assert BarSide().update(wide) == "left"  # landscape frames keep their column at the left
+
+
 def _moved_to(frame, x: float):
     """``frame`` with its person's landmarks shifted so that their box starts at ``x`` (0-1)."""
     from dataclasses import replace

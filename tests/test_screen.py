@@ -172,6 +172,57 @@ def test_draw_neuron_bars_returns_the_bottom_and_marks_active_rows(text):
     assert draw_neuron_bars(img, None, origin=(0, 50)) == 50
 
 
+def _bar_boxes(renderer, width: int, row: int, columns: int, reps: int):
+    """Per row of :func:`draw_neuron_bars` (the 12 built-in names, black canvas): the row's
+    column ``(x0, x1)``, the x span of its name's pixels and the x span of its count's pixels."""
+    from mirrorcam.templates import builtin_library
+
+    templates = builtin_library().templates
+    names = {t.name: t.display_name for t in templates}
+    act = NeuronActivity(0.0, 0, tuple(names), np.zeros(len(names), np.float32), np.zeros(len(names), bool),
+                         np.full(len(names), reps, np.int64))
+    x0, y0, size = 8, 8, (8 + width + 8, 8 + 12 * (row + 2) + 8)
+    drawn = {}
+    for key, labels in (("named", names), ("blank", dict.fromkeys(names, ""))):
+        img = np.zeros((size[1], size[0], 3), np.uint8)
+        draw_neuron_bars(img, act, origin=(x0, y0), width=width, row_height=row, display_names=labels,
+                         text=renderer, **({"columns": columns} if columns > 1 else {}))
+        drawn[key] = img
+    name_px = np.any(drawn["named"] != drawn["blank"], axis=2)  # only the names differ
+    count_px = np.any(drawn["blank"] > 40, axis=2)               # the counts (activation 0: no bar fill)
+    per_column = -(-len(names) // columns)
+    col_w = (width - 8 * (columns - 1)) // columns
+    boxes = []
+    for i, name in enumerate(names.values()):
+        col, r = divmod(i, per_column)
+        cx, top = x0 + col * (col_w + 8), y0 + r * (row + 2)
+        band = slice(top, top + row + 2)
+        cols = slice(cx + 2, cx + col_w + 4)  # (past the bar's edge too: a name running over it)
+        xs_name = np.nonzero(name_px[band, cols].any(axis=0))[0] + cx + 2
+        xs_count = np.nonzero(count_px[band, cols].any(axis=0))[0] + cx + 2
+        boxes.append((name, (cx, cx + col_w - 1), (xs_name.min(), xs_name.max()), (xs_count.min(), xs_count.max())))
+    return boxes
+
+
+@pytest.mark.parametrize("hershey", [True, False], ids=["hershey", "truetype"])
+@pytest.mark.parametrize(("width", "row", "columns"), [
+    (160, 18, 1),   # the 400 x 720 column: "Wave (both hands)" had run 30 px into "x0"
+    (160, 12, 1),   # 640 x 480
+    (256, 18, 1),   # 1280 x 720
+    (384, 22, 1),   # 1920 x 1080
+    (254, 12, 2),   # the band of a 270 x 480 frame
+    (384, 18, 2),   # the band of a 400 x 720 frame
+])
+@pytest.mark.parametrize("reps", [0, 123])
+def test_bar_names_stay_left_of_their_counts_and_inside_their_bars(text, hershey, width, row, columns, reps):
+    # The annotated videos draw without a renderer (Hershey): names had been drawn whole,
+    # over the count column and past the bar, on portrait clips.
+    for name, (x0, x1), (n0, n1), (c0, c1) in _bar_boxes(None if hershey else text, width, row, columns, reps):
+        assert x0 < n0 and n1 < c0 - 1, (name, (n0, n1), (c0, c1))  # a gap between name and count
+        assert c1 <= x1, (name, (c1, x1))  # the count inside the bar too
+        assert n1 - n0 > (0.5 * (c0 - x0) if name.startswith("Wave (both") else 8), name  # shortened, not dropped
+
+
 def test_preview_frames_animate_and_blank_without_preview():
     frames = render_preview_frames(preview_landmarks("jumping_jack"), 40)
     assert len(frames) > 3 and all(f.shape == (40, 40) for f in frames)

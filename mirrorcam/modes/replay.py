@@ -350,11 +350,35 @@ a video OpenCV could not write)."""
 BARS_ZONE = (0.3, 0.45)
 """The share of an annotated frame's width and height its neurons' bars cover, about
 (twelve neurons, one person), for choosing the edge they hug (:class:`BarSide`)."""
+BAND_ZONE = 0.2
+"""... and the share of a narrow frame's height its band of bars covers (two columns of six rows)."""
+NARROW_SHARE = 1 / 3
+"""A frame is *narrow* when a column of bars would cover more than this share of its width
+(under 528 px wide: portrait clips); its bars are then a two-column band along the bottom
+or top edge.  A 160 px column on a 270 x 480 portrait frame had covered 60 % of it, and the
+head, shoulders and raised arms of the performer in the middle with it."""
+
+
+def _annotated_size(width: int, height: int) -> tuple[int, int]:
+    """``(width, height)`` an annotated video of frames of this size has, about (see :func:`annotate`)."""
+    width, height = max(int(width), 1), max(int(height), 1)
+    shown = min(max(height, MIN_ANNOTATED_HEIGHT), MAX_ANNOTATED_HEIGHT)
+    return (width, height) if shown == height else (max(2, round(width * shown / height / 2) * 2), shown)
+
+
+def _bars_geometry(width: int, height: int) -> tuple[int, int, bool]:
+    """Row height, column width and narrowness of the bars on an annotated ``width`` x ``height`` frame."""
+    # Bars scale with the frame: about a third of its height for twelve neurons.
+    row = max(10, min(22, height // 40))
+    bar_width = max(160, width // 5)
+    return row, bar_width, bar_width + 16 > width * NARROW_SHARE
 
 
 class BarSide:
     """The edge an annotated video's bars hug: the left, or the right while people stand
-    under the bars at the left and not at the right.
+    under the bars at the left and not at the right.  On a narrow frame (see
+    :data:`NARROW_SHARE`) the bars are a band along the bottom, or the top while people
+    stand under the bottom band and not under the top one.
 
     The bars move only after ``patience`` frames in a row that say so, so they do not
     jump with every step of someone near the middle.
@@ -374,14 +398,19 @@ class BarSide:
 
     def update(self, pose_frame: PoseFrame) -> str:
         """The side for this frame, given where its people are."""
-        covered = {"left": 0.0, "right": 0.0}
         zw, zh = BARS_ZONE
+        zones = {"left": (0.0, 0.0, zw, zh), "right": (1.0 - zw, 0.0, 1.0, zh),
+                 "bottom": (0.0, 1.0 - BAND_ZONE, 1.0, 1.0), "top": (0.0, 0.0, 1.0, BAND_ZONE)}
+        sides = ("bottom", "top") if _bars_geometry(*_annotated_size(*pose_frame.image_size))[2] else ("left", "right")
+        if self.side not in sides:
+            self.side, self._votes = sides[0], 0
+        covered = dict.fromkeys(sides, 0.0)
         for person in pose_frame.persons:
             x0, y0, x1, y1 = person.bbox
-            tall = max(0.0, min(y1, zh) - max(y0, 0.0))
-            covered["left"] += max(0.0, min(x1, zw) - max(x0, 0.0)) * tall
-            covered["right"] += max(0.0, min(x1, 1.0) - max(x0, 1.0 - zw)) * tall
-        other = "right" if self.side == "left" else "left"
+            for side in sides:
+                zx0, zy0, zx1, zy1 = zones[side]
+                covered[side] += max(0.0, min(x1, zx1) - max(x0, zx0)) * max(0.0, min(y1, zy1) - max(y0, zy0))
+        other = sides[1] if self.side == sides[0] else sides[0]
         self._votes = self._votes + 1 if covered[self.side] > covered[other] else 0
         if self._votes >= self.patience:
             self.side, self._votes = other, 0
@@ -396,7 +425,9 @@ def annotate(
 
     Frames under ``MIN_ANNOTATED_HEIGHT`` or over ``MAX_ANNOTATED_HEIGHT`` are scaled first.
     Each person's bars take a column at the ``side`` edge (``"left"`` or ``"right"``;
-    :class:`BarSide` chooses), the next person's beside it when a column is full.
+    :class:`BarSide` chooses), the next person's beside it when a column is full.  On a
+    narrow frame they are a two-column band across it instead, at the bottom (or the
+    top for ``side="top"``), one band per person.
     """
     if pose_frame.image is not None:
         image = pose_frame.image
@@ -415,12 +446,19 @@ def annotate(
         image = image.copy()
     for person in pose_frame.persons:
         draw_skeleton(image, person, person_color(person.id), label=f"#{person.id}")
-    # Bars scale with the frame: about a third of its height for twelve neurons.
     height, width = image.shape[:2]
-    row = max(10, min(22, height // 40))
-    bar_width = max(160, width // 5)
-    step = bar_width + 8 if side == "left" else -(bar_width + 8)
-    x, y = (8 if side == "left" else width - 8 - bar_width), 8
+    row, bar_width, narrow = _bars_geometry(width, height)
+    if narrow:
+        bands = [-(-len(activities[pid].names) // 2) * (row + 2) for pid in sorted(activities)]
+        y = 8 if side == "top" else max(8, height - 8 - sum(bands) - 8 * (len(bands) - 1))
+        for person_id in sorted(activities):
+            y = draw_neuron_bars(
+                image, activities[person_id], origin=(8, y), width=width - 16, row_height=row,
+                color=person_color(person_id), display_names=display_names, columns=2,
+            ) + 8
+        return image
+    step = bar_width + 8 if side != "right" else -(bar_width + 8)
+    x, y = (8 if side != "right" else width - 8 - bar_width), 8
     for person_id in sorted(activities):
         rows = len(activities[person_id].names)
         if y > 8 and y + rows * (row + 2) > height:  # this column is full: the next one
