@@ -129,6 +129,8 @@ def draw_skeleton(
         label: Text above the head (e.g. ``"#0"``).
         rect: ``(x, y, w, h)`` of the canvas region showing that frame (default: all of it).
         thickness: Line width in pixels (default: scaled to the region).
+        min_visibility: A joint whose visibility (or presence, the lower) is below this
+            is drawn faded and thin, with the bones that reach it.
         text: Renderer for ``label`` (Hershey when None).
     """
     height, width = image.shape[:2]
