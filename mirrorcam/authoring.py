@@ -70,7 +70,7 @@ BUILTIN_SPECS: dict[str, BuiltinSpec] = {
 STATIC_TICKS = 4  # a static pose must be held ~0.25 s
 IMPOSTOR_CAP = 0.85
 """A threshold is never above this share of its impostors' 5th percentile (rejection
-first; :func:`choose_threshold`)."""
+first), unless its own examples' median is higher (:func:`choose_threshold`)."""
 ONE_EXAMPLE_SHARE = 0.6
 """A single example's threshold, as a share of its impostors' 5th percentile (see
 :func:`choose_threshold`)."""

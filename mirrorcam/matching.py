@@ -72,7 +72,9 @@ OVERLAP_SHARE = 0.25  # of a template's length
 MAX_TICK_GAP = 10_000  # ticks (11 min at 15 Hz): a longer gap in one person's stream is no movement
 # How long a released firing stays among the recent ones that a later firing over the
 # same span is checked against (the same span is not fired twice, an overlapping one
-# is inhibited): a firing's span is at most a template long (taught ones up to 4 s).
+# is inhibited).  Templates last up to 4 s (taught ones), and most matches as long or
+# shorter; one followed at a quarter of its pace (stalls) can span more, and a later
+# firing that overlaps only its first part is then not checked against it.
 RECENT_MS = 4000.0
 
 

@@ -845,3 +845,16 @@ def test_other_libraries_info_lines_are_not_said_as_mirrorcams(flags, heard) -> 
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == heard
+
+
+@pytest.mark.parametrize("size", [(527, 480), (529, 480), (301, 240), (1280, 720)])
+def test_a_recordings_canvas_is_the_size_bar_side_reckons_with(size) -> None:
+    """A review: a 527 x 480 recording's blank canvas was rounded to 528 px, drawn with a
+    column of bars while BarSide, reckoning with 527, had chosen a band."""
+    from mirrorcam.containers import PoseFrame
+    from mirrorcam.modes.replay import BarSide, _annotated_size, annotate
+
+    frame = PoseFrame(0.0, 0, (), size)
+    image = annotate(frame, {}, size)
+    assert image.shape[1::-1] == _annotated_size(*size)
+    assert BarSide().update(frame) == ("bottom" if image.shape[1] < 528 else "left")

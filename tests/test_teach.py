@@ -166,6 +166,26 @@ def test_a_segment_teaches_the_person_in_it_not_the_clips_main_one(tmp_path):
     assert fires(bank, perform("squat", PerformerOptions(seed=7)).frames) == {"my_squat": 1}
 
 
+def test_whom_teach_names_is_whom_it_teaches_when_two_are_in_every_frame(caplog):
+    """A review: with two people in every frame the line named the first listed, while the
+    person taught is the larger (``main_person_id``'s tie rule)."""
+    import logging
+    from dataclasses import replace
+    from pathlib import Path
+
+    from mirrorcam.modes.teach import _say_whom
+    from mirrorcam.templates import main_person_id
+
+    rec = perform("squat", PerformerOptions())
+    def bigger(p):
+        return replace(p, id=1, landmarks=(p.landmarks - 0.5) * 1.5 + 0.5)
+    rec = replace(rec, frames=tuple(replace(f, persons=(*f.persons, *(bigger(p) for p in f.persons))) for f in rec.frames))
+    assert main_person_id(rec, 0.0, 2.0) == 1
+    caplog.set_level(logging.INFO, logger="mirrorcam")
+    _say_whom(rec, Path("two.mp4"), 0.0, 2.0)
+    assert "teaching person 1" in caplog.text
+
+
 def test_teach_cli_segments_of_a_file_with_an_at_sign_in_its_name(tmp_path):
     rec = tmp_path / "wave@home.npz"  # a whole file, though its name has an @
     save_recording(rec, perform("wave_one_hand", PerformerOptions(repeats=2)))

@@ -360,7 +360,8 @@ head, shoulders and raised arms of the performer in the middle with it."""
 
 
 def _annotated_size(width: int, height: int) -> tuple[int, int]:
-    """``(width, height)`` an annotated video of frames of this size has, about (see :func:`annotate`)."""
+    """``(width, height)`` an annotated video of frames of this size has (see :func:`annotate`):
+    scaled to a height within the limits, an even width when scaled (video codecs)."""
     width, height = max(int(width), 1), max(int(height), 1)
     shown = min(max(height, MIN_ANNOTATED_HEIGHT), MAX_ANNOTATED_HEIGHT)
     return (width, height) if shown == height else (max(2, round(width * shown / height / 2) * 2), shown)
@@ -434,10 +435,10 @@ def annotate(
     else:
         # A recording has no pictures: its blank canvas is made at the size it is shown at
         # (a crafted frame_size of 16384 x 16384 had been an 800 MB canvas a frame).
-        width, height = size or pose_frame.image_size or (640, 480)
-        width, height = max(width, 1), max(height, 1)
-        shown = min(max(height, MIN_ANNOTATED_HEIGHT), MAX_ANNOTATED_HEIGHT)
-        image = np.full((shown, max(2, round(width * shown / height / 2) * 2), 3), 24, np.uint8)
+        # (the size BarSide reckons with too: a 527 px canvas rounded to 528 had been drawn
+        # as a column while BarSide chose a band)
+        width, height = _annotated_size(*(size or pose_frame.image_size or (640, 480)))
+        image = np.full((height, width, 3), 24, np.uint8)
     height = min(max(image.shape[0], MIN_ANNOTATED_HEIGHT), MAX_ANNOTATED_HEIGHT)
     if height != image.shape[0]:
         width = max(2, round(image.shape[1] * height / image.shape[0] / 2) * 2)  # (even: video codecs)

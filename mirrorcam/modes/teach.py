@@ -31,7 +31,9 @@ from mirrorcam.fileio import is_utf8, writable_destination
 from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
 from mirrorcam.authoring import impostor_streams
 from mirrorcam.teaching import MAX_EXAMPLE_S, add_style, check_style, free_style, parse_clip_spec, teach_template
-from mirrorcam.templates import KINDS, builtin_library, embed_recording, is_valid_name, load_template, save_template, user_template_dir
+from mirrorcam.templates import (
+    KINDS, builtin_library, embed_recording, is_valid_name, load_template, main_person_id, save_template, user_template_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,8 @@ def _say_whom(recording, clip: Path, start: float | None, end: float | None) -> 
     seen = Counter(p.id for f in recording.frames for p in f.persons
                    if (start is None or f.timestamp_ms >= start * 1000.0) and (end is None or f.timestamp_ms <= end * 1000.0))
     if len(seen) > 1:
-        pid, n = seen.most_common(1)[0]
+        pid = main_person_id(recording, start, end)  # (whom embed_recording teaches; ties: the larger body)
+        n = seen[pid]
         where = f" between {start:g} and {end:g} s" if start is not None else ""
         log.info("%s: %d people%s; teaching person %d, seen in %d frames (choose a segment with only the one you mean)",
                  clip, len(seen), where, pid, n)
