@@ -13,7 +13,6 @@ What it stores: the log and the aggregate counters file; visitors' landmarks onl
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import datetime as _dt
 import logging
 import os
@@ -34,7 +33,7 @@ from mirrorcam.kiosk.playlist import PlaylistClip, load_playlist, stand_in_clips
 from mirrorcam.kiosk.render import RASTER_SECONDS, KioskRenderer, KioskView
 from mirrorcam.kiosk.service import Counters, SystemdNotifier
 from mirrorcam.kiosk.state import KioskEvent, KioskStateMachine, Phase, VisitorSelector
-from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, X11Display, fit_window, x11_screen_size
+from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, X11Display, fit_window, system_library, x11_screen_size
 
 log = logging.getLogger(__name__)
 
@@ -371,11 +370,8 @@ def hide_x11_cursor() -> X11Display | None:
     back); ``None`` when there is no X display or no libXfixes (the README suggests
     ``unclutter`` then).
     """
-    if not os.environ.get("DISPLAY"):
-        return None
-    try:
-        xfixes = ctypes.CDLL(ctypes.util.find_library("Xfixes") or "libXfixes.so.3")
-    except OSError:
+    xfixes = system_library("Xfixes", "libXfixes.so.3") if os.environ.get("DISPLAY") else None
+    if xfixes is None:
         return None
     xfixes.XFixesHideCursor.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
     display = X11Display.open()

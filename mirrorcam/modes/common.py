@@ -52,6 +52,15 @@ MAX_KEYS_PER_FRAME = 32
 """Keys a window loop reads per frame at most (a held key cannot stall it); live and the kiosk."""
 
 
+def system_library(name: str, fallback: str) -> ctypes.CDLL | None:
+    """A C library of the system through ctypes (``name`` as ``find_library`` knows it,
+    ``fallback`` the file tried when it finds none), or None when there is none."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library(name) or fallback)
+    except OSError:
+        return None
+
+
 @dataclass(frozen=True)
 class X11Display:
     """A connection to the X server of ``$DISPLAY``, through libX11 by ctypes (no dependency).
@@ -71,11 +80,8 @@ class X11Display:
     @classmethod
     def open(cls) -> X11Display | None:
         """The default display, or None without ``$DISPLAY``, libX11 or an X server answering."""
-        if not os.environ.get("DISPLAY"):
-            return None
-        try:
-            x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
-        except OSError:
+        x11 = system_library("X11", "libX11.so.6") if os.environ.get("DISPLAY") else None
+        if x11 is None:
             return None
         x11.XOpenDisplay.restype = ctypes.c_void_p
         x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
