@@ -609,6 +609,20 @@ def builtin_library() -> TemplateLibrary:
 # ---------------------------------------------------------------------------------------
 # Embedding streams.
 # ---------------------------------------------------------------------------------------
+def people_seen(recording: Recording, start_s: float | None = None, end_s: float | None = None) -> dict[int, list[float]]:
+    """Each person's box area in every frame they are in, from ``start_s`` to ``end_s``
+    (seconds of the recording's timeline; None: its start or end)."""
+    areas: dict[int, list[float]] = {}
+    for frame in recording.frames:
+        t = frame.timestamp_ms
+        if (start_s is not None and t < start_s * 1000.0) or (end_s is not None and t > end_s * 1000.0):
+            continue
+        for p in frame.persons:
+            x0, y0, x1, y1 = p.bbox
+            areas.setdefault(p.id, []).append((x1 - x0) * (y1 - y0))
+    return areas
+
+
 def main_person_id(recording: Recording, start_s: float | None = None, end_s: float | None = None) -> int | None:
     """The id of the person present in most frames (ties: the larger body).
 
@@ -618,17 +632,10 @@ def main_person_id(recording: Recording, start_s: float | None = None, end_s: fl
         end_s: ...to here: a segment's person, not the whole clip's (a clip of one
             person and then another had taught the first one's last moments).
     """
-    counts: dict[int, list[float]] = {}
-    for frame in recording.frames:
-        t = frame.timestamp_ms
-        if (start_s is not None and t < start_s * 1000.0) or (end_s is not None and t > end_s * 1000.0):
-            continue
-        for p in frame.persons:
-            x0, y0, x1, y1 = p.bbox
-            counts.setdefault(p.id, []).append((x1 - x0) * (y1 - y0))
-    if not counts:
+    areas = people_seen(recording, start_s, end_s)
+    if not areas:
         return None
-    return max(counts, key=lambda pid: (len(counts[pid]), float(np.mean(counts[pid]))))
+    return max(areas, key=lambda pid: (len(areas[pid]), float(np.mean(areas[pid]))))
 
 
 def embed_recording(

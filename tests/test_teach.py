@@ -182,7 +182,7 @@ def test_whom_teach_names_is_whom_it_teaches_when_two_are_in_every_frame(caplog)
     rec = replace(rec, frames=tuple(replace(f, persons=(*f.persons, *(bigger(p) for p in f.persons))) for f in rec.frames))
     assert main_person_id(rec, 0.0, 2.0) == 1
     caplog.set_level(logging.INFO, logger="mirrorcam")
-    _say_whom(rec, Path("two.mp4"), 0.0, 2.0)
+    _say_whom(rec, Path("two.mp4"), 0.0, 2.0, main_person_id(rec, 0.0, 2.0))
     assert "teaching person 1" in caplog.text
 
 

@@ -32,7 +32,7 @@ from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
 from mirrorcam.authoring import impostor_streams
 from mirrorcam.teaching import MAX_EXAMPLE_S, add_style, check_style, free_style, parse_clip_spec, teach_template
 from mirrorcam.templates import (
-    KINDS, builtin_library, embed_recording, is_valid_name, load_template, main_person_id, save_template, user_template_dir,
+    KINDS, builtin_library, embed_recording, is_valid_name, load_template, main_person_id, people_seen, save_template, user_template_dir,
 )
 
 log = logging.getLogger(__name__)
@@ -61,18 +61,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _say_whom(recording, clip: Path, start: float | None, end: float | None) -> None:
-    """Say which person is taught when the segment shows several (the one seen most in it)."""
-    from collections import Counter
-
-    seen = Counter(p.id for f in recording.frames for p in f.persons
-                   if (start is None or f.timestamp_ms >= start * 1000.0) and (end is None or f.timestamp_ms <= end * 1000.0))
+def _say_whom(recording, clip: Path, start: float | None, end: float | None, person: int | None) -> None:
+    """Say which person is taught (``person``) when the segment shows several."""
+    seen = people_seen(recording, start, end)
     if len(seen) > 1:
-        pid = main_person_id(recording, start, end)  # (whom embed_recording teaches; ties: the larger body)
-        n = seen[pid]
         where = f" between {start:g} and {end:g} s" if start is not None else ""
         log.info("%s: %d people%s; teaching person %d, seen in %d frames (choose a segment with only the one you mean)",
-                 clip, len(seen), where, pid, n)
+                 clip, len(seen), where, person, len(seen[person]))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
             # A template taught from less than was asked for had been cut without a word.
             log.warning("segment %g-%g s of %s ends after the clip (at %.1f s); it was cut there",
                         start, end, clip, recording.duration_s)
-        stream = embed_recording(recording, start_s=start, end_s=end)
-        _say_whom(recording, clip, start, end)
+        person = main_person_id(recording, start, end)  # (the segment's, not the whole clip's; ties: the larger body)
+        stream = embed_recording(recording, person=person, start_s=start, end_s=end)
+        _say_whom(recording, clip, start, end, person)
         if not stream:
             where = f" between {start:g} and {end:g} s" if start is not None else ""
             raise MirrorcamError(f"no person found in {clip}{where}")
