@@ -37,7 +37,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,7 +47,7 @@ import numpy as np
 
 from mirrorcam.containers import Firing, NeuronActivity, Person
 from mirrorcam.skeleton import CONNECTIONS
-from mirrorcam.text import TextRenderer, _hershey, to_ascii
+from mirrorcam.text import TextRenderer, size_for_hershey_scale, to_ascii
 
 BGR = tuple[int, int, int]
 
@@ -228,7 +227,7 @@ def draw_neuron_bars(
             if cv2.getTextSize(ascii_label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= room:
                 cv2.putText(image, ascii_label, (cx + 4, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, cv2.LINE_AA)
             else:  # too long (a narrow frame, a long name): smaller, then "..."
-                start = _hershey_size(scale)
+                start = size_for_hershey_scale(scale)
                 shown, fitted = _HERSHEY.fit(label, start, room, min_size=max(9, round(start * 0.8)))
                 _HERSHEY.draw(image, shown, (cx + 4, baseline), fitted, TEXT)
             cv2.putText(image, count, (count_x, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT, 1, cv2.LINE_AA)
@@ -237,12 +236,6 @@ def draw_neuron_bars(
 
 _HERSHEY = TextRenderer(backend="hershey")
 """Fits and draws :func:`draw_neuron_bars`' names when no renderer is given (ASCII, ``putText``)."""
-
-
-@functools.lru_cache(maxsize=64)
-def _hershey_size(scale: float) -> int:
-    """The largest font size of :data:`_HERSHEY` drawn no bigger than Hershey ``scale``."""
-    return max([s for s in range(4, 200) if _hershey(s, False)[0] <= scale + 1e-9], default=4)
 
 
 PREVIEW_YAW_DEG = 30.0

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 import struct
 from collections.abc import Sequence
@@ -349,4 +350,18 @@ def _hershey(size: int, bold: bool) -> tuple[float, int]:
     return scale, 2 if bold or size >= 28 else 1
 
 
-__all__ = ["TextRenderer", "find_fonts", "font_coverage", "to_ascii"]
+@functools.lru_cache(maxsize=64)
+def size_for_hershey_scale(scale: float) -> int:
+    """The largest ``size`` the Hershey backend draws no bigger than ``putText``'s ``scale``.
+
+    For code that lays text out with ``cv2.putText`` and falls back on a Hershey
+    :class:`TextRenderer` (same font) when a line must shrink.
+
+    Example:
+        >>> size_for_hershey_scale(0.5) <= size_for_hershey_scale(1.0)
+        True
+    """
+    return max([s for s in range(4, 200) if _hershey(s, False)[0] <= scale + 1e-9], default=4)
+
+
+__all__ = ["TextRenderer", "find_fonts", "font_coverage", "size_for_hershey_scale", "to_ascii"]
