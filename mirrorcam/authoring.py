@@ -98,6 +98,17 @@ the nearest are ratios of 0.98 and 1.07.
 """
 
 
+def static_frames(frames: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A static (held pose) template's ``(frames, weights)`` from the frames of a hold.
+
+    The mean pose, ``STATIC_TICKS`` long; each feature weighs what it weighs in the
+    hold's frame that sees it least.  Shared by the built-ins and by teaching, so that a
+    taught pose is made the way a built-in one is.
+    """
+    return (np.repeat(frames.mean(axis=0, keepdims=True), STATIC_TICKS, 0),
+            np.repeat(weights.min(axis=0, keepdims=True), STATIC_TICKS, 0))
+
+
 def _render_motion(motion, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """``(frames, weights)`` of one cycle of an authored motion, embedded as a camera's would be."""
     from mirrorcam.performer import PerformerOptions, perform
@@ -108,8 +119,7 @@ def _render_motion(motion, kind: str) -> tuple[np.ndarray, np.ndarray]:
         stream = embed_recording(rec)
         # The middle of the hold (the performer eases in and out around it).
         held = (lead + 0.4) * 1000.0
-        frames, weights = template_frames_from_stream(stream, held, held + (2 * motion.duration - 0.6) * 1000.0)
-        return np.repeat(frames.mean(axis=0, keepdims=True), STATIC_TICKS, 0), np.repeat(weights.min(axis=0, keepdims=True), STATIC_TICKS, 0)
+        return static_frames(*template_frames_from_stream(stream, held, held + (2 * motion.duration - 0.6) * 1000.0))
     rec = perform(motion, PerformerOptions(repeats=3, lead_in_s=lead))
     stream = embed_recording(rec)
     # The second cycle: the first one starts from rest, the second from the cycle's end.

@@ -6,7 +6,9 @@ Each mode lives in ``mirrorcam/modes/<name>.py`` and exposes two functions:
 * ``run(args) -> int`` runs it and returns the exit code.
 
 User errors are raised as :class:`~mirrorcam.errors.MirrorcamError` and printed here
-as one line on stderr with a non-zero exit; nothing else is caught.
+as one line on stderr with a non-zero exit.  Everything else is one line too: an
+interrupt ("interrupted", 130), SIGTERM ("terminated"), a file system refusal (its
+``OSError``, 2) and any other exception ("unexpected ...", 1; its traceback with ``-v``).
 """
 
 from __future__ import annotations
@@ -139,23 +141,41 @@ class Terminated(KeyboardInterrupt):
     that it unwinds as for Ctrl+C: every output's ``finally`` removes its temporary file."""
 
 
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stop(signum, frame) -> None:
+    """The first Ctrl+C or SIGTERM unwinds the program; later ones are ignored.
+
+    A second signal during the clean-up (a user pressing Ctrl+C twice, or ``timeout``,
+    which signals the process and then its group) would interrupt a ``finally`` block
+    half-way, or a generator's or MediaPipe's clean-up, where Python prints it as a
+    traceback ("Exception ignored in ...") and a temporary file or the model could be
+    left behind.  The clean-up is short: closing outputs and renaming or removing files.
+    """
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:  # said by the command's own parser, whose --help lists what it takes
-        _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
-    configure_logging(args.verbose, args.quiet)
-    if not args.command:
-        parser.print_help()
-        return 2
-    # The kiosk installs handlers of its own while it runs (a clean shutdown, not an error).
+    # The handlers come first: the modes' imports below take seconds on a busy machine, and
+    # a Ctrl+C during them is one "interrupted" line like any other.  (The kiosk installs
+    # handlers of its own while it runs: a clean shutdown, not an error.)
     in_main_thread = threading.current_thread() is threading.main_thread()  # (tests may call main elsewhere)
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    previous = {}
+    for sig in _STOP_SIGNALS if in_main_thread else ():
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # (nohup, a shell's background job: left ignored)
+            previous[sig] = signal.signal(sig, _stop)
     try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the command's own parser, whose --help lists what it takes
+            _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
+        configure_logging(args.verbose, args.quiet)
+        if not args.command:
+            parser.print_help()
+            return 2
         return int(args.run(args) or 0)
     except MirrorcamError as exc:
         _final_line(f"mirrorcam: error: {exc}")
@@ -177,5 +197,6 @@ def main(argv: list[str] | None = None) -> int:
         _final_line(f"mirrorcam: error: unexpected {type(exc).__name__}: {str(exc)[:300]} (run with -v for the details)")
         return 1
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # (after a stop, the rest of the exit stays uninterrupted)
+                signal.signal(sig, handler)

@@ -160,8 +160,8 @@ class Embedding:
         in_view: ``(DIM,)`` float32, 1 where the feature's landmarks are inside the
             picture and 0 where one is outside it (the legs under a laptop camera's
             frame; in between at the edge, see :func:`in_picture`), as opposed to
-            hidden in it (a side view's far arm); all 1 when not given.  The matcher charges what is out of the picture only for the body
-            parts a template moves.
+            hidden in it (a side view's far arm); all 1 when not given.  The matcher
+            charges what is out of the picture only for the body parts a template moves.
     """
 
     vector: np.ndarray
@@ -210,6 +210,8 @@ def body_frame(world: np.ndarray, trust: np.ndarray) -> np.ndarray:
         # Why the bias: twisting the shoulders (a punch) must not turn the frame; the
         # hips are steadier, the shoulders only stand in when the hips are not seen.
         w = bias * min(trust[left], trust[right])
+        # (Not dead though trust is at least 0.1: a NaN visibility can make w NaN, and that
+        # axis is left out rather than turning the whole frame to NaN.)
         if n > 1e-6 and w > 0:
             axes.append(w * v / n)
     lateral = np.sum(axes, axis=0) if axes else np.array([1.0, 0.0, 0.0])
@@ -254,7 +256,8 @@ def embed_person(
         d = mid_sh - mid_hip if name == "torso" else p[b] - p[a]
         n = _length(d)
         vec += list(d / n) if n > 1e-6 else [0.0, 0.0, 0.0]
-        no_direction[3 * k : 3 * k + 3] = n <= 1e-6
+        # "not n > eps", not "n <= eps": a NaN length (a NaN landmark) has no direction either.
+        no_direction[3 * k : 3 * k + 3] = not n > 1e-6
     for _, i in _POSITIONS:
         vec += list((p[i] - mid_sh) / scale)
     vec.append(_length(p[15] - p[16]) / scale)
@@ -372,8 +375,10 @@ class Embedder:
         if self._base is None or self._torso is None:
             self._base, self._torso = hip_y, max(torso, 1.0)
         a = _smoothing(dt, self.tau_s)
-        # The torso length shrinks when bending; its slow average (and a floor at its
-        # upright size) keeps the unit steady.
+        # The torso length shrinks when bending; its slow average keeps the unit steady.
+        # 0.7 of the previous average bounds one step's shrink, but only takes effect for
+        # a step over 4 * tau_s * ln(1 / 0.7) = 1.43 * tau_s: never at the default tau_s
+        # of 1 s, since a gap over 1 s resets.  1.0 keeps the unit positive.
         self._torso = max(self._torso + _smoothing(dt, 4 * self.tau_s) * (torso - self._torso), 0.7 * self._torso, 1.0)
         self._base = self._base + a * (hip_y - self._base)
         lift = float(np.clip((self._base - hip_y) / self._torso, -2.0, 2.0))

@@ -2,7 +2,8 @@
 
 Every failure caused by the user's input (a missing file, a corrupt recording, a bad
 config) is raised as a :class:`MirrorcamError`; the CLI prints its message on one line
-and exits non-zero.  Anything else is a bug and keeps its traceback.
+and exits non-zero.  Anything else is a bug: the CLI still says it in one line (``error:
+unexpected ...``, exit 1), and ``-v`` logs its traceback.
 """
 
 

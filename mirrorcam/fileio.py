@@ -88,8 +88,9 @@ def writable_destination(path: str | os.PathLike[str], create: bool = True) -> P
         return dest
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MirrorcamError(f"cannot write to {dest}: cannot create its folder ({exc.strerror or exc})") from None
+    except OSError as exc:  # (the reason as the check before the work says it: "... is a file, not a folder")
+        problem = folder_problem(dest.parent) or f"cannot be created ({exc.strerror or exc})"
+        raise MirrorcamError(f"cannot write to {dest}: its folder {problem}") from None
     if not os.access(dest.parent, os.W_OK):
         raise MirrorcamError(f"cannot write to {dest}: its folder is not writable")
     return dest

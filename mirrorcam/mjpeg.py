@@ -20,9 +20,10 @@ from __future__ import annotations
 import argparse
 import http.server
 import socket
+import socketserver
 import subprocess
 import sys
-import socketserver
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -83,7 +84,12 @@ class MjpegServer:
                         ok, image = cap.read()
                         if not ok:
                             cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                            continue
+                            ok, image = cap.read()
+                        if not ok:
+                            # Not even the first frame (the clip gone, or never decodable):
+                            # the stream ends, as a camera's would, instead of spinning a
+                            # core on failed reads until the server stops.
+                            break
                         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, owner.quality])
                         part = (
                             f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
@@ -136,6 +142,7 @@ class MjpegServerProcess:
         self.path, self.fps = str(path), fps
         self.port = port or _free_port()
         self._proc: subprocess.Popen | None = None
+        self._stderr = None  # the child's stderr, in a file: a pipe nobody reads fills and blocks it
 
     @property
     def url(self) -> str:
@@ -145,11 +152,15 @@ class MjpegServerProcess:
         cmd = [sys.executable, "-m", "mirrorcam.mjpeg", self.path, "--port", str(self.port)]
         if self.fps:
             cmd += ["--fps", str(self.fps)]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._stderr)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"MJPEG server exited: {self._proc.stderr.read().decode(errors='replace')[-300:]}")
+                self._stderr.seek(0)
+                said = self._stderr.read().decode(errors="replace")[-300:]
+                self.stop()
+                raise RuntimeError(f"MJPEG server exited: {said}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return self
@@ -166,9 +177,10 @@ class MjpegServerProcess:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-            if self._proc.stderr:
-                self._proc.stderr.close()
             self._proc = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
 
     def __enter__(self) -> MjpegServerProcess:
         return self.start()

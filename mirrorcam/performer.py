@@ -591,6 +591,15 @@ def styled(motion: Motion, style_deg: float, amplitude: float, rng: np.random.Ge
     return Motion(motion.name, tuple(keyframes), motion.cyclic)
 
 
+def _motion(motion: str | Motion) -> Motion:
+    """``motion`` itself, or the action of that name (a clear ValueError, not a bare KeyError)."""
+    if isinstance(motion, str):
+        if motion not in ACTIONS:
+            raise ValueError(f"unknown action {motion!r}; known: {', '.join(ACTIONS)}")
+        return ACTIONS[motion]
+    return motion
+
+
 def perform(motion: str | Motion, options: PerformerOptions = PerformerOptions()) -> Recording:
     """Render a performance of ``motion`` to a landmark :class:`Recording`.
 
@@ -601,10 +610,7 @@ def perform(motion: str | Motion, options: PerformerOptions = PerformerOptions()
     Raises:
         ValueError: Unknown action name.
     """
-    if isinstance(motion, str):
-        if motion not in ACTIONS:
-            raise ValueError(f"unknown action {motion!r}; known: {', '.join(ACTIONS)}")
-        motion = ACTIONS[motion]
+    motion = _motion(motion)
     rng = np.random.default_rng(options.seed)
     if options.style_deg > 0 or options.amplitude != 1.0:
         motion = styled(motion, options.style_deg, options.amplitude, rng)
@@ -628,9 +634,11 @@ def preview_landmarks(motion: str | Motion, fps: float = 10.0, speed: float = 1.
     so the screen can draw them like any person's world landmarks; the origin is on the
     floor below the hips, not between them, so that a squat lowers the body over its
     feet and a jump leaves the floor (hip-centred, the feet had risen to the hips).
+
+    Raises:
+        ValueError: Unknown action name.
     """
-    if isinstance(motion, str):
-        motion = ACTIONS[motion]
+    motion = _motion(motion)
     n = max(int(round(motion.duration / speed * fps)), 1)
     out = []
     for i in range(n + 1):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 import cv2
 
 from mirrorcam.containers import PoseFrame
-from mirrorcam.errors import MirrorcamError, RecordingError
+from mirrorcam.errors import MirrorcamError, RecordingError, SourceError
 from mirrorcam.fileio import sha256_file
 from mirrorcam.modelstore import recorded_sha256
 from mirrorcam.pose import POSE_STAGE_VERSION, PoseEstimator, PoseEstimatorOptions
@@ -31,6 +32,7 @@ from mirrorcam.recording import (
     Recording,
     is_recording_path,
     load_recording,
+    mirrored_recording,
     recording_from_frames,
     save_recording,
 )
@@ -70,13 +72,24 @@ def cache_key(path: Path, options: PoseEstimatorOptions, flip: bool = False, cli
     Why the model's hash and not its name: a ``full`` bundle replaced by another one
     (``models fetch --force --from ...``) gives other landmarks for the same clip.  The
     pose stage's version is in it too, so that an older mirrorcam's cache is not taken
-    for today's landmarks.
+    for today's landmarks, and MediaPipe's, whose graph around the same model (detection,
+    tracking, filtering) changes between releases.
     """
     settings = asdict(options)
     settings.pop("model_path", None)
-    settings.update(flip=flip, format=FORMAT_VERSION, model=model_digest(options), pose_stage=POSE_STAGE_VERSION)
+    settings.update(flip=flip, format=FORMAT_VERSION, model=model_digest(options), pose_stage=POSE_STAGE_VERSION,
+                    mediapipe=mediapipe_version())
     blob = json.dumps(settings, sort_keys=True).encode()
     return hashlib.sha256((clip_sha256 or sha256_file(path)).encode() + blob).hexdigest()[:32]
+
+
+def mediapipe_version() -> str:
+    """The installed MediaPipe's version, from its package metadata: importing MediaPipe
+    itself (half a second) must not be the price of a cache hit."""
+    try:
+        return importlib.metadata.version("mediapipe")
+    except importlib.metadata.PackageNotFoundError:
+        return "missing"
 
 
 def is_cached(path: str | Path, options: PoseEstimatorOptions, flip: bool = False, cache_dir: Path | None = None) -> bool:
@@ -92,26 +105,33 @@ def clip_landmarks(
     options: PoseEstimatorOptions | None = None,
     flip: bool = False,
     cache_dir: Path | None = None,
-    estimator: PoseEstimator | None = None,
     progress: bool | None = None,
 ) -> Recording:
     """Pose landmarks of every frame of a video clip, from the cache when possible.
 
     Args:
-        path: Video file (or an image folder).
+        path: Video file, image folder or landmark recording (read as it is).
         options: Pose stage options (part of the cache key).
-        flip: Mirror every frame horizontally before inference (for flip tests).
+        flip: Mirror every frame horizontally before inference (for flip tests); a
+            recording's landmarks are mirrored instead.
         cache_dir: Where cached recordings live (default :func:`default_cache_dir`).
-        estimator: Reuse an open estimator (its options must equal ``options``).
         progress: Show a progress bar (default: when stderr is a terminal).
 
     Raises:
-        SourceError: The clip cannot be read.
+        SourceError: The clip is not an existing file or folder (a camera index or a
+            stream URL is no clip), or cannot be read.
     """
     path = Path(path)
-    options = options or (estimator.options if estimator else PoseEstimatorOptions())
+    options = options or PoseEstimatorOptions()
     if is_recording_path(path):
-        return load_recording(path)
+        # Mirrored here: a recording has no frames to flip, and had come back as it was
+        # (eval's flip variant of a manifest of recordings was the original again).
+        recording = load_recording(path)
+        return mirrored_recording(recording) if flip else recording
+    if not path.exists():
+        raise SourceError(f"no such file or folder: {path} (a clip is a video file or a folder of images)")
+    if not (path.is_file() or path.is_dir()):  # (a pipe or a device would block the decoder)
+        raise SourceError(f"{path} is neither a file nor a folder (a clip is a video file or a folder of images)")
     cache_dir = cache_dir or default_cache_dir()
     clip_sha = sha256_file(path) if path.is_file() else None
     cached = cache_dir / f"{cache_key(path, options, flip, clip_sha)}.npz" if clip_sha else None
@@ -126,10 +146,10 @@ def clip_landmarks(
             if recording.meta.get("clip_sha256", clip_sha) == clip_sha:
                 return recording
             log.warning("ignoring cache entry %s: it holds the landmarks of another clip", cached)
-    # Opened only on a cache miss: a hit must not cost a decoder start-up.
-    source = open_source(path)
-    own = estimator is None
-    estimator = estimator or PoseEstimator.create_from_options(options)
+    # Opened only on a cache miss: a hit must not cost a decoder start-up.  Absolute, so
+    # that a file named "0" is not taken for camera 0.
+    source = open_source(path.absolute() if str(path).isdigit() else path)
+    estimator = PoseEstimator.create_from_options(options)
     try:
         estimator.reset_tracking()
         frames = []
@@ -140,8 +160,7 @@ def clip_landmarks(
                 frames.append(replace(estimator.process(frame), image=None))
                 bar.update()
     finally:
-        if own:
-            estimator.close()
+        estimator.close()
     size = getattr(source, "size", None) or (frames[0].image_size if frames else (0, 0))
     recording = recording_from_frames(frames, source.fps, size, str(path), options.model_variant)
     recording = replace(recording, meta={"flip": flip, "clip_sha256": clip_sha})

@@ -1,4 +1,8 @@
-"""Pose stage: MediaPipe PoseLandmarker (Tasks API, VIDEO mode), smoothing, tracking.
+"""Pose stage: MediaPipe PoseLandmarker (Tasks API), smoothing, tracking.
+
+The landmarker runs in VIDEO mode (people followed from frame to frame); a new scene
+(the next photo of a folder) and the far search's crops go to IMAGE-mode landmarkers,
+which detect afresh on every call.
 
 A :class:`PoseEstimator` turns a :class:`~mirrorcam.containers.Frame` into a
 :class:`~mirrorcam.containers.PoseFrame`.  It runs on the camera's raw (unmirrored)
@@ -252,7 +256,9 @@ class PoseEstimator:
 
     Create with :meth:`create_from_options` and close explicitly (or use ``with``).
     Timestamps handed to MediaPipe are forced to be strictly increasing, so a source
-    whose timestamps repeat or go backwards cannot crash the graph.
+    whose timestamps repeat or go backwards cannot crash the graph; after
+    :meth:`reset_tracking` the next source's times are shifted to go on after the last
+    one sent, their spacing kept.
     """
 
     def __init__(self, landmarker, options: PoseEstimatorOptions, make_landmarker=None) -> None:
@@ -264,6 +270,8 @@ class PoseEstimator:
         self.options = options
         self._tracker = PersonTracker(options)
         self._last_mp_ts = -1
+        self._mp_offset = 0  # ms added to the source's times (see reset_tracking)
+        self._rebase = False
         self._quiet = not log.isEnabledFor(logging.DEBUG)
         self._person_seen = False  # (until then, a file's inference is silenced: see process)
         self._first_inference = True
@@ -303,7 +311,17 @@ class PoseEstimator:
             self._landmarker = self._still = None
 
     def reset_tracking(self) -> None:
-        """Forget tracked ids (e.g. when the source changes)."""
+        """Forget tracked ids when the source changes; the next frame starts a new stream.
+
+        The new source's clock starts again (at 0 for a file), while the VIDEO graph
+        demands times after the last it was given.  Forced 1 ms apart, the next clip's
+        first seconds had reached MediaPipe's time-based filtering as one burst: its
+        frames are shifted instead, to go on after the last one sent, spaced as they are.
+        """
+        self._forget_people()
+        self._rebase = True
+
+    def _forget_people(self) -> None:
         self._tracker.reset()
         if self._far is not None:
             self._far.reset()
@@ -316,7 +334,10 @@ class PoseEstimator:
 
         start = time.perf_counter()
         # MediaPipe VIDEO mode demands strictly increasing integer milliseconds.
-        mp_ts = max(int(round(frame.timestamp_ms)), self._last_mp_ts + 1)
+        source_ts = int(round(frame.timestamp_ms))
+        if self._rebase:
+            self._mp_offset, self._rebase = max(0, self._last_mp_ts + 1 - source_ts), False
+        mp_ts = max(source_ts + self._mp_offset, self._last_mp_ts + 1)
         self._last_mp_ts = mp_ts
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
@@ -363,7 +384,7 @@ class PoseEstimator:
         frame that continues a scene (a folder of photos never pays for that).
         """
         if new_scene and self._video_frames and self._make is not None:
-            self.reset_tracking()
+            self._forget_people()  # (the same stream goes on: its times are not shifted again)
             if self._still is None:
                 self._still = self._make(False)
             self._video_stale = True

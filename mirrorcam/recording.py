@@ -36,7 +36,7 @@ import json
 import math
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +94,8 @@ def save_recording(path: str | Path, recording: Recording) -> None:
 
     Raises:
         RecordingError: A recording :func:`load_recording` would refuse (too many frames x
-            people, a frame size out of bounds): nothing is written.
+            people, a frame size, frame rate, time or landmark value out of bounds): nothing
+            is written.  Both check with :func:`_content_problem`.
     """
     frames = recording.frames
     slots = max([len(f.persons) for f in frames] + [1])
@@ -105,15 +106,8 @@ def save_recording(path: str | Path, recording: Recording) -> None:
         # (refused after a whole pose run, it had cost the work).
         scale = MAX_SIDE / max(width, height)
         width, height = max(1, round(width * scale)), max(1, round(height * scale))
-    problem = _frame_size_problem(width, height)
-    if t * slots > MAX_PERSON_FRAMES:
-        problem = f"{t} frames x {slots} people are more than a recording holds ({MAX_PERSON_FRAMES})"
-    elif not 0 < recording.fps <= 1000:
-        problem = f"fps must be between 0 and 1000, got {recording.fps}"
-    elif frames and max(abs(f.timestamp_ms) for f in frames) > MAX_TIMESTAMP_MS:
-        problem = f"timestamps must be within +-{MAX_TIMESTAMP_MS:g} ms"
-    if problem:
-        raise RecordingError(f"cannot write {path}: {problem}")
+    if t * slots > MAX_PERSON_FRAMES:  # (before the arrays are allocated)
+        raise RecordingError(f"cannot write {path}: {t} frames x {slots} people are more than a recording holds ({MAX_PERSON_FRAMES})")
     ids = np.full((t, slots), -1, np.int32)
     landmarks = np.zeros((t, slots, NUM_LANDMARKS, 3), np.float32)
     world = np.zeros_like(landmarks)
@@ -124,6 +118,12 @@ def save_recording(path: str | Path, recording: Recording) -> None:
             ids[i, j] = person.id
             landmarks[i, j], world[i, j] = person.landmarks, person.world
             visibility[i, j], presence[i, j] = person.visibility, person.presence
+    timestamps = np.array([f.timestamp_ms for f in frames], np.float64)
+    arrays = {"timestamps_ms": timestamps, "person_ids": ids, "landmarks": landmarks, "world": world,
+              "visibility": visibility, "presence": presence}
+    problem = _content_problem(arrays, float(recording.fps), width, height)
+    if problem:
+        raise RecordingError(f"cannot write {path}: {problem}")
     header = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -138,12 +138,7 @@ def save_recording(path: str | Path, recording: Recording) -> None:
     np.savez_compressed(
         buffer,
         header=np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8),
-        timestamps_ms=np.array([f.timestamp_ms for f in frames], np.float64),
-        person_ids=ids,
-        landmarks=landmarks,
-        world=world,
-        visibility=visibility,
-        presence=presence,
+        **arrays,
     )
     with atomic_write(path, "wb") as handle:
         handle.write(buffer.getvalue())
@@ -163,8 +158,8 @@ def load_recording(path: str | Path) -> Recording:
     if not path.is_file():
         raise RecordingError(f"no such recording: {path}")
     if not zipfile.is_zipfile(path):
-        # Checked first: on a file that is no archive, np.load falls back to pickle and
-        # its refusal suggests loading the file unsafely, which is not the advice to give.
+        # Checked first: the message says what the file is not, where zipfile's own
+        # ("File is not a zip file") would come wrapped in "truncated or corrupt".
         raise RecordingError(f"{path} is not a readable landmark recording (not an .npz archive: truncated, or another kind of file)")
     try:
         with zipfile.ZipFile(path) as archive:
@@ -202,8 +197,7 @@ def load_recording(path: str | Path) -> Recording:
     except MemoryError as exc:  # what the checks above let through still did not fit
         raise RecordingError(f"{path} is too large to load (out of memory)") from exc
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, UnicodeDecodeError, KeyError) as exc:
-        if "pickle" in str(exc):  # numpy's own words would name the unsafe way to load it
-            raise RecordingError(_PICKLED.format(path=path)) from exc
+        # (Pickled arrays never reach read_array: their declared dtype is refused above.)
         raise RecordingError(f"{path} is not a readable landmark recording (truncated or corrupt: {exc})") from exc
     return _from_arrays(path, header, arrays)
 
@@ -281,32 +275,41 @@ def _frame_size_problem(width: int, height: int) -> str | None:
 _VALUE_RANGES = (("landmarks", -1e3, 1e3), ("world", -1e3, 1e3), ("visibility", 0.0, 1.0), ("presence", 0.0, 1.0))
 
 
-def _from_arrays(path: Path, header: dict, a: dict[str, np.ndarray]) -> Recording:
-    # (Shapes and dtypes were checked on the arrays' headers, before loading: _check_layout.)
-    t, p = a["person_ids"].shape
+def _content_problem(a: dict[str, np.ndarray], fps: float, width: int, height: int) -> str | None:
+    """Why a recording's arrays, frame rate and frame size are not ones :func:`load_recording`
+    accepts, or None.
+
+    The one check of both sides: :func:`save_recording` asks it before writing, so that no
+    file mirrorcam writes is one it cannot read (a NaN time had been written, then refused).
+    """
     # Times that are times: 1e19 ms (where 1e19 + 66.7 == 1e19) had hung the matcher's
     # tick loop; no recording spans more than years.
     ts = a["timestamps_ms"].astype(np.float64)  # (abs of the smallest int64 is itself: negative)
     if not np.all(np.isfinite(ts)):
-        raise RecordingError(f"{path}: timestamps must be finite numbers")
+        return "timestamps must be finite numbers"
     if ts.size and np.abs(ts).max() > MAX_TIMESTAMP_MS:
-        raise RecordingError(f"{path}: timestamps must be within +-{MAX_TIMESTAMP_MS:g} ms (about 31 years), "
-                             f"got {float(np.abs(ts).max()):g}")
+        return f"timestamps must be within +-{MAX_TIMESTAMP_MS:g} ms (about 31 years), got {float(np.abs(ts).max()):g}"
     # The people's values must be ones the pose stage can give: an infinite or absurd
     # coordinate would only surface later as numpy warnings and a meaningless match.
     present = a["person_ids"] >= 0
     for name, low, high in _VALUE_RANGES:
         values = a[name][present]
         if values.size and not (np.all(np.isfinite(values)) and values.min() >= low and values.max() <= high):
-            raise RecordingError(f"{path}: array '{name}' holds values outside {low:g}..{high:g} (or not finite)")
+            return f"array '{name}' holds values outside {low:g}..{high:g} (or not finite)"
+    if not 0 < fps <= 1000:
+        return f"fps must be between 0 and 1000, got {fps}"
+    return _frame_size_problem(width, height)
+
+
+def _from_arrays(path: Path, header: dict, a: dict[str, np.ndarray]) -> Recording:
+    # (Shapes and dtypes were checked on the arrays' headers, before loading: _check_layout.)
+    t, p = a["person_ids"].shape
     try:
         fps = float(header["fps"])
         width, height = (int(v) for v in header["frame_size"])
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise RecordingError(f"{path}: header lacks a valid fps or frame_size") from exc
-    if not 0 < fps <= 1000:
-        raise RecordingError(f"{path}: fps must be between 0 and 1000, got {fps}")
-    problem = _frame_size_problem(width, height)
+    problem = _content_problem(a, fps, width, height)
     if problem:
         raise RecordingError(f"{path}: {problem}")
     frames = []
@@ -337,10 +340,17 @@ def recording_from_frames(
     frames: Sequence[PoseFrame], fps: float, frame_size: tuple[int, int], source: str = "", model_variant: str = ""
 ) -> Recording:
     """Build a :class:`Recording` from pose frames, dropping their images."""
-    from dataclasses import replace
-
     stripped = tuple(replace(f, image=None) if f.image is not None else f for f in frames)
     return Recording(stripped, fps, frame_size, source, model_variant)
+
+
+def mirrored_recording(recording: Recording) -> Recording:
+    """``recording`` as the horizontally flipped video would give it (see :meth:`Person.mirrored`).
+
+    Person ids are kept (a flipped video's tracker would number them left to right anew).
+    """
+    frames = tuple(replace(f, persons=tuple(p.mirrored() for p in f.persons)) for f in recording.frames)
+    return replace(recording, frames=frames, meta={**recording.meta, "flip": "landmarks"})
 
 
 def fps_of(frames: Sequence[PoseFrame], default: float = 30.0) -> float:

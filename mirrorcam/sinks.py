@@ -34,8 +34,18 @@ class _AtomicFile:
         self.tmp = Path(tmp)
 
     def _commit(self) -> None:
-        os.chmod(self.tmp, new_file_mode())
-        os.replace(self.tmp, self.path)
+        """Rename the temporary file into place.
+
+        Raises:
+            SourceError: The rename failed (the folder removed or made read-only meanwhile):
+                the temporary file is removed too, and the user's earlier file is untouched.
+        """
+        try:
+            os.chmod(self.tmp, new_file_mode())
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self._discard()
+            raise SourceError(f"cannot write {self.path}: {exc.strerror or exc}; nothing written under that name") from None
 
     def _discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -156,7 +166,11 @@ class JsonLinesSink(_AtomicFile):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
-        self._handle = open(self.tmp, "w", encoding="utf-8", newline="\n")
+        try:
+            self._handle = open(self.tmp, "w", encoding="utf-8", newline="\n")
+        except OSError as exc:  # (out of file descriptors: the empty temporary file must not stay)
+            self._discard()
+            raise SourceError(f"cannot write events to {self.path}: {exc.strerror or exc}") from None
         self.lines_written = 0
 
     def write(self, obj: dict) -> None:

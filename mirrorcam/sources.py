@@ -15,13 +15,14 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -38,7 +39,6 @@ URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://",
 DEFAULT_FPS = 30.0
 
 
-@runtime_checkable
 class Source(Protocol):
     """What every frame source offers."""
 
@@ -218,7 +218,8 @@ class ImageFolderSource(_ContextMixin):
     """Images of a folder, in name order, as frames at a nominal ``fps``.
 
     Raises:
-        SourceError: The folder is missing or holds no image.
+        SourceError: The folder is missing or holds no image, or ``fps`` is not a frame
+            rate a video file could have (1 to 1000).
     """
 
     is_live = False
@@ -227,8 +228,9 @@ class ImageFolderSource(_ContextMixin):
         self.path = Path(path)
         if not self.path.is_dir():
             raise SourceError(f"no such folder: {self.path}")
-        if fps <= 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
+        # The bounds a video file's rate is held to (NaN had passed "fps <= 0").
+        if _valid_fps(fps, fallback=math.nan) != fps:
+            raise SourceError(f"cannot play {self.path} at {fps} fps: the rate must be between 1 and 1000")
         # In natural order: frame_2 before frame_10 (as text, 10 came first and scrambled the motion).
         self.files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
         if not self.files:
@@ -482,14 +484,14 @@ def simulated_camera(path: str | Path, fps: float | None = None, loop: bool = Tr
     return LiveSource(opener, f"simulated camera ({Path(path).name} at {rate:g} fps)", fps=rate)
 
 
-def open_source(spec: str | Path, fps: float | None = None) -> Source:
+def open_source(spec: str | Path) -> Source:
     """Open a frame source from a command-line style spec.
 
     Args:
         spec: A camera index (``"0"``), a stream URL (``rtsp://``, ``http://``...), a
             folder of images, or a video file.  (Landmark recordings are not frame
-            sources; see :func:`mirrorcam.pipeline.iter_pose_frames`.)
-        fps: Frame rate for image folders.
+            sources; see :func:`mirrorcam.pipeline.iter_pose_frames`.)  An image folder
+            plays at ``DEFAULT_FPS``.
 
     Raises:
         SourceError: The spec names nothing that can be opened.
@@ -503,7 +505,7 @@ def open_source(spec: str | Path, fps: float | None = None) -> Source:
     if not path.exists():
         raise SourceError(f"no such file or folder: {path}")
     if path.is_dir():
-        return ImageFolderSource(path, fps or DEFAULT_FPS)
+        return ImageFolderSource(path, DEFAULT_FPS)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise SourceError(f"{path} is a single image; put it in a folder to use it as a source")
     return VideoFileSource(path)

@@ -16,14 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mirrorcam.authoring import STATIC_TICKS, VELOCITY_WEIGHT, choose_threshold
+from mirrorcam.authoring import VELOCITY_WEIGHT, choose_threshold, static_frames
 from mirrorcam.embedding import GROUPS, Embedding, group_mask
 from mirrorcam.errors import TemplateError
 from mirrorcam.templates import MAX_VARIANTS, RATE_HZ, Template, Variant, is_valid_name, template_frames_from_stream
 
 
 MAX_EXAMPLE_S = 4.0
-"""Longer examples without a repetition are cut to their most moving part of this length."""
+"""Longer examples without a repetition are cut to their most moving part of this length
+(a held pose: to its stillest part)."""
 MIN_MOVEMENT_TICKS = 7
 """Frames of the shortest movement a template may be (0.4 s; the built-in punch is 0.6 s): a few
 frames match a moment of almost anything, and fire on every one."""
@@ -75,7 +76,8 @@ def teach_template(
         examples: Embedded streams, each one performance (1 to 5).
         impostors: Embedded streams that must not match.
         kind: ``"dynamic"`` or ``"static"`` (a static template is the examples' mean pose).
-        max_seconds: Longer examples are cut to their most moving part of this length.
+        max_seconds: Longer examples are cut to their most moving part of this length
+            (a static example: to its stillest part, the hold rather than getting into it).
 
     Raises:
         TemplateError: No usable example, or more than five.
@@ -85,22 +87,36 @@ def teach_template(
     if not 1 <= len(examples) <= 5:
         raise TemplateError(f"teaching needs one to five examples, got {len(examples)}")
     cands, origin = [], []  # origin: the example each candidate was cut from
+    short = unseen = 0  # examples left out, by reason (for the error if none is left)
     for k, stream in enumerate(examples):
         if len(stream) < (1 if kind == "static" else 2):  # (a held pose may come from one photo)
+            short += 1
             continue
         frames, weights = template_frames_from_stream(stream, stream[0][0], stream[-1][0])
-        if kind == "dynamic":
-            frames, weights = one_performance(frames, weights)
-        frames, weights = _most_moving(frames, weights, int(max_seconds * RATE_HZ))
         if kind == "static":
-            frames = np.repeat(frames.mean(axis=0, keepdims=True), STATIC_TICKS, 0)
-            weights = np.repeat(weights.min(axis=0, keepdims=True), STATIC_TICKS, 0)
-        if len(frames) >= (2 if kind == "static" else MIN_MOVEMENT_TICKS) and float(weights.mean()) > 0.05:
+            # A pose is what is held: its stillest part, not the getting into it.
+            frames, weights = static_frames(*_stillest(frames, weights, int(max_seconds * RATE_HZ)))
+        else:
+            frames, weights = one_performance(frames, weights)
+            frames, weights = _most_moving(frames, weights, int(max_seconds * RATE_HZ))
+        if len(frames) < (2 if kind == "static" else MIN_MOVEMENT_TICKS):
+            short += 1
+        elif float(weights.mean()) <= 0.05:
+            unseen += 1
+        else:
             cands.append((frames, weights))
             origin.append(k)
     if not cands:
-        raise TemplateError(f"no usable example for {name!r}: a movement needs at least "
-                            f"{(MIN_MOVEMENT_TICKS - 1) / RATE_HZ:.1f} s with a person seen in it")
+        too_short = (f"a movement needs at least {(MIN_MOVEMENT_TICKS - 1) / RATE_HZ:.1f} s with a person seen in it"
+                     if kind == "dynamic" else "a pose needs at least one frame with a person seen in it")
+        hidden = "the person is hardly visible in it (most landmarks hidden or outside the picture)"
+        if not unseen:
+            reason = too_short
+        elif not short:
+            reason = hidden
+        else:
+            reason = f"{short} too short ({too_short}), {unseen} where {hidden.replace(' in it', '')}"
+        raise TemplateError(f"no usable example for {name!r}: {reason}")
     protos_groups = [dict(groups) if groups is not None else auto_groups(f, w) for f, w in cands]
     velocity = taught_velocity_weight(kind)
     protos = [
@@ -275,9 +291,35 @@ def _steps(frames: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.r_[0.0, np.sqrt(((np.diff(frames, axis=0) ** 2) * weights[1:]).sum(axis=1))]
 
 
+def _window_motion(frames: np.ndarray, weights: np.ndarray, length: int) -> np.ndarray:
+    """``(K - length + 1,)`` how much ``frames[s : s + length]`` moves, for each start ``s``.
+
+    Only the steps between the window's own frames count (s+1 .. s+length-1), as in
+    :func:`one_performance`: the step leading into the window is not part of it.
+    """
+    steps = _steps(frames, weights)[1:]
+    if length <= 1:
+        return np.zeros(len(frames) - length + 1)
+    return np.convolve(steps, np.ones(length - 1), mode="valid")
+
+
 def _most_moving(frames: np.ndarray, weights: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
     if len(frames) <= max_len:
         return frames, weights
-    window = np.convolve(_steps(frames, weights), np.ones(max_len), mode="valid")
-    i = int(np.argmax(window))
+    i = int(np.argmax(_window_motion(frames, weights, max_len)))
+    return frames[i : i + max_len], weights[i : i + max_len]
+
+
+def _stillest(frames: np.ndarray, weights: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``max_len`` frames of a held pose that move least, among the well-seen ones.
+
+    Only windows seen at least 80 % as well as the best-seen one compete: a stretch where
+    the person is hidden moves "least" because nothing of them is weighed.
+    """
+    if len(frames) <= max_len:
+        return frames, weights
+    motion = _window_motion(frames, weights, max_len)
+    seen = np.convolve(weights.mean(axis=1), np.ones(max_len), mode="valid")
+    motion[seen < 0.8 * seen.max()] = np.inf
+    i = int(np.argmin(motion))
     return frames[i : i + max_len], weights[i : i + max_len]

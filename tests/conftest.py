@@ -78,6 +78,22 @@ def pose_model() -> Path:
     return ensure_model("full").path
 
 
+@pytest.fixture(autouse=True)
+def no_user_templates(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test sees an empty folder of taught templates, not the developer's own.
+
+    ``mirrorcam`` adds ``$MIRRORCAM_TEMPLATES`` (else ``~/.local/share/mirrorcam/templates``)
+    to the built-ins; one template left there had made the live demo's test fail.  Set in
+    ``os.environ``, so it reaches ``run_cli`` and every subprocess spawned from
+    ``{**os.environ, ...}``; a test that sets the variable itself (``env=`` of ``run_cli``, or
+    its own ``monkeypatch.setenv``, which runs after this autouse fixture) still wins.  The
+    folder is outside ``tmp_path``: tests assert their ``tmp_path`` holds only what they wrote.
+    """
+    folder = tmp_path_factory.mktemp("user_templates")
+    monkeypatch.setenv("MIRRORCAM_TEMPLATES", str(folder))
+    return folder
+
+
 @pytest.fixture()
 def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private landmark cache, so a test really runs the pose model."""

@@ -177,8 +177,15 @@ def test_replay_writes_annotated_video_and_events(tmp_path: Path, clip, pose_mod
     assert sum(bool(r["persons"]) for r in frames) > 110
     person = next(r["persons"][0] for r in frames if r["persons"])
     assert set(person) >= {"id", "center", "bbox", "visibility"}
-    for fire in (r for r in records if r["type"] == "fire"):
+    fired = [r for r in records if r["type"] == "fire"]
+    for fire in fired:
         assert set(fire) >= {"t", "person", "template", "score", "start", "end"}
+    # The clip waves with one hand, then with both: the wave neurons fire, and only they
+    # (the loop above had passed with no firing at all).
+    from collections import Counter
+
+    got = Counter(f["template"] for f in fired)
+    assert got["wave_one_hand"] >= 1 and set(got) <= {"wave_one_hand", "wave_both_hands"}, got
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary files left"
 
 
@@ -424,6 +431,64 @@ def test_sigterm_stops_a_replay_like_ctrl_c_and_leaves_no_temporary_file(tmp_pat
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert err.strip().splitlines()[-1] == "mirrorcam: terminated" and "Traceback" not in err, err
     assert not list(tmp_path.iterdir()), sorted(p.name for p in tmp_path.iterdir())
+
+
+_SIGNALLING = """
+import importlib, os, signal, sys
+import mirrorcam.cli as cli
+from mirrorcam.matching import NeuronBank
+from mirrorcam.sinks import BackgroundWorker
+
+def ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)  # a real signal, through whatever handler is installed
+    for _ in range(10**6):  # (Python runs the handler between bytecodes: it comes in here)
+        pass
+
+where = sys.argv[1]
+if where == "import":  # while the modes are imported, before any command runs
+    real_import = importlib.import_module
+    def import_module(name, *args):
+        if name == "mirrorcam.modes.replay":
+            ctrl_c()
+        return real_import(name, *args)
+    importlib.import_module = import_module
+else:  # mid-clip, then twice more while the outputs are closed (Ctrl+C pressed thrice, `timeout`'s second)
+    real_update, real_close, real_abort = NeuronBank.update, BackgroundWorker.close, BackgroundWorker.abort
+    def update(self, frame):
+        if frame.index == 40:
+            ctrl_c()
+        return real_update(self, frame)
+    def again(real):
+        def stop(self):
+            ctrl_c()
+            real(self)
+            ctrl_c()
+        return stop
+    NeuronBank.update = update
+    BackgroundWorker.close, BackgroundWorker.abort = again(real_close), again(real_abort)
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("where", ["import", "clean-up"])
+def test_ctrl_c_while_starting_or_again_while_cleaning_up_is_one_line(tmp_path: Path, where: str) -> None:
+    """A Ctrl+C during the modes' imports (seconds on a busy machine) had printed a 24-69 line
+    traceback; a second one during the clean-up, an "Exception ignored in" traceback from a
+    generator's or MediaPipe's clean-up.  Later signals are ignored once the first is taken."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGNALLING, where, "replay", str(REPO / "recordings" / "observed_2_squat.npz"),
+         "--no-window", "--out", str(out / "x.mp4"), "--events", str(out / "x.jsonl")],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert proc.returncode == 130 and proc.stderr.strip() == "mirrorcam: interrupted", (proc.returncode, proc.stderr)
+    assert not list(out.iterdir()), sorted(p.name for p in out.iterdir())
 
 
 def test_a_second_interrupt_during_the_clean_up_still_leaves_no_temporary_file(tmp_path: Path, monkeypatch) -> None:
@@ -858,3 +923,78 @@ def test_a_recordings_canvas_is_the_size_bar_side_reckons_with(size) -> None:
     image = annotate(frame, {}, size)
     assert image.shape[1::-1] == _annotated_size(*size)
     assert BarSide().update(frame) == ("bottom" if image.shape[1] < 528 else "left")
+
+
+def test_an_events_file_that_cannot_be_made_leaves_no_temporary_video(tmp_path: Path) -> None:
+    # The video's temporary file was made first; the events file's refusal then left it
+    # behind, hidden, beside the video the user asked for.
+    from mirrorcam.errors import MirrorcamError
+    from mirrorcam.modes.replay import replay_clip
+
+    out = tmp_path / "out"
+    (tmp_path / "afile").write_text("a file, not a folder")
+    with pytest.raises(MirrorcamError, match="cannot write"):
+        replay_clip(DEMO_RECORDING, None, None, out / "x.mp4", tmp_path / "afile" / "x.jsonl", show=False)
+    assert not out.exists() or not list(out.iterdir()), sorted(p.name for p in out.iterdir())
+
+
+def test_a_sink_whose_rename_or_open_fails_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mirrorcam import sinks
+    from mirrorcam.errors import MirrorcamError
+
+    def refuse(*_args, **_kwargs):
+        raise OSError(30, "Read-only file system")
+
+    events = sinks.JsonLinesSink(tmp_path / "a.jsonl")
+    events.write({"type": "frame"})
+    monkeypatch.setattr(sinks.os, "replace", refuse)
+    with pytest.raises(MirrorcamError, match=r"a\.jsonl: Read-only file system"):
+        events.close()
+    monkeypatch.undo()
+    assert not list(tmp_path.iterdir()), sorted(p.name for p in tmp_path.iterdir())
+
+    monkeypatch.setattr(sinks, "open", refuse, raising=False)  # (the temporary file is made, its opening fails)
+    with pytest.raises(MirrorcamError, match=r"b\.jsonl: Read-only file system"):
+        sinks.JsonLinesSink(tmp_path / "b.jsonl")
+    assert not list(tmp_path.iterdir()), sorted(p.name for p in tmp_path.iterdir())
+
+
+def test_the_landmark_cache_key_follows_the_mediapipe_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another MediaPipe release runs the same model through another graph: other landmarks.
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    first = _key_with_manifest(tmp_path, monkeypatch, "one", {"full": _A})
+    assert _key_with_manifest(tmp_path, monkeypatch, "two", {"full": _A}) == first  # (deterministic)
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0.1" if name == "mediapipe" else real(name))
+    assert _key_with_manifest(tmp_path, monkeypatch, "three", {"full": _A}) != first
+
+
+@pytest.mark.parametrize("spec", ["0", "rtsp://127.0.0.1:9/stream"], ids=["camera", "url"])
+def test_extract_refuses_a_camera_or_a_stream(tmp_path: Path, spec: str) -> None:
+    # Camera 0 had been recorded until Ctrl+C; a URL had been quoted as "rtsp:/127.0.0.1:9/stream".
+    proc = run_cli("extract", spec, "-o", tmp_path / "x.npz", timeout=120, cwd=tmp_path)
+    assert_one_line_error(proc, f"no such file or folder: {spec} ", "not a camera or a stream")
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_events_file_names_no_top_neuron_while_every_neuron_rests(tmp_path: Path) -> None:
+    """``top`` had named the first template (``punch``, 0.0) on frames where nothing was active."""
+    from conftest import REPO
+
+    proc = run_cli("replay", REPO / "recordings" / "observed_2_squat.npz", "--no-window", "--events", tmp_path / "e.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    people = [p for r in map(json.loads, (tmp_path / "e.jsonl").read_text().splitlines()) if r["type"] == "frame"
+              for p in r["persons"]]
+    assert people[0]["top"] is None
+    tops = [p["top"] for p in people if p["top"] is not None]
+    assert tops and all(t["activation"] > 0 for t in tops) and tops[-1]["template"] == "squat"
+
+
+def test_an_output_under_a_file_says_the_file_is_not_a_folder(tmp_path: Path) -> None:
+    from conftest import REPO
+
+    (tmp_path / "taken.mp4").write_bytes(b"kept")
+    proc = run_cli("replay", REPO / "recordings" / "observed_2_squat.npz", "--no-window", "--out", tmp_path / "taken.mp4" / "x.mp4")
+    assert_one_line_error(proc, "its folder is not a folder")
+    assert (tmp_path / "taken.mp4").read_bytes() == b"kept"

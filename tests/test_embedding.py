@@ -18,18 +18,30 @@ REFERENCE = PerformerOptions(seed=1)
 
 
 @pytest.mark.parametrize(
-    "change",
+    "change, moves",
     [
-        {"translation": (0.8, 1.5)},
-        {"scale": 1.3},
-        {"scale": 0.75},
-        {"yaw_deg": 45.0},
-        {"yaw_deg": -45.0},
-        {"yaw_deg": 20.0, "translation": (-0.5, 0.5), "scale": 1.1},
-        {"camera_distance": 5.0},
+        # Where in the picture and how far from the camera: MediaPipe's world landmarks are
+        # hip-centred metres, so only the image landmarks move (the performer models that).
+        # These cases check that the embedding reads nothing of the picture's position or
+        # size (it is built from the world landmarks alone); they cannot check more.
+        ({"translation": (0.8, 1.5)}, {"image"}),
+        ({"camera_distance": 5.0}, {"image"}),
+        # A bigger or smaller body, a camera to the side: the world landmarks change too.
+        ({"scale": 1.3}, {"image", "world"}),
+        ({"scale": 0.75}, {"image", "world"}),
+        ({"yaw_deg": 45.0}, {"image", "world"}),
+        ({"yaw_deg": -45.0}, {"image", "world"}),
+        ({"yaw_deg": 20.0, "translation": (-0.5, 0.5), "scale": 1.1}, {"image", "world"}),
     ],
 )
-def test_embedding_ignores_where_and_how_big_and_camera_yaw(change):
+def test_embedding_ignores_where_and_how_big_and_camera_yaw(change, moves):
+    def landmarks(options: PerformerOptions) -> dict[str, np.ndarray]:
+        persons = [f.persons[0] for f in perform("punch", options).frames]
+        return {"image": np.stack([p.landmarks for p in persons]), "world": np.stack([p.world for p in persons])}
+
+    before, after = landmarks(REFERENCE), landmarks(PerformerOptions(seed=1, **change))
+    # (the premise: what the change moves, by well over the tolerance below)
+    assert {k for k in before if np.abs(before[k] - after[k]).max() > 0.05} == moves
     base = _vectors(REFERENCE)
     other = _vectors(PerformerOptions(seed=1, **change))
     assert np.abs(base - other).max() < 1e-4
@@ -221,6 +233,29 @@ def test_embedding_validates_shapes():
         Embedding(np.zeros(DIM, np.float32), np.zeros(DIM, np.float32), np.ones(3, np.float32))
     assert Embedding(np.zeros(DIM, np.float32), np.zeros(DIM, np.float32)).in_view.min() == 1.0
     assert len(FEATURES) == DIM
+
+
+def test_a_segment_of_nan_length_has_no_direction_and_no_weight():
+    # A NaN wrist: the forearm's length is NaN, which fails both "n > eps" (so a zero
+    # direction) and "n <= eps" (so it had kept its full weight, counted as seen).
+    from dataclasses import replace
+
+    person = perform("squat", PerformerOptions(seed=1)).frames[10].persons[0]
+    world = person.world.copy()
+    world[15] = np.nan
+    e = embed_person(replace(person, world=world))
+    forearm = [FEATURES.index(f"l_forearm.{axis}") for axis in "xyz"]
+    assert e.vector[forearm].tolist() == [0.0, 0.0, 0.0]
+    assert e.weight[forearm].tolist() == [0.0, 0.0, 0.0]
+    assert e.weight[FEATURES.index("r_forearm.x")] > 0.5  # the other arm is untouched
+
+
+def test_an_unknown_action_is_the_same_clear_error_for_a_performance_and_a_preview():
+    from mirrorcam.performer import preview_landmarks
+
+    for make in (perform, preview_landmarks):
+        with pytest.raises(ValueError, match="unknown action 'moonwalk'"):
+            make("moonwalk")
 
 
 @pytest.mark.parametrize("bad", [{"speed": 0.0}, {"fps": 0.5}, {"yaw_deg": 120.0}, {"scale": 10.0}, {"noise_m": -1.0}])

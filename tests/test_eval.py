@@ -135,40 +135,94 @@ def test_summary_counts():
     assert img.ndim == 3 and img.shape[0] > 100
 
 
+EVAL_CLIPS = [
+    ("RJ-song_MediapipePy/squat.mp4", "squat", "rj_a"),
+    ("omkarnagarkar55_HAR/stand.mp4", "standing", "har"),  # no template: expects none, and eval says so
+    ("theunknown550_jj/jj_4.mp4", "jumping_jack", "tu_b"),
+    # 2.4 s, 14 frames: one wave, missed at double speed (so the speed runs' accuracy is not
+    # the normal run's)
+    ("weizmann_frames/weizmann_clean_wave1_p08.mp4", "wave_one_hand", "weiz_08"),
+]
+
+
 @pytest.mark.slow
 def test_eval_end_to_end_on_a_small_manifest(tmp_path, clips_dir):
+    from dataclasses import replace
+
+    from conftest import fires
+    from mirrorcam.matching import NeuronBank
+    from mirrorcam.pipeline import clip_landmarks
+    from mirrorcam.templates import builtin_library
+
     rows = ["path\tlabel\tsubject"]
-    for rel, label, subject in [
-        ("RJ-song_MediapipePy/squat.mp4", "squat", "rj_a"),
-        ("omkarnagarkar55_HAR/stand.mp4", "standing", "har"),  # no template: expects none, and eval says so
-        ("theunknown550_jj/jj_4.mp4", "jumping_jack", "tu_b"),
-    ]:
+    for rel, label, subject in EVAL_CLIPS:
         if not (clips_dir / rel).is_file():
             pytest.skip(f"{rel} not in {clips_dir}")
         rows.append(f"{rel}\t{label}\t{subject}")
     manifest = tmp_path / "small.tsv"
     manifest.write_text("\n".join(rows) + "\n")
     out = tmp_path / "report"
-    proc = run_cli("eval", manifest, "--root", clips_dir, "--json", tmp_path / "r.json", "--report", out)
+    proc = run_cli("eval", manifest, "--root", clips_dir, "--flip-source", "landmarks",
+                   "--json", tmp_path / "r.json", "--report", out)
     assert proc.returncode == 0, proc.stderr
     assert "expect nothing to fire: standing (1 clip)" in proc.stderr
     report = json.loads((tmp_path / "r.json").read_text())
-    for key in ("accuracy", "false_fires_per_minute", "per_class", "confusion", "flip_consistency", "speed_accuracy", "clips"):
-        assert key in report
-    assert set(report["speed_accuracy"]) == {"0.5", "2.0"}
-    assert [c["path"] for c in report["clips"]][0] == "RJ-song_MediapipePy/squat.mp4"
-    assert report["clips"][0]["prediction"] == "squat"
-    assert report["clips"][1]["prediction"] == "none"
+
+    # What each run should give, found here without eval's code: the built-in bank over the
+    # same cached landmarks, mirrored (--flip-source landmarks), and retimed.
+    library = builtin_library()
+    assert not any(t.side_specific for t in library.templates)  # (so every template counts for the flip)
+    bank = NeuronBank(library.templates)
+
+    def top(counts) -> str:
+        ranked = counts.most_common()
+        assert len(ranked) < 2 or ranked[0][1] > ranked[1][1], counts  # (no tie to break by score)
+        return ranked[0][0] if ranked else "none"
+
+    expected = {}
+    for rel, label, _ in EVAL_CLIPS:
+        frames = clip_landmarks(clips_dir / rel, progress=False).frames
+        normal = fires(bank, frames)
+        expected[rel] = {
+            "fires": dict(normal), "prediction": top(normal), "label": label,
+            "flip": top(fires(bank, [replace(f, persons=tuple(p.mirrored() for p in f.persons)) for f in frames])),
+            **{str(s): top(fires(bank, [replace(f, timestamp_ms=f.timestamp_ms / s) for f in frames])) for s in (0.5, 2.0)},
+        }
+    # (what the clips themselves show: the table above relies on it)
+    assert [expected[rel]["prediction"] for rel, *_ in EVAL_CLIPS] == ["squat", "none", "jumping_jack", "wave_one_hand"]
+    assert expected["weizmann_frames/weizmann_clean_wave1_p08.mp4"]["2.0"] == "none"
+
+    assert [c["path"] for c in report["clips"]] == [rel for rel, *_ in EVAL_CLIPS]
+    for clip in report["clips"]:
+        want = expected[clip["path"]]
+        assert clip["prediction"] == want["prediction"] and clip["fires"] == want["fires"], clip
+        assert clip["correct"] == (want["prediction"] == (want["label"] if want["label"] != "standing" else "none"))
+        assert clip["flip_prediction"] == want["flip"], clip
+        assert clip["speed_predictions"] == {"0.5": want["0.5"], "2.0": want["2.0"]}, clip
+    actions = [rel for rel, label, _ in EVAL_CLIPS if label != "standing"]
+
+    def accuracy(run: str) -> float:
+        return round(sum(expected[r][run] == expected[r]["label"] for r in actions) / len(actions), 4)
+
+    assert report["accuracy"] == accuracy("prediction") == 1.0
+    assert report["false_fires_per_minute"] == 0.0 and report["negative_clips"] == 1
+    assert report["speed_accuracy"] == {"0.5": accuracy("0.5"), "2.0": accuracy("2.0")} == {"0.5": 1.0, "2.0": 0.6667}
+    same = sum(expected[r]["flip"] == expected[r]["prediction"] for r, *_ in EVAL_CLIPS) / len(EVAL_CLIPS)
+    # (1.0: no clip here changes its prediction when mirrored, so this alone would not tell
+    # a computed value from a constant; the per-clip flip predictions above do the rest)
+    assert report["flip_consistency"] == round(same, 4) and report["flip_source"] == "landmarks"
+    assert report["per_class"]["jumping_jack"] == {"precision": 1.0, "recall": 1.0, "support": 1}
     # How near each clip came: a template that fired was above half activation, so its
     # distance was within its threshold; the standing clip lists its nearest impostors.
-    squat, stand, jack = report["clips"]
+    squat, stand, jack, _ = report["clips"]
     assert squat["closest"]["squat"] <= 1.0 and list(squat["closest"])[0] == "squat"
     assert "none" not in stand["closest"] and len(stand["closest"]) == 2
     assert all(r > 1.0 for r in stand["closest"].values())  # it fired nothing
-    assert all(jack["closest"][name] <= 1.0 for name in jack["fires"])
-    assert "closest to threshold" in proc.stdout or all(c["correct"] for c in report["clips"])
+    assert jack["fires"] and all(jack["closest"][name] <= 1.0 for name in jack["fires"])
+    assert "miss:" not in proc.stdout  # every clip right: no miss line
+    assert "flip consistency 100.0% (landmarks), speed 0.5x 100.0%, 2.0x 66.7%" in proc.stdout, proc.stdout
     assert cv2.imread(str(out / "confusion.png")) is not None
-    assert json.loads((out / "report.json").read_text())["accuracy"] == report["accuracy"]
+    assert json.loads((out / "report.json").read_text()) == report
 
 
 LOSO_CLIPS = [

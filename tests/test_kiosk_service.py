@@ -152,6 +152,38 @@ def test_a_corrupt_counters_file_starts_over_without_crashing(tmp_path, caplog):
     assert json.loads(path.read_text())["totals"]["sessions"] == 1
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"totals": {"sessions": 0}},  # totals without mirror_events
+        {"hours": []},
+        {"totals": {"sessions": "3", "mirror_events": {}}},
+        {"totals": {"sessions": 1, "mirror_events": {"clap": None}}},
+        {"hours": {"2025-05-01T14": {"sessions": 1}}},
+        {"totals": []},
+    ],
+)
+def test_counters_of_the_wrong_shape_start_afresh_and_are_kept_aside(tmp_path, caplog, content):
+    path = tmp_path / "counters.json"
+    text = json.dumps({"format": "mirrorcam.kiosk-counters", **content})
+    path.write_text(text)
+    with caplog.at_level("WARNING"):
+        counters = Counters(path, wallclock=lambda: dt.datetime(2025, 5, 1, 14))
+    counters.session_started()  # had raised KeyError / TypeError at every session
+    counters.mirror_event("clap")
+    assert counters.flush()
+    assert json.loads(path.read_text())["totals"] == {"sessions": 1, "mirror_events": {"clap": 1}}
+    assert (tmp_path / "counters.json.corrupt").read_text() == text
+    assert "counters.json.corrupt" in caplog.text
+
+
+def test_a_file_that_is_not_counters_is_not_overwritten_unseen(tmp_path):
+    path = tmp_path / "counters.json"
+    path.write_text('{"something": "else"}')
+    Counters(path).session_started()
+    assert (tmp_path / "counters.json.corrupt").read_text() == '{"something": "else"}'
+
+
 def test_hour_key_has_no_minutes():
     assert hour_key(dt.datetime(2025, 12, 31, 23, 59, 59)) == "2025-12-31T23"
 

@@ -107,11 +107,36 @@ def test_a_new_visitor_takes_over_when_the_first_leaves_but_others_stay():
     side = lambda t: (generated_person(1, cx=0.85, height=0.5, t=t),)
     from mirrorcam.kiosk.camera import Scene
 
-    d = Driver([Scene(5, both), Scene(2, side)]).run()  # 0 leaves at 5 s, 1 takes over at 6 s
+    # 0 leaves at 5 s; 1 is offered after visitor_hold_s (6 s) and takes over after engage_after_s (7 s).
+    d = Driver([Scene(5, both), Scene(2.5, side)]).run()
     assert d.kinds()[:2] == ["session_started", "action_started"]
     ended = [e for e in d.events if e.kind == "session_ended"]
     assert [e.reason for e in ended] == ["new visitor"]
+    assert ended[0].time == pytest.approx(5.0 + TIMING.visitor_hold_s + TIMING.engage_after_s, abs=0.1)
     assert d.machine.visitor_id == 1 and d.machine.phase is Phase.ENGAGE
+
+
+def test_a_passer_by_after_the_hold_does_not_take_over_the_session():
+    # Visitor 0 steps out of view; after visitor_hold_s someone crosses the picture for
+    # 0.3 s.  Like at the attract screen, they would have to stay engage_after_s.
+    scenes = [standing(6, person_id=0), empty(1.5), standing(0.3, person_id=1, cx=0.2), empty(1.0)]
+    d = Driver(scenes).run()
+    assert d.kinds() == ["session_started", "action_started"]
+    assert d.machine.visitor_id == 0 and d.machine.phase is Phase.IMITATE
+
+
+def test_the_passer_by_s_firing_is_not_the_visitor_s_mirror_event():
+    # The passer-by completes the target action while waiting: that is not a mirror event.
+    scenes = [standing(6, person_id=0), empty(1.5), standing(0.5, person_id=1, cx=0.2), empty(1.0)]
+    d = Driver(scenes, fires={7.8: "wave_one_hand"}).run()
+    assert "mirror" not in d.kinds() and d.machine.visitor_id == 0
+
+
+def test_the_visitor_back_after_a_passer_by_keeps_the_session():
+    scenes = [standing(6, person_id=0), empty(1.5), standing(0.3, person_id=1, cx=0.2), empty(1.2), standing(2, person_id=0)]
+    d = Driver(scenes).run()
+    assert "session_ended" not in d.kinds()
+    assert d.machine.visitor_id == 0 and not d.machine.visitor_missing(d.clock())
 
 
 def test_short_detection_gaps_keep_the_visitor():
@@ -167,3 +192,10 @@ def test_constructor_validation():
         KioskStateMachine(TIMING, ACTIONS, min_score=2)
     with pytest.raises(ValueError, match="hold_s"):
         VisitorSelector(VisitorConfig(), -1)
+
+
+@pytest.mark.parametrize("seconds", [0.0, -1.0, float("nan")])
+def test_a_scripted_scene_that_lasts_no_time_is_refused(seconds):
+    # Looped, such a script had spun forever inside poll() (refused before any poll here).
+    with pytest.raises(ValueError, match="scene 1 lasts"):
+        ScriptedCamera([standing(1), empty(seconds)], loop=True)

@@ -72,14 +72,18 @@ def test_the_whole_demo_shows_every_mirror_event_while_other_does_that_action(tm
     assert all(e == w for e, w in events), events
 
 
-def test_camera_that_cannot_open_is_one_clear_error():
-    proc = run_cli("live", "--camera", "57", "--no-window", "--out", "/tmp/never.mp4", timeout=120)
+def test_camera_that_cannot_open_is_one_clear_error(tmp_path):
+    out = tmp_path / "never.mp4"
+    proc = run_cli("live", "--camera", "57", "--no-window", "--out", out, timeout=120, cwd=tmp_path)
     assert_one_line_error(proc, "camera 57")
+    assert not list(tmp_path.iterdir())  # no video, not even an empty one, and nothing else
 
 
-def test_unreachable_stream_is_one_clear_error():
-    proc = run_cli("live", "--source", "http://127.0.0.1:9/stream.mjpg", "--no-window", "--out", "/tmp/never.mp4", timeout=120)
+def test_unreachable_stream_is_one_clear_error(tmp_path):
+    out = tmp_path / "never.mp4"
+    proc = run_cli("live", "--source", "http://127.0.0.1:9/stream.mjpg", "--no-window", "--out", out, timeout=120, cwd=tmp_path)
     assert_one_line_error(proc, "127.0.0.1:9")
+    assert not list(tmp_path.iterdir())  # no video, not even an empty one, and nothing else
 
 
 @pytest.mark.parametrize("size", ["12x12", "big", "100000x2"])
@@ -334,6 +338,10 @@ def test_teach_from_a_simulated_camera_then_the_template_fires_on_a_replay(xvfb,
     bank = NeuronBank([template])
     fired = [f for pf in clip_landmarks(video).frames for a in bank.update(pf).values() for f in a.firings]
     assert fired and all(f.template == "jj_test_now" for f in fired)
+    # and only on jumping jacks: not on someone standing still, nor on squats (a template
+    # that fired on anything would have passed the check above)
+    for other in ("omkarnagarkar55_HAR/stand.mp4", "RJ-song_MediapipePy/squat.mp4"):
+        assert not fires(bank, clip_landmarks(clip(other), progress=False).frames), other
 
 
 @pytest.mark.parametrize(
@@ -381,9 +389,11 @@ def test_the_demo_teaches_into_the_templates_folder_for_the_seconds_asked(tmp_pa
 
 
 @pytest.mark.parametrize("extra", [["--demo"], ["--camera", "57"]])
-def test_a_bad_teach_length_is_one_clear_error(extra):
-    assert_one_line_error(run_cli("live", *extra, "--no-window", "--out", "x.mp4", "--teach-seconds", "0", "--seconds", "1"),
-                          "--teach-seconds")
+def test_a_bad_teach_length_is_one_clear_error(extra, tmp_path):
+    proc = run_cli("live", *extra, "--no-window", "--out", tmp_path / "x.mp4", "--teach-seconds", "0", "--seconds", "1",
+                   cwd=tmp_path)
+    assert_one_line_error(proc, "--teach-seconds")
+    assert not list(tmp_path.iterdir())  # refused before any video (or anything else) was written
 
 
 def test_teaching_live_under_an_existing_neurons_name_adds_a_style_to_it(tmp_path):

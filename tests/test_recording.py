@@ -332,3 +332,48 @@ def test_a_version_that_is_not_a_whole_number_is_refused_clearly(tmp_path: Path,
     _rewrite_header(path, version=version)
     with pytest.raises(RecordingError, match=rf"has version {re.escape(repr(version))} in its header, not a version number"):
         load_recording(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [("nan-time", "timestamps must be finite"), ("inf-landmark", "array 'landmarks' holds values outside"),
+     ("visibility-2", "array 'visibility' holds values outside")],
+)
+def test_save_refuses_every_value_loading_would(tmp_path: Path, change: str, needle: str) -> None:
+    # Only the frame count, rate, size and the times' bound were checked on saving: a NaN
+    # time or an infinite landmark was written, and the file then refused by load_recording.
+    rec = _recording(3)
+    last = rec.frames[-1]
+    person = _person(0, 99)
+    if change == "nan-time":
+        last = replace(last, timestamp_ms=float("nan"))
+    elif change == "inf-landmark":
+        landmarks = person.landmarks.copy()
+        landmarks[5, 0] = np.inf
+        last = replace(last, persons=(replace(person, landmarks=landmarks),))
+    else:
+        last = replace(last, persons=(replace(person, visibility=np.full(33, 2.0, np.float32)),))
+    with pytest.raises(RecordingError, match=rf"cannot write .*rec\.npz: {needle}"):
+        save_recording(tmp_path / "rec.npz", replace(rec, frames=rec.frames[:-1] + (last,)))
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_flipped_landmarks_of_a_recording_are_mirrored(tmp_path: Path) -> None:
+    # clip_landmarks(flip=True) had returned a recording as it was: eval's flip variant of a
+    # manifest of recordings was the original again.
+    from mirrorcam.pipeline import clip_landmarks
+
+    path = tmp_path / "rec.npz"
+    save_recording(path, _recording(4))
+    plain = clip_landmarks(path)
+    flipped = clip_landmarks(path, flip=True, cache_dir=tmp_path / "cache")
+    assert len(flipped) == len(plain) and flipped.fps == plain.fps
+    for a, b in zip(plain.frames, flipped.frames):
+        assert b.timestamp_ms == a.timestamp_ms and [p.id for p in b.persons] == [p.id for p in a.persons]
+        for p, q in zip(a.persons, b.persons):
+            expected = p.mirrored()
+            np.testing.assert_allclose(q.landmarks, expected.landmarks)
+            np.testing.assert_allclose(q.world, expected.world)
+            np.testing.assert_allclose(q.visibility, expected.visibility)
+    assert any(f.persons for f in flipped.frames)
+    assert not (tmp_path / "cache").exists()  # (a recording is never run through the model, nor cached)

@@ -129,13 +129,35 @@ def test_text_measure_grows_with_text_and_align_right_ends_at_org(text):
     assert 200 < columns.max() <= 254
 
 
-@pytest.mark.parametrize("width", [40, 120, 400])
-def test_fit_shrinks_then_ellipsizes_to_the_width(text, width):
+@pytest.mark.parametrize(
+    "width, outcome",
+    [
+        (40, "shortened"),    # LONG is 550 px at the smallest size: shrinking is not enough
+        (120, "shortened"),
+        (400, "shortened"),
+        (700, "shrunk"),      # between its width at 12 and at 20 px: smaller, whole
+        (2000, "whole"),      # fits as it is
+    ],
+)
+def test_fit_shrinks_then_ellipsizes_to_the_width(text, width, outcome):
+    assert text.measure(LONG, 12)[0] < 700 < text.measure(LONG, 20)[0]  # (the table's premise)
     shown, size = text.fit(LONG, 20, width, min_size=12)
     assert text.measure(shown, size)[0] <= width
-    assert 12 <= size <= 20
-    if shown:
-        assert shown == LONG or shown.endswith(("…", "..."))
+    if outcome == "whole":
+        assert (shown, size) == (LONG, 20)
+    elif outcome == "shrunk":
+        assert shown == LONG and 12 <= size < 20
+        assert text.measure(LONG, size + 1)[0] > width  # the largest size that fits
+    else:
+        ellipsis = "..." if text.backend == "hershey" else "…"
+        assert size == 12  # shrunk as far as allowed before shortening
+        assert shown.endswith(ellipsis) and len(shown) > len(ellipsis), shown  # not "" nor the ellipsis alone
+        prefix = shown[: -len(ellipsis)]
+        assert LONG.startswith(prefix) and prefix == prefix.rstrip(), shown
+        # the longest such prefix: one more character of LONG would not fit
+        rest = LONG[len(prefix):]
+        longer = prefix + rest[: len(rest) - len(rest.lstrip()) + 1]
+        assert text.measure(longer + ellipsis, size)[0] > width, shown
 
 
 def test_hershey_fallback_draws_ascii_and_survives_any_script():

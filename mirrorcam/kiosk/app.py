@@ -114,15 +114,15 @@ class Kiosk:
             self._last_frame_at = now
             self._frame_size = frame.image_size
             self._last_image = frame.image
-            visitor = self.selector.select(now, frame)
+            offered = self.selector.select(now, frame)
+            activity = self._match(frame, self._engaged(offered))
+            events += self.machine.update(now, offered, activity, anyone_in_view=bool(frame.persons))
+            # Asked again after the update: a takeover has just made the offered person the visitor.
+            visitor = self._engaged(offered)
             self._visitor = visitor
             self._others = tuple(p for p in frame.persons if visitor is None or p.id != visitor.id)
-            activity = self._match(frame, visitor)
-            events += self.machine.update(now, visitor, activity, anyone_in_view=bool(frame.persons))
             if activity is not None:
                 self._note_visitor_firings(now, activity)
-            if self.config.privacy.record_landmarks and visitor is not None and self.machine.visitor_id is not None:
-                self._record(frame, visitor)
         else:
             since = now - (self._last_frame_at if self._last_frame_at is not None else self._clip_started)
             if since >= self.config.camera.lost_after_s:
@@ -131,6 +131,10 @@ class Kiosk:
                 self.selector.reset()
         for event in events:
             self._react(event)
+        # Recorded only now: a session_started above opens a new recording, so a new
+        # visitor's first frame goes into their own file, not the previous visitor's.
+        if frame is not None and self.config.privacy.record_landmarks and self._visitor is not None and self.machine.visitor_id is not None:
+            self._record(frame, self._visitor)
         self._advance_clip(now)
         if self.machine.phase in (Phase.IMITATE, Phase.MIRROR):
             index = self._clip.index_at(now - self._clip_started)
@@ -142,6 +146,17 @@ class Kiosk:
         if self.counters is not None:
             self.counters.maybe_flush()
         return canvas
+
+    def _engaged(self, person):
+        """``person`` if they are (or may become, from attract) the visitor, else None.
+
+        During a session the selector may offer someone else once the visitor has been
+        gone ``visitor_hold_s``; until the state machine hands them the session they are
+        only a candidate: not matched, drawn or recorded as the visitor.
+        """
+        if person is None or self.machine.visitor_id not in (None, person.id):
+            return None
+        return person
 
     def _match(self, frame: PoseFrame, visitor) -> NeuronActivity | None:
         """The visitor's neuron activity; the neurons only run while someone is engaged."""

@@ -319,6 +319,9 @@ class ScriptedCamera:
         loop: Start the script over at the end (else :attr:`finished` turns True).
         frame_size: ``(w, h)`` reported in the pose frames.
         image: An optional picture carried by every frame (to exercise drawing the camera view).
+
+    Raises:
+        ValueError: No scenes, a scene that lasts no time (or NaN), or ``fps <= 0``.
     """
 
     def __init__(
@@ -334,6 +337,11 @@ class ScriptedCamera:
             raise ValueError("scenes must not be empty")
         if fps <= 0:
             raise ValueError(f"fps must be > 0, got {fps}")
+        # A looped script whose scenes last no time would skip scenes forever inside
+        # poll(); a NaN length would never end its scene.
+        bad = next(((i, s.seconds) for i, s in enumerate(scenes) if not s.seconds > 0), None)
+        if bad is not None:
+            raise ValueError(f"scene {bad[0]} lasts {bad[1]} s; every scene must last more than 0 s")
         self.scenes = tuple(scenes)
         self.fps = fps
         self.clock = clock or ManualClock()

@@ -139,29 +139,40 @@ def _box_area(person: Person) -> float:
 def performer_trace(recording: Recording, action: str, bank) -> PerformerTrace:
     """Run the performer's frames through ``bank`` and keep the ``action`` neuron's response.
 
-    A firing is placed at the frame where its movement ended (the bank reports it up to
-    its settle time later), and the clip's end is the stream's end (``bank.finish()``):
-    firings still held are released, and a movement cut off by the end may fire, as in
-    ``replay``.
+    Only the performer's response counts: in each frame the largest person in view, the
+    one :meth:`PlaylistClip.performer` shows (a bystander's firing must not light up the
+    performer's raster).  A firing counts when its person was the performer in the frame
+    where its movement ended, and is placed there (the bank reports it up to its settle
+    time later).  The clip's end is the stream's end (``bank.finish()``): firings still
+    held are released, and a movement cut off by the end may fire, as in ``replay``.
     """
     names = list(bank.names)
     target = names.index(action)
     times = np.array([f.timestamp_ms for f in recording.frames], np.float64)
+    shown = [max(f.persons, key=_box_area).id if f.persons else None for f in recording.frames]
 
     def ended_at(firing) -> int:
         return int(np.clip(np.searchsorted(times, firing.end_ms - 1e-6), 0, len(times) - 1))
+
+    def _performers_firings(firings) -> list[int]:
+        """Frames where the performer's firings of ``action`` among ``firings`` ended."""
+        ends = [(ended_at(f), f.person) for f in firings if f.template == action]
+        return [i for i, person in ends if shown[i] == person]
 
     bank.reset()
     activation = np.zeros(len(recording.frames), np.float32)
     fired = []
     for i, frame in enumerate(recording.frames):
         activities = bank.update(frame)
+        if shown[i] in activities:
+            activation[i] = float(activities[shown[i]].activation[target])
         for activity in activities.values():
-            activation[i] = max(activation[i], float(activity.activation[target]))
-            fired += [ended_at(f) for f in activity.firings if f.template == action]
+            fired += _performers_firings(activity.firings)
     if len(times):
-        fired += [ended_at(f) for firings in bank.finish().values() for f in firings if f.template == action]
-        for last in bank.activations().values():
+        for firings in bank.finish().values():
+            fired += _performers_firings(firings)
+        last = bank.activations().get(shown[-1])
+        if last is not None:
             activation[-1] = max(activation[-1], float(last[target]))
     bank.reset()
     return PerformerTrace(activation, tuple(sorted(set(fired))))
@@ -228,7 +239,7 @@ def load_playlist(
                 preview=getattr(template, "preview", None),
             )
         )
-        log.info("playlist: %s ready (%d frames, performer fires %d times)", where, len(recording.frames), len(trace.fired))
+        log.info("%s ready (%d frames, performer fires %d times)", where, len(recording.frames), len(trace.fired))
     return clips
 
 

@@ -113,7 +113,7 @@ class KioskRenderer:
         self.text = text or TextRenderer(fonts)
         self.u = self.height / 720.0  # every size below is given for 720 lines
         self.canvas = np.zeros((self.height, self.width, 3), np.uint8)
-        self._wrap_cache: dict[tuple[str, int, int], list[str]] = {}
+        self._wrap_cache: dict[tuple[str, int, int, bool], list[str]] = {}
         # The static layer, drawn once: background and the line that nothing is recorded.
         self._background = np.empty_like(self.canvas)
         self._background[:] = np.array(self.colors.background, np.uint8)
@@ -125,7 +125,7 @@ class KioskRenderer:
     # ----------------------------------------------------------------- text helpers
     def wrap(self, text: str, size: int, max_width: int, bold: bool = False) -> list[str]:
         """Greedy word wrap (per character for scripts written without spaces)."""
-        key = (text, size, max_width * (2 if bold else 1))
+        key = (text, size, max_width, bold)
         cached = self._wrap_cache.get(key)
         if cached is not None:
             return cached

@@ -112,6 +112,18 @@ class SystemdNotifier:
 COUNTERS_FORMAT = "mirrorcam.kiosk-counters"
 
 
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _valid_counts(counts) -> bool:
+    """Whether ``counts`` is ``{"sessions": n, "mirror_events": {action: n}}`` (extra keys allowed)."""
+    if not isinstance(counts, dict) or not _count(counts.get("sessions")):
+        return False
+    events = counts.get("mirror_events")
+    return isinstance(events, dict) and all(isinstance(k, str) and _count(v) for k, v in events.items())
+
+
 def hour_key(when: _dt.datetime) -> str:
     """The bucket a moment counts in: local date and hour, nothing finer (``2025-05-01T14``)."""
     return when.strftime("%Y-%m-%dT%H")
@@ -125,7 +137,8 @@ class Counters:
     card in a museum PC should not be written on every event); :meth:`flush` at exit.
 
     Args:
-        path: The JSON file (existing counts are kept and added to).
+        path: The JSON file (existing counts are kept and added to; a corrupt one is
+            renamed ``<name>.corrupt`` and counting starts afresh).
         flush_s: Shortest time between two writes.
         clock: Monotonic seconds, for spacing the writes.
         wallclock: Local time now, for the hour buckets.
@@ -159,15 +172,37 @@ class Counters:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return empty
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             log.warning("counters file %s unreadable (%s); starting new counts", self.path, exc)
             return empty
+        except ValueError as exc:
+            self._set_aside(f"is not valid JSON ({exc})")
+            return empty
         if not isinstance(data, dict) or data.get("format") != COUNTERS_FORMAT:
-            log.warning("counters file %s is not a kiosk counters file; starting new counts", self.path)
+            self._set_aside("is not a kiosk counters file")
             return empty
         data.setdefault("totals", {"sessions": 0, "mirror_events": {}})
         data.setdefault("hours", {})
+        # Checked here, once: a wrong shape would otherwise raise inside Kiosk.step at
+        # every session and lose the counts.
+        hours = data["hours"]
+        if not (_valid_counts(data["totals"]) and isinstance(hours, dict) and all(isinstance(k, str) and _valid_counts(v) for k, v in hours.items())):
+            self._set_aside("has counts of the wrong shape")
+            return empty
         return data
+
+    def _set_aside(self, problem: str) -> None:
+        """Rename a bad counters file so that starting afresh does not overwrite it unseen.
+
+        One aside file at most (a newer bad file replaces it): the kiosk's storage stays bounded.
+        """
+        aside = self.path.with_name(self.path.name + ".corrupt")
+        try:
+            os.replace(self.path, aside)
+        except OSError as exc:
+            log.warning("counters file %s %s; starting new counts (cannot keep it as %s: %s)", self.path, problem, aside.name, exc)
+            return
+        log.warning("counters file %s %s; kept as %s, starting new counts", self.path, problem, aside.name)
 
     def _bucket(self) -> dict:
         key = hour_key(self.wallclock())

@@ -6,7 +6,9 @@ Phases a visitor can follow without instructions::
     IMITATE --the target neuron fires for the visitor--> MIRROR --mirror_s--> IMITATE (next action)
     IMITATE --imitate_timeout_s without success--> IMITATE (next action)
     ENGAGE/IMITATE/MIRROR --nobody in view for idle_timeout_s--> ATTRACT
-    ENGAGE/IMITATE/MIRROR --visitor gone visitor_hold_s, someone else in view--> ENGAGE (new visitor)
+    ENGAGE/IMITATE/MIRROR --visitor gone idle_timeout_s, only unselectable people in view--> ATTRACT (walked away)
+    ENGAGE/IMITATE/MIRROR --visitor gone visitor_hold_s, then someone else in view
+                            for engage_after_s--> ENGAGE (new visitor)
     any --camera lost--> NO_CAMERA --frames again--> ATTRACT
 
 Every update takes ``now`` (seconds on any monotonic clock) so tests drive hours of
@@ -130,7 +132,8 @@ class KioskStateMachine:
         self.actions_done = 0
         self.mirror_firing = None
         self.last_seen = None
-        self._present_since = None
+        # The candidate's wait is kept: someone who stood in view while the visitor
+        # walked away goes on waiting in front of the attract screen.
 
     def _start_session(self, visitor_id: int, now: float, events: list[KioskEvent]) -> None:
         self.visitor_id = visitor_id
@@ -138,8 +141,21 @@ class KioskStateMachine:
         self.actions_done = 0
         self.last_seen = now
         self.mirror_firing = None
+        self._present_since = self._candidate = None
         self._enter(Phase.ENGAGE, now)
         events.append(KioskEvent("session_started", now))
+
+    def _waited(self, person: Person, now: float) -> bool:
+        """Note ``person`` in view and say whether they have stayed engage_after_s.
+
+        Short gaps (under ``_PRESENCE_GAP_S``) do not restart the wait; a longer one,
+        or someone else, does.
+        """
+        if self._present_since is None or self._candidate != person.id or now - self._candidate_seen > _PRESENCE_GAP_S:
+            self._present_since = now
+            self._candidate = person.id
+        self._candidate_seen = now
+        return now - self._present_since >= self.timing.engage_after_s
 
     def _next_action(self, now: float, events: list[KioskEvent], first: bool = False) -> None:
         if not first:
@@ -187,12 +203,7 @@ class KioskStateMachine:
                     self._present_since = None
                     self._candidate = None
                 return events
-            if self._present_since is None or self._candidate != visitor.id:
-                self._present_since = now
-                self._candidate = visitor.id
-            self._candidate_seen = now
-            if now - self._present_since >= self.timing.engage_after_s:
-                self._present_since = self._candidate = None
+            if self._waited(visitor, now):
                 self._start_session(visitor.id, now, events)
             return events
 
@@ -200,10 +211,15 @@ class KioskStateMachine:
         if visitor is not None and visitor.id == self.visitor_id:
             self.last_seen = now
         elif visitor is not None:
-            # The selector only offers someone else once the visitor was gone for its hold time.
-            self._end_session(now, "new visitor", events)
-            self._start_session(visitor.id, now, events)
-            return events
+            # The selector only offers someone else once the visitor was gone for its hold
+            # time.  Like at the attract screen they must then stay engage_after_s: a
+            # passer-by crossing the picture must not end the session.  Until then they
+            # are not the visitor, so their neurons do not count.
+            if self._waited(visitor, now):
+                self._end_session(now, "new visitor", events)
+                self._start_session(visitor.id, now, events)
+                return events
+            visitor, activity = None, None
         if self.anyone_seen is None or now - self.anyone_seen >= self.timing.idle_timeout_s:
             self._end_session(now, "idle", events)
             self._enter(Phase.ATTRACT, now)

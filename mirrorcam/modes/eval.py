@@ -42,7 +42,7 @@ from mirrorcam.errors import ConfigError, MirrorcamError, SourceError
 from mirrorcam.fileio import atomic_write_bytes, atomic_write_json, writable_destination
 from mirrorcam.matching import BankOptions, NeuronBank, threshold_ratio
 from mirrorcam.progress import Progress
-from mirrorcam.recording import Recording
+from mirrorcam.recording import Recording, mirrored_recording
 from mirrorcam.templates import BUILTIN_NAMES, TemplateLibrary
 
 log = logging.getLogger(__name__)
@@ -139,11 +139,6 @@ def read_manifest(path: Path) -> list[ClipRow]:
 # ---------------------------------------------------------------------------------------
 # Variants of a recording.
 # ---------------------------------------------------------------------------------------
-def mirrored_recording(rec: Recording) -> Recording:
-    frames = tuple(replace(f, persons=tuple(p.mirrored() for p in f.persons)) for f in rec.frames)
-    return replace(rec, frames=frames, meta={**rec.meta, "flip": "landmarks"})
-
-
 def retimed_frames(frames, speed: float) -> list[PoseFrame]:
     """Frames replayed at ``speed`` (2.0 = twice as fast): timestamps divided by it."""
     return [replace(f, timestamp_ms=f.timestamp_ms / speed) for f in frames]

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from mirrorcam.errors import MirrorcamError
+from mirrorcam.errors import MirrorcamError, SourceError
 from mirrorcam.fileio import writable_destination
 from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
 from mirrorcam.pipeline import clip_landmarks
@@ -22,7 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Run a video clip or image folder through the pose model once and save the landmarks "
         "as a versioned recording that replays without MediaPipe. Results are cached.",
     )
-    parser.add_argument("clip", type=Path, help="video file or folder of images")
+    # Text, not a Path: Path("rtsp://host/x") is "rtsp:/host/x", which the error would quote.
+    parser.add_argument("clip", help="video file or folder of images")
     parser.add_argument("-o", "--output", type=Path, required=True, help="recording to write (.npz; added to a name without a suffix)")
     add_pose_arguments(parser)
     parser.set_defaults(run=run)
@@ -37,8 +38,14 @@ def run(args: argparse.Namespace) -> int:
         raise MirrorcamError(f"a recording is an .npz file; {args.output} would be written as "
                              f"{args.output.name}.npz: name it {args.output.with_suffix('.npz').name}")
     output = args.output if args.output.suffix else args.output.with_name(args.output.name + ".npz")
+    clip = Path(args.clip)
+    if not clip.exists():
+        # A camera index or a stream URL would have been opened as one (camera 0 recorded
+        # until Ctrl+C): a recording is made of a clip that has an end.
+        raise SourceError(f"no such file or folder: {args.clip} (extract reads a video file or a folder of images, "
+                          "not a camera or a stream)")
     writable_destination(output, create=False)  # before the work, not after it (its folder is made when written)
-    recording = clip_landmarks(args.clip, pose_options_from_args(args))
+    recording = clip_landmarks(clip, pose_options_from_args(args))
     found = sum(1 for f in recording.frames if f.persons)
     if found == 0:  # (and an earlier recording under that name is kept)
         raise MirrorcamError(f"no person found in any of the {len(recording)} frames of {args.clip}; nothing written")

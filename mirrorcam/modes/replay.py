@@ -227,7 +227,14 @@ def replay_clip(
     if bank is not None:
         bank.reset()
     video = VideoSink(out, fps) if out else None
-    log_sink = JsonLinesSink(events) if events else None
+    try:
+        log_sink = JsonLinesSink(events) if events else None
+    except BaseException:
+        # The video's temporary file exists already: an events file that cannot be
+        # written (a folder under /proc, no permission) had left it behind.
+        if video:
+            video.close(commit=False)
+        raise
     # Without a window, drawing and encoding run beside the pose stage on the other core.
     names = {t.name: t.display_name for t in bank.templates} if bank is not None else None
     writer = BackgroundWorker(lambda item: video.write(annotate(*item[:2], size, names, item[2]))) if video and not show else None
@@ -334,7 +341,9 @@ def frame_event(pose_frame: PoseFrame, activities: dict) -> dict:
         activity = activities.get(person.id)
         if activity is not None and len(activity.names):
             best = int(np.argmax(activity.activation))
-            entry["top"] = {"template": activity.names[best], "activation": round(float(activity.activation[best]), 3)}
+            level = round(float(activity.activation[best]), 3)
+            # (null while every neuron is at rest: the argmax of noise would name one)
+            entry["top"] = {"template": activity.names[best], "activation": level} if level > 0 else None
         persons.append(entry)
     return {"type": "frame", "t": round(pose_frame.timestamp_ms / 1000.0, 3), "frame": pose_frame.index, "persons": persons}
 

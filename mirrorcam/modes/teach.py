@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 from dataclasses import replace
@@ -97,6 +98,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.style:
             raise MirrorcamError("--style labels a style added with --add")
+    # The examples' specs and files before the name's checks: a user told "already exists;
+    # use --force" would add --force and only then hear of a typo in the path.
+    specs = []
+    for spec in args.sources:
+        path, start, end = parse_clip_spec(spec)
+        if not Path(path).exists():
+            raise MirrorcamError(f"no such clip: {path}")
+        specs.append((Path(path), start, end))
+    if not args.add:
         if target.exists() and not args.force:
             raise TemplateError(f"{target} already exists; use --force to replace it, or --add to add a style to it")
         if not args.force and args.name in {t.name for t in builtin_library().templates}:
@@ -105,11 +115,7 @@ def run(args: argparse.Namespace) -> int:
         kind, side_specific = args.kind or "dynamic", args.side_specific
     options = pose_options_from_args(args)
     examples = []
-    for spec in args.sources:
-        path, start, end = parse_clip_spec(spec)
-        clip = Path(path)
-        if not clip.exists():
-            raise MirrorcamError(f"no such clip: {clip}")
+    for clip, start, end in specs:
         recording = clip_landmarks(clip, options)
         if start is not None and start >= recording.duration_s:
             raise MirrorcamError(f"segment {start:g}-{end:g} s of {clip} starts after the clip's end ({recording.duration_s:.1f} s)")
@@ -176,9 +182,14 @@ def _existing_template(name: str, out_dir: Path):
         if template.name != name:
             raise TemplateError(f"{path} holds template {template.name!r}, not {name!r}")
         return template
+    library = builtin_library()
     try:
-        return builtin_library().get(name)
+        return library.get(name)
     except KeyError:
+        known = [t.name for t in library.templates] + [t.name for t in _own_templates(out_dir)]
+        close = difflib.get_close_matches(name, known, n=1)
+        if close:  # a typo: teaching it without --add would make a second, misspelled neuron
+            raise TemplateError(f"there is no template {name!r} to add a style to: did you mean {close[0]!r}?") from None
         raise TemplateError(f"there is no template {name!r} to add a style to (neither built in nor in {out_dir}); "
                             "teach it without --add") from None
 
