@@ -42,9 +42,10 @@ How one frame is processed:
    reporting rule, with fuzzy ends), or when its activation has not risen for
    ``hold_ms`` (someone standing still after the movement).  Each firing counts a
    repetition.
-6. Lateral inhibition: a firing is dropped when another neuron explained the same span
-   better (a higher peak over an overlapping interval; between two saturated neurons,
-   the lower match distance), so a jumping jack does not also count as ``arms_up``.
+6. Lateral inhibition: a firing is dropped when other neurons explained most of its span
+   better (a higher peak over more than half of it, by one firing or several together;
+   between two saturated neurons, the lower match distance), so a jumping jack does not
+   also count as ``arms_up``, nor two quick squats as a jump.
 
 Example:
     >>> from mirrorcam.templates import builtin_library
@@ -916,30 +917,30 @@ class NeuronBank:
         return out
 
     def _inhibited(self, tr: _Track, f: Firing, ready: list[Firing]) -> bool:
-        """True when another neuron explains an overlapping span with a higher peak.
+        """True when other neurons explain most of ``f``'s span with higher peaks.
 
-        A span the same neuron already fired for (its recent firings) is not fired again;
-        its prototypes (styles, taught examples) are one neuron already, merged before
-        firing (``reduceat`` in ``_tick``).
+        Most: more than half of it, by one firing or by several together (two quick
+        squats must not leave a jump matched across both to fire, though each squat
+        covers less than half of it).  A span the same neuron already fired for (its
+        recent firings) is not fired again; its prototypes (styles, taught examples) are
+        one neuron already, merged before firing (``reduceat`` in ``_tick``).
         """
         span = max(f.end_ms - f.start_ms, self.tick_ms)
+        better: list[tuple[float, float]] = []  # spans explained better, as (start, end)
         for j in np.flatnonzero(tr.active):
             # The template that produced ``f`` may be active again, but on a later span
-            # (a new match starts after the last one ended), so the overlap test skips it.
-            overlap = min(f.end_ms, tr.peak_end[j]) - max(f.start_ms, tr.peak_start[j])
-            if overlap > 0.5 * span and _explains_better(tr.peak[j], tr.peak_dist[j], f):
-                return True
+            # (a new match starts after the last one ended), so it covers none of f's.
+            if _explains_better(tr.peak[j], tr.peak_dist[j], f):
+                better.append((tr.peak_start[j], tr.peak_end[j]))
         for g in tr.recent:
-            overlap = min(f.end_ms, g.end_ms) - max(f.start_ms, g.start_ms)
-            if overlap > 0.5 * span and (_explains_better(g.score, g.distance, f) or g.template == f.template):
-                return True
-        for g in [*tr.pending, *ready]:
-            if g is f:
-                continue
-            overlap = min(f.end_ms, g.end_ms) - max(f.start_ms, g.start_ms)
-            if overlap > 0.5 * span and _explains_better(g.score, g.distance, f):
-                return True
-        return False
+            if g.template == f.template:
+                if min(f.end_ms, g.end_ms) - max(f.start_ms, g.start_ms) > 0.5 * span:
+                    return True
+            elif _explains_better(g.score, g.distance, f):
+                better.append((g.start_ms, g.end_ms))
+        better += [(g.start_ms, g.end_ms) for g in [*tr.pending, *ready]
+                   if g is not f and _explains_better(g.score, g.distance, f)]
+        return _covered(better, f.start_ms, f.end_ms) > 0.5 * span
 
     def finish(self) -> dict[int, tuple[Firing, ...]]:
         """Release every pending firing (call at the end of a clip, before :meth:`reset`).
@@ -992,6 +993,22 @@ class NeuronBank:
     def activations(self) -> dict[int, np.ndarray]:
         """Latest per-template activation of every person (after :meth:`finish`: the stream end's)."""
         return {pid: tr.activation.copy() for pid, tr in self._tracks.items()}
+
+
+def _covered(spans: list[tuple[float, float]], start: float, end: float) -> float:
+    """How much of ``[start, end]`` the union of ``spans`` covers (ms).
+
+    Example:
+        >>> _covered([(0, 40), (30, 60), (90, 200)], 10, 100)
+        60.0
+    """
+    covered, reach = 0.0, start
+    for a, b in sorted(spans):
+        a, b = max(float(a), reach), min(float(b), end)
+        if b > a:
+            covered += b - a
+            reach = b
+    return covered
 
 
 def _explains_better(score: float, distance: float, f: Firing) -> bool:
