@@ -155,6 +155,23 @@ def test_saved_files_get_ordinary_permissions(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_the_new_file_mode_follows_the_umask_without_changing_it(umask: int) -> None:
+    """Read from /proc where Linux has it: setting the umask to read it raced the pose
+    thread's and the writer thread's new files (they could get the probe's 022)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import os, threading\nfrom mirrorcam.fileio import new_file_mode\n"
+             "seen = []\nos.umask = lambda m, real=os.umask: seen.append(m) or real(m)\n"
+             "print(oct(new_file_mode()), seen)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         preexec_fn=lambda: os.umask(umask)).stdout.split()
+    assert out[0] == oct(0o666 & ~umask)
+    assert out[1] == "[]" or not os.path.exists("/proc/self/status"), "the umask was changed to be read"
+
+
 def _rewrite_arrays(path: Path, **arrays) -> None:
     with np.load(path, allow_pickle=False) as archive:
         kept = {k: archive[k] for k in archive.files}
