@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://", "rtmp://")
 DEFAULT_FPS = 30.0
 
 
@@ -484,6 +483,27 @@ def simulated_camera(path: str | Path, fps: float | None = None, loop: bool = Tr
     return LiveSource(opener, f"simulated camera ({Path(path).name} at {rate:g} fps)", fps=rate)
 
 
+_URL = re.compile(r"[a-z][a-z0-9+.\-]*://", re.IGNORECASE)
+
+
+def parse_source_spec(spec: str | Path) -> int | str | Path:
+    """What a source spec names: a camera index (int), a stream URL (str) or a path.
+
+    One reading for every command and the kiosk's config (each had its own): any
+    ``scheme://`` is a URL, ``rtsp://`` and ``http://`` as well as FFmpeg's ``srt://``.
+
+    Example:
+        >>> parse_source_spec("0"), parse_source_spec("RTSP://cam/1"), parse_source_spec("clips/a.mp4")
+        (0, 'RTSP://cam/1', PosixPath('clips/a.mp4'))
+    """
+    text = str(spec)
+    if text.isdigit():
+        return int(text)
+    if _URL.match(text):
+        return text
+    return Path(text)
+
+
 def open_source(spec: str | Path) -> Source:
     """Open a frame source from a command-line style spec.
 
@@ -496,12 +516,12 @@ def open_source(spec: str | Path) -> Source:
     Raises:
         SourceError: The spec names nothing that can be opened.
     """
-    text = str(spec)
-    if text.isdigit():
-        return camera_source(int(text))
-    if text.lower().startswith(URL_SCHEMES):
-        return url_source(text)
-    path = Path(text)
+    what = parse_source_spec(spec)
+    if isinstance(what, int):
+        return camera_source(what)
+    if isinstance(what, str):
+        return url_source(what)
+    path = what
     if not path.exists():
         raise SourceError(f"no such file or folder: {path}")
     if path.is_dir():

@@ -244,3 +244,23 @@ def test_an_image_folder_at_an_impossible_rate_is_a_source_error(tmp_path: Path,
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(SourceError, match="the rate must be between 1 and 1000"):
         ImageFolderSource(tmp_path, fps)
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("0", 0),
+        ("12", 12),
+        ("rtsp://cam.local/stream", "rtsp://cam.local/stream"),
+        ("HTTP://cam/mjpeg", "HTTP://cam/mjpeg"),
+        ("srt://10.0.0.5:9000", "srt://10.0.0.5:9000"),  # the kiosk took it for a URL, live for a file
+        ("clips/wave.mp4", Path("clips/wave.mp4")),
+        ("0.mp4", Path("0.mp4")),
+        ("C:/no/scheme", Path("C:/no/scheme")),
+    ],
+)
+def test_every_command_reads_a_source_spec_alike(spec, expected):
+    from mirrorcam.sources import parse_source_spec
+
+    got = parse_source_spec(spec)
+    assert got == expected and type(got) is type(expected)

@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -107,12 +106,12 @@ class LivePoseCamera:
         self.poll_timeout_s = poll_timeout_s
         if source is not None:
             self.source = source  # an already running LiveSource (tests: a flaky device)
-        elif spec.isdigit():
-            self.source = sources.camera_source(int(spec), require_initial=False, max_backoff_s=max_backoff_s)
-        elif "://" in spec:
-            self.source = sources.url_source(spec, require_initial=False, max_backoff_s=max_backoff_s)
+        elif isinstance(what := sources.parse_source_spec(spec), int):
+            self.source = sources.camera_source(what, require_initial=False, max_backoff_s=max_backoff_s)
+        elif isinstance(what, str):
+            self.source = sources.url_source(what, require_initial=False, max_backoff_s=max_backoff_s)
         else:
-            path = Path(spec)
+            path = what
             self.source = sources.LiveSource(
                 lambda: sources.PacedFileCapture(path, loop=True, realtime=True),
                 f"simulated camera ({path.name})",

@@ -449,7 +449,9 @@ class _Checker:
             if not value.strip():
                 self.problem(key, "must not be empty (a camera index like \"0\", a URL or a file)")
                 return False, None
-            looks_like_file = not value.isdigit() and "://" not in value
+            from mirrorcam.sources import parse_source_spec
+
+            looks_like_file = isinstance(parse_source_spec(value), Path)
             if looks_like_file:
                 from mirrorcam.recording import is_recording_path
 

@@ -907,13 +907,13 @@ def observed_clips(spec: str | None, pose_options) -> list[ObservedClip] | None:
 
 
 def open_you_source(args):
-    from mirrorcam.sources import camera_source, simulated_camera, url_source, URL_SCHEMES
+    from mirrorcam.sources import camera_source, parse_source_spec, simulated_camera, url_source
 
-    if args.source:
-        if args.source.lower().startswith(URL_SCHEMES):
-            return url_source(args.source)
-        path = Path(args.source)
-        if not path.is_file():
+    if args.source:  # (a file or URL; --camera takes an index)
+        path = parse_source_spec(args.source)
+        if isinstance(path, str):
+            return url_source(path)
+        if not isinstance(path, Path) or not path.is_file():
             raise SourceError(f"no such video file or URL: {args.source}")
         return simulated_camera(path)
     return camera_source(args.camera)
