@@ -368,6 +368,14 @@ def test_the_camera_looks_for_one_person_unless_other_is_the_second(argv, num_po
     assert pose_options_from_args(args).far_search_ms == 0.0
 
 
+@pytest.mark.parametrize("other, hint", [("second_person", True), ("Second Person", True), ("nope", False)])
+def test_a_missing_other_clip_is_one_line_that_names_second_person_when_meant(tmp_path, other, hint):
+    proc = run_cli("live", "--demo", "--other", other, "--no-window", "--seconds", "1", "--out", tmp_path / "x.mp4",
+                   cwd=tmp_path)
+    assert_one_line_error(proc, f"no such clip or folder: {other}")
+    assert ("--other second-person" in proc.stderr) == hint and not (tmp_path / "x.mp4").exists()
+
+
 def test_a_bad_num_poses_is_one_clear_error():
     assert_one_line_error(run_cli("live", "--demo", "--num-poses", "0", "--no-window", "--seconds", "1"), "--num-poses")
 

@@ -128,7 +128,9 @@ def clip_paths(spec: Path) -> list[Path]:
     from mirrorcam.sources import VIDEO_SUFFIXES
 
     if not spec.exists():
-        raise SourceError(f"no such clip or folder: {spec}")
+        near = str(spec).lower().replace("_", "-").replace(" ", "-") == SECOND_PERSON
+        hint = f" (for a second person in front of the camera: --other {SECOND_PERSON})" if near else ""
+        raise SourceError(f"no such clip or folder: {spec}{hint}")
     if spec.is_file():
         return [spec]
     paths = sorted(p for p in spec.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES or is_recording_path(p))
