@@ -164,7 +164,8 @@ class TextRenderer:
         self._explicit = [Path(f) for f in fonts] if fonts is not None else None
         self._system: list[Path] | None = None
         self._chains: dict[bool, list[_Font]] = {}
-        self._extra: list[Path] | None = None  # system fonts not yet loaded, for rare characters
+        self._extra: list[Path] | None = None  # system fonts outside the chains, for rare characters
+        self._coverage: dict[Path, _Font] = {}  # those read so far (a cmap is read once, not per character)
         self._char_font: dict[tuple[bool, str], _Font | None] = {}
         self._runs: dict[tuple[str, bool], list[tuple[_Font | None, str]]] = {}
         # Per-frame text repeats (captions, names): measuring it once is enough.
@@ -205,7 +206,9 @@ class TextRenderer:
                 used = {f.path for f in chain}
                 self._extra = [p for p in self._system_fonts() if p not in used]
             for i, path in enumerate(self._extra):
-                candidate = _Font(path)
+                candidate = self._coverage.get(path)
+                if candidate is None:
+                    candidate = self._coverage[path] = _Font(path)
                 if candidate.ranges and candidate.covers(ch):
                     chain.append(candidate)
                     del self._extra[i]
