@@ -299,3 +299,10 @@ def test_a_crash_between_the_bundle_and_the_manifest_is_not_called_a_corrupt_bun
     assert verified_bundle("full", models) is None  # not provisioned: the next run provisions it again
     assert fetch_model("full", source=other, models_dir=models).sha256 == new_digest
     assert verified_bundle("full", models).sha256 == new_digest
+
+
+def test_force_with_if_missing_is_refused_and_the_bundle_kept(tmp_path):
+    models = tmp_path / "models"
+    proc = run_cli("models", "fetch", "--force", "--if-missing", "--offline", "--dir", models)
+    assert_one_line_error(proc, "choose one")
+    assert not models.exists()

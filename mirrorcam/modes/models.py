@@ -21,7 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("--variant", choices=VARIANTS, default=DEFAULT_VARIANT)
     fetch.add_argument("--from", dest="source", metavar="PATH", help="local .task bundle or mediapipe .whl")
     fetch.add_argument("--force", action="store_true", help="replace a bundle that is already provisioned")
-    fetch.add_argument("--if-missing", action="store_true", help="do nothing if a verified bundle exists")
+    fetch.add_argument("--if-missing", action="store_true",
+                       help="provision only what is missing or damaged (a bundle failing its check is replaced, "
+                       "not refused: what `make` runs); a verified bundle is kept either way")
     fetch.add_argument("--offline", action="store_true", help="skip the download; build from the wheel")
     fetch.add_argument("--dir", type=Path, help="models folder (default: models/ or $MIRRORCAM_MODELS)")
     fetch.set_defaults(run=run)
@@ -42,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
                 state, bad = f"BAD {exc}", bad + 1
             print(f"{variant:6s} {state}")
         return 1 if bad else 0  # (a script checking the models must see a damaged bundle)
+    if args.force and args.if_missing:
+        raise ModelError("--force replaces the bundle and --if-missing keeps a verified one: choose one")
     # Before the "already provisioned" answer: a mistyped --from had been accepted silently.
     if args.source is not None:
         check_source(args.source)
