@@ -134,6 +134,8 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     except OSError as exc:  # a full disk: say which file could not be written ("No space left" alone had not)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if exc.filename not in (None, tmp, str(dest)):
+            raise  # another file the block was reading or writing: its own error names it
         raise MirrorcamError(f"cannot write to {dest}: {exc.strerror or exc}; nothing written") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -394,3 +394,24 @@ def test_the_flipped_landmarks_of_a_recording_are_mirrored(tmp_path: Path) -> No
             np.testing.assert_allclose(q.visibility, expected.visibility)
     assert any(f.persons for f in flipped.frames)
     assert not (tmp_path / "cache").exists()  # (a recording is never run through the model, nor cached)
+
+
+@pytest.mark.parametrize("failure, blamed", [("read", "missing.bin"), ("write", "out.bin")])
+def test_an_atomic_write_blames_the_file_that_failed(tmp_path: Path, failure: str, blamed: str) -> None:
+    """An error reading another file inside the block had been said as "cannot write to OUT"."""
+    import errno
+
+    from mirrorcam.errors import MirrorcamError
+    from mirrorcam.fileio import atomic_write
+
+    out = tmp_path / "out.bin"
+    out.write_bytes(b"old")
+    with pytest.raises((OSError, MirrorcamError)) as caught:
+        with atomic_write(out) as handle:
+            handle.write(b"new")
+            if failure == "read":
+                (tmp_path / "missing.bin").read_bytes()
+            else:
+                raise OSError(errno.ENOSPC, "No space left on device")
+    assert blamed in str(caught.value) and (failure == "write") == isinstance(caught.value, MirrorcamError)
+    assert out.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["out.bin"]
