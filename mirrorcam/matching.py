@@ -248,9 +248,11 @@ def _prototypes(template) -> tuple:
 
 
 def activation_of(distance: np.ndarray, threshold: np.ndarray, power: float = 4.0) -> np.ndarray:
-    """Activation in [0, 1]: 0.5 at the threshold, near 1 for a close match."""
+    """Activation in [0, 1]: 0.5 at the threshold, near 1 for a close match, 0 for none
+    (an infinite distance: :func:`threshold_ratio` gives it back as ``inf``)."""
     ratio = np.maximum(distance, 0.0) / np.maximum(threshold, 1e-9)
-    return (1.0 / (1.0 + np.power(np.minimum(ratio, 1e3), power))).astype(np.float32)
+    act = 1.0 / (1.0 + np.power(np.minimum(ratio, 1e3), power))
+    return np.where(np.isfinite(ratio), act, 0.0).astype(np.float32)
 
 
 def threshold_ratio(activation: np.ndarray, power: float = 4.0) -> np.ndarray:
@@ -517,7 +519,8 @@ class _Track:
         self.active = np.zeros(n, bool)
         self.reps = np.zeros(n, np.int64)
         self.peak = np.zeros(n, np.float64)
-        self.rise_ms = np.zeros(n, np.float64)
+        self.rise_ms = np.zeros(n, np.float64)  # when the activation last rose by 0.02 ...
+        self.rise_level = np.zeros(n, np.float64)  # ... and to what (hold_ms counts from there)
         self.peak_start = np.zeros(n, np.float64)
         self.peak_end = np.zeros(n, np.float64)
         self.peak_dist = np.full(n, np.inf)
@@ -891,7 +894,11 @@ class NeuronBank:
         on = ~tr.active & (act >= o.on_level) & (start >= tr.last_end - tol)
         tr.active |= on
         tr.peak[on] = -1.0
-        tr.rise_ms[on | (tr.active & (act > tr.peak + 0.02))] = t  # (hold_ms counts from here)
+        # (Measured from the level of the last rise, not from the peak, which follows every
+        # small step: a slow steady rise had been "held" and fired half-way up.)
+        risen = on | (tr.active & (act > tr.rise_level + 0.02))
+        tr.rise_ms[risen] = t
+        tr.rise_level[risen] = act[risen]
         up = tr.active & (act > tr.peak)
         tr.peak[up] = act[up]
         tr.peak_dist[up] = tr.distance[up]
@@ -928,9 +935,9 @@ class NeuronBank:
         span = max(f.end_ms - f.start_ms, self.tick_ms)
         better: list[tuple[float, float]] = []  # spans explained better, as (start, end)
         for j in np.flatnonzero(tr.active):
-            # The template that produced ``f`` may be active again, but on a later span
-            # (a new match starts after the last one ended), so it covers none of f's.
-            if _explains_better(tr.peak[j], tr.peak_dist[j], f):
+            # (Not f's own neuron: its next repetition may begin a quarter of the template
+            # before f ends, and that overlap must not help another neuron drop f.)
+            if self.names[j] != f.template and _explains_better(tr.peak[j], tr.peak_dist[j], f):
                 better.append((tr.peak_start[j], tr.peak_end[j]))
         for g in tr.recent:
             if g.template == f.template:
@@ -939,7 +946,7 @@ class NeuronBank:
             elif _explains_better(g.score, g.distance, f):
                 better.append((g.start_ms, g.end_ms))
         better += [(g.start_ms, g.end_ms) for g in [*tr.pending, *ready]
-                   if g is not f and _explains_better(g.score, g.distance, f)]
+                   if g.template != f.template and _explains_better(g.score, g.distance, f)]
         return _covered(better, f.start_ms, f.end_ms) > 0.5 * span
 
     def finish(self) -> dict[int, tuple[Firing, ...]]:
@@ -1066,7 +1073,8 @@ def tick_stream(embeddings: Sequence[tuple[float, Embedding]], rate_hz: float = 
     t0, t1 = times[j - 1], times[j]
     u = np.clip((grid - t0) / np.maximum(t1 - t0, 1e-9), 0.0, 1.0)[:, None]
     x = vecs[j - 1] + u * (vecs[j] - vecs[j - 1])
-    w = np.where(u < 1.0, np.minimum(wts[j - 1], wts[j]), wts[j])
+    # (A tick on a frame takes that frame's trust; between two, the lower: as the bank does.)
+    w = np.where(u <= 0.0, wts[j - 1], np.where(u < 1.0, np.minimum(wts[j - 1], wts[j]), wts[j]))
     return grid, x.astype(np.float32), w.astype(np.float32)
 
 

@@ -20,6 +20,30 @@ def test_manifest_tab_or_comma(tmp_path, sep):
     assert rows[0].labels == ("wave_one_hand", "wave_both_hands") and rows[0].subject == "s1"
 
 
+def test_manifest_with_blank_lines_above_its_header(tmp_path):
+    # The blank line had been taken for the header: "lacks the column(s) label, path, subject".
+    path = tmp_path / "m.tsv"
+    path.write_text("\n  \npath\tlabel\tsubject\n a.mp4 \tclap\t\n")
+    rows = read_manifest(path)
+    assert [(r.path, r.labels, r.subject) for r in rows] == [("a.mp4", ("clap",), "a.mp4")]
+
+
+def test_a_built_in_that_did_not_load_is_refused_not_scored(tmp_path):
+    """Its clips would have counted as misses no neuron could get, with a warning scrolled away."""
+    import shutil
+
+    from conftest import REPO
+
+    copy = tmp_path / "repo"
+    shutil.copytree(REPO / "mirrorcam", copy / "mirrorcam", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "models" / "templates", copy / "models" / "templates")
+    (copy / "models" / "templates" / "clap.json").write_text("{ broken")
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text("path\tlabel\tsubject\nnope.mp4\tclap\ts\n")
+    proc = run_cli("eval", manifest, "-q", cwd=copy)
+    assert_one_line_error(proc, "built-in template(s) clap did not load")
+
+
 @pytest.mark.parametrize("header", ["path, label, subject", "Path,Label,Subject", "PATH\tLABEL\tSUBJECT"])
 def test_manifest_column_names_as_people_write_them(tmp_path, header):
     # "path, label, subject" had been refused as lacking its label and subject columns.

@@ -800,3 +800,62 @@ def test_a_movement_followed_by_standing_still_fires_soon_after_it(action):
 def test_hold_ms_is_validated():
     with pytest.raises(ValueError, match="hold_ms"):
         BankOptions(hold_ms=0.0)
+
+
+@pytest.mark.parametrize("next_rep", ["pending", "active", "none"])
+def test_a_neurons_own_next_repetition_does_not_help_another_inhibit_it(next_rep):
+    """The next wave may begin a quarter of the template before this one ends; counted with
+    arms_up's 35 % of this wave's span it had dropped the wave (no single firing covers half)."""
+    from mirrorcam.containers import Firing
+
+    lib = builtin_library()
+    bank = NeuronBank([lib.get("wave_one_hand"), lib.get("arms_up")])
+    track = bank._new_track(0)
+    wave = Firing("wave_one_hand", 0, 0.0, 1000.0, 1000.0, 0.80, 0.1)
+    next_wave = Firing("wave_one_hand", 0, 750.0, 1750.0, 1750.0, 0.85, 0.09)
+    arms_up = Firing("arms_up", 0, 250.0, 600.0, 600.0, 0.90, 0.05)
+    ready = [wave, arms_up] + ([next_wave] if next_rep == "pending" else [])
+    if next_rep == "active":
+        track.active[0], track.peak[0], track.peak_dist[0] = True, 0.85, 0.09
+        track.peak_start[0], track.peak_end[0] = 750.0, 1750.0
+    assert not bank._inhibited(track, wave, ready)
+    # ... while two other neurons' firings that cover most of it together do drop it
+    assert bank._inhibited(track, wave, [wave, arms_up, Firing("arms_up", 0, 600.0, 900.0, 900.0, 0.9, 0.05)])
+
+
+def test_a_slowly_rising_activation_is_not_taken_for_a_held_one():
+    """``hold_ms`` counts from the last rise of 0.02; measured from the peak, which follows
+    every smaller step, a steady rise of 0.015 a tick had fired half-way up."""
+    lib = builtin_library()
+    bank = NeuronBank([lib.get("squat")], BankOptions(inhibition=False))
+    track = bank._new_track(0)
+    fired, t = [], 0.0
+    for k in range(60):
+        level = min(0.5 + 0.015 * k, 0.99)  # the top after 33 ticks (2.2 s), then held
+        track.distance = np.array([0.1], np.float32)
+        fired += [(t, f.score) for f in bank._fire(track, 0, np.array([level], np.float32), np.array([t - 1500.0]), t)]
+        t += bank.tick_ms
+    assert len(fired) == 1 and fired[0][1] == pytest.approx(0.99, abs=1e-6), fired
+    assert fired[0][0] > 33 * bank.tick_ms, fired  # after the top, not on the way up
+
+
+def test_a_template_that_never_matched_is_infinitely_far_not_a_thousand_thresholds():
+    from mirrorcam.matching import activation_of, threshold_ratio
+
+    act = activation_of(np.array([np.inf, 0.1, 0.2]), np.array([0.1, 0.1, 0.1]))
+    assert act[0] == 0.0 and np.isinf(threshold_ratio(act)[0])
+    assert threshold_ratio(act)[1:] == pytest.approx([1.0, 2.0], rel=1e-5)
+
+
+def test_tick_stream_takes_the_trust_of_a_frame_a_tick_falls_on():
+    """As the bank does: between two frames the lower trust, on a frame that frame's own."""
+    from mirrorcam.embedding import DIM, Embedding
+    from mirrorcam.matching import tick_stream
+
+    def emb(trust):
+        return Embedding(np.zeros(DIM, np.float32), np.full(DIM, trust, np.float32), np.ones(DIM, np.float32))
+
+    times, _, weights = tick_stream([(0.0, emb(1.0)), (1000 / 15, emb(0.2)), (2000 / 15, emb(1.0))])
+    assert weights[:, 0].tolist() == pytest.approx([1.0, 0.2, 1.0])
+    times, _, weights = tick_stream([(0.0, emb(1.0)), (100.0, emb(0.2))])  # a tick between two frames
+    assert weights[:, 0].tolist() == pytest.approx([1.0, 0.2])

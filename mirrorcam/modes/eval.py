@@ -103,9 +103,12 @@ def read_manifest(path: Path) -> list[ClipRow]:
         raise ConfigError(f"cannot read manifest {path} ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"manifest {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    first = text.splitlines()[0] if text.strip() else ""
+    lines = text.splitlines()
+    while lines and not lines[0].strip():  # (blank lines above the header: it is the first line of text)
+        lines.pop(0)
+    first = lines[0] if lines else ""
     delimiter = "\t" if "\t" in first else ","
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    reader = csv.DictReader(lines, delimiter=delimiter)
     # Column names as people write them: "Path, Label, Subject" is the same header.
     reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
     missing = {"path", "label", "subject"} - set(reader.fieldnames)
@@ -122,7 +125,7 @@ def read_manifest(path: Path) -> list[ClipRow]:
         labels = tuple(x.strip() for x in (row.get("label") or "").split("|") if x.strip())
         if not labels:
             raise ConfigError(f"manifest {path}: clip {row['path']} has no label")
-        rows.append(ClipRow(row["path"].strip(), labels, (row.get("subject") or "").strip() or row["path"]))
+        rows.append(ClipRow(row["path"].strip(), labels, (row.get("subject") or "").strip() or row["path"].strip()))
     # Results are kept by path: a clip listed twice was counted twice, under one of its
     # rows' labels for both (a bend listed again as walk: a "false fire" on itself).
     seen: dict[str, int] = {}
@@ -498,6 +501,10 @@ def run(args: argparse.Namespace) -> int:
         library = TemplateLibrary.load(extra_dirs=args.templates or [])
         if not library.templates:
             raise MirrorcamError("no templates to evaluate (models/templates is empty)")
+        unloaded = [n for n in BUILTIN_NAMES if n not in library.names]
+        if unloaded:  # (its clips would count as misses no neuron could get: a lower accuracy, unexplained)
+            raise MirrorcamError(f"built-in template(s) {', '.join(unloaded)} did not load (see the warnings above); "
+                                 "restore models/templates from git")
         names = tuple(dict.fromkeys(BUILTIN_NAMES + library.names))
         side_specific = {t.name for t in library.templates if t.side_specific}
     _check_labels(rows, names)  # before the minutes of work a misspelt label would spoil
