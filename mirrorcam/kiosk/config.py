@@ -43,7 +43,7 @@ def _opt(default: Any, kind: str, doc: str, **limits: Any) -> Any:
 class CameraConfig:
     """``[camera]``: where the visitors' picture comes from."""
 
-    source: str = _opt("0", "source", "camera index (\"0\"), stream URL, a video file or a landmark recording (.npz) played as a simulated camera")
+    source: str = _opt("0", "source", "camera index (\"0\"), stream URL (any `scheme://`), a video file or a landmark recording (.npz) played as a simulated camera")
     max_backoff_s: float = _opt(5.0, "float", "longest wait between two reconnection attempts", gt=0, le=600)
     lost_after_s: float = _opt(2.0, "float", "seconds without a frame before the calm 'camera unavailable' screen", gt=0, le=600)
 
@@ -64,7 +64,7 @@ class TimingConfig:
     greet_s: float = _opt(4.0, "float", "the greeting and one-line explanation stay this long", gt=0, le=120)
     imitate_timeout_s: float = _opt(25.0, "float", "move on to the next action after this long without success", gt=0, le=600)
     mirror_s: float = _opt(6.0, "float", "the celebration of a mirror event lasts this long", gt=0, le=120)
-    visitor_hold_s: float = _opt(1.5, "float", "a lost visitor keeps their place this long before someone else in view takes over", gt=0, le=60)
+    visitor_hold_s: float = _opt(1.5, "float", "a lost visitor keeps their place this long; someone else in view then takes over after engage_after_s more", gt=0, le=60)
     idle_timeout_s: float = _opt(4.0, "float", "with nobody in view this long the kiosk returns to attract", gt=0, le=3600)
 
 
