@@ -39,6 +39,21 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
+def publish(tmp: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
+    """Give a finished temporary file a new file's mode and rename it over ``dest``.
+
+    Raises:
+        OSError: The rename failed; the temporary file is gone too.
+    """
+    try:
+        os.chmod(tmp, new_file_mode())
+        os.replace(tmp, dest)
+    except OSError:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def is_utf8(text: str) -> bool:
     """False for text holding bytes that were not UTF-8: a file name or a command-line
     argument that Python keeps as surrogates (a Latin-1 ``caf\\xe9.mp4``), which OpenCV
@@ -129,8 +144,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, dest)
+        publish(tmp, dest)
     except OSError as exc:  # a full disk: say which file could not be written ("No space left" alone had not)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

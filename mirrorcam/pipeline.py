@@ -146,9 +146,8 @@ def clip_landmarks(
             if recording.meta.get("clip_sha256", clip_sha) == clip_sha:
                 return recording
             log.warning("ignoring cache entry %s: it holds the landmarks of another clip", cached)
-    # Opened only on a cache miss: a hit must not cost a decoder start-up.  Absolute, so
-    # that a file named "0" is not taken for camera 0.
-    source = open_source(path.absolute() if str(path).isdigit() else path)
+    # Opened only on a cache miss: a hit must not cost a decoder start-up.
+    source = open_source(path)
     estimator = PoseEstimator.create_from_options(options)
     try:
         estimator.reset_tracking()

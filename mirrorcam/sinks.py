@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from mirrorcam.errors import SourceError
-from mirrorcam.fileio import new_file_mode, writable_destination
+from mirrorcam.fileio import publish, writable_destination
 from mirrorcam.sources import opencv_path
 
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -41,10 +41,8 @@ class _AtomicFile:
                 the temporary file is removed too, and the user's earlier file is untouched.
         """
         try:
-            os.chmod(self.tmp, new_file_mode())
-            os.replace(self.tmp, self.path)
+            publish(self.tmp, self.path)
         except OSError as exc:
-            self._discard()
             raise SourceError(f"cannot write {self.path}: {exc.strerror or exc}; nothing written under that name") from None
 
     def _discard(self) -> None:

@@ -489,6 +489,8 @@ _URL = re.compile(r"[a-z][a-z0-9+.\-]*://", re.IGNORECASE)
 def parse_source_spec(spec: str | Path) -> int | str | Path:
     """What a source spec names: a camera index (int), a stream URL (str) or a path.
 
+    Only text is read so: a :class:`~pathlib.Path` is a path whatever its name.
+
     One reading for every command and the kiosk's config (each had its own): any
     ``scheme://`` is a URL, ``rtsp://`` and ``http://`` as well as FFmpeg's ``srt://``.
 
@@ -496,6 +498,8 @@ def parse_source_spec(spec: str | Path) -> int | str | Path:
         >>> parse_source_spec("0"), parse_source_spec("RTSP://cam/1"), parse_source_spec("clips/a.mp4")
         (0, 'RTSP://cam/1', PosixPath('clips/a.mp4'))
     """
+    if isinstance(spec, Path):  # (a file or folder named "0" is not camera 0)
+        return spec
     text = str(spec)
     if text.isdigit():
         return int(text)

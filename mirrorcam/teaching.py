@@ -278,7 +278,7 @@ def one_performance(frames: np.ndarray, weights: np.ndarray, rate_hz: float = RA
     k = n * period
     if k + 1 > len(frames):
         return frames, weights
-    motion = np.convolve(_steps(frames, weights), np.ones(k), mode="valid")[1:]  # window [s, s + k]: steps s+1 .. s+k
+    motion = _window_motion(frames, weights, k + 1)  # window [s, s + k]: steps s+1 .. s+k
     ends = ((frames - frames[0]) ** 2 * weights).sum(axis=1)  # how far each frame is from the first pose
     score = ends[: len(frames) - k] + ends[k:]
     score[motion < 0.8 * motion.max()] = np.inf
@@ -294,8 +294,8 @@ def _steps(frames: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def _window_motion(frames: np.ndarray, weights: np.ndarray, length: int) -> np.ndarray:
     """``(K - length + 1,)`` how much ``frames[s : s + length]`` moves, for each start ``s``.
 
-    Only the steps between the window's own frames count (s+1 .. s+length-1), as in
-    :func:`one_performance`: the step leading into the window is not part of it.
+    Only the steps between the window's own frames count (s+1 .. s+length-1): the step
+    leading into the window is not part of it.
     """
     steps = _steps(frames, weights)[1:]
     if length <= 1:

@@ -205,13 +205,13 @@ class TextRenderer:
             if self._extra is None:
                 used = {f.path for f in chain}
                 self._extra = [p for p in self._system_fonts() if p not in used]
-            for i, path in enumerate(self._extra):
+            # (Both weights look here: a font the bold chain took stays for the regular one.)
+            for path in self._extra:
                 candidate = self._coverage.get(path)
                 if candidate is None:
                     candidate = self._coverage[path] = _Font(path)
                 if candidate.ranges and candidate.covers(ch):
                     chain.append(candidate)
-                    del self._extra[i]
                     font = candidate
                     break
         if font is None and chain and ch.isspace():

@@ -998,3 +998,10 @@ def test_an_output_under_a_file_says_the_file_is_not_a_folder(tmp_path: Path) ->
     proc = run_cli("replay", REPO / "recordings" / "observed_2_squat.npz", "--no-window", "--out", tmp_path / "taken.mp4" / "x.mp4")
     assert_one_line_error(proc, "its folder is not a folder")
     assert (tmp_path / "taken.mp4").read_bytes() == b"kept"
+
+
+def test_replay_of_a_file_named_0_replays_the_file_not_camera_0(tmp_path: Path, clip, pose_model) -> None:
+    (tmp_path / "0").symlink_to(clip("weizmann_frames/weizmann_clean_wave1_p09.mp4"))
+    proc = run_cli("replay", "0", "--no-window", "--events", tmp_path / "e.jsonl", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sum(json.loads(line)["type"] == "frame" for line in (tmp_path / "e.jsonl").read_text().splitlines()) > 10

@@ -313,3 +313,15 @@ def test_a_clip_with_nobody_in_it_is_said_to_be_so(tmp_path):
     proc = run_cli("eval", tmp_path / "m.tsv", "--no-variants", env={"MIRRORCAM_CACHE": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr
     assert "nobody is found in any of the 5 frames of empty.avi" in proc.stderr
+
+
+def test_a_recording_is_flipped_by_its_landmarks_whatever_the_flip_source(tmp_path):
+    """A recording has no video to flip; it had been loaded again and reported as "video"."""
+    from conftest import REPO
+
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text(f"path\tlabel\tsubject\n{REPO / 'recordings' / 'observed_2_squat.npz'}\tsquat\tgenerated\n")
+    proc = run_cli("eval", manifest, "--root", "/", "--flip-source", "video", "--json", tmp_path / "r.json", "-q")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["flip_source"] == "landmarks" and report["clips"][0]["flip_prediction"] == "squat"

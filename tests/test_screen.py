@@ -553,3 +553,20 @@ def test_a_character_no_font_has_reads_each_other_font_once(tmp_path, monkeypatc
         renderer.draw(img, "a" + ch, (5, 40), 24, (255, 255, 255))
     read_later = reads[before:]
     assert set(others) <= set(read_later) and len(read_later) == len(set(read_later)), read_later
+
+
+def test_a_rare_script_font_serves_bold_and_regular_text_alike(tmp_path, monkeypatch):
+    """The other fonts were one list for both weights, and the weight that found a rare
+    script's font first took it out of the list: the other weight then drew "?"."""
+    import mirrorcam.text as text_module
+
+    fonts = find_fonts()
+    fallback = next((f for f in fonts if "Fallback" in f.name), None)
+    if fallback is None:
+        pytest.skip("no CJK fallback font installed (fonts-droid-fallback)")
+    renamed = tmp_path / "rare_script.ttf"  # (not a name the chains know: found among the others)
+    renamed.symlink_to(fallback)
+    monkeypatch.setattr(text_module, "find_fonts", lambda: [*(f for f in fonts if f != fallback), renamed])
+    renderer = TextRenderer()
+    found = {bold: renderer._font_for("手", bold) for bold in (True, False)}
+    assert all(font is not None and font.path == renamed for font in found.values()), found

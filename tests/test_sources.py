@@ -257,6 +257,7 @@ def test_an_image_folder_at_an_impossible_rate_is_a_source_error(tmp_path: Path,
         ("clips/wave.mp4", Path("clips/wave.mp4")),
         ("0.mp4", Path("0.mp4")),
         ("C:/no/scheme", Path("C:/no/scheme")),
+        (Path("0"), Path("0")),  # a Path is a path: replay of a file named 0 had opened camera 0
     ],
 )
 def test_every_command_reads_a_source_spec_alike(spec, expected):

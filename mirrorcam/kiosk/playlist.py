@@ -84,10 +84,7 @@ class PlaylistClip:
 
     def performer(self, index: int) -> Person | None:
         """The performer in clip frame ``index``: the largest person in view."""
-        persons = self.recording.frames[index].persons
-        if not persons:
-            return None
-        return max(persons, key=_box_area)
+        return _performer(self.recording.frames[index].persons)
 
     def image(self, index: int) -> np.ndarray | None:
         """The video picture of clip frame ``index`` (None for skeleton-only clips).
@@ -131,6 +128,12 @@ class PlaylistClip:
         self._image = None
 
 
+def _performer(persons) -> Person | None:
+    """The performer among a frame's ``persons``: the largest (one rule for what is shown
+    and for whose firings count)."""
+    return max(persons, key=_box_area) if persons else None
+
+
 def _box_area(person: Person) -> float:
     x0, y0, x1, y1 = person.bbox
     return (x1 - x0) * (y1 - y0)
@@ -149,7 +152,7 @@ def performer_trace(recording: Recording, action: str, bank) -> PerformerTrace:
     names = list(bank.names)
     target = names.index(action)
     times = np.array([f.timestamp_ms for f in recording.frames], np.float64)
-    shown = [max(f.persons, key=_box_area).id if f.persons else None for f in recording.frames]
+    shown = [getattr(_performer(f.persons), "id", None) for f in recording.frames]
 
     def ended_at(firing) -> int:
         return int(np.clip(np.searchsorted(times, firing.end_ms - 1e-6), 0, len(times) - 1))

@@ -199,10 +199,7 @@ class KioskStateMachine:
 
         if self.phase is Phase.ATTRACT:
             if visitor is None:
-                if self._present_since is not None and now - self._candidate_seen > _PRESENCE_GAP_S:
-                    self._present_since = None
-                    self._candidate = None
-                return events
+                return events  # (a wait broken off longer than _PRESENCE_GAP_S restarts in _waited)
             if self._waited(visitor, now):
                 self._start_session(visitor.id, now, events)
             return events

@@ -42,7 +42,7 @@ from mirrorcam.errors import ConfigError, MirrorcamError, SourceError
 from mirrorcam.fileio import atomic_write_bytes, atomic_write_json, writable_destination
 from mirrorcam.matching import BankOptions, NeuronBank, threshold_ratio
 from mirrorcam.progress import Progress
-from mirrorcam.recording import Recording, mirrored_recording
+from mirrorcam.recording import Recording, is_recording_path, mirrored_recording
 from mirrorcam.templates import BUILTIN_NAMES, TemplateLibrary
 
 log = logging.getLogger(__name__)
@@ -301,7 +301,9 @@ def load_clips(rows: list[ClipRow], root: Path, flip_source: str, with_flip: boo
                             "about the neurons (an action clip can only be a miss, a negative only an empty picture)",
                             len(recs[row.path]), row.path)
             if with_flip:
-                if flip_source == "video" or (flip_source == "auto" and is_cached(path, options, flip=True)):
+                # (A recording has no video to flip: its landmarks are mirrored whatever was asked.)
+                video = not is_recording_path(path)
+                if video and (flip_source == "video" or (flip_source == "auto" and is_cached(path, options, flip=True))):
                     flips[row.path] = clip_landmarks(path, options, flip=True, progress=False)
                     used.add("video")
                 else:

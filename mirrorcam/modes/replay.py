@@ -227,23 +227,19 @@ def replay_clip(
     if bank is not None:
         bank.reset()
     video = VideoSink(out, fps) if out else None
-    try:
-        log_sink = JsonLinesSink(events) if events else None
-    except BaseException:
-        # The video's temporary file exists already: an events file that cannot be
-        # written (a folder under /proc, no permission) had left it behind.
-        if video:
-            video.close(commit=False)
-        raise
-    # Without a window, drawing and encoding run beside the pose stage on the other core.
+    log_sink = writer = None
     names = {t.name: t.display_name for t in bank.templates} if bank is not None else None
-    writer = BackgroundWorker(lambda item: video.write(annotate(*item[:2], size, names, item[2]))) if video and not show else None
     sides = BarSide()
     count = with_person = fired = 0
     last = None  # (pose frame, activities, bar side) of the last frame drawn
     start = time.perf_counter()
     completed = False
     try:
+        # Inside the clean-up's reach: an events file that cannot be made (a folder under
+        # /proc, no permission) had left the video's temporary file behind.
+        log_sink = JsonLinesSink(events) if events else None
+        # Without a window, drawing and encoding run beside the pose stage on the other core.
+        writer = BackgroundWorker(lambda item: video.write(annotate(*item[:2], size, names, item[2]))) if video and not show else None
         with Progress(total, f"replay {clip.name}") as bar:
             for pose_frame in frames:
                 activities = bank.update(pose_frame) if bank is not None else {}
