@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 
 from mirrorcam.containers import PoseFrame
-from mirrorcam.errors import MirrorcamError, RecordingError, SourceError
+from mirrorcam.errors import MirrorcamError, RecordingError
 from mirrorcam.fileio import sha256_file
 from mirrorcam.modelstore import recorded_sha256
 from mirrorcam.pose import POSE_STAGE_VERSION, PoseEstimator, PoseEstimatorOptions
@@ -36,7 +36,7 @@ from mirrorcam.recording import (
     recording_from_frames,
     save_recording,
 )
-from mirrorcam.sources import Source, open_source
+from mirrorcam.sources import Source, open_source, require_clip_path
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +128,7 @@ def clip_landmarks(
         # (eval's flip variant of a manifest of recordings was the original again).
         recording = load_recording(path)
         return mirrored_recording(recording) if flip else recording
-    if not path.exists():
-        raise SourceError(f"no such file or folder: {path} (a clip is a video file or a folder of images)")
-    if not (path.is_file() or path.is_dir()):  # (a pipe or a device would block the decoder)
-        raise SourceError(f"{path} is neither a file nor a folder (a clip is a video file or a folder of images)")
+    require_clip_path(path, " (a clip is a video file or a folder of images)")
     cache_dir = cache_dir or default_cache_dir()
     clip_sha = sha256_file(path) if path.is_file() else None
     cached = cache_dir / f"{cache_key(path, options, flip, clip_sha)}.npz" if clip_sha else None

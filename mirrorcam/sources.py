@@ -508,6 +508,23 @@ def parse_source_spec(spec: str | Path) -> int | str | Path:
     return Path(text)
 
 
+def require_clip_path(path: Path, hint: str = "", typed: str | None = None) -> None:
+    """Refuse what no clip can be, with ``hint`` after the reason.
+
+    ``typed`` is the path as the user wrote it, for the message (``Path`` makes
+    ``rtsp://host`` into ``rtsp:/host``).
+
+    Raises:
+        SourceError: ``path`` is missing, or neither a file nor a folder (a pipe or a
+            device would block the decoder).
+    """
+    shown = typed if typed is not None else path
+    if not path.exists():
+        raise SourceError(f"no such file or folder: {shown}{hint}")
+    if not (path.is_file() or path.is_dir()):
+        raise SourceError(f"{shown} is neither a file nor a folder{hint}")
+
+
 def open_source(spec: str | Path) -> Source:
     """Open a frame source from a command-line style spec.
 

@@ -6,11 +6,12 @@ import argparse
 import logging
 from pathlib import Path
 
-from mirrorcam.errors import MirrorcamError, SourceError
+from mirrorcam.errors import MirrorcamError
 from mirrorcam.fileio import writable_destination
 from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
 from mirrorcam.pipeline import clip_landmarks
 from mirrorcam.recording import save_recording
+from mirrorcam.sources import require_clip_path
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,9 @@ def run(args: argparse.Namespace) -> int:
                              f"{args.output.name}.npz: name it {args.output.with_suffix('.npz').name}")
     output = args.output if args.output.suffix else args.output.with_name(args.output.name + ".npz")
     clip = Path(args.clip)
-    if not clip.exists():
-        # A camera index or a stream URL would have been opened as one (camera 0 recorded
-        # until Ctrl+C): a recording is made of a clip that has an end.
-        raise SourceError(f"no such file or folder: {args.clip} (extract reads a video file or a folder of images, "
-                          "not a camera or a stream)")
+    # A camera index or a stream URL would have been opened as one (camera 0 recorded
+    # until Ctrl+C): a recording is made of a clip that has an end.
+    require_clip_path(clip, " (extract reads a video file or a folder of images, not a camera or a stream)", args.clip)
     writable_destination(output, create=False)  # before the work, not after it (its folder is made when written)
     recording = clip_landmarks(clip, pose_options_from_args(args))
     found = sum(1 for f in recording.frames if f.persons)

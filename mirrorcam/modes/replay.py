@@ -25,7 +25,7 @@ from mirrorcam.progress import Progress
 from mirrorcam.recording import is_recording_path, load_recording
 from mirrorcam.screen import draw_neuron_bars, draw_skeleton, person_color
 from mirrorcam.sinks import BackgroundWorker, JsonLinesSink, VideoSink
-from mirrorcam.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_source
+from mirrorcam.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_source, require_clip_path
 
 log = logging.getLogger(__name__)
 WINDOW = "mirrorcam replay"
@@ -74,12 +74,9 @@ def clips_in(path: Path) -> list[Path]:
     Raises:
         SourceError: The path is missing or the folder holds nothing playable.
     """
-    if not path.exists():
-        raise SourceError(f"no such file or folder: {path}")
+    require_clip_path(path)  # (a pipe or a device: iterdir had said only "Not a directory")
     if path.is_file():
         return [path]
-    if not path.is_dir():  # (a pipe or a device: iterdir had said only "Not a directory")
-        raise SourceError(f"{path} is neither a file nor a folder")
     clips = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CLIP_SUFFIXES)
     if clips:
         images = sum(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())
