@@ -543,8 +543,7 @@ def open_source(spec: str | Path) -> Source:
     if isinstance(what, str):
         return url_source(what)
     path = what
-    if not path.exists():
-        raise SourceError(f"no such file or folder: {path}")
+    require_clip_path(path)
     if path.is_dir():
         return ImageFolderSource(path, DEFAULT_FPS)
     if path.suffix.lower() in IMAGE_SUFFIXES:
