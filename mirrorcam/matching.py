@@ -571,10 +571,12 @@ class NeuronBank:
         self._offsets = None if len(protos) == len(templates) else np.concatenate([[0], np.cumsum(counts)[:-1]])
         self._row_neuron = np.repeat(np.arange(len(templates)), counts)
         self._static = np.array([t.kind == "static" for t in templates], bool)
-        # How far a new match may reach back into the last firing of the same neuron.
-        # A movement that starts and ends standing has fuzzy ends: the last firing's path
-        # keeps the standing after it, the next one's the standing before it.
-        self._overlap_ms = np.array([max(2.0, OVERLAP_SHARE * len(t.frames)) * self.tick_ms for t in templates])
+        # How far a new match may reach back into the last firing of the same neuron, per
+        # prototype (the one matching speaks for the neuron: a style may be longer or
+        # shorter than the main one).  A movement that starts and ends standing has fuzzy
+        # ends: the last firing's path keeps the standing after it, the next one's the
+        # standing before it.
+        self._overlap_ms = np.array([max(2.0, OVERLAP_SHARE * len(p.frames)) * self.tick_ms for p in protos])
         self._tracks: dict[int, _Track] = {}
         self._carried_reps: dict[int, np.ndarray] = {}  # see carry_counts
 
@@ -798,10 +800,12 @@ class NeuronBank:
             best = np.maximum.reduceat(act, self._offsets)
             rows_idx = np.arange(len(act))
             first = np.minimum.reduceat(np.where(act >= best[self._row_neuron], rows_idx, len(act)), self._offsets)
-            act, st, dist = best, st[first], dist[first]
+            act, st, dist, overlap = best, st[first], dist[first], self._overlap_ms[first]
+        else:
+            overlap = self._overlap_ms
         tr.distance = dist.astype(np.float32)
         tr.activation = act
-        return self._fire(tr, pid, act, st, t)
+        return self._fire(tr, pid, act, st, t, overlap)
 
     def _dp(self, paths: _Paths, block: _Block, d: np.ndarray, step: np.ndarray, tick: int) -> None:
         """One SPRING step for all rows and template frames of a block at once (no dependency within a tick).
@@ -876,9 +880,10 @@ class NeuronBank:
         n_len += 1
         paths.cost, paths.start, paths.length, paths.moved, paths.stall = best, n_start, n_len, n_moved, n_stall
 
-    def _fire(self, tr: _Track, pid: int, act: np.ndarray, start: np.ndarray, t: float) -> list[Firing]:
+    def _fire(self, tr: _Track, pid: int, act: np.ndarray, start: np.ndarray, t: float, tol: np.ndarray) -> list[Firing]:
+        """Turn neurons on and off from their activations ``act``; ``tol`` is each neuron's
+        overlap allowance (ms) for the prototype now speaking for it."""
         o = self.options
-        tol = self._overlap_ms
         superseded = tr.active & ~self._static & (start > tr.peak_end - tol) & (act >= o.on_level)
         dropped = tr.active & (act < o.off_level)
         # (A held pose is over when it is released: it keeps to the other two.)

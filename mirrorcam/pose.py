@@ -313,13 +313,21 @@ class PoseEstimator:
     def reset_tracking(self) -> None:
         """Forget tracked ids when the source changes; the next frame starts a new stream.
 
-        The new source's clock starts again (at 0 for a file), while the VIDEO graph
-        demands times after the last it was given.  Forced 1 ms apart, the next clip's
-        first seconds had reached MediaPipe's time-based filtering as one burst: its
-        frames are shifted instead, to go on after the last one sent, spaced as they are.
+        MediaPipe's VIDEO graph follows people from its own last landmarks and smooths
+        over time: carried into a folder's next clip of the same size, it had drawn the
+        first frames' skeletons from the last clip's person.  The graph is made anew
+        before the next frame (as for a new scene), so a clip in a folder gives what it
+        gives alone.  A graph that cannot be made anew (one handed in, as in tests) is
+        given the new source's times shifted to go on after the last one sent, spaced as
+        they are: forced 1 ms apart, the next clip's first seconds had reached its
+        time-based filtering as one burst.
         """
         self._forget_people()
-        self._rebase = True
+        if self._make is not None and self._video_frames:
+            self._video_stale = True
+            self._last_mp_ts, self._mp_offset, self._rebase = -1, 0, False
+        else:
+            self._rebase = True
 
     def _forget_people(self) -> None:
         self._tracker.reset()

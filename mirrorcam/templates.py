@@ -136,7 +136,7 @@ class Variant:
             _check_groups(self.groups)
 
     def to_json(self) -> dict:
-        return {"style": self.style, "threshold": round(float(self.threshold), 5),
+        return {"style": self.style, "threshold": _threshold_json(self.threshold),
                 **({"velocity_weight": float(self.velocity_weight)} if self.velocity_weight else {}),
                 **({"importance": {k: float(v) for k, v in self.groups.items()}} if self.groups is not None else {}),
                 "calibration": self.calibration,
@@ -224,6 +224,14 @@ def _checked_frames(frames: object, weights: object) -> tuple[np.ndarray, np.nda
 def _check_velocity_weight(weight: object) -> None:
     if not _is_number(weight) or not 0.0 <= float(weight) <= 4.0:
         raise ValueError(f"velocity_weight must be a number between 0 and 4, got {weight!r}")
+
+
+def _threshold_json(threshold: float) -> float:
+    """A threshold as saved: five decimals, and at least three significant digits.
+
+    Five decimals alone had saved a threshold under 5e-6 as 0, which loading refuses.
+    """
+    return round(float(threshold), max(5, 2 - math.floor(math.log10(threshold))))
 
 
 def _check_threshold(threshold: object) -> None:
@@ -339,7 +347,7 @@ class Template:
             "display_name": self.display_name,
             "kind": self.kind,
             "side_specific": self.side_specific,
-            "threshold": round(float(self.threshold), 5),
+            "threshold": _threshold_json(self.threshold),
             **({"velocity_weight": float(self.velocity_weight)} if self.velocity_weight else {}),
             "rate_hz": self.rate_hz,
             "embedding_version": EMBEDDING_VERSION,

@@ -883,6 +883,35 @@ def test_an_annotated_video_ends_on_the_counts_the_clips_end_settles(tmp_path: P
     assert last[pid].reps[jack] < 2 and _with_final_counts(last, ended)[pid].reps[jack] == 2
 
 
+def test_the_final_counts_show_a_person_out_of_the_last_frame() -> None:
+    """The jumping jacks' performer hidden in the last half second (less than the bank's
+    timeout): the jack the end decides had been in no count on the screen, as the last
+    frame's activities (none) were all the held frame drew."""
+    from dataclasses import replace
+
+    from test_live import _cut_jumping_jacks
+
+    from mirrorcam.matching import NeuronBank
+    from mirrorcam.modes.replay import _with_final_counts
+    from mirrorcam.templates import builtin_library
+
+    rec = _cut_jumping_jacks()
+    step = 1000.0 / rec.fps
+    hidden = tuple(replace(rec.frames[-1], persons=(), index=rec.frames[-1].index + i, timestamp_ms=rec.frames[-1].timestamp_ms + i * step)
+                   for i in range(1, 16))
+    bank = NeuronBank(builtin_library().templates)
+    latest: dict = {}
+    for frame in rec.frames + hidden:
+        activities = bank.update(frame)
+        latest.update(activities)
+    assert activities == {}  # nobody in the last frame
+    ended = bank.finish()
+    (pid,) = ended
+    jack = latest[pid].names.index("jumping_jack")
+    final = _with_final_counts(activities, ended, latest)
+    assert list(final) == [pid] and final[pid].reps[jack] == 2 and not final[pid].active.any()
+
+
 @pytest.mark.parametrize(
     "flags, heard",
     [

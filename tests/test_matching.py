@@ -438,6 +438,30 @@ def test_a_variant_fires_its_neuron_under_the_template_name():
     assert fires(without, rec.frames)["arms_up"] < 2
 
 
+@pytest.mark.parametrize(
+    "main, action",
+    [
+        ("squat", "punch"),         # 32 template frames against 9
+        ("lunge", "high_knees"),    # 32 against 12
+        ("arm_circles", "clap"),    # 30 against 15
+    ],
+)
+def test_a_short_style_in_a_long_neuron_counts_as_it_does_alone(main: str, action: str):
+    """A neuron's overlap allowance is the matching prototype's: with the main prototype's
+    (a quarter of 32 ticks), the next repetition of a 9-tick style had cut the last one
+    short, and five generated punches had fired the neuron 7 times."""
+    from mirrorcam.templates import Variant
+
+    lib = builtin_library()
+    short = replace(lib.get(action), variants=())
+    style = Variant("short", short.frames, short.threshold, short.weights, velocity_weight=short.velocity_weight, groups=short.groups)
+    long_with_style = replace(lib.get(main), name=action, variants=(style,))
+    rec = perform(action, PerformerOptions(repeats=5, seed=1, lead_in_s=0.3))
+    alone = fires(NeuronBank([short]), rec.frames)[action]
+    assert alone >= 3
+    assert fires(NeuronBank([long_with_style]), rec.frames)[action] == alone
+
+
 @pytest.mark.parametrize("mirror, expected", [(False, {"right_wave", "either_wave", "right_wave_2"}), (True, {"either_wave"})])
 def test_side_specific_templates_do_not_fire_for_the_other_side(mirror, expected):
     """Side-specific templates (no mirrored row) mixed with one that is not, in any order."""
@@ -833,7 +857,7 @@ def test_a_slowly_rising_activation_is_not_taken_for_a_held_one():
     for k in range(60):
         level = min(0.5 + 0.015 * k, 0.99)  # the top after 33 ticks (2.2 s), then held
         track.distance = np.array([0.1], np.float32)
-        fired += [(t, f.score) for f in bank._fire(track, 0, np.array([level], np.float32), np.array([t - 1500.0]), t)]
+        fired += [(t, f.score) for f in bank._fire(track, 0, np.array([level], np.float32), np.array([t - 1500.0]), t, bank._overlap_ms)]
         t += bank.tick_ms
     assert len(fired) == 1 and fired[0][1] == pytest.approx(0.99, abs=1e-6), fired
     assert fired[0][0] > 33 * bank.tick_ms, fired  # after the top, not on the way up

@@ -43,6 +43,16 @@ def test_round_trip(tmp_path):
     np.testing.assert_allclose(back.threshold, t.threshold, rtol=1e-4)
 
 
+@pytest.mark.parametrize("threshold", [0.125, 0.04369, 0.00123, 4.2e-6, 3.3e-9, 2.5e5])
+def test_a_threshold_round_trips_to_three_significant_digits(tmp_path, threshold: float):
+    """Five decimals alone had saved a threshold under 5e-6 as 0, a file loading refuses."""
+    clap = builtin_library().get("clap")
+    t = replace(clap, threshold=threshold, variants=(replace(clap.variants[0], threshold=threshold / 2),))
+    back = load_template(save_template(tmp_path / "clap.json", t))
+    assert back.threshold == pytest.approx(threshold, rel=5e-3)
+    assert back.variants[0].threshold == pytest.approx(threshold / 2, rel=5e-3)
+
+
 def test_variants_round_trip_and_expand_to_prototypes(tmp_path):
     t = builtin_library().get("arms_up")
     assert [v.style for v in t.variants] == ["press"]

@@ -229,6 +229,7 @@ def replay_clip(
     sides = BarSide()
     count = with_person = fired = 0
     last = None  # (pose frame, activities, bar side) of the last frame drawn
+    latest: dict = {}  # each person's latest activity, for the final counts of one absent at the end
     start = time.perf_counter()
     completed = False
     try:
@@ -240,6 +241,7 @@ def replay_clip(
         with Progress(total, f"replay {clip.name}") as bar:
             for pose_frame in frames:
                 activities = bank.update(pose_frame) if bank is not None else {}
+                latest.update(activities)
                 count += 1
                 with_person += bool(pose_frame.persons)
                 for activity in activities.values():
@@ -274,7 +276,7 @@ def replay_clip(
                 # The video ends on its final counts, held a second: drawn a settle time
                 # behind, the counts of a short clip's last repetitions had never appeared.
                 frame, activities, side = last
-                final = _with_final_counts(activities, ended)
+                final = _with_final_counts(activities, ended, latest)
                 for _ in range(max(1, round(fps * FINAL_HOLD_S))):
                     if writer:
                         writer.submit((frame, final, side))
@@ -309,10 +311,18 @@ FINAL_HOLD_S = 1.0
 """How long an annotated video holds its last frame with the counts the clip's end settled."""
 
 
-def _with_final_counts(activities: dict, ended: dict) -> dict:
-    """``activities`` with the firings ``ended`` (``NeuronBank.finish``) added to the counts."""
+def _with_final_counts(activities: dict, ended: dict, latest: dict | None = None) -> dict:
+    """``activities`` with the firings ``ended`` (``NeuronBank.finish``) added to the counts.
+
+    A person out of the last frame (hidden, or gone less than the bank's timeout) whose
+    firings only the end decided is shown too, from their ``latest`` activity: their last
+    squat had been in the events file but in no count on the screen.
+    """
+    latest = latest or {}
+    bases = {pid: latest[pid] for pid in ended if pid in latest}
+    bases.update(activities)
     final = {}
-    for pid, activity in activities.items():
+    for pid, activity in bases.items():
         reps = activity.reps.copy()
         for firing in ended.get(pid, ()):
             if firing.template in activity.names:
