@@ -1050,13 +1050,37 @@ def best_distances(templates: Sequence, embeddings: Sequence[tuple[float, Embedd
     """
     bank = NeuronBank(templates, options)
     best = np.full(len(bank.templates), np.inf, np.float32)
-    for t, emb in embeddings:
-        bank.update_embedding(0, emb, t)
-        best = np.minimum(best, bank.distances(0))
+    # A gap over person_timeout_ms ends the stream and starts another, as NeuronBank.update
+    # does for a person who has left: no match runs on across it.
+    for part in split_at_gaps(embeddings, bank.options.person_timeout_ms):
+        bank.reset()
+        for t, emb in part:
+            bank.update_embedding(0, emb, t)
+            best = np.minimum(best, bank.distances(0))
     if embeddings:
         bank.finish()  # the end of the stream may end a match short (open_share)
         best = np.minimum(best, bank.distances(0))
     return best
+
+
+def split_at_gaps(embeddings: Sequence[tuple[float, Embedding]], gap_ms: float) -> list[list[tuple[float, Embedding]]]:
+    """``(t_ms, Embedding)`` pairs cut where one is more than ``gap_ms`` after the last.
+
+    The rule :meth:`NeuronBank.update` applies with ``person_timeout_ms``: a person
+    unseen for longer has left, and their stream ends there.
+
+    Example:
+        >>> [[t for t, _ in part] for part in split_at_gaps([(0, None), (100, None), (2200, None)], 2000.0)]
+        [[0, 100], [2200]]
+    """
+    parts: list[list[tuple[float, Embedding]]] = []
+    last = None
+    for t, emb in embeddings:
+        if last is None or t - last > gap_ms:
+            parts.append([])
+        parts[-1].append((t, emb))
+        last = t
+    return parts
 
 
 def tick_stream(embeddings: Sequence[tuple[float, Embedding]], rate_hz: float = 15.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1083,4 +1107,4 @@ def tick_stream(embeddings: Sequence[tuple[float, Embedding]], rate_hz: float = 
     return grid, x.astype(np.float32), w.astype(np.float32)
 
 
-__all__ = ["BankOptions", "NeuronBank", "activation_of", "best_distances", "threshold_ratio", "tick_stream", "unseen_weights"]
+__all__ = ["BankOptions", "NeuronBank", "activation_of", "best_distances", "split_at_gaps", "threshold_ratio", "tick_stream", "unseen_weights"]

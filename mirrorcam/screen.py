@@ -722,7 +722,8 @@ class Screen:
             axis_y = py + ph + self._u(13)
             for sec in raster_ticks(window_ms):
                 tx = px + pw - int(pw * sec * 1000.0 / window_ms)
-                cv2.line(img, (tx, py + ph), (tx, py + ph + self._u(3)), DIM_TEXT, 1)
+                # (Inside the plot's edge: below it, the mark had run into the label's top, "-6' s".)
+                cv2.line(img, (tx, py + ph - self._u(4)), (tx, py + ph - 1), DIM_TEXT, 1)
                 label = "now" if sec == 0 else f"-{sec:g} s"
                 T.draw(img, label, (tx, axis_y), self._u(12), DIM_TEXT, align="right" if sec == 0 else "center")
             lx = self._u(10)

@@ -214,6 +214,24 @@ def fraction(img: np.ndarray, rect, color, tol: int = 40) -> float:
 # --------------------------------------------------------------------------- window tests
 
 
+def test_a_live_recording_stopped_by_a_signal_keeps_what_it_recorded(xvfb, tmp_path):
+    """A live session ends by being stopped: SIGTERM keeps the video up to then (finished,
+    under its name, no temporary file left), as the README says."""
+    out = tmp_path / "session.mp4"
+    app = Program(xvfb, "--demo", "--seconds", "120", "--out", str(out))
+    try:
+        app.wait_for("mirror event:", timeout=40)
+        app.proc.send_signal(signal.SIGTERM)
+        assert app.proc.wait(timeout=30) == 143, app.output()
+    finally:
+        app.close()
+    capture = cv2.VideoCapture(str(out))
+    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    assert frames > 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["session.mp4"]
+
+
 def test_window_keys_change_state_and_the_mirror_event_shows(xvfb):
     layout = Layout.compute(*SIZE, 12)
     app = Program(xvfb, "--demo", "--seconds", "120")
@@ -633,6 +651,25 @@ def test_every_play_of_an_observed_clip_fires_as_a_replay_of_it_does():
         app.step(None, now)
         now += 1000.0 / 30
     assert app.stats.firings == [0, 6]
+
+
+def test_the_observed_clips_counts_go_on_from_play_to_play():
+    """OTHER's row counts the session, as YOU's does: each play of a looping clip had started
+    its counts again (a play's stream ends with it), so the screen compared YOU's session
+    with OTHER's last play."""
+    from mirrorcam.modes.live import LiveApp, ObservedClip
+    from mirrorcam.templates import builtin_library
+
+    observed = ObservedClip("jacks", _cut_jumping_jacks())
+    app = LiveApp(builtin_library().templates, [observed], size=(640, 360))
+    shown, now = [], 0.0
+    while now < 3 * observed.duration_ms + 1500.0:  # three whole plays, and the fourth's first second
+        app.step(None, now)
+        act = app._acts[1]
+        if act is not None:
+            shown.append(int(act.reps[act.names.index("jumping_jack")]))
+        now += 1000.0 / 30
+    assert shown[-1] == 6 and shown == sorted(shown)  # never back to 0 between plays
 
 
 def test_a_visitor_who_walks_out_right_after_a_squat_keeps_it():

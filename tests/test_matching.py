@@ -883,3 +883,58 @@ def test_tick_stream_takes_the_trust_of_a_frame_a_tick_falls_on():
     assert weights[:, 0].tolist() == pytest.approx([1.0, 0.2, 1.0])
     times, _, weights = tick_stream([(0.0, emb(1.0)), (100.0, emb(0.2))])  # a tick between two frames
     assert weights[:, 0].tolist() == pytest.approx([1.0, 0.2])
+
+
+def _classified_distances(templates, recording, options: BankOptions) -> np.ndarray:
+    """The lowest distance each template reaches while the clip runs through NeuronBank.update."""
+    bank = NeuronBank(templates, options)
+    best = np.full(len(bank.templates), np.inf, np.float32)
+    for frame in recording.frames:
+        bank.update(frame)
+        for pid in bank.people():
+            best = np.minimum(best, bank.distances(pid))
+    bank.finish()
+    for pid in bank.people():
+        best = np.minimum(best, bank.distances(pid))
+    return best
+
+
+def _squats_with_an_absence(options: BankOptions):
+    """Three generated squats, the person hidden for 2.5 s (over ``person_timeout_ms``) from
+    40 % of the clip on; returns the recording and when the absence starts."""
+    rec = perform("squat", PerformerOptions(repeats=3, seed=1))
+    t0 = rec.frames[0].timestamp_ms + 0.4 * (rec.frames[-1].timestamp_ms - rec.frames[0].timestamp_ms)
+    gap = options.person_timeout_ms + 500.0
+    return replace(rec, frames=tuple(replace(f, persons=()) if t0 <= f.timestamp_ms < t0 + gap else f for f in rec.frames)), t0
+
+
+def test_best_distances_ends_the_stream_where_the_bank_sees_the_person_leave():
+    """The bank ends a stream where the person has left and starts another when they come
+    back; calibration (``best_distances``) had interpolated across the absence."""
+    from mirrorcam.templates import embed_recording
+
+    options = BankOptions()
+    rec, _ = _squats_with_an_absence(options)
+    stream = embed_recording(rec)
+    assert max(b - a for (a, _), (b, _) in zip(stream, stream[1:])) > options.person_timeout_ms
+    templates = [p for t in builtin_library().templates for p in t.prototypes()]
+    np.testing.assert_allclose(best_distances(templates, stream, options),
+                               _classified_distances(templates, rec, options), rtol=1e-5)
+
+
+def test_loso_candidate_windows_do_not_span_an_absence():
+    """A LOSO candidate template made of frames interpolated across an absence is a
+    movement nobody performed."""
+    from mirrorcam.modes.eval import candidate_windows
+    from mirrorcam.templates import RATE_HZ, embed_recording
+
+    options = BankOptions()
+    rec, t0 = _squats_with_an_absence(options)
+    stream = embed_recording(rec)
+    last_before = max(t for t, _ in stream if t < t0)
+    first_after = min(t for t, _ in stream if t >= t0)
+    windows = candidate_windows(stream, RATE_HZ)
+    assert windows
+    for frames, _, start_s in windows:
+        start, end = start_s * 1000.0, start_s * 1000.0 + (len(frames) - 1) * 1000.0 / RATE_HZ
+        assert end <= last_before + 1e-6 or start >= first_after - 1e-6, (start, end)

@@ -327,6 +327,47 @@ def test_tracker_keeps_ids_by_position_whatever_the_detection_order() -> None:
         assert by_id[0] < by_id[1], f"frame {i}: the left person lost id 0"
 
 
+def test_a_second_detection_of_one_body_is_one_person() -> None:
+    """MediaPipe found one jumping man twice (boxes overlapping by 0.60-0.64): each ghost
+    had made a track, and the man's id had then gone back and forth between two."""
+    from dataclasses import replace
+
+    tracker = PersonTracker(PoseEstimatorOptions(smoothing=False))
+    for i in range(12):
+        body = _synthetic_person(0.5 + 0.004 * i)
+        ghost = _synthetic_person(0.51 + 0.004 * i, 0.55, 0.33)  # (its box overlaps the body's by 0.61)
+        ghost = replace(ghost, visibility=ghost.visibility * 0.7)
+        tracked = tracker.update([ghost, body] if i % 3 == 1 else [body], i * 33.0)
+        assert [p.id for p in tracked] == [0], i
+        assert tracked[0].center[1] == pytest.approx(0.5), "the better seen one is kept"
+
+
+def test_two_people_side_by_side_are_not_duplicates() -> None:
+    tracker = PersonTracker(PoseEstimatorOptions(smoothing=False))
+    tracked = tracker.update([_synthetic_person(0.5), _synthetic_person(0.58)], 0.0)  # (boxes overlapping by 0.11)
+    assert [p.id for p in tracked] == [0, 1]
+
+
+def test_a_body_measured_far_too_small_for_a_frame_keeps_its_id() -> None:
+    """The jumping man's shoulder-to-hip length was measured 0.02 of the picture for a frame,
+    then 0.34 again with his centre 0.2 higher: the distance relative to the tiny body had
+    given him a new id."""
+    tracker = PersonTracker(PoseEstimatorOptions(smoothing=False))
+    sizes_and_heights = [(0.3, 0.45), (0.3, 0.42), (0.02, 0.35), (0.34, 0.15), (0.33, 0.18)]
+    ids = [[p.id for p in tracker.update([_synthetic_person(0.5, cy, size)], i * 40.0)]
+           for i, (size, cy) in enumerate(sizes_and_heights)]
+    assert ids == [[0]] * len(sizes_and_heights)
+
+
+def test_the_tracks_of_the_last_frame_are_matched_first() -> None:
+    """A body measured 0.12 off in one frame keeps its id, though the track of someone who
+    has just left (kept for ``track_max_gap_ms``) lies nearer; it had taken the id over."""
+    tracker = PersonTracker(PoseEstimatorOptions(smoothing=False))
+    assert [p.id for p in tracker.update([_synthetic_person(0.3), _synthetic_person(0.5)], 0.0)] == [0, 1]
+    for i, cx in enumerate([0.3, 0.42, 0.4], start=1):  # the second person has left
+        assert [p.id for p in tracker.update([_synthetic_person(cx)], i * 33.0)] == [0], cx
+
+
 def test_tracker_reuses_freed_ids_after_a_gap() -> None:
     options = PoseEstimatorOptions(smoothing=False, track_max_gap_ms=200)
     tracker = PersonTracker(options)

@@ -315,9 +315,11 @@ def test_the_raster_axis_is_marked_for_its_window(text, window_ms, marks):
     save(f"raster_axis_{window_ms}", img)
     assert np.array_equal(img, Screen(neurons(), size=(1280, 720), text=text).render(state))  # (drawn afresh)
     px, py, pw, ph = screen.layout.raster_plot
-    below = img[py + ph + 2, px - 3 : px + pw + 4]  # the marks' short lines under the plot
-    drawn = px - 3 + np.nonzero(np.all(below == DIM_TEXT, axis=1))[0]
+    edge = img[py + ph - 2, px - 3 : px + pw + 4]  # the marks' short lines inside the plot's lower edge
+    drawn = px - 3 + np.nonzero(np.all(edge == DIM_TEXT, axis=1))[0]
     assert drawn.tolist() == sorted(px + pw - int(pw * s * 1000 / window_ms) for s in marks)
+    # ... and nothing of them between the plot and the labels (they had run into the labels' tops)
+    assert not np.all(img[py + ph + 1 : py + ph + 4, px : px + pw + 1] == DIM_TEXT, axis=2).any()
 
 
 def test_mirror_caption_says_who_copied_whom():

@@ -242,7 +242,7 @@ def load_playlist(
                 preview=getattr(template, "preview", None),
             )
         )
-        log.info("%s ready (%d frames, performer fires %d times)", where, len(recording.frames), len(trace.fired))
+        log.info("%s ready (%d frames; the performer's firings: %d)", where, len(recording.frames), len(trace.fired))
     return clips
 
 

@@ -344,29 +344,33 @@ LOSO_PROTOTYPES = 5  # the most examples `mirrorcam teach` accepts
 LOSO_IMPOSTOR_MARGIN = 0.9  # 1.0: 51 % accuracy but 13.5 false fires/min and 79 % flip consistency
 
 
-def candidate_windows(stream, rate_hz: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
+def candidate_windows(stream, rate_hz: float, gap_ms: float = BankOptions().person_timeout_ms,
+                      ) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Windows of a training clip that could be its action's template: ``(frames, weights, start_s)``.
 
     ``start_s`` counts from the clip's start, as ``mirrorcam teach CLIP@START-END`` does
     (not from the first frame with the person in it).
 
     Fixed lengths at a fixed stride, keeping the ones that move most (intros, cuts and
-    pauses move little) and show the body well.
+    pauses move little) and show the body well.  No window spans an absence of over
+    ``gap_ms`` (the bank's ``person_timeout_ms``: there the person has left and their
+    stream ends), which would be interpolated frames nobody performed.
     """
-    from mirrorcam.matching import tick_stream
+    from mirrorcam.matching import split_at_gaps, tick_stream
 
-    times, x, w = tick_stream(stream, rate_hz)
+    parts = [tick_stream(part, rate_hz) for part in split_at_gaps(stream, gap_ms)]
     out = []
     for length in LOSO_WINDOWS_S:
         k = int(round(length * rate_hz))
         stride = max(int(round(LOSO_STRIDE_S * rate_hz)), 1)
         scored = []
-        for i in range(0, len(x) - k + 1, stride):
-            f, wt = x[i : i + k], w[i : i + k]
-            if float(wt.mean()) < 0.3:
-                continue
-            motion = float(np.abs(np.diff(f, axis=0)).sum())
-            scored.append((motion, f, wt, times[i] / 1000.0))
+        for times, x, w in parts:
+            for i in range(0, len(x) - k + 1, stride):
+                f, wt = x[i : i + k], w[i : i + k]
+                if float(wt.mean()) < 0.3:
+                    continue
+                motion = float(np.abs(np.diff(f, axis=0)).sum())
+                scored.append((motion, f, wt, times[i] / 1000.0))
         scored.sort(key=lambda s: -s[0])
         out += [(f, wt, t0) for _, f, wt, t0 in scored[:LOSO_PER_CLIP]]
     return out
@@ -412,7 +416,7 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions, add: bool 
     for r in rows:
         if r.path not in single:
             continue
-        for f, w, t0 in candidate_windows(streams[r.path], RATE_HZ):
+        for f, w, t0 in candidate_windows(streams[r.path], RATE_HZ, options.person_timeout_ms):
             cands.append(Template(single[r.path], single[r.path], "dynamic", False, f, 1.0, weights=w,
                                   groups=auto_groups(f, w), source=f"{r.path}@{t0:.1f}",
                                   velocity_weight=taught_velocity_weight("dynamic")))

@@ -27,7 +27,7 @@ import argparse
 import logging
 import re
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -373,6 +373,10 @@ class LiveApp:
         self._last_you: PoseFrame | None = None
         self._last_other: PoseFrame | None = None
         self._acts: list[NeuronActivity | None] = [None, None]
+        # The observed clips' firings per neuron over the session: a looping clip's stream
+        # ends at every play, and its counts had started again while YOU's went on, so
+        # "YOU 4 / OTHER 3" on one row compared a session with a play.
+        self._observed_fired: Counter[str] = Counter()
         self._you_id: int | None = None
         self._other_id: int | None = None
         self._observed_pid: int | None = None  # the observed clip's performer in its last frame
@@ -556,14 +560,18 @@ class LiveApp:
         self._record_firings(1, ended.get(self._observed_pid, ()), last_ts, now_ms)
 
     def _record(self, channel: int, act: NeuronActivity | None, now_ms: float) -> None:
-        self._acts[channel] = act
         if act is not None:
             self._record_firings(channel, act.firings, act.timestamp_ms, now_ms)
+            if channel == 1 and self.player is not None:
+                act = replace(act, reps=np.array([self._observed_fired[name] for name in act.names], np.int64))
+        self._acts[channel] = act
 
     def _record_firings(self, channel: int, firings, timestamp_ms: float, now_ms: float) -> None:
         if not firings:
             return
         self.stats.firings[channel] += len(firings)
+        if channel == 1 and self.player is not None:
+            self._observed_fired.update(firing.template for firing in firings)
         for firing in firings:
             lag = max(0.0, timestamp_ms - firing.end_ms)
             event = self.history.add(channel, [firing], now_ms, lag_ms=lag)
