@@ -801,7 +801,8 @@ class Screen:
         if state.paused:
             self._draw_tag(out, "PAUSED", (L.you[0] + L.you[2] - self._u(70), L.you[1] + self._u(34)), (60, 60, 200))
         if state.debug is not None:
-            self._draw_debug(out, state.debug)
+            other_size = (other.image.shape[1], other.image.shape[0]) if other.image is not None else other.image_size
+            self._draw_debug(out, state.debug, _fit_rect(other_size, L.other))
         if state.help is not None:
             self._draw_help(out, state.help)
         return out
@@ -1059,7 +1060,8 @@ class Screen:
         cv2.rectangle(img, (x0, center[1] - size - pad // 2), (x0 + tw + 2 * pad, center[1] + pad), fill, -1)
         self.text.draw(img, label, (center[0], center[1]), size, TEXT, bold=True, align="center")
 
-    def _draw_debug(self, img, d: DebugInfo) -> None:
+    def _draw_debug(self, img, d: DebugInfo, picture: tuple[int, int, int, int]) -> None:
+        """The debug lines in the bottom right of OTHER's ``picture`` (the rectangle its image fills)."""
         people = "1 person" if d.persons == 1 else f"{d.persons} people"
         lines = [f"{d.fps:5.1f} fps   {people}   model {d.model_variant or '-'}"]
         if d.latency_ms is not None:
@@ -1069,9 +1071,12 @@ class Screen:
         size = self._u(14)
         line_h = int(size * 1.35)
         width = max(self.text.measure(s, size)[0] for s in lines) + self._u(16)
-        x0 = self.layout.width - width - self._u(10)
-        y0 = self.layout.caption[1] - line_h * len(lines) - self._u(16)
-        roi = img[y0:y0 + line_h * len(lines) + self._u(10), x0:x0 + width]
+        box_h = line_h * len(lines) + self._u(10)
+        # Inside OTHER's picture, clear of its border (it had sat across the border and below it).
+        ox, oy, ow, oh = picture
+        x0 = max(0, ox + ow - width - self._u(8))
+        y0 = max(0, oy + oh - box_h - self._u(8))
+        roi = img[y0:y0 + box_h, x0:x0 + width]
         _darken(roi, 0.3)
         for k, s in enumerate(lines):
             self.text.draw(img, s, (x0 + self._u(8), y0 + self._u(4) + (k + 1) * line_h - self._u(4)), size, (140, 255, 140))
@@ -1084,10 +1089,11 @@ class Screen:
         h = line_h * (len(keys) + 2)
         x0, y0 = (L.width - w) // 2, max(0, (L.height - h) // 2)
         roi = img[y0:y0 + h, x0:x0 + w]
-        _darken(roi, 0.2)
+        # (Opaque: darkened, the neuron rows behind had shown through between the lines.)
+        roi[:] = (18, 16, 15)
         cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), TEXT, 1)
         self.text.draw(img, "Keys", (x0 + self._u(20), y0 + line_h), size, TEXT, bold=True)
-        key_w = max((self.text.measure(key, size, True)[0] for key, _ in keys), default=0) + self._u(40)
+        key_w = max((self.text.measure(key, size, True)[0] for key, _ in keys), default=0) + self._u(52)
         for k, (key, what) in enumerate(keys):
             by = y0 + line_h * (k + 2)
             self.text.draw(img, key, (x0 + self._u(20), by), size, (120, 220, 255), bold=True)

@@ -7,6 +7,7 @@ Set ``MIRRORCAM_SCREENSHOTS=DIR`` to keep every rendered screen as a PNG for a l
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -363,6 +364,32 @@ def test_screen_renders_every_combination(text, size, people, with_other, names)
         row = layout.rows[NAMES.index("squat")]
         right_dot = (row[0] + row[2] - row[3], row[1], row[3], row[3])
         assert colour_fraction(img, right_dot, OTHER_COLOR, 60) > 0.1, "OTHER's squat neuron does not glow"
+
+
+def test_the_help_hides_what_is_behind_it_and_the_debug_lines_sit_inside_others_picture(text):
+    """An audit found the help see-through (the neuron rows' names between its lines) and the
+    debug lines across OTHER's border and below it."""
+    from mirrorcam.screen import _fit_rect
+
+    screen = Screen(neurons(), size=(1280, 720), text=text)
+
+    def state(seed: int, counts: dict) -> ScreenState:
+        you = ChannelView("YOU", YOU_COLOR, camera_image(), (640, 480), persons(2, seed), 0, activity(0, counts), mirrored=True)
+        other = ChannelView("OTHER", OTHER_COLOR, None, (640, 480), persons(1, seed + 5), 0, activity(0, counts))
+        return ScreenState((you, other), now_ms=5000, raster=SpikeHistory(NAMES).snapshot(5000))
+
+    one, two = state(0, {"clap": 1, "squat": 3}), state(7, {"jumping_jack": 2, "lunge": 5, "bend": 1})
+    plain = screen.render(one)
+    helped = [screen.render(replace(s, help=KEYS)) for s in (one, two)]
+    changed = np.argwhere(np.any(helped[0] != plain, axis=2))  # the help's box: what it changed
+    (y0, x0), (y1, x1) = changed.min(axis=0), changed.max(axis=0)
+    boxes = [h[y0:y1 + 1, x0:x1 + 1] for h in helped]
+    assert not np.array_equal(*(s[y0:y1 + 1, x0:x1 + 1] for s in (plain, screen.render(two))))  # other things behind...
+    assert np.array_equal(*boxes)  # ... and nothing of them in the box
+    debugged = screen.render(replace(one, debug=DebugInfo(30.0, {"pose": 20.0}, 55.0, 1, "full")))
+    ys, xs = np.nonzero(np.any(debugged != plain, axis=2))
+    px, py, pw, ph = _fit_rect((640, 480), screen.layout.other)
+    assert xs.min() >= px and xs.max() < px + pw and ys.min() >= py and ys.max() < py + ph
 
 
 def test_mirror_event_highlights_the_right_row_and_shows_the_caption(text):
