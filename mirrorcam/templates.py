@@ -646,6 +646,32 @@ def main_person_id(recording: Recording, start_s: float | None = None, end_s: fl
     return max(areas, key=lambda pid: (len(areas[pid]), float(np.mean(areas[pid]))))
 
 
+def preview_of(recording: Recording, person: int | None = None, start_s: float | None = None,
+               end_s: float | None = None) -> np.ndarray:
+    """``(K', 33, 3)`` world landmarks of one person through a recording (or a segment of it),
+    about 10 a second and at most 60: a taught template's little animated figure.
+
+    Args:
+        recording: Landmark recording.
+        person: Person id (default: :func:`main_person_id` of the segment).
+        start_s: Segment start in seconds.
+        end_s: Segment end in seconds.
+    """
+    pid = main_person_id(recording, start_s, end_s) if person is None else person
+    worlds = []
+    for frame in recording.frames:
+        t = frame.timestamp_ms
+        if (start_s is not None and t < start_s * 1000.0) or (end_s is not None and t > end_s * 1000.0):
+            continue
+        p = frame.person(pid) if pid is not None else None
+        if p is not None:
+            worlds.append(p.world)
+    if not worlds:
+        return np.zeros((0, 33, 3), np.float32)
+    step = max(1, int(round(recording.fps / 10.0)))
+    return np.asarray(worlds[::step][:60], np.float32)
+
+
 def embed_recording(
     recording: Recording, person: int | None = None, start_s: float | None = None, end_s: float | None = None,
     speed: float = 1.0,

@@ -291,6 +291,11 @@ def test_teach_from_a_real_clip_segment(tmp_path, clip):
     assert proc.returncode == 0, proc.stderr
     t = load_template(out / "clip_squat.json")
     assert 1.0 <= t.duration_s <= 2.5, t.duration_s  # one squat (1.7 s apart), not the 4 s segment
+    # The screen's little figure: the segment's performer (~10 a second; a taught template had none),
+    # standing at the segment's start and lower in the middle of it.
+    assert t.preview.shape[1:] == (33, 3) and 30 <= len(t.preview) <= 60, t.preview.shape
+    hip_height = -t.preview[:, 23:25, 1].mean(axis=1) + t.preview[:, 27:29, 1].mean(axis=1)
+    assert hip_height.min() < 0.8 * hip_height.max()
     from mirrorcam.pipeline import clip_landmarks
 
     bank = NeuronBank([t])

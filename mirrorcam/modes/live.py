@@ -847,7 +847,7 @@ def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], per
     """
     from mirrorcam.authoring import impostor_streams
     from mirrorcam.teaching import teach_template
-    from mirrorcam.templates import embed_recording
+    from mirrorcam.templates import embed_recording, preview_of
 
     if not frames or not any(f.persons for f in frames):
         raise TemplateError("nobody was seen while teaching; stand in front of the camera and try again")
@@ -859,19 +859,7 @@ def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], per
         name, k = f"{base}_{k}", k + 1
     template = teach_template(name, [stream], impostor_streams(name, templates), display_name=typed.strip() or name.replace("_", " "),
                               kind=kind, side_specific=side_specific, source="taught live from the camera")
-    return replace(template, preview=_preview_of(rec, person))
-
-
-def _preview_of(rec: Recording, person: int | None) -> np.ndarray:
-    worlds = []
-    for frame in rec.frames:
-        p = frame.person(person) if person is not None else (frame.persons[0] if frame.persons else None)
-        if p is not None:
-            worlds.append(p.world)
-    if not worlds:
-        return np.zeros((0, 33, 3), np.float32)
-    step = max(1, int(round(rec.fps / 10.0)))  # ~10 preview frames a second
-    return np.asarray(worlds[::step][:60], np.float32)
+    return replace(template, preview=preview_of(rec, person))
 
 
 # --------------------------------------------------------------------------- running
