@@ -524,6 +524,8 @@ class _Track:
         self.peak_start = np.zeros(n, np.float64)
         self.peak_end = np.zeros(n, np.float64)
         self.peak_dist = np.full(n, np.inf)
+        self.peak_tol = np.zeros(n)  # the overlap allowance (ms) of the prototype at the peak ...
+        self.last_tol = np.zeros(n)  # ... and at the last firing's
         self.last_end = np.full(n, -BIG)
         self.recent: list[Firing] = []  # firings kept briefly for lateral inhibition
         self.pending: list[Firing] = []  # completed, waiting settle_ms for a better explanation
@@ -882,9 +884,14 @@ class NeuronBank:
 
     def _fire(self, tr: _Track, pid: int, act: np.ndarray, start: np.ndarray, t: float, tol: np.ndarray) -> list[Firing]:
         """Turn neurons on and off from their activations ``act``; ``tol`` is each neuron's
-        overlap allowance (ms) for the prototype now speaking for it."""
+        overlap allowance (ms) for the prototype now speaking for it.
+
+        The allowance between two matches is the mean of their prototypes' (each has its
+        own fuzzy end): a short style's firing followed by a long prototype's match had
+        been given the long one's whole allowance, most of the short firing.
+        """
         o = self.options
-        superseded = tr.active & ~self._static & (start > tr.peak_end - tol) & (act >= o.on_level)
+        superseded = tr.active & ~self._static & (start > tr.peak_end - 0.5 * (tol + tr.peak_tol)) & (act >= o.on_level)
         dropped = tr.active & (act < o.off_level)
         # (A held pose is over when it is released: it keeps to the other two.)
         held = tr.active & ~self._static & (t - tr.rise_ms >= o.hold_ms)
@@ -894,9 +901,9 @@ class NeuronBank:
                        float(tr.peak_dist[i]))
             )
             tr.active[i] = False
-            tr.last_end[i] = tr.peak_end[i]
+            tr.last_end[i], tr.last_tol[i] = tr.peak_end[i], tr.peak_tol[i]
         # Turn on: above on_level with a match that does not overlap the last firing.
-        on = ~tr.active & (act >= o.on_level) & (start >= tr.last_end - tol)
+        on = ~tr.active & (act >= o.on_level) & (start >= tr.last_end - 0.5 * (tol + tr.last_tol))
         tr.active |= on
         tr.peak[on] = -1.0
         # (Measured from the level of the last rise, not from the peak, which follows every
@@ -907,6 +914,7 @@ class NeuronBank:
         up = tr.active & (act > tr.peak)
         tr.peak[up] = act[up]
         tr.peak_dist[up] = tr.distance[up]
+        tr.peak_tol[up] = tol[up]
         tr.peak_start[up] = start[up]
         tr.peak_end[up] = t  # (the peak's time: a match is scored on its last tick)
         return self._release(tr, t - (o.settle_ms if o.inhibition else 0.0))

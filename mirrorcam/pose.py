@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 # landmark cache is keyed by it).  2: the far search (session 13); 3: its 5 x 3 grid for
 # files; 4: half-picture crops after the two-thirds ones, and a file's search of every
 # crop only for FILE_FULL_SEARCH_MS after someone was seen; 5: duplicate detections dropped,
-# the tracker's distance relative to the larger body and its last frame's tracks first.
-POSE_STAGE_VERSION = 5
+# the tracker's distance relative to the larger body and its last frame's tracks first;
+# 6: those tracks preferred by STALE_PENALTY, not absolutely.
+POSE_STAGE_VERSION = 6
 
 # A camera's far search budget: one crop every 100 ms while nobody is found (at 30 fps,
 # one frame in three pays one more detection, about 20 ms on a 2-core laptop).
@@ -175,8 +176,8 @@ class PersonTracker:
       (the better seen is kept);
     - the distance is relative to the larger of the two bodies' sizes, so a body
       measured a tenth of its size in one frame does not lose its track in the next;
-    - the tracks seen in the last frame are matched first, so a track kept for a
-      moment by a duplicate cannot take the person over from theirs.
+    - a track not seen in the last frame pays ``STALE_PENALTY`` body lengths, so a
+      track kept for a moment by a duplicate cannot take the person over from theirs.
     """
 
     def __init__(self, options: PoseEstimatorOptions) -> None:
@@ -197,16 +198,19 @@ class PersonTracker:
         scales = [_body_scale(p) for p in persons]
         pairs = []
         for ti, track in enumerate(self._tracks):
-            stale = track.last_ms != self._last_ms
+            # A track missed in the last frame pays STALE_PENALTY body lengths: nearer by more
+            # than that, it still wins (two people side by side, each missed in turn, must
+            # keep their ids; an absolute "last frame first" had swapped them).
+            penalty = STALE_PENALTY if track.last_ms != self._last_ms else 0.0
             for di in range(len(persons)):
                 dist = float(np.linalg.norm(centers[di] - track.center)) / max(track.scale, scales[di], 0.05)
                 if dist < 1.5:
-                    pairs.append((stale, dist, ti, di))
+                    pairs.append((dist + penalty, ti, di))
         self._last_ms = timestamp_ms
         pairs.sort()
         assigned: dict[int, _Track] = {}
         used_tracks: set[int] = set()
-        for _, _, ti, di in pairs:
+        for _, ti, di in pairs:
             if ti in used_tracks or di in assigned:
                 continue
             used_tracks.add(ti)
@@ -235,6 +239,9 @@ class PersonTracker:
         return tuple(sorted(out, key=lambda p: p.id))
 
 
+STALE_PENALTY = 0.5
+"""Body lengths added to the distance to a track that was not seen in the last frame."""
+
 DUPLICATE_IOU = 0.5
 """Two detections whose boxes overlap more than this (intersection over union) are one person."""
 
@@ -243,7 +250,8 @@ def _drop_duplicates(persons: list[Person]) -> list[Person]:
     """``persons`` without second detections of one body (the better seen is kept).
 
     MediaPipe at times returns one person twice, the second a ghost whose legs run off
-    the picture (its boxes overlapped the person's by 0.60-0.64 where measured).
+    the picture (on `jj_1.mp4` its box overlapped the person's by 0.55 and 0.94 on two frames; by
+    0.44 on a third, where both are kept).
     """
     if len(persons) < 2:
         return list(persons)
@@ -300,9 +308,9 @@ class PoseEstimator:
 
     Create with :meth:`create_from_options` and close explicitly (or use ``with``).
     Timestamps handed to MediaPipe are forced to be strictly increasing, so a source
-    whose timestamps repeat or go backwards cannot crash the graph; after
-    :meth:`reset_tracking` the next source's times are shifted to go on after the last
-    one sent, their spacing kept.
+    whose timestamps repeat or go backwards cannot crash the graph; :meth:`reset_tracking`
+    makes the graph anew for the next source (one handed in, which cannot be made anew, is
+    given the next source's times shifted to go on after the last one sent, their spacing kept).
     """
 
     def __init__(self, landmarker, options: PoseEstimatorOptions, make_landmarker=None) -> None:

@@ -615,6 +615,12 @@ class Layout:
         return cls(width, height, u, (0, 0, width, title_h), you, other, column, rows, raster, raster_rows, plot, caption)
 
 
+def _picture_rect(ch: ChannelView, panel: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The rectangle of ``panel`` a channel's picture fills (its aspect kept)."""
+    size = (ch.image.shape[1], ch.image.shape[0]) if ch.image is not None else ch.image_size
+    return _fit_rect(size, panel)
+
+
 def _fit_rect(image_size: tuple[int, int], rect: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     """The largest ``image_size``-shaped rectangle centred in ``rect``."""
     iw, ih = max(1, image_size[0]), max(1, image_size[1])
@@ -801,8 +807,7 @@ class Screen:
         if state.paused:
             self._draw_tag(out, "PAUSED", (L.you[0] + L.you[2] - self._u(70), L.you[1] + self._u(34)), (60, 60, 200))
         if state.debug is not None:
-            other_size = (other.image.shape[1], other.image.shape[0]) if other.image is not None else other.image_size
-            self._draw_debug(out, state.debug, _fit_rect(other_size, L.other))
+            self._draw_debug(out, state.debug, _picture_rect(other, L.other))
         if state.help is not None:
             self._draw_help(out, state.help)
         return out
@@ -812,8 +817,7 @@ class Screen:
     ) -> tuple[int, int] | None:
         """Draw one channel; returns where its focus person's chest is on the canvas."""
         T = self.text
-        size = (ch.image.shape[1], ch.image.shape[0]) if ch.image is not None else ch.image_size
-        rect = _fit_rect(size, panel)
+        rect = _picture_rect(ch, panel)
         x, y, w, h = rect
         view = img[y:y + h, x:x + w]  # drawing into the view clips skeletons to the panel
         if ch.image is not None:
@@ -1061,7 +1065,8 @@ class Screen:
         self.text.draw(img, label, (center[0], center[1]), size, TEXT, bold=True, align="center")
 
     def _draw_debug(self, img, d: DebugInfo, picture: tuple[int, int, int, int]) -> None:
-        """The debug lines in the bottom right of OTHER's ``picture`` (the rectangle its image fills)."""
+        """The debug lines in the bottom right of OTHER's ``picture`` (the rectangle its image
+        fills), or of its panel where the picture (a portrait clip's) is narrower than they are."""
         people = "1 person" if d.persons == 1 else f"{d.persons} people"
         lines = [f"{d.fps:5.1f} fps   {people}   model {d.model_variant or '-'}"]
         if d.latency_ms is not None:
@@ -1074,7 +1079,9 @@ class Screen:
         box_h = line_h * len(lines) + self._u(10)
         # Inside OTHER's picture, clear of its border (it had sat across the border and below it).
         ox, oy, ow, oh = picture
-        x0 = max(0, ox + ow - width - self._u(8))
+        x0 = ox + ow - width - self._u(8)
+        if x0 < ox:
+            x0 = max(self.layout.other[0], ox + ow - width)
         y0 = max(0, oy + oh - box_h - self._u(8))
         roi = img[y0:y0 + box_h, x0:x0 + width]
         _darken(roi, 0.3)

@@ -82,7 +82,7 @@ def teach_template(
     Raises:
         TemplateError: No usable example, or more than five.
     """
-    from mirrorcam.matching import best_distances
+    from mirrorcam.matching import BankOptions, best_distances, split_at_gaps
 
     if not 1 <= len(examples) <= 5:
         raise TemplateError(f"teaching needs one to five examples, got {len(examples)}")
@@ -92,6 +92,9 @@ def teach_template(
         if len(stream) < (1 if kind == "static" else 2):  # (a held pose may come from one photo)
             short += 1
             continue
+        # Where the person was gone longer than the bank's timeout, their stream ends there:
+        # a template must not be made of frames interpolated across the absence.
+        stream = max(split_at_gaps(stream, BankOptions().person_timeout_ms), key=lambda part: part[-1][0] - part[0][0])
         frames, weights = template_frames_from_stream(stream, stream[0][0], stream[-1][0])
         if kind == "static":
             # A pose is what is held: its stillest part, not the getting into it.

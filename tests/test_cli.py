@@ -883,7 +883,7 @@ def test_an_annotated_video_ends_on_the_counts_the_clips_end_settles(tmp_path: P
     assert last[pid].reps[jack] < 2 and _with_final_counts(last, ended)[pid].reps[jack] == 2
 
 
-def test_the_final_counts_show_a_person_out_of_the_last_frame() -> None:
+def test_the_final_counts_show_a_person_out_of_the_last_frame(tmp_path: Path) -> None:
     """The jumping jacks' performer hidden in the last half second (less than the bank's
     timeout): the jack the end decides had been in no count on the screen, as the last
     frame's activities (none) were all the held frame drew."""
@@ -892,24 +892,39 @@ def test_the_final_counts_show_a_person_out_of_the_last_frame() -> None:
     from test_live import _cut_jumping_jacks
 
     from mirrorcam.matching import NeuronBank
-    from mirrorcam.modes.replay import _with_final_counts
+    from mirrorcam.modes.replay import FINAL_HOLD_S, _with_final_counts, replay_clip
+    from mirrorcam.recording import save_recording
     from mirrorcam.templates import builtin_library
 
     rec = _cut_jumping_jacks()
-    step = 1000.0 / rec.fps
-    hidden = tuple(replace(rec.frames[-1], persons=(), index=rec.frames[-1].index + i, timestamp_ms=rec.frames[-1].timestamp_ms + i * step)
-                   for i in range(1, 16))
+    step, last = 1000.0 / rec.fps, rec.frames[-1]
+    hidden = tuple(replace(last, persons=(), index=last.index + i, timestamp_ms=last.timestamp_ms + i * step) for i in range(1, 16))
+    rec = replace(rec, frames=rec.frames + hidden)
+    save_recording(tmp_path / "jacks.npz", rec)
     bank = NeuronBank(builtin_library().templates)
+    replay_clip(tmp_path / "jacks.npz", None, bank, tmp_path / "jacks.mp4", None, show=False)
+    capture = cv2.VideoCapture(str(tmp_path / "jacks.mp4"))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    assert len(frames) == len(rec) + round(rec.fps * FINAL_HOLD_S)
+    # The last frame of the clip has nobody and no bars; the held one has the performer's bars.
+    assert np.abs(frames[-1].astype(int) - frames[len(rec) - 1]).mean() > 1.0
+    # ... with the counts the end settled (two jacks)
+    bank.reset()
     latest: dict = {}
-    for frame in rec.frames + hidden:
+    for frame in rec.frames:
         activities = bank.update(frame)
         latest.update(activities)
-    assert activities == {}  # nobody in the last frame
+    assert activities == {}
     ended = bank.finish()
     (pid,) = ended
-    jack = latest[pid].names.index("jumping_jack")
     final = _with_final_counts(activities, ended, latest)
-    assert list(final) == [pid] and final[pid].reps[jack] == 2 and not final[pid].active.any()
+    assert list(final) == [pid] and final[pid].reps[final[pid].names.index("jumping_jack")] == 2
 
 
 @pytest.mark.parametrize(

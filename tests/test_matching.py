@@ -847,6 +847,21 @@ def test_a_neurons_own_next_repetition_does_not_help_another_inhibit_it(next_rep
     assert bank._inhibited(track, wave, [wave, arms_up, Firing("arms_up", 0, 600.0, 900.0, 900.0, 0.9, 0.05)])
 
 
+@pytest.mark.parametrize("reach_back_ms, new_repetition", [(400.0, False), (300.0, True)])
+def test_the_overlap_allowed_between_two_prototypes_matches_is_the_mean_of_theirs(reach_back_ms, new_repetition):
+    """A short style's firing (allowance 150 ms) and a long prototype's next match (533 ms):
+    reaching 400 ms back into a 600 ms firing is the same movement again, not a new one; it
+    had been given the long prototype's whole allowance."""
+    lib = builtin_library()
+    bank = NeuronBank([lib.get("squat")], BankOptions(inhibition=False))
+    track = bank._new_track(0)
+    short, long = np.array([150.0]), np.array([533.0])
+    track.distance = np.array([0.1], np.float32)
+    assert not bank._fire(track, 0, np.array([0.9], np.float32), np.array([0.0]), 600.0, short)  # on, at its peak
+    fired = bank._fire(track, 0, np.array([0.9], np.float32), np.array([600.0 - reach_back_ms]), 600.0 + bank.tick_ms, long)
+    assert bool(fired) == new_repetition  # superseded: the first is released, the second begins
+
+
 def test_a_slowly_rising_activation_is_not_taken_for_a_held_one():
     """``hold_ms`` counts from the last rise of 0.02; measured from the peak, which follows
     every smaller step, a steady rise of 0.015 a tick had fired half-way up."""

@@ -328,7 +328,7 @@ def test_tracker_keeps_ids_by_position_whatever_the_detection_order() -> None:
 
 
 def test_a_second_detection_of_one_body_is_one_person() -> None:
-    """MediaPipe found one jumping man twice (boxes overlapping by 0.60-0.64): each ghost
+    """MediaPipe found one jumping man twice (boxes overlapping by 0.55-0.94): each ghost
     had made a track, and the man's id had then gone back and forth between two."""
     from dataclasses import replace
 
@@ -366,6 +366,17 @@ def test_the_tracks_of_the_last_frame_are_matched_first() -> None:
     assert [p.id for p in tracker.update([_synthetic_person(0.3), _synthetic_person(0.5)], 0.0)] == [0, 1]
     for i, cx in enumerate([0.3, 0.42, 0.4], start=1):  # the second person has left
         assert [p.id for p in tracker.update([_synthetic_person(cx)], i * 33.0)] == [0], cx
+
+
+def test_two_people_each_missed_in_turn_keep_their_ids() -> None:
+    """Side by side (a body length apart), one missed in a frame, the other in the next: the
+    nearer track wins over the one seen last (an absolute "last frame first" had swapped them)."""
+    tracker = PersonTracker(PoseEstimatorOptions(smoothing=False))
+    left, right = _synthetic_person(0.35), _synthetic_person(0.65)
+    frames = [[left, right], [right], [left], [left, right], [left], [right], [left, right]]
+    for i, detections in enumerate(frames):
+        by_x = {round(float(p.center[0]), 2): p.id for p in tracker.update(detections, i * 33.0)}
+        assert by_x == {x: (0 if x < 0.5 else 1) for x in by_x}, (i, by_x)
 
 
 def test_tracker_reuses_freed_ids_after_a_gap() -> None:

@@ -386,10 +386,17 @@ def test_the_help_hides_what_is_behind_it_and_the_debug_lines_sit_inside_others_
     boxes = [h[y0:y1 + 1, x0:x1 + 1] for h in helped]
     assert not np.array_equal(*(s[y0:y1 + 1, x0:x1 + 1] for s in (plain, screen.render(two))))  # other things behind...
     assert np.array_equal(*boxes)  # ... and nothing of them in the box
-    debugged = screen.render(replace(one, debug=DebugInfo(30.0, {"pose": 20.0}, 55.0, 1, "full")))
-    ys, xs = np.nonzero(np.any(debugged != plain, axis=2))
-    px, py, pw, ph = _fit_rect((640, 480), screen.layout.other)
-    assert xs.min() >= px and xs.max() < px + pw and ys.min() >= py and ys.max() < py + ph
+    debug = DebugInfo(30.0, {"pose": 20.0}, 55.0, 1, "full")
+    for size in ((640, 480), (360, 640)):  # (a portrait clip's picture is narrower than the lines: its panel then)
+        other = replace(one.channels[1], image_size=size)
+        state = replace(one, channels=(one.channels[0], other))
+        ys, xs = np.nonzero(np.any(screen.render(replace(state, debug=debug)) != screen.render(state), axis=2))
+        px, py, pw, ph = _fit_rect(size, screen.layout.other)
+        if size[0] > size[1]:
+            assert xs.min() >= px and xs.max() < px + pw and ys.min() >= py and ys.max() < py + ph
+        else:
+            x0, _, w0, _ = screen.layout.other
+            assert xs.min() >= x0 and xs.max() < px + pw and ys.min() >= py and ys.max() < py + ph
 
 
 def test_mirror_event_highlights_the_right_row_and_shows_the_caption(text):

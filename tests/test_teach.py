@@ -31,6 +31,27 @@ def test_teach_template_from_generated_examples_matches_new_performances():
     assert not stray
 
 
+def test_a_template_is_not_made_across_an_absence():
+    """A squat with the person gone for 2.5 s (over the bank's person timeout) in its middle:
+    the template had been cut from frames interpolated across the absence, a movement nobody
+    performed. It is what the longer side of the absence alone teaches now."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from mirrorcam.performer import ACTIONS
+
+    rec = perform("squat", PerformerOptions(lead_in_s=3.0, seed=3))
+    gone_from = (3.0 + ACTIONS["squat"].duration / 2) * 1000.0
+    rec = replace(rec, frames=tuple(replace(f, persons=()) if gone_from <= f.timestamp_ms < gone_from + 2500.0 else f
+                                    for f in rec.frames))
+    stream = embed_recording(rec)
+    before = [(t, e) for t, e in stream if t < gone_from]
+    assert len(before) > len(stream) - len(before)  # (the longer side)
+    t = teach_template("my_squat", [stream], [])
+    np.testing.assert_array_equal(t.frames, teach_template("my_squat", [before], []).frames)
+
+
 def test_an_unusable_example_changes_nothing():
     """A 0.3 s example yields no candidate; the others are compared with each other's
     examples, not with their own (the candidates' and the examples' indices had slipped)."""

@@ -344,8 +344,9 @@ LOSO_PROTOTYPES = 5  # the most examples `mirrorcam teach` accepts
 LOSO_IMPOSTOR_MARGIN = 0.9  # 1.0: 51 % accuracy but 13.5 false fires/min and 79 % flip consistency
 
 
-def candidate_windows(stream, rate_hz: float, gap_ms: float = BankOptions().person_timeout_ms,
-                      ) -> list[tuple[np.ndarray, np.ndarray, float]]:
+def candidate_windows(
+    stream, rate_hz: float, gap_ms: float = BankOptions().person_timeout_ms
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Windows of a training clip that could be its action's template: ``(frames, weights, start_s)``.
 
     ``start_s`` counts from the clip's start, as ``mirrorcam teach CLIP@START-END`` does
