@@ -617,14 +617,19 @@ def builtin_library() -> TemplateLibrary:
 # ---------------------------------------------------------------------------------------
 # Embedding streams.
 # ---------------------------------------------------------------------------------------
+def _segment_frames(recording: Recording, start_s: float | None, end_s: float | None):
+    """The frames of ``recording`` from ``start_s`` to ``end_s`` (seconds; None: its start or end)."""
+    for frame in recording.frames:
+        t = frame.timestamp_ms
+        if (start_s is None or t >= start_s * 1000.0) and (end_s is None or t <= end_s * 1000.0):
+            yield frame
+
+
 def people_seen(recording: Recording, start_s: float | None = None, end_s: float | None = None) -> dict[int, list[float]]:
     """Each person's box area in every frame they are in, from ``start_s`` to ``end_s``
     (seconds of the recording's timeline; None: its start or end)."""
     areas: dict[int, list[float]] = {}
-    for frame in recording.frames:
-        t = frame.timestamp_ms
-        if (start_s is not None and t < start_s * 1000.0) or (end_s is not None and t > end_s * 1000.0):
-            continue
+    for frame in _segment_frames(recording, start_s, end_s):
         for p in frame.persons:
             x0, y0, x1, y1 = p.bbox
             areas.setdefault(p.id, []).append((x1 - x0) * (y1 - y0))
@@ -659,10 +664,7 @@ def preview_of(recording: Recording, person: int | None = None, start_s: float |
     """
     pid = main_person_id(recording, start_s, end_s) if person is None else person
     worlds = []
-    for frame in recording.frames:
-        t = frame.timestamp_ms
-        if (start_s is not None and t < start_s * 1000.0) or (end_s is not None and t > end_s * 1000.0):
-            continue
+    for frame in _segment_frames(recording, start_s, end_s):
         p = frame.person(pid) if pid is not None else None
         if p is not None:
             worlds.append(p.world)
