@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,8 @@ import numpy as np
 from mirrorcam.authoring import VELOCITY_WEIGHT, choose_threshold, static_frames
 from mirrorcam.embedding import GROUPS, Embedding, group_mask
 from mirrorcam.errors import TemplateError
-from mirrorcam.templates import MAX_VARIANTS, RATE_HZ, Template, Variant, is_valid_name, template_frames_from_stream
+from mirrorcam.recording import Recording
+from mirrorcam.templates import MAX_VARIANTS, RATE_HZ, Template, Variant, is_valid_name, preview_of, template_frames_from_stream
 
 
 MAX_EXAMPLE_S = 4.0
@@ -53,7 +54,30 @@ def parse_clip_spec(spec: str) -> tuple[str, float | None, float | None]:
     return path, start, end
 
 
-def teach_template(
+@dataclass(frozen=True)
+class Taught:
+    """A taught template and where in its examples it was cut from.
+
+    Attributes:
+        template: The calibrated template.
+        example: Index of the example it was made from.
+        start_ms: Time of its first frame in that example's stream.
+        end_ms: Time of its last frame (the little figure shows this span, not the whole clip).
+    """
+
+    template: Template
+    example: int
+    start_ms: float
+    end_ms: float
+
+    def preview(self, recording: Recording, person: int | None = None) -> np.ndarray:
+        """The template's little animated figure: the example's performer (``recording``,
+        ``person``) through the span the template was cut from (see :func:`preview_of`)."""
+        half_tick_s = 0.5 / RATE_HZ  # (the span's ends are ticks; frames lie up to half a tick from them)
+        return preview_of(recording, person, self.start_ms / 1000.0 - half_tick_s, self.end_ms / 1000.0 + half_tick_s)
+
+
+def teach(
     name: str,
     examples: Sequence[list[tuple[float, Embedding]]],
     impostors: Sequence[list[tuple[float, Embedding]]],
@@ -63,7 +87,7 @@ def teach_template(
     groups: dict | None = None,
     source: str = "",
     max_seconds: float = MAX_EXAMPLE_S,
-) -> Template:
+) -> Taught:
     """Learn a template from one to five example performances.
 
     The most representative example (the one closest, by DTW, to all the others) becomes
@@ -98,17 +122,21 @@ def teach_template(
         frames, weights = template_frames_from_stream(stream, stream[0][0], stream[-1][0])
         if kind == "static":
             # A pose is what is held: its stillest part, not the getting into it.
-            frames, weights = static_frames(*_stillest(frames, weights, int(max_seconds * RATE_HZ)))
+            cut = _stillest(frames, weights, int(max_seconds * RATE_HZ))
         else:
-            frames, weights = one_performance(frames, weights)
-            frames, weights = _most_moving(frames, weights, int(max_seconds * RATE_HZ))
+            cut = performance_window(frames, weights)
+            cut = _shift(_most_moving(frames[cut], weights[cut], int(max_seconds * RATE_HZ)), cut.start)
+        frames, weights = frames[cut], weights[cut]
+        if kind == "static":
+            frames, weights = static_frames(frames, weights)
         if len(frames) < (2 if kind == "static" else MIN_MOVEMENT_TICKS):
             short += 1
         elif float(weights.mean()) <= 0.05:
             unseen += 1
         else:
             cands.append((frames, weights))
-            origin.append(k)
+            tick_ms = 1000.0 / RATE_HZ  # (tick i of the example is at its first frame's time + i ticks)
+            origin.append((k, stream[0][0] + cut.start * tick_ms, stream[0][0] + (cut.stop - 1) * tick_ms))
     if not cands:
         too_short = (f"a movement needs at least {(MIN_MOVEMENT_TICKS - 1) / RATE_HZ:.1f} s with a person seen in it"
                      if kind == "dynamic" else "a pose needs at least one frame with a person seen in it")
@@ -129,7 +157,7 @@ def teach_template(
     if len(protos) > 1:
         # Each candidate against every other candidate's example (not against its own:
         # that would always be the best match).
-        dist = np.stack([best_distances(protos, examples[k]) for k in origin])  # (examples, candidates)
+        dist = np.stack([best_distances(protos, examples[k]) for k, *_ in origin])  # (examples, candidates)
         np.fill_diagonal(dist, np.nan)
         chosen = int(np.nanargmin(np.nanmean(dist, axis=0)))
         positives = dist[:, chosen]
@@ -138,7 +166,8 @@ def teach_template(
     proto = protos[chosen]
     neg = np.array([best_distances([proto], s)[0] for s in impostors if len(s) >= 2])
     thr, facts = choose_threshold(positives, neg)
-    return replace(proto, threshold=thr, calibration=facts, source=source, description=f"Taught from {len(cands)} example(s).")
+    template = replace(proto, threshold=thr, calibration=facts, source=source, description=f"Taught from {len(cands)} example(s).")
+    return Taught(template, *origin[chosen])
 
 
 def add_style(template: Template, taught: Template, style: str) -> Template:
@@ -148,13 +177,13 @@ def add_style(template: Template, taught: Template, style: str) -> Template:
     the action: the neuron keeps every prototype it had, with its threshold, and fires
     for the new one too.  The new style keeps the threshold, trust, velocity channel and
     feature-group importance it was calibrated with (``taught`` is what
-    :func:`teach_template` returns).  Its false alarms add to the neuron's.
+    :func:`teach` returns as ``.template``).  Its false alarms add to the neuron's.
 
     Example:
         >>> from mirrorcam.authoring import impostor_streams
         >>> from mirrorcam.templates import builtin_library
         >>> wave = builtin_library().get("wave_one_hand")
-        >>> mine = teach_template("wave_one_hand", [my_waves], impostor_streams("wave_one_hand"))  # doctest: +SKIP
+        >>> mine = teach("wave_one_hand", [my_waves], impostor_streams("wave_one_hand")).template  # doctest: +SKIP
         >>> add_style(wave, mine, "mine").variants[-1].style  # doctest: +SKIP
         'mine'
 
@@ -224,7 +253,7 @@ def auto_groups(frames: np.ndarray, weights: np.ndarray) -> dict:
 
 REPEAT_MAX_SELF_DISTANCE = 0.5
 """A lag is a repetition's period when frames that far apart differ by at most this share
-of what two frames of the example differ on average."""
+of what two frames of the example typically (the median) differ."""
 MIN_PERFORMANCE_S = 0.8
 """A template is as many whole repetitions as last at least this long (one squat or
 jumping jack; two claps or two swings of a wave)."""
@@ -233,11 +262,18 @@ jumping jack; two claps or two swings of a wave)."""
 def repetition_period(frames: np.ndarray, weights: np.ndarray, rate_hz: float = RATE_HZ) -> int | None:
     """Ticks of one repetition when an example repeats a movement, else ``None``.
 
-    The self-distance ``d(L)``, the mean weighted squared distance between frames ``L``
-    ticks apart over twice the example's variance (0 for a frame and itself, about 1 for
-    unrelated frames), dips at a repetition's period.  The period is the first lag where it
-    dips below ``REPEAT_MAX_SELF_DISTANCE`` and below half the most it reached before;
-    at least two repetitions must be in the example, each at least a quarter second.
+    The self-distance ``d(L)``, the median weighted squared distance between frames ``L``
+    ticks apart over the median between any two frames up to half the example apart (0
+    for a frame and itself, about 1 for unrelated frames), dips at a repetition's period.
+    The period is the first lag where it dips below ``REPEAT_MAX_SELF_DISTANCE`` and below
+    half the most it reached before; at least two repetitions must be in the example,
+    each at least a quarter second.  Why medians (means until session 24): the pairs of
+    frames across standing still and getting into the action and out of it are few but
+    far apart, and their share grows with the lag.  With means, none of four generated
+    claps, waves, punches, squats or lunges after two seconds of standing had a period
+    (the template was the most moving 4 s), nor had four clips of the shared ones (the
+    darebee punches and backfists, the gym lunges, the overhead press); with medians all
+    of them, and every period found before is found within a tick.
 
     Example:
         >>> t = np.arange(60) / 15.0
@@ -250,21 +286,22 @@ def repetition_period(frames: np.ndarray, weights: np.ndarray, rate_hz: float = 
     lo, hi = max(int(0.25 * rate_hz), 2), len(x) // 2
     if hi <= lo + 1:
         return None
-    mean = (x * w).sum(axis=0) / np.maximum(w.sum(axis=0), 1e-9)
-    spread = 2.0 * float(((x - mean) ** 2 * w).sum(axis=1).mean())
+
+    # apart[k - 1]: the distances between the frames k ticks apart
+    apart = [((x[:-k] - x[k:]) ** 2 * np.minimum(w[:-k], w[k:])).sum(axis=1) for k in range(1, min(hi + 1, len(x) - 1) + 1)]
+    spread = float(np.median(np.concatenate(apart[:hi])))
     if spread <= 1e-9:
         return None
     lags = np.arange(lo - 1, hi + 2)
-    d = np.array([float(((x[:-k] - x[k:]) ** 2 * np.minimum(w[:-k], w[k:])).sum(axis=1).mean()) / spread
-                  if 0 < k < len(x) else np.inf for k in lags])
+    d = np.array([float(np.median(apart[k - 1])) / spread if 0 < k <= len(apart) else np.inf for k in lags])
     for i in range(1, len(lags) - 1):
         if d[i] <= d[i - 1] and d[i] <= d[i + 1] and d[i] < REPEAT_MAX_SELF_DISTANCE and d[i] < 0.5 * d[: i + 1].max():
             return int(lags[i])
     return None
 
 
-def one_performance(frames: np.ndarray, weights: np.ndarray, rate_hz: float = RATE_HZ) -> tuple[np.ndarray, np.ndarray]:
-    """An example that repeats a movement cut to one performance of it; any other unchanged.
+def performance_window(frames: np.ndarray, weights: np.ndarray, rate_hz: float = RATE_HZ) -> slice:
+    """The ticks of one performance in an example that repeats a movement; all of any other.
 
     Why: a template is one performance, so that a neuron fires and counts once per
     repetition; taught from a clip of five squats, it had been up to four seconds of them
@@ -276,17 +313,17 @@ def one_performance(frames: np.ndarray, weights: np.ndarray, rate_hz: float = RA
     """
     period = repetition_period(frames, weights, rate_hz)
     if period is None:
-        return frames, weights
+        return slice(0, len(frames))
     n = max(1, int(np.ceil(MIN_PERFORMANCE_S * rate_hz / period)))
     k = n * period
     if k + 1 > len(frames):
-        return frames, weights
+        return slice(0, len(frames))
     motion = _window_motion(frames, weights, k + 1)  # window [s, s + k]: steps s+1 .. s+k
     ends = ((frames - frames[0]) ** 2 * weights).sum(axis=1)  # how far each frame is from the first pose
     score = ends[: len(frames) - k] + ends[k:]
     score[motion < 0.8 * motion.max()] = np.inf
     s = int(np.argmin(score))
-    return frames[s : s + k + 1], weights[s : s + k + 1]
+    return slice(s, s + k + 1)
 
 
 def _steps(frames: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -306,23 +343,28 @@ def _window_motion(frames: np.ndarray, weights: np.ndarray, length: int) -> np.n
     return np.convolve(steps, np.ones(length - 1), mode="valid")
 
 
-def _most_moving(frames: np.ndarray, weights: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+def _most_moving(frames: np.ndarray, weights: np.ndarray, max_len: int) -> slice:
+    """The ticks of the ``max_len`` frames that move most (all of them when fewer)."""
     if len(frames) <= max_len:
-        return frames, weights
+        return slice(0, len(frames))
     i = int(np.argmax(_window_motion(frames, weights, max_len)))
-    return frames[i : i + max_len], weights[i : i + max_len]
+    return slice(i, i + max_len)
 
 
-def _stillest(frames: np.ndarray, weights: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``max_len`` frames of a held pose that move least, among the well-seen ones.
+def _shift(cut: slice, by: int) -> slice:
+    return slice(cut.start + by, cut.stop + by)
+
+
+def _stillest(frames: np.ndarray, weights: np.ndarray, max_len: int) -> slice:
+    """The ticks of the ``max_len`` frames of a held pose that move least, among the well-seen ones.
 
     Only windows seen at least 80 % as well as the best-seen one compete: a stretch where
     the person is hidden moves "least" because nothing of them is weighed.
     """
     if len(frames) <= max_len:
-        return frames, weights
+        return slice(0, len(frames))
     motion = _window_motion(frames, weights, max_len)
     seen = np.convolve(weights.mean(axis=1), np.ones(max_len), mode="valid")
     motion[seen < 0.8 * seen.max()] = np.inf
     i = int(np.argmin(motion))
-    return frames[i : i + max_len], weights[i : i + max_len]
+    return slice(i, i + max_len)

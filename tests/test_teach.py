@@ -11,14 +11,14 @@ from conftest import assert_one_line_error, fires, run_cli
 from mirrorcam.matching import NeuronBank
 from mirrorcam.performer import PerformerOptions, perform
 from mirrorcam.recording import save_recording
-from mirrorcam.teaching import teach_template
+from mirrorcam.teaching import teach
 from mirrorcam.templates import embed_recording, load_template
 
 
 def test_teach_template_from_generated_examples_matches_new_performances():
     examples = [embed_recording(perform("squat", PerformerOptions(seed=s, yaw_deg=10.0 * s))) for s in range(3)]
     impostors = [embed_recording(perform(a, PerformerOptions(seed=9))) for a in ("stand", "bend", "lunge", "jumping_jack")]
-    t = teach_template("my_squat", examples, impostors)
+    t = teach("my_squat", examples, impostors).template
     assert t.name == "my_squat" and t.threshold > 0 and t.calibration["positives"] >= 2
     assert t.groups["legs"] > 0.5  # it learnt that the legs move
     bank = NeuronBank([t])
@@ -48,8 +48,29 @@ def test_a_template_is_not_made_across_an_absence():
     stream = embed_recording(rec)
     before = [(t, e) for t, e in stream if t < gone_from]
     assert len(before) > len(stream) - len(before)  # (the longer side)
-    t = teach_template("my_squat", [stream], [])
-    np.testing.assert_array_equal(t.frames, teach_template("my_squat", [before], []).frames)
+    t = teach("my_squat", [stream], []).template
+    np.testing.assert_array_equal(t.frames, teach("my_squat", [before], []).template.frames)
+
+
+@pytest.mark.parametrize("examples", [1, 3])
+def test_the_little_figure_shows_the_span_the_template_was_cut_from(examples):
+    """Taught from examples of two seconds' standing and then four squats, the figure is the
+    one squat the template is, not the whole example (it had been)."""
+    import numpy as np
+
+    recordings = [perform("squat", PerformerOptions(lead_in_s=2.0, repeats=4, seed=s)) for s in range(examples)]
+    taught = teach("mine", [embed_recording(r) for r in recordings], [])
+    recording = recordings[taught.example]
+    assert recording.frames[0].timestamp_ms + 1000.0 < taught.start_ms < taught.end_ms < recording.frames[-1].timestamp_ms
+    assert taught.end_ms - taught.start_ms == pytest.approx((len(taught.template.frames) - 1) * 1000.0 / taught.template.rate_hz)
+    figure = taught.preview(recording)
+    whole = [f.persons[0].world for f in recording.frames if f.persons]
+    step = max(1, round(recording.fps / 10.0))
+    # About 10 a second through the span: its first is the span's first frame.
+    assert len(figure) == pytest.approx((taught.end_ms - taught.start_ms) / 100.0 + 1, abs=1.5)
+    first = next(i for i, f in enumerate(recording.frames) if f.timestamp_ms >= taught.start_ms - 1000.0 / 30)
+    np.testing.assert_array_equal(figure[0], whole[first])
+    assert len(figure) < len(whole[::step]) - 15  # (the whole example's figure: 2 s of standing more at least)
 
 
 def test_an_unusable_example_changes_nothing():
@@ -58,8 +79,8 @@ def test_an_unusable_example_changes_nothing():
     examples = [embed_recording(perform("squat", PerformerOptions(seed=s, yaw_deg=10.0 * s))) for s in range(2)]
     short = examples[0][:5]
     impostors = [embed_recording(perform(a, PerformerOptions(seed=9))) for a in ("stand", "bend")]
-    alone = teach_template("my_squat", examples, impostors)
-    with_short = teach_template("my_squat", [short, *examples], impostors)
+    alone = teach("my_squat", examples, impostors).template
+    with_short = teach("my_squat", [short, *examples], impostors).template
     assert with_short.threshold == alone.threshold and with_short.calibration == alone.calibration
     assert alone.calibration["positives"] == 1
 
@@ -69,7 +90,7 @@ def test_a_taught_movement_uses_the_velocity_channel_and_a_pose_does_not(kind, u
     from mirrorcam.authoring import VELOCITY_WEIGHT
 
     examples = [embed_recording(perform("wave_one_hand", PerformerOptions(seed=s))) for s in range(2)]
-    t = teach_template("my_wave", examples, [embed_recording(perform("stand", PerformerOptions()))], kind=kind)
+    t = teach("my_wave", examples, [embed_recording(perform("stand", PerformerOptions()))], kind=kind).template
     assert t.velocity_weight == (VELOCITY_WEIGHT if uses_velocity else 0.0)
 
 
@@ -83,7 +104,7 @@ def test_a_pose_longer_than_the_cut_is_taught_from_its_hold_not_from_getting_int
     hold = Motion("raise_hold", ((0.0, {}), (1.5, up), (6.0, {})), cyclic=False)
     stream = embed_recording(perform(hold, PerformerOptions(lead_in_s=0.0)))
     assert stream[-1][0] > 5000.0  # longer than the 4 s cut
-    t = teach_template("hold", [stream], [], kind="static")
+    t = teach("hold", [stream], [], kind="static").template
     i = FEATURES.index("l_upper_arm.y")
     assert t.frames[0, i] == pytest.approx(stream[-1][1].vector[i], abs=0.02)
 
@@ -96,8 +117,7 @@ def test_the_most_moving_part_counts_only_the_steps_within_it():
     from mirrorcam.teaching import _most_moving
 
     frames = np.array([[0.0], [1.0], [1.0], [1.01], [1.01], [1.01]], np.float32)
-    cut, _ = _most_moving(frames, np.ones_like(frames), 3)
-    assert cut[:, 0].tolist() == pytest.approx([0.0, 1.0, 1.0])
+    assert _most_moving(frames, np.ones_like(frames), 3) == slice(0, 3)
 
 
 @pytest.mark.parametrize(
@@ -119,7 +139,7 @@ def test_no_usable_example_says_why(visibility, kind, needle):
     else:
         stream = stream[:3]  # 0.2 s
     with pytest.raises(TemplateError, match=needle) as raised:
-        teach_template("mine", [stream], [], kind=kind)
+        teach("mine", [stream], [], kind=kind).template
     assert ("hardly visible" in str(raised.value)) == (visibility < 1.0)
     assert ("0.4 s" in str(raised.value)) == (visibility == 1.0)
 
@@ -312,9 +332,10 @@ def test_teach_from_a_real_clip_segment(tmp_path, clip):
     assert proc.returncode == 0, proc.stderr
     t = load_template(out / "clip_squat.json")
     assert 1.0 <= t.duration_s <= 2.5, t.duration_s  # one squat (1.7 s apart), not the 4 s segment
-    # The screen's little figure: the segment's performer (~10 a second; a taught template had none),
-    # standing at the segment's start and lower in the middle of it.
-    assert t.preview.shape[1:] == (33, 3) and 30 <= len(t.preview) <= 60, t.preview.shape
+    # The screen's little figure: the segment's performer (~10 a second; a taught template had none)
+    # through the squat the template is (it had been the whole 4 s segment), lower in the middle.
+    per_second = 23.976 / round(23.976 / 10)  # (every 2nd frame of this clip)
+    assert t.preview.shape[1:] == (33, 3) and abs(len(t.preview) - per_second * t.duration_s) <= 2, (t.preview.shape, t.duration_s)
     hip_height = -t.preview[:, 23:25, 1].mean(axis=1) + t.preview[:, 27:29, 1].mean(axis=1)
     assert hip_height.min() < 0.8 * hip_height.max()
     from mirrorcam.pipeline import clip_landmarks
@@ -342,6 +363,23 @@ def test_repetition_period_is_the_period_of_a_repeated_movement(period_s):
     assert got is not None and abs(got - period_s * 15) <= 1
 
 
+@pytest.mark.parametrize("action", ["clap", "wave_one_hand", "punch", "jumping_jack", "squat", "lunge"])
+def test_repetitions_after_standing_still_are_cut_to_one_performance(action):
+    """Two seconds of standing, getting into the action, four repetitions: the template is
+    as many whole repetitions as last MIN_PERFORMANCE_S.  With the means of the
+    self-distance none of these had a period, and the templates were the most moving 4 s."""
+    import math
+
+    from mirrorcam.performer import ACTIONS
+    from mirrorcam.teaching import MIN_PERFORMANCE_S
+
+    cycle = ACTIONS[action].duration
+    t = teach("mine", [embed_recording(perform(action, PerformerOptions(lead_in_s=2.0, repeats=4, noise_m=0.002)))], []).template
+    # (a wave's cycle holds two swings of the hand, one of which repeats)
+    whole = math.ceil(MIN_PERFORMANCE_S / cycle) * cycle
+    assert whole / 2 - 0.1 <= t.duration_s <= whole + 0.2, (t.duration_s, whole)
+
+
 @pytest.mark.parametrize("action, repeats", [("squat", 1), ("stand", 3), ("bend", 1)])
 def test_a_single_movement_or_a_still_body_has_no_repetition_period(action, repeats):
     from mirrorcam.teaching import repetition_period
@@ -357,7 +395,7 @@ def test_a_template_taught_from_repetitions_is_one_of_them_and_counts_each(actio
     neuron fires once per repetition of another performer (it had been up to 4 s of them)."""
     examples = [embed_recording(perform(action, PerformerOptions(repeats=5, seed=1, noise_m=0.003)))]
     impostors = [embed_recording(perform(a, PerformerOptions(seed=9))) for a in ("stand", "bend", "lunge", "wave_one_hand")]
-    t = teach_template(f"my_{action}", examples, impostors)
+    t = teach(f"my_{action}", examples, impostors).template
     one = perform(action, PerformerOptions(lead_in_s=0.0))
     assert abs(t.duration_s - one.duration_s) <= 0.25 * one.duration_s, (t.duration_s, one.duration_s)
     bank = NeuronBank([t])
@@ -375,7 +413,7 @@ def test_taught_from_a_whole_clip_of_squats_it_counts_each_squat(clip):
     from mirrorcam.pipeline import clip_landmarks
 
     rec = clip_landmarks(clip("RJ-song_MediapipePy/squat.mp4"), progress=False)
-    t = teach_template("my_squat", [embed_recording(rec)], impostor_streams("my_squat"))
+    t = teach("my_squat", [embed_recording(rec)], impostor_streams("my_squat")).template
     assert 1.2 <= t.duration_s <= 3.0  # one squat (this performer takes 2.3 s), not 4 s of them
     bank = NeuronBank([t])
     fired = [g for f in rec.frames for a in bank.update(f).values() for g in a.firings]

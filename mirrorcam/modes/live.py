@@ -846,8 +846,8 @@ def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], per
         TemplateError: No person in the frames, or too short a performance.
     """
     from mirrorcam.authoring import impostor_streams
-    from mirrorcam.teaching import teach_template
-    from mirrorcam.templates import embed_recording, preview_of
+    from mirrorcam.teaching import teach
+    from mirrorcam.templates import embed_recording
 
     if not frames or not any(f.persons for f in frames):
         raise TemplateError("nobody was seen while teaching; stand in front of the camera and try again")
@@ -857,9 +857,9 @@ def taught_template(frames: list[PoseFrame], typed: str, existing: set[str], per
     name, k = base, 2
     while name in existing:
         name, k = f"{base}_{k}", k + 1
-    template = teach_template(name, [stream], impostor_streams(name, templates), display_name=typed.strip() or name.replace("_", " "),
-                              kind=kind, side_specific=side_specific, source="taught live from the camera")
-    return replace(template, preview=preview_of(rec, person))
+    taught = teach(name, [stream], impostor_streams(name, templates), display_name=typed.strip() or name.replace("_", " "),
+                   kind=kind, side_specific=side_specific, source="taught live from the camera")
+    return replace(taught.template, preview=taught.preview(rec, person))
 
 
 # --------------------------------------------------------------------------- running

@@ -31,9 +31,9 @@ from mirrorcam.errors import MirrorcamError, TemplateError
 from mirrorcam.fileio import is_utf8, writable_destination
 from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
 from mirrorcam.authoring import impostor_streams
-from mirrorcam.teaching import MAX_EXAMPLE_S, add_style, check_style, free_style, parse_clip_spec, teach_template
+from mirrorcam.teaching import MAX_EXAMPLE_S, add_style, check_style, free_style, parse_clip_spec, teach
 from mirrorcam.templates import (
-    KINDS, builtin_library, embed_recording, is_valid_name, load_template, main_person_id, people_seen, preview_of, save_template, user_template_dir,
+    KINDS, builtin_library, embed_recording, is_valid_name, load_template, main_person_id, people_seen, save_template, user_template_dir,
 )
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                                 f"or --force to replace it with yours (saved in {out_dir})")
         kind, side_specific = args.kind or "dynamic", args.side_specific
     options = pose_options_from_args(args)
-    examples, preview = [], None
+    examples, performers = [], []  # performers: (recording, person) of each example, for the little figure
     for clip, start, end in specs:
         recording = clip_landmarks(clip, options)
         if start is not None and start >= recording.duration_s:
@@ -133,10 +133,9 @@ def run(args: argparse.Namespace) -> int:
             raise MirrorcamError(f"{clip}: one picture of a person holds no movement; "
                                  "teach a held pose from it with --kind static, or a movement from a clip")
         examples.append(stream)
-        if preview is None:  # (the first example's performer is the template's little figure)
-            preview = preview_of(recording, person, start, end)
+        performers.append((recording, person))
     try:
-        taught = teach_template(
+        taught = teach(
             args.name,
             examples,
             impostor_streams(args.name, _own_templates(out_dir)),
@@ -148,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:  # the examples make no valid template (landmarks that are not numbers, ...)
         raise TemplateError(f"cannot teach {args.name!r} from {', '.join(args.sources)}: {exc}") from None
-    template = taught = replace(taught, preview=preview)
+    # The little figure is the performance the template was cut from, not the whole segment.
+    template = taught = replace(taught.template, preview=taught.preview(*performers[taught.example]))
     if args.add:
         template = add_style(existing, taught, style)
         if args.display_name:
