@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,15 @@ WHEEL_MEMBERS = {
     ),
 }
 MANIFEST_NAME = "manifest.json"
+# Bytes of each variant's landmark model (the bundle's pose_landmarks_detector.tflite); the
+# detector is the same ~3.0 MB model in all three, so this is what tells the variants apart.
+# Full: 6,438,476 measured in the bundle built here from the 0.10.21 wheel, 6,438,874 as
+# published; lite and heavy as published (MediaPipe's model card: 3, 6 and 26 MiB).
+LANDMARK_MODEL_BYTES = {"lite": 2_818_390, "full": 6_438_874, "heavy": 27_704_918}
+# A landmark model within this factor of one variant's size is that variant (the bands do not
+# overlap: lite 2.3-3.5 MB, full 5.2-8.0 MB, heavy 22-35 MB); metadata adds only kilobytes.
+# A size in none of the bands tells nothing, and such a bundle is taken as named.
+LANDMARK_SIZE_TOLERANCE = 1.25
 TFLITE_IDENTIFIER = b"TFL3"  # a .tflite flatbuffer's file identifier, at bytes 4-8
 
 
@@ -82,6 +92,21 @@ class ModelBundle:
     origin: str
 
 
+def fetch_command(models_dir: Path | None, *options: str) -> str:
+    """``'mirrorcam models fetch OPTIONS'``, quoted as a message shows it, for ``models_dir``.
+
+    ``--dir`` is named unless ``models_dir`` is the default folder: the hints had left it out,
+    so a hint about ``--dir mdl``, run as printed, acted on the default models folder.  Each
+    word is quoted for the shell, and a command that then holds a ``'`` is put between ``"``.
+    """
+    words = ["mirrorcam", "models", "fetch", *options]
+    if models_dir is not None and Path(models_dir).resolve() != default_models_dir().resolve():
+        words += ["--dir", str(models_dir)]
+    command = " ".join(shlex.quote(word) for word in words)
+    quote = '"' if "'" in command else "'"
+    return f"{quote}{command}{quote}"
+
+
 def _check_variant(variant: str) -> None:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
@@ -99,7 +124,7 @@ def _read_manifest(models_dir: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelError(f"{path} is not valid JSON ({exc}); delete it and run 'mirrorcam models fetch'") from exc
+        raise ModelError(f"{path} is not valid JSON ({exc}); delete it and run {fetch_command(models_dir)}") from exc
     return data if isinstance(data, dict) else {}
 
 
@@ -128,12 +153,12 @@ def verified_bundle(variant: str = DEFAULT_VARIANT, models_dir: Path | None = No
         return None
     if not isinstance(entry, dict):
         raise ModelError(f"{models_dir / 'manifest.json'}: the entry for {variant!r} is not an object; "
-                         f"run 'mirrorcam models fetch --variant {variant} --force'")
+                         f"run {fetch_command(models_dir, '--variant', variant, '--force')}")
     actual = sha256_file(path)
     if actual != entry.get("sha256"):
         raise ModelError(
             f"{path} does not match its recorded sha256 (corrupt or replaced); "
-            f"run 'mirrorcam models fetch --variant {variant} --force'"
+            f"run {fetch_command(models_dir, '--variant', variant, '--force')}"
         )
     return ModelBundle(variant, path, actual, str(entry.get("origin", "")))
 
@@ -147,8 +172,8 @@ def ensure_model(variant: str = DEFAULT_VARIANT, models_dir: Path | None = None)
     if path.exists():
         # A bundle copied in by hand has no recorded hash to verify it by: it is replaced,
         # and said so (it had been, silently).
-        log.warning("%s is not in the models manifest, so it is replaced; to use a bundle of yours, "
-                    "'mirrorcam models fetch --variant %s --from FILE'", path, variant)
+        log.warning("%s is not in the models manifest, so it is replaced; to use a bundle of yours, %s", path,
+                    fetch_command(models_dir, "--variant", variant, "--from", "FILE"))
     else:
         log.warning("pose model '%s' is not provisioned yet; fetching it now (one-off, about 10 s)", variant)
     return fetch_model(variant, models_dir=models_dir)
@@ -216,12 +241,17 @@ def fetch_model(
         # as an empty list of reasons.)
         reasons = "; ".join(attempts) or "the download was skipped (--offline)"
         fix = "connect to the internet" if allow_download else "run it without --offline"
+        # (The command names the variant: without it, it provisions 'full' whatever was asked.)
         raise ModelError(
             f"could not provision the '{variant}' pose model{hint}: {reasons}. "
-            f"Fix: {fix}, or run 'mirrorcam models fetch --from FILE' with a "
+            f"Fix: {fix}, or run {fetch_command(models_dir, '--variant', variant, '--from', 'FILE')} with a "
             "pose_landmarker .task bundle or a mediapipe 0.10.21 wheel"
         )
     _check_bundle_bytes(data, origin)
+    if source is not None:
+        # Only a bundle of the user's own can be another variant: the URL and the wheel's
+        # members are the requested variant's by construction.
+        _check_bundle_variant(data, variant, source, models_dir)
     path = bundle_path(variant, models_dir)
     digest = hashlib.sha256(data).hexdigest()
     entry = {"file": path.name, "sha256": digest, "origin": origin, "bytes": len(data)}
@@ -264,6 +294,36 @@ def _check_bundle_bytes(data: bytes, origin: str) -> None:
                         raise ModelError(f"{origin} is not a pose landmarker bundle ({name} is not a TFLite model)")
     except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:  # (a member cut short, garbled, compressed oddly)
         raise ModelError(f"{origin} is not a .task bundle (not a zip archive, or a damaged one)") from exc
+
+
+def bundle_variant(data: bytes) -> tuple[str | None, int]:
+    """The variant a bundle's landmark model is by its size, or None if no variant's; and that size.
+
+    The size is the only mark of the variant a bundle is sure to carry: the file names inside
+    are the same in all three, the detector is the same model, and the metadata of a bundle
+    built here from the wheel names no variant.  (``data`` has passed :func:`_check_bundle_bytes`.)
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as bundle:
+        size = bundle.getinfo("pose_landmarks_detector.tflite").file_size
+    for variant, nominal in LANDMARK_MODEL_BYTES.items():
+        if nominal / LANDMARK_SIZE_TOLERANCE <= size <= nominal * LANDMARK_SIZE_TOLERANCE:
+            return variant, size
+    return None, size
+
+
+def _check_bundle_variant(data: bytes, variant: str, source: Path, models_dir: Path) -> None:
+    """Refuse a bundle whose landmark model is another variant's.
+
+    ``--variant lite --from pose_landmarker_full.task`` had been provisioned as lite: a user
+    asking for the fast model silently got the slower one, and ``models list`` said "lite ok".
+    """
+    actual, size = bundle_variant(data)
+    if actual is not None and actual != variant:
+        raise ModelError(
+            f"--from {source}: its landmark model ({size / 1e6:.1f} MB) is the '{actual}' pose model, "
+            f"not the '{variant}' one ({LANDMARK_MODEL_BYTES[variant] / 1e6:.1f} MB); nothing written. "
+            f"To provision it as '{actual}', run {fetch_command(models_dir, '--variant', actual, '--from', str(source))}"
+        )
 
 
 def _bundle_from_local(source: Path, variant: str) -> bytes:

@@ -36,7 +36,7 @@ from mirrorcam.recording import (
     recording_from_frames,
     save_recording,
 )
-from mirrorcam.sources import Source, open_source, require_clip_path
+from mirrorcam.sources import Source, open_source, require_clip_path, warn_cut_short
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,9 @@ def clip_landmarks(
             # An entry names the clip it was made from (entries of earlier versions do not):
             # one copied or restored under another clip's key must not stand in for it.
             if recording.meta.get("clip_sha256", clip_sha) == clip_sha:
+                cut = recording.meta.get("cut_short")
+                if isinstance(cut, list) and len(cut) == 2 and all(type(n) is int for n in cut):  # (said on the first run only, before)
+                    warn_cut_short(path, *cut)
                 return recording
             log.warning("ignoring cache entry %s: it holds the landmarks of another clip", cached)
     # Opened only on a cache miss: a hit must not cost a decoder start-up.
@@ -159,7 +162,10 @@ def clip_landmarks(
         estimator.close()
     size = getattr(source, "size", None) or (frames[0].image_size if frames else (0, 0))
     recording = recording_from_frames(frames, source.fps, size, str(path), options.model_variant)
-    recording = replace(recording, meta={"flip": flip, "clip_sha256": clip_sha})
+    meta = {"flip": flip, "clip_sha256": clip_sha}
+    if getattr(source, "cut_short", False):  # (decoding stopped early: each use of the cache says so again)
+        meta["cut_short"] = [source.frames_read, source.frame_count]
+    recording = replace(recording, meta=meta)
     if clip_sha is not None:
         # Keyed again: a model provisioned by this very run now has its hash.  The cache
         # only saves time: one that cannot be written (read-only, full, a file in the way)

@@ -142,15 +142,22 @@ class VideoFileSource(_ContextMixin):
         for frame in frames:
             self.frames_read += 1
             yield frame
-        if self.frame_count and self.frames_read < self.frame_count * 0.9 and not self._stop.is_set():
-            log.warning(
-                "%s: decoding stopped after %d of %d frames (truncated or damaged file?)",
-                self.path, self.frames_read, self.frame_count,
-            )
+        if self.cut_short and not self._stop.is_set():
+            warn_cut_short(self.path, self.frames_read, self.frame_count)
+
+    @property
+    def cut_short(self) -> bool:
+        """The last pass read under 90 % of the frames the container says it holds."""
+        return bool(self.frame_count) and self.frames_read < self.frame_count * 0.9
 
     def close(self) -> None:
         self._stop.set()
         self._prefetch_stop.set()
+
+
+def warn_cut_short(path: Path, read: int, total: int) -> None:
+    """The one warning for a video whose decoding stopped early (also said again for its cached landmarks)."""
+    log.warning("%s: decoding stopped after %d of %d frames (truncated or damaged file?)", path, read, total)
 
 
 def _prefetched(frames: Iterator[Frame], depth: int, stop: threading.Event) -> Iterator[Frame]:
@@ -214,7 +221,8 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
 
 
 class ImageFolderSource(_ContextMixin):
-    """Images of a folder, in name order, as frames at a nominal ``fps``.
+    """Images of a folder, in name order, as frames at a nominal ``fps``; or one image file,
+    as a clip of one frame (a photo teaches a held pose).
 
     Raises:
         SourceError: The folder is missing or holds no image, or ``fps`` is not a frame
@@ -225,15 +233,22 @@ class ImageFolderSource(_ContextMixin):
 
     def __init__(self, path: str | Path, fps: float = DEFAULT_FPS) -> None:
         self.path = Path(path)
-        if not self.path.is_dir():
+        one_image = self.path.is_file() and self.path.suffix.lower() in IMAGE_SUFFIXES
+        if not (self.path.is_dir() or one_image):
             raise SourceError(f"no such folder: {self.path}")
         # The bounds a video file's rate is held to (NaN had passed "fps <= 0").
         if _valid_fps(fps, fallback=math.nan) != fps:
             raise SourceError(f"cannot play {self.path} at {fps} fps: the rate must be between 1 and 1000")
         # In natural order: frame_2 before frame_10 (as text, 10 came first and scrambled the motion).
-        self.files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        self.files = [self.path] if one_image else sorted(
+            (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        if one_image and cv2.imread(opencv_path(self.path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
+            # (in a folder an unreadable image is skipped with a warning; alone it is the whole clip)
+            raise SourceError(f"{self.path} is not a readable image")
         if not self.files:
-            raise SourceError(f"{self.path} contains no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            videos = sum(p.suffix.lower() in VIDEO_SUFFIXES for p in self.path.iterdir())
+            what = f"; it holds {videos} video{'s' * (videos != 1)}: give one of them" if videos else ""
+            raise SourceError(f"{self.path} contains no images ({', '.join(sorted(IMAGE_SUFFIXES))}){what}")
         self.fps = float(fps)
         self.frame_count: int | None = len(self.files)
         self.description = str(self.path)
@@ -544,8 +559,6 @@ def open_source(spec: str | Path) -> Source:
         return url_source(what)
     path = what
     require_clip_path(path)
-    if path.is_dir():
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:  # (one image: a clip of one frame)
         return ImageFolderSource(path, DEFAULT_FPS)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        raise SourceError(f"{path} is a single image; put it in a folder to use it as a source")
     return VideoFileSource(path)

@@ -381,7 +381,7 @@ class Template:
         try:
             return Template(
                 name=str(obj["name"]),
-                display_name=str(obj.get("display_name") or obj["name"]),
+                display_name=str(obj.get("display_name") or "").strip() or str(obj["name"]),  # (a blank one: the name)
                 kind=str(obj["kind"]),
                 side_specific=_bool(obj["side_specific"]),
                 frames=_numbers(obj["frames"], "frames"),

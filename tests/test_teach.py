@@ -208,6 +208,7 @@ def test_teach_cli_from_recordings_and_force(tmp_path):
         (["ok_name", "--from", "/no/such/clip.mp4"], "no such clip"),
         (["ok_name", "--from", "clip.mp4@5-1"], "START < END"),
         (["clap", "--from", "{clip}"], "is a built-in neuron"),  # --add or --force, not silently replaced
+        (["ok_name", "--from", "{clip}", "--display-name", "   "], "--display-name is blank"),  # (a nameless row)
     ],
 )
 def test_teach_cli_user_errors(tmp_path, tmp_path_factory, args, needle):
@@ -242,16 +243,20 @@ def test_adding_a_style_to_a_misspelled_name_suggests_the_neuron(tmp_path):
     assert "without --add" not in proc.stderr and not (tmp_path / "t").exists()
 
 
-def test_a_held_pose_is_taught_from_one_photo_and_a_movement_is_not(tmp_path, images_dir, pose_model):
+@pytest.mark.parametrize("given", ["folder", "file"])
+def test_a_held_pose_is_taught_from_one_photo_and_a_movement_is_not(tmp_path, images_dir, pose_model, given, isolated_cache):
+    """From a folder holding the photo, or the photo itself (which had been refused: "a single
+    image; put it in a folder", where the README said one photo teaches a held pose)."""
     from mirrorcam.sources import IMAGE_SUFFIXES
 
     folder = tmp_path / "photo"
     folder.mkdir()
     photo = next(p for p in sorted(images_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES)
     (folder / photo.name).symlink_to(photo)
+    source = folder if given == "folder" else folder / photo.name
     out = tmp_path / "t"
-    assert_one_line_error(run_cli("teach", "my_pose", "--from", folder, "--out", out), "--kind static")
-    ok = run_cli("teach", "my_pose", "--from", folder, "--kind", "static", "--out", out)
+    assert_one_line_error(run_cli("teach", "my_pose", "--from", source, "--out", out), "--kind static")
+    ok = run_cli("teach", "my_pose", "--from", source, "--kind", "static", "--out", out)
     assert ok.returncode == 0, ok.stderr
     assert load_template(out / "my_pose.json").kind == "static"
 

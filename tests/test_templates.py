@@ -246,6 +246,13 @@ def test_malformed_file_is_reported_with_name_and_reason_and_the_rest_load(tmp_p
     assert len(lib.errors) == 1 and stem in lib.errors[0][0]
 
 
+@pytest.mark.parametrize("shown", ["", "   ", None])
+def test_a_blank_display_name_shows_the_template_name(tmp_path, shown):
+    """(A file with "   " had loaded as it was, and its row was drawn without a name.)"""
+    (tmp_path / "salute.json").write_text(_with_value("display_name", shown))
+    assert load_template(tmp_path / "salute.json").display_name == "salute"
+
+
 def test_user_folder_adds_and_overrides(tmp_path):
     (tmp_path / "salute.json").write_text(json.dumps(_good()))
     lib = TemplateLibrary.load(extra_dirs=[tmp_path])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
+import logging
 import os
 import sys
 from dataclasses import dataclass, replace
@@ -42,9 +43,23 @@ def pose_options_from_args(args: argparse.Namespace, num_poses: int | None = Non
 
 
 def display_available() -> bool:
-    """True where an OpenCV window can open (an X display on Linux; always elsewhere)."""
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    """True where an OpenCV window can open (an X display that answers on Linux; always elsewhere).
+
+    Why ask the X server: OpenCV's Qt aborts the whole process (exit 134, temporary
+    outputs left behind) when ``$DISPLAY`` names a display it cannot reach, a stale one
+    over ssh for instance; here that is one warning and the run goes on without a window.
+    """
+    if not sys.platform.startswith("linux"):
+        return True
+    if not os.environ.get("DISPLAY"):
+        return bool(os.environ.get("WAYLAND_DISPLAY"))
+    if system_library("X11", "libX11.so.6") is None:  # (no libX11 to ask with: take $DISPLAY's word)
+        return True
+    display = X11Display.open()
+    if display is None:
+        logging.getLogger("mirrorcam").warning("cannot reach the X display %s; no window", os.environ["DISPLAY"])
+        return False
+    display.close()
     return True
 
 
@@ -128,6 +143,28 @@ def fit_window(size: tuple[int, int], screen: tuple[int, int] | None) -> tuple[i
         return size
     scale = min(1.0, 0.9 * screen[0] / size[0], 0.9 * screen[1] / size[1])
     return round(size[0] * scale), round(size[1] * scale)
+
+
+def open_window(name: str, size: tuple[int, int], fill: bool = False, fullscreen: bool = False) -> None:
+    """An OpenCV window for pictures of ``size``, made to fit the screen (:func:`fit_window`).
+
+    Args:
+        name: The window's name (its title).
+        size: ``(width, height)`` of the pictures it shows.
+        fill: The picture fills the window, whatever its shape (the caller draws at the
+            window's size: live); else it keeps its proportions inside the window.
+        fullscreen: Fill the screen.
+    """
+    import cv2
+
+    ratio = cv2.WINDOW_FREERATIO if fill else cv2.WINDOW_KEEPRATIO
+    cv2.namedWindow(name, cv2.WINDOW_NORMAL | ratio | cv2.WINDOW_GUI_NORMAL)
+    # On a 1280 x 720 projector a 1280 x 720 window with its title bar lost the live raster's
+    # axis below the screen's edge; a 1920 x 1080 clip's replay window had been 1920 x 1142,
+    # its right third and bottom off a 1280 x 800 screen.
+    cv2.resizeWindow(name, *fit_window(size, x11_screen_size()))
+    if fullscreen:
+        cv2.setWindowProperty(name, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
 
 
 def add_template_arguments(parser: argparse.ArgumentParser) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 
 from mirrorcam.containers import NeuronActivity, PoseFrame
 from mirrorcam.errors import MirrorcamError, SourceError, TemplateError
-from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, add_pose_arguments, display_available, load_templates, pose_options_from_args
+from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, add_pose_arguments, display_available, load_templates, open_window, pose_options_from_args
 from mirrorcam.pipeline import PoseWorker
 from mirrorcam.pose import CAMERA_FAR_SEARCH_MS, PoseEstimatorOptions
 from mirrorcam.recording import Recording, fps_of, is_recording_path, load_recording, recording_from_frames
@@ -612,7 +612,9 @@ class LiveApp:
                 persons=pf.persons if pf is not None else (),
                 focus=self._focus(pf) if pf is not None else None,
                 activity=self._acts[1],
-                subtitle=f"seeing · {self._label(clip.name)}  ({self.player.index + 1}/{len(self.player.clips)}, n: next)",
+                # (one clip: no "1/1, n: next", which had pushed a portrait panel's name off its tag)
+                subtitle=f"seeing · {self._label(clip.name)}" + (
+                    f"  ({self.player.index + 1}/{len(self.player.clips)}, n: next)" if len(self.player.clips) > 1 else ""),
             )
         debug = None
         if self.debug:
@@ -1017,7 +1019,7 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
     start = time.perf_counter()
     completed = False
     if show:
-        _open_window(app.size, fullscreen)
+        open_window(WINDOW, app.size, fill=True, fullscreen=fullscreen)  # (the loop draws at the window's size)
     try:
         codes: list[int] = []
         while True:
@@ -1069,18 +1071,6 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
     return app.stats
 
 
-def _open_window(size: tuple[int, int], fullscreen: bool) -> None:
-    from mirrorcam.modes.common import fit_window, x11_screen_size
-
-    # FREERATIO: the picture fills the window, and the loop draws it at the window's size.
-    cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_FREERATIO | cv2.WINDOW_GUI_NORMAL)
-    # On a 1280 x 720 projector a 1280 x 720 window with its title bar lost the raster's axis
-    # and legend below the screen's edge; `f` still fills the screen.
-    cv2.resizeWindow(WINDOW, *fit_window(size, x11_screen_size()))
-    if fullscreen:
-        cv2.setWindowProperty(WINDOW, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
-
-
 def _window_closed() -> bool:
     try:
         return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
@@ -1107,7 +1097,13 @@ def demo_recordings(folder: Path = DEMO_DIR) -> tuple[Recording, list[ObservedCl
 def run_demo(args: argparse.Namespace, size: tuple[int, int], show: bool, templates=None) -> int:
     """Replay the embedded demo through the same screen: a window, or out/demo.mp4."""
     you_rec, observed = demo_recordings()
-    if args.other and args.other != SECOND_PERSON:
+    if args.other == SECOND_PERSON:  # (it had been dropped without a word)
+        what = (f"--other {SECOND_PERSON} watches a second person in front of the camera, and the demo's visitor "
+                "is one generated person")
+        if args.demo:
+            raise MirrorcamError(f"{what}: give --other a clip or a folder of clips, or leave it out")
+        log.warning("%s: OTHER plays the demo's clips", what)
+    elif args.other:
         observed = observed_clips(args.other, pose_options_from_args(args))
     app = app_from_args(args, observed, size, "generated", "demo visitor (generated)", templates)
     if show:

@@ -18,7 +18,7 @@ import numpy as np
 
 from mirrorcam.containers import PoseFrame
 from mirrorcam.errors import MirrorcamError, SourceError
-from mirrorcam.modes.common import add_pose_arguments, add_template_arguments, display_available, load_bank, pose_options_from_args
+from mirrorcam.modes.common import add_pose_arguments, add_template_arguments, display_available, load_bank, open_window, pose_options_from_args
 from mirrorcam.pipeline import iter_pose_frames
 from mirrorcam.pose import PoseEstimator
 from mirrorcam.progress import Progress
@@ -56,6 +56,10 @@ class ReplaySummary:
     frames_with_person: int
     firings: int
     seconds: float
+    stopped: bool = False
+    """The user stopped it in its window (q or Esc) before its end."""
+    total: int | None = None
+    """The clip's frames, where its container says."""
 
     @property
     def fps(self) -> float:
@@ -117,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     estimator = None
     failures = 0
     try:
-        for clip in clips:
+        for k, clip in enumerate(clips):
             out = _output_for(args.out, clip, batch, ".mp4")
             events = _output_for(args.events, clip, batch, ".jsonl")
             _check_outputs(clip, out, events)
@@ -129,18 +133,28 @@ def run(args: argparse.Namespace) -> int:
                 if not batch:
                     raise
                 failures += 1
-                log.error("skipping %s: %s", clip, exc)
+                reason = str(exc)
+                if str(clip) in reason:  # ("skipping a.mp4: a.mp4 is not a readable video" had said it twice)
+                    log.error("%s; skipping it", reason)
+                else:
+                    log.error("skipping %s: %s", clip, reason)
                 continue
             if summary.frames_with_person == 0 and not batch:  # (an earlier output of that name is kept)
                 raise MirrorcamError(f"no person found in any of the {summary.frames} frames of {clip}; nothing written")
             written = ", ".join(str(p) for p in (out, events) if p) if summary.frames_with_person else ""
+            frames = _count(summary.frames, "frame")
+            if summary.stopped:  # (the outputs are kept, and said to be partial)
+                frames = (f"{summary.frames} of {summary.total} frames" if summary.total else frames) + " (stopped in the window)"
             print(
-                f"{clip}: {_count(summary.frames, 'frame')}, a person in {summary.frames_with_person}, "
-                f"{_count(summary.firings, 'firing')}, {summary.fps:.1f} fps"
-                + (f" -> {written}" if written else "")
+                f"{clip}: {frames}, a person in {summary.frames_with_person}, {_count(summary.firings, 'firing')}, "
+                f"{summary.fps:.1f} fps" + (f" -> {written}" if written else "")
             )
             if summary.frames_with_person == 0:
                 log.warning("no person found in %s; nothing written for it", clip)
+            if summary.stopped:  # (q had only skipped to the folder's next clip)
+                if k + 1 < len(clips):
+                    log.warning("stopped: %s not replayed", _count(len(clips) - k - 1, "more clip"))
+                break
     finally:
         if estimator is not None:
             estimator.close()
@@ -231,7 +245,7 @@ def replay_clip(
     last = None  # (pose frame, activities, bar side) of the last frame drawn
     latest: dict = {}  # each person's latest activity, for the final counts of one absent at the end
     start = time.perf_counter()
-    completed = False
+    completed = stopped = window = False
     try:
         # Inside the clean-up's reach: an events file that cannot be made (a folder under
         # /proc, no permission) had left the video's temporary file behind.
@@ -260,8 +274,12 @@ def replay_clip(
                     if video:
                         video.write(image)
                     if show:
+                        if not window:  # (each clip's own size: a folder holds several)
+                            open_window(WINDOW, (image.shape[1], image.shape[0]))
+                            window = True
                         cv2.imshow(WINDOW, image)
                         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                            stopped = True
                             break
                 bar.update()
         if bank is not None:
@@ -304,7 +322,7 @@ def replay_clip(
             finally:
                 if log_sink:
                     log_sink.close(commit=keep)
-    return ReplaySummary(clip, count, with_person, fired, time.perf_counter() - start)
+    return ReplaySummary(clip, count, with_person, fired, time.perf_counter() - start, stopped, total)
 
 
 FINAL_HOLD_S = 1.0
@@ -387,11 +405,18 @@ def _bars_geometry(width: int, height: int) -> tuple[int, int, bool]:
     return row, bar_width, bar_width + 16 > width * NARROW_SHARE
 
 
+LANDMARK_WEIGHT = np.array([1.0] * 25 + [0.5] * 2 + [0.25] * 6, np.float32)
+"""How much the bars covering a landmark hides: the head, arms, hands and hips fully, the
+knees half, the ankles and feet a quarter (what an action is seen by, first)."""
+
+
 class BarSide:
-    """The edge an annotated video's bars hug: the left, or the right while people stand
-    under the bars at the left and not at the right.  On a narrow frame (see
-    :data:`NARROW_SHARE`) the bars are a band along the bottom, or the top while people
-    stand under the bottom band and not under the top one.
+    """The edge an annotated video's bars hug: the left, or the right while more of the
+    people stands under the bars at the left than at the right.  On a narrow frame (see
+    :data:`NARROW_SHARE`) the bars are a band along the bottom, or the top while more of
+    them stands under the bottom band than under the top one.  "More" counts landmarks,
+    weighed by :data:`LANDMARK_WEIGHT`: by the boxes' areas a man filling a square clip
+    with his hands up had had the band moved from his feet to his face and hands.
 
     The bars move only after ``patience`` frames in a row that say so, so they do not
     jump with every step of someone near the middle.
@@ -419,10 +444,11 @@ class BarSide:
             self.side, self._votes = sides[0], 0
         covered = dict.fromkeys(sides, 0.0)
         for person in pose_frame.persons:
-            x0, y0, x1, y1 = person.bbox
+            seen = person.visibility > 0.3
+            x, y, weight = person.landmarks[seen, 0], person.landmarks[seen, 1], LANDMARK_WEIGHT[seen]
             for side in sides:
                 zx0, zy0, zx1, zy1 = zones[side]
-                covered[side] += max(0.0, min(x1, zx1) - max(x0, zx0)) * max(0.0, min(y1, zy1) - max(y0, zy0))
+                covered[side] += float(weight[(x >= zx0) & (x <= zx1) & (y >= zy0) & (y <= zy1)].sum())
         other = sides[1] if self.side == sides[0] else sides[0]
         self._votes = self._votes + 1 if covered[self.side] > covered[other] else 0
         if self._votes >= self.patience:

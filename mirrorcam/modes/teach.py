@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise MirrorcamError(f"teach takes one to five --from examples, got {len(args.sources)}")
     if args.display_name is not None and not is_utf8(args.display_name):
         raise MirrorcamError("--display-name is not valid UTF-8 text (check the terminal's encoding)")
+    if args.display_name is not None and not args.display_name.strip():  # (a row without a name had been drawn)
+        raise MirrorcamError("--display-name is blank; give the name to show, or leave it out (the screen shows NAME)")
     out_dir = args.out or user_template_dir()
     target = out_dir / f"{args.name}.json"
     writable_destination(target, create=False)  # before the examples' pose runs, which can take minutes
