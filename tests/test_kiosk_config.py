@@ -397,3 +397,45 @@ def test_a_refused_start_says_check_config_may_find_more(tmp_path):
     more = int(str(raised.value).split("(and ")[1].split(" more")[0])
     assert more + 1 < found  # a start opens no clip and loads no template...
     assert "also checks clips, files and actions" in str(raised.value)  # ...and says so
+
+
+def test_an_unreadable_video_as_camera_fails_the_check(tmp_path, clip_file):
+    """A user's audit: a text file named ``text.mp4`` as the camera passed --check-config
+    ("OK (2 playlist actions, camera .../text.mp4)", exit 0), and the run then waited for it
+    forever ("camera unavailable").  A camera that is a file is test-read as a playlist clip is."""
+    from conftest import make_text_named_mp4
+
+    text_mp4 = make_text_named_mp4(tmp_path)  # beside the config's folder: named "../holiday.mp4"
+    folder = tmp_path / "exhibit"
+    folder.mkdir()
+    (folder / "clips").mkdir()
+    clip_file.rename(folder / "clips" / "wave.avi")
+    path = write(folder, f'[camera]\nsource = "../{text_mp4.name}"\n' + PLAY_CLAP + PLAY_CLAP)
+    problems = check_config(path, known_actions=known)
+    assert [(p.line, p.key) for p in problems] == [(2, "camera.source")], problems
+    assert "is not a readable video" in problems[0].message and text_mp4.name in problems[0].message
+    proc = run_cli("kiosk", "--check-config", path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{path}:2: camera.source: " in proc.stdout and "OK" not in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("source", ["clips/wave.avi", "0", "3", "rtsp://camera.invalid/stream"],
+                         ids=["readable-video", "camera-0", "absent-camera-3", "url"])
+def test_a_readable_video_camera_passes_and_devices_and_urls_are_not_probed(tmp_path, clip_file, monkeypatch, source):
+    """The camera's file is opened by the check; a camera index or a URL is not (a kiosk that
+    boots before its USB camera, or its stream, is ready waits for it: not a problem)."""
+    import cv2
+
+    opened: list[object] = []
+    real = cv2.VideoCapture
+
+    def recording_capture(target, *args):
+        opened.append(target)
+        return real(target, *args)
+
+    monkeypatch.setattr(cv2, "VideoCapture", recording_capture)
+    path = write(tmp_path, f'[camera]\nsource = "{source}"\n' + PLAY_CLAP)
+    assert check_config(path, known_actions=known) == []
+    clip = str(tmp_path / "clips" / "wave.avi")
+    expected = [clip, clip] if source == "clips/wave.avi" else [clip]  # (the camera's file, then the playlist's)
+    assert [str(t) for t in opened] == expected, opened

@@ -112,13 +112,16 @@ class Kiosk:
         frame = reading.pose_frame
         if frame is not None:
             self._last_frame_at = now
-            self._frame_size = frame.image_size
-            self._last_image = frame.image
             offered = self.selector.select(now, frame)
             activity = self._match(frame, self._engaged(offered))
             events += self.machine.update(now, offered, activity, anyone_in_view=bool(frame.persons))
             # Asked again after the update: a takeover has just made the offered person the visitor.
             visitor = self._engaged(offered)
+            # The picture and the people drawn over it are taken together, once the frame's
+            # work is done: the picture had been taken before it, so a frame whose neurons
+            # raised (skipped, logged) left its picture under the last frame's skeleton
+            # until the next frame came (tests/test_kiosk_app.py).
+            self._last_image, self._frame_size = frame.image, frame.image_size
             self._visitor = visitor
             self._others = tuple(p for p in frame.persons if visitor is None or p.id != visitor.id)
             if activity is not None:

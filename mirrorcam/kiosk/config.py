@@ -453,14 +453,15 @@ class _Checker:
 
             looks_like_file = isinstance(parse_source_spec(value), Path)
             if looks_like_file:
-                from mirrorcam.recording import is_recording_path
-
                 path = self.resolve(value)
                 if self.check_files:
-                    # A landmark recording is loaded whole, as the run does (a broken one
-                    # passed here and then stopped every start: a restart loop under systemd).
-                    problem = (f"no such camera or file: {value}" if not path.is_file()
-                               else recording_problem(path) if is_recording_path(path) else None)
+                    # Test-read as a playlist clip is: a landmark recording loaded whole (a
+                    # broken one passed here and then stopped every start: a restart loop
+                    # under systemd), a video opened and one frame decoded (a text file named
+                    # text.mp4 passed here, and the run waited for it forever: "camera
+                    # unavailable").  A camera index or a URL is not probed: a kiosk that
+                    # boots before its camera or stream is ready waits for it.
+                    problem = f"no such camera or file: {value}" if not path.is_file() else clip_problem(path)
                     if problem:
                         self.problem(key, problem)
                         return False, None
@@ -605,7 +606,8 @@ def recording_problem(path: Path) -> str | None:
 
 
 def clip_problem(path: Path) -> str | None:
-    """Why a playlist clip cannot be played, or None if it can (opens it, reads one frame)."""
+    """Why a playlist clip (or a camera that is a file) cannot be played, or None if it can
+    (a recording is loaded whole; a video is opened and one frame read)."""
     if path.is_dir():
         return f"{path} is a folder, not a video or a landmark recording"
     if not path.is_file():
