@@ -39,8 +39,10 @@ log = logging.getLogger(__name__)
 # files; 4: half-picture crops after the two-thirds ones, and a file's search of every
 # crop only for FILE_FULL_SEARCH_MS after someone was seen; 5: duplicate detections dropped,
 # the tracker's distance relative to the larger body and its last frame's tracks first;
-# 6: those tracks preferred by STALE_PENALTY, not absolutely.
-POSE_STAGE_VERSION = 6
+# 6: those tracks preferred by STALE_PENALTY, not absolutely; 7: a track's smoothing starts
+# afresh where its body jumps by more than JUMP_RESET body lengths, and the tracker measures
+# in the picture's proportions (it had in normalised units, x shrunk by the aspect ratio).
+POSE_STAGE_VERSION = 7
 
 # A camera's far search budget: one crop every 100 ms while nobody is found (at 30 fps,
 # one frame in three pays one more detection, about 20 ms on a 2-core laptop).
@@ -189,13 +191,18 @@ class PersonTracker:
         self._tracks.clear()
         self._last_ms = None
 
-    def update(self, persons: list[Person], timestamp_ms: float) -> tuple[Person, ...]:
+    def update(self, persons: list[Person], timestamp_ms: float, aspect: float = 1.0) -> tuple[Person, ...]:
+        """Ids and smoothing for one frame's ``persons``; ``aspect`` is the picture's width over
+        its height (distances are measured in heights: a normalised x is ``aspect`` times longer)."""
         opts = self.options
         self._tracks = [t for t in self._tracks if timestamp_ms - t.last_ms <= opts.track_max_gap_ms]
         persons = _drop_duplicates(persons)
         order = sorted(range(len(persons)), key=lambda i: float(persons[i].center[0]))
-        centers = [persons[i].center for i in range(len(persons))]
-        scales = [_body_scale(p) for p in persons]
+        # In the picture's proportions: in normalised units a step sideways in a 16:9 picture
+        # had counted 1.78 times less than one up or down (a jump of 1.2 body lengths as 0.9).
+        unit = np.array([aspect, 1.0]) if aspect > 0 else np.ones(2)
+        centers = [persons[i].center * unit for i in range(len(persons))]
+        scales = [_body_scale(p, unit) for p in persons]
         pairs = []
         for ti, track in enumerate(self._tracks):
             # A track missed in the last frame pays STALE_PENALTY body lengths: nearer by more
@@ -230,6 +237,12 @@ class PersonTracker:
         t_s = timestamp_ms / 1000.0
         for di, person in enumerate(persons):
             track = assigned[di]
+            if float(np.linalg.norm(centers[di] - track.center)) > JUMP_RESET * max(track.scale, scales[di], 0.05):
+                # No body moves that far between two looks at it: another person taken for it
+                # (three people, MediaPipe finding two), whose skeleton the filters would slide
+                # over from the last one's, stretched across both for frames.
+                track.image_filter = OneEuroFilter(opts.smoothing_min_cutoff, opts.smoothing_beta)
+                track.world_filter = OneEuroFilter(opts.smoothing_min_cutoff, opts.smoothing_beta)
             track.center, track.scale, track.last_ms = centers[di], scales[di], timestamp_ms
             landmarks, world = person.landmarks, person.world
             if opts.smoothing:
@@ -241,6 +254,11 @@ class PersonTracker:
 
 STALE_PENALTY = 0.5
 """Body lengths added to the distance to a track that was not seen in the last frame."""
+
+JUMP_RESET = 1.0
+"""Body lengths (shoulders to hips) a track's centre may move between two of its frames and
+still be smoothed from the last one: farther, its filters start afresh.  (A new track's centre
+is its own: 0.)"""
 
 DUPLICATE_IOU = 0.5
 """Two detections whose boxes overlap more than this (intersection over union) are one person."""
@@ -271,12 +289,12 @@ def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float,
     return inter / union if union > 0 else 0.0
 
 
-def _body_scale(person: Person) -> float:
-    """Shoulder-to-hip distance in normalised image units: the yardstick for tracking."""
+def _body_scale(person: Person, unit: np.ndarray | None = None) -> float:
+    """Shoulder-to-hip distance in normalised image units (x times ``unit``): the yardstick for tracking."""
     lm = person.landmarks
     shoulders = lm[[11, 12], :2].mean(axis=0)
     hips = lm[[23, 24], :2].mean(axis=0)
-    return float(np.linalg.norm(shoulders - hips))
+    return float(np.linalg.norm((shoulders - hips) * (unit if unit is not None else 1.0)))
 
 
 @contextlib.contextmanager
@@ -422,7 +440,8 @@ class PoseEstimator:
             else:
                 with quiet_native_stderr(self._quiet and self._far.quiet):
                     persons = self._far.find(rgb, frame.timestamp_ms)
-        tracked = self._tracker.update(persons, frame.timestamp_ms)
+        height, width = frame.image.shape[:2]
+        tracked = self._tracker.update(persons, frame.timestamp_ms, width / max(height, 1))
         elapsed = (time.perf_counter() - start) * 1000.0
         return PoseFrame(
             timestamp_ms=frame.timestamp_ms,

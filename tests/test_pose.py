@@ -379,6 +379,24 @@ def test_two_people_each_missed_in_turn_keep_their_ids() -> None:
         assert by_x == {x: (0 if x < 0.5 else 1) for x in by_x}, (i, by_x)
 
 
+@pytest.mark.parametrize("jump, aspect, smoothed", [(0.2, 1.0, True), (0.4, 1.0, False), (0.2, 16 / 9, False)])
+def test_a_body_that_jumps_further_than_a_body_can_is_not_slid_over(jump, aspect, smoothed) -> None:
+    """Three dancers, MediaPipe finding two: the middle one's track took the right one's body
+    (0.12 of the picture's width away, 1.2 body lengths in a 4:3 picture), and the smoothing drew
+    a skeleton stretched across both for two frames.  A jump over JUMP_RESET body lengths (here
+    0.3 high) starts the track's filters afresh, measured in the picture's proportions (0.2 of a
+    16:9 picture's width is 0.36 of its height); a smaller one is smoothed as ever."""
+    tracker = PersonTracker(PoseEstimatorOptions())  # (smoothing on)
+    for i in range(10):
+        tracker.update([_synthetic_person(0.4)], i * 100.0, aspect)
+    (moved,) = tracker.update([_synthetic_person(0.4 + jump)], 1000.0, aspect)
+    assert moved.id == 0  # (the same track: within the gate)
+    if smoothed:
+        assert 0.4 < moved.center[0] < 0.4 + jump - 0.01
+    else:
+        assert moved.center[0] == pytest.approx(0.4 + jump)
+
+
 def test_tracker_reuses_freed_ids_after_a_gap() -> None:
     options = PoseEstimatorOptions(smoothing=False, track_max_gap_ms=200)
     tracker = PersonTracker(options)
