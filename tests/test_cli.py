@@ -72,13 +72,19 @@ def test_replay_bad_input_gives_one_clear_line(tmp_path: Path, pose_model, make,
     assert_one_line_error(proc, *needles)
 
 
-def test_truncated_video_is_replayed_as_far_as_it_goes(tmp_path: Path, clip, pose_model) -> None:
+def _truncated_wave(tmp_path: Path, clip) -> Path:
+    """The first 30 frames of the HAR wave as an AVI cut off half-way through its bytes."""
     cap = cv2.VideoCapture(str(clip(WAVE)))
     frames = [cap.read()[1] for _ in range(30)]
     cap.release()
     full = _write_video(tmp_path / "full.avi", frames)
     cut = tmp_path / "cut.avi"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    return cut
+
+
+def test_truncated_video_is_replayed_as_far_as_it_goes(tmp_path: Path, clip, pose_model) -> None:
+    cut = _truncated_wave(tmp_path, clip)
     proc = run_cli("replay", cut, "--no-window", "--no-templates", "--events", tmp_path / "cut.jsonl")
     assert "Traceback" not in proc.stderr
     assert proc.returncode == 0, proc.stderr
@@ -91,12 +97,7 @@ def test_a_truncated_video_is_said_to_be_so_also_from_the_landmark_cache(tmp_pat
                                                                            isolated_cache: Path) -> None:
     """Extract (like teach and eval) reads the landmark cache: the warning had been printed
     on the run that decoded the clip only."""
-    cap = cv2.VideoCapture(str(clip(WAVE)))
-    frames = [cap.read()[1] for _ in range(30)]
-    cap.release()
-    full = _write_video(tmp_path / "full.avi", frames)
-    cut = tmp_path / "cut.avi"
-    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    cut = _truncated_wave(tmp_path, clip)
     for run in ("decoded", "cached"):
         proc = run_cli("extract", cut, "-o", tmp_path / f"{run}.npz", env={"MIRRORCAM_CACHE": str(isolated_cache)})
         assert proc.returncode == 0, proc.stderr
