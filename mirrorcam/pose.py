@@ -212,37 +212,33 @@ class PersonTracker:
             for di in range(len(persons)):
                 dist = float(np.linalg.norm(centers[di] - track.center)) / max(track.scale, scales[di], 0.05)
                 if dist < 1.5:
-                    pairs.append((dist + penalty, ti, di))
+                    pairs.append((dist + penalty, dist, ti, di))
         self._last_ms = timestamp_ms
         pairs.sort()
         assigned: dict[int, _Track] = {}
+        moved: dict[int, float] = {}  # body lengths from the track's last centre (a new track: 0)
         used_tracks: set[int] = set()
-        for _, ti, di in pairs:
+        for _, dist, ti, di in pairs:
             if ti in used_tracks or di in assigned:
                 continue
             used_tracks.add(ti)
-            assigned[di] = self._tracks[ti]
+            assigned[di], moved[di] = self._tracks[ti], dist
         for di in order:
             if di not in assigned:
                 taken = {t.id for t in self._tracks}
                 new_id = next(i for i in range(len(taken) + 1) if i not in taken)
-                track = _Track(
-                    new_id, centers[di], scales[di], timestamp_ms,
-                    OneEuroFilter(opts.smoothing_min_cutoff, opts.smoothing_beta),
-                    OneEuroFilter(opts.smoothing_min_cutoff, opts.smoothing_beta),
-                )
+                track = _Track(new_id, centers[di], scales[di], timestamp_ms, *_filters(opts))
                 self._tracks.append(track)
-                assigned[di] = track
+                assigned[di], moved[di] = track, 0.0
         out = []
         t_s = timestamp_ms / 1000.0
         for di, person in enumerate(persons):
             track = assigned[di]
-            if float(np.linalg.norm(centers[di] - track.center)) > JUMP_RESET * max(track.scale, scales[di], 0.05):
+            if moved[di] > JUMP_RESET:
                 # No body moves that far between two looks at it: another person taken for it
                 # (three people, MediaPipe finding two), whose skeleton the filters would slide
                 # over from the last one's, stretched across both for frames.
-                track.image_filter = OneEuroFilter(opts.smoothing_min_cutoff, opts.smoothing_beta)
-                track.world_filter = OneEuroFilter(opts.smoothing_min_cutoff, opts.smoothing_beta)
+                track.image_filter, track.world_filter = _filters(opts)
             track.center, track.scale, track.last_ms = centers[di], scales[di], timestamp_ms
             landmarks, world = person.landmarks, person.world
             if opts.smoothing:
@@ -289,12 +285,18 @@ def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float,
     return inter / union if union > 0 else 0.0
 
 
-def _body_scale(person: Person, unit: np.ndarray | None = None) -> float:
-    """Shoulder-to-hip distance in normalised image units (x times ``unit``): the yardstick for tracking."""
+def _body_scale(person: Person, unit: np.ndarray) -> float:
+    """Shoulder-to-hip distance in normalised image units, times ``unit`` (x, y): the yardstick for tracking."""
     lm = person.landmarks
     shoulders = lm[[11, 12], :2].mean(axis=0)
     hips = lm[[23, 24], :2].mean(axis=0)
-    return float(np.linalg.norm((shoulders - hips) * (unit if unit is not None else 1.0)))
+    return float(np.linalg.norm((shoulders - hips) * unit))
+
+
+def _filters(options: PoseEstimatorOptions) -> tuple[OneEuroFilter, OneEuroFilter]:
+    """A track's smoothing, new: for its image landmarks and its world landmarks."""
+    return (OneEuroFilter(options.smoothing_min_cutoff, options.smoothing_beta),
+            OneEuroFilter(options.smoothing_min_cutoff, options.smoothing_beta))
 
 
 @contextlib.contextmanager
@@ -357,7 +359,7 @@ class PoseEstimator:
         options = options or PoseEstimatorOptions()
         path = options.model_path or str(ensure_model(options.model_variant).path)
         if not os.path.isfile(path):
-            raise ModelError(f"pose model {path} does not exist; run 'mirrorcam models fetch'")
+            raise ModelError(f"pose model {path} does not exist")  # (a file given by path: fetching would not make it)
         estimator = cls(_landmarker(path, options, video=True), options, lambda video: _landmarker(path, options, video=video))
         if options.far_zoom > 1.0:
             estimator._far = FarSearch(lambda: _landmarker(path, options, video=False), options)

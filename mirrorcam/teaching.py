@@ -123,12 +123,11 @@ def teach(
         if kind == "static":
             # A pose is what is held: its stillest part, not the getting into it.
             cut = _stillest(frames, weights, int(max_seconds * RATE_HZ))
+            frames, weights = static_frames(frames[cut], weights[cut])
         else:
             cut = performance_window(frames, weights)
             cut = _shift(_most_moving(frames[cut], weights[cut], int(max_seconds * RATE_HZ)), cut.start)
-        frames, weights = frames[cut], weights[cut]
-        if kind == "static":
-            frames, weights = static_frames(frames, weights)
+            frames, weights = frames[cut], weights[cut]
         if len(frames) < (2 if kind == "static" else MIN_MOVEMENT_TICKS):
             short += 1
         elif float(weights.mean()) <= 0.05:
@@ -287,13 +286,13 @@ def repetition_period(frames: np.ndarray, weights: np.ndarray, rate_hz: float = 
     if hi <= lo + 1:
         return None
 
-    # apart[k - 1]: the distances between the frames k ticks apart
-    apart = [((x[:-k] - x[k:]) ** 2 * np.minimum(w[:-k], w[k:])).sum(axis=1) for k in range(1, min(hi + 1, len(x) - 1) + 1)]
+    # apart[k - 1]: the distances between the frames k ticks apart (hi + 1 < len(x): see above)
+    apart = [((x[:-k] - x[k:]) ** 2 * np.minimum(w[:-k], w[k:])).sum(axis=1) for k in range(1, hi + 2)]
     spread = float(np.median(np.concatenate(apart[:hi])))
     if spread <= 1e-9:
         return None
     lags = np.arange(lo - 1, hi + 2)
-    d = np.array([float(np.median(apart[k - 1])) / spread if 0 < k <= len(apart) else np.inf for k in lags])
+    d = np.array([float(np.median(apart[k - 1])) / spread for k in lags])
     for i in range(1, len(lags) - 1):
         if d[i] <= d[i - 1] and d[i] <= d[i + 1] and d[i] < REPEAT_MAX_SELF_DISTANCE and d[i] < 0.5 * d[: i + 1].max():
             return int(lags[i])

@@ -314,9 +314,10 @@ def test_teach_cli_segments_of_a_file_with_an_at_sign_in_its_name(tmp_path):
     rec = tmp_path / "wave@home.npz"  # a whole file, though its name has an @
     save_recording(rec, perform("wave_one_hand", PerformerOptions(repeats=2)))
     out = tmp_path / "t"
-    ok = run_cli("teach", "my_wave", "--from", rec, "--out", out)
+    ok = run_cli("teach", "my_wave", "--from", rec, "--out", out, "--display-name", "  My wave ")
     assert ok.returncode == 0, ok.stderr
     assert "one example" in ok.stdout and "None" not in ok.stdout
+    assert json.loads((out / "my_wave.json").read_text())["display_name"] == "My wave"  # (saved as it loads back)
     assert_one_line_error(run_cli("teach", "tiny", "--from", f"{rec}@1-1.1", "--out", out), "at least 0.4 s")
     assert_one_line_error(run_cli("teach", "late", "--from", f"{rec}@50-60", "--out", out), "after the clip's end")
     assert sorted(p.name for p in out.iterdir()) == ["my_wave.json"]

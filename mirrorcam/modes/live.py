@@ -952,6 +952,8 @@ def run(args: argparse.Namespace) -> int:
         raise MirrorcamError(f"--seconds must be a positive number of seconds, got {args.seconds}")
     if args.camera < 0:
         raise MirrorcamError(f"--camera must be 0 or more, got {args.camera}")
+    if args.demo and args.other == SECOND_PERSON:  # (it had been dropped without a word)
+        raise MirrorcamError(f"{_DEMO_ALONE}: give --other a clip or a folder of clips, or leave it out")
     pose_options = pose_options_from_args(args)  # observed clips: as replay and eval (shared cache)
     camera_options = camera_pose_options(args)
     # (Before the observed clips' pose runs: a mistyped --templates folder had been found after them.)
@@ -1094,15 +1096,14 @@ def demo_recordings(folder: Path = DEMO_DIR) -> tuple[Recording, list[ObservedCl
     return load_recording(you), [ObservedClip(_clip_name(p), load_recording(p)) for p in observed]
 
 
+_DEMO_ALONE = f"--other {SECOND_PERSON} watches a second person in front of the camera, and the demo's visitor is one generated person"
+
+
 def run_demo(args: argparse.Namespace, size: tuple[int, int], show: bool, templates=None) -> int:
     """Replay the embedded demo through the same screen: a window, or out/demo.mp4."""
     you_rec, observed = demo_recordings()
-    if args.other == SECOND_PERSON:  # (it had been dropped without a word)
-        what = (f"--other {SECOND_PERSON} watches a second person in front of the camera, and the demo's visitor "
-                "is one generated person")
-        if args.demo:
-            raise MirrorcamError(f"{what}: give --other a clip or a folder of clips, or leave it out")
-        log.warning("%s: OTHER plays the demo's clips", what)
+    if args.other == SECOND_PERSON:  # (--demo refuses it in run(); the camera's fallback goes on)
+        log.warning("%s: OTHER plays the demo's clips", _DEMO_ALONE)
     elif args.other:
         observed = observed_clips(args.other, pose_options_from_args(args))
     app = app_from_args(args, observed, size, "generated", "demo visitor (generated)", templates)

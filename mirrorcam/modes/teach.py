@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             args.name,
             examples,
             impostor_streams(args.name, _own_templates(out_dir)),
-            display_name=args.display_name,
+            display_name=args.display_name.strip() if args.display_name else None,  # (as a file loads it back)
             kind=kind,
             side_specific=side_specific,
             # (a file name that is not UTF-8 is kept as its escaped bytes: a template is JSON text)
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     if args.add:
         template = add_style(existing, taught, style)
         if args.display_name:
-            template = replace(template, display_name=args.display_name)
+            template = replace(template, display_name=args.display_name.strip())
     save_template(target, template, force=args.force or args.add)
     c = taught.calibration
     what = f"style {style!r} added to {args.name!r} ({len(template.variants) + 1} styles)" if args.add else f"{len(taught.frames)} frames"
