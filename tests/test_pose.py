@@ -397,6 +397,51 @@ def test_a_body_that_jumps_further_than_a_body_can_is_not_slid_over(jump, aspect
         assert moved.center[0] == pytest.approx(0.4 + jump)
 
 
+def _spread(cx: float, arm: float, half_width: float = 0.05) -> Person:
+    """A synthetic person facing the camera: the left side ``half_width`` to the picture's right
+    (a side view: about 0), the wrists ``arm`` out."""
+    from dataclasses import replace
+
+    from mirrorcam.skeleton import MIRROR_PERMUTATION
+
+    left = [1, 2, 3, 7, 9, 11, 13, 17, 19, 21, 23, 25, 27, 29, 31]  # (BlazePose's left side, the wrist apart)
+    person = _synthetic_person(cx)
+    lm = person.landmarks.copy()
+    lm[left, 0], lm[MIRROR_PERMUTATION[left], 0] = cx + half_width, cx - half_width
+    lm[15, 0], lm[16, 0] = cx + arm, cx - arm
+    return replace(person, landmarks=lm)
+
+
+def test_arms_labelled_the_other_way_round_are_not_averaged_with_their_twins() -> None:
+    """MediaPipe labelled a close-up jumping man's left arm right for a frame or a few, and the
+    smoothing averaged the two: arms spread drawn hanging.  The arms' smoothing starts again
+    (the labels stay MediaPipe's); the legs, labelled as before, are smoothed as ever."""
+    from dataclasses import replace
+
+    from mirrorcam.skeleton import MIRROR_PERMUTATION
+
+    tracker = PersonTracker(PoseEstimatorOptions())  # (smoothing on)
+    for i in range(5):
+        tracker.update([_spread(0.5, 0.2)], i * 40.0)
+    body = _spread(0.5, 0.22)
+    arms = np.arange(11, 23)
+    lm = body.landmarks.copy()
+    lm[arms] = body.landmarks[MIRROR_PERMUTATION[arms]]  # (the arms' labels exchanged)
+    (tracked,) = tracker.update([replace(body, landmarks=lm)], 200.0)
+    np.testing.assert_allclose(tracked.landmarks[arms], lm[arms], atol=1e-6)  # as detected, not averaged
+    assert abs(tracked.landmarks[15, 0] - tracked.landmarks[16, 0]) > 0.4  # (averaged, both had been near 0.5)
+
+
+def test_a_side_view_whose_hands_cross_is_smoothed_as_ever() -> None:
+    """Turning round goes through a side view, where the sides overlap in the picture: hands
+    crossing over there match crosswise, but move too little to be taken for exchanged labels."""
+    tracker = PersonTracker(PoseEstimatorOptions())
+    for i in range(5):
+        tracker.update([_spread(0.5, 0.01, half_width=0.002)], i * 40.0)
+    (tracked,) = tracker.update([_spread(0.5, -0.012, half_width=0.002)], 200.0)
+    assert 0.488 < tracked.landmarks[15, 0] < 0.51  # (smoothed from 0.51 towards 0.488)
+
+
 def test_tracker_reuses_freed_ids_after_a_gap() -> None:
     options = PoseEstimatorOptions(smoothing=False, track_max_gap_ms=200)
     tracker = PersonTracker(options)
