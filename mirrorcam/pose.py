@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 # 6: those tracks preferred by STALE_PENALTY, not absolutely; 7: a track's smoothing starts
 # afresh where its body jumps by more than JUMP_RESET body lengths, and the tracker measures in
 # the picture's proportions (it had in normalised units, x shrunk by the aspect ratio); 8: so
-# does a body part's labelled the other way round from the last frame (SWAP_SHARE).
-POSE_STAGE_VERSION = 8
+# does a body part's labelled the other way round from the last frame (SWAP_SHARE); 9: a body
+# found upside down is looked for again in the picture turned a quarter turn (UPSIDE_DOWN_M).
+POSE_STAGE_VERSION = 9
 
 # A camera's far search budget: one crop every 100 ms while nobody is found (at 30 fps,
 # one frame in three pays one more detection, about 20 ms on a 2-core laptop).
@@ -340,6 +341,53 @@ def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float,
     return inter / union if union > 0 else 0.0
 
 
+UPSIDE_DOWN_M = 0.2
+"""Metres the shoulders' midpoint may lie below the hips' (MediaPipe's world landmarks, y down)
+with the knees above the hips before a body counts as upside down (see :func:`_upside_down`)."""
+
+TURNED_IOU = 0.3
+"""How much (box IoU) the body found in a turned picture must overlap the upside-down one to replace it."""
+
+# The quarter turns an upside-down body is looked for in, in order.
+QUARTER_TURNS = (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE)
+
+
+def _upside_down(person: Person) -> bool:
+    """True if ``person``'s whole body is upside down: shoulders well below the hips, knees above.
+
+    Why: BlazePose's detector, which sets the body's orientation before the landmarks are
+    found, at times takes raised hands for the head; the skeleton then comes out head down
+    (the mirror image of ``weizmann_clean_wave2_p09.mp4``: 5 of 12 frames with someone,
+    shoulders 0.27-0.47 m below the hips; ``weizmann_clean_wave2_p08.mp4``'s first two).  The
+    knees tell it from a deep bend or a push-up, where the legs stay at or below the hips.
+    """
+    world = person.world
+    return float(world[[11, 12], 1].mean()) > UPSIDE_DOWN_M and float(world[[25, 26], 1].mean()) < 0.0
+
+
+def _from_turned(person: Person, rotation: int, size: tuple[int, int]) -> Person:
+    """``person`` found in the picture turned by ``rotation`` (a quarter turn), in the picture's own coordinates.
+
+    Args:
+        person: Found in the turned picture.
+        rotation: ``cv2.ROTATE_90_CLOCKWISE`` or ``cv2.ROTATE_90_COUNTERCLOCKWISE``.
+        size: ``(width, height)`` of the picture before it was turned.
+    """
+    lm, world = person.landmarks.copy(), person.world.copy()
+    x, y = person.landmarks[:, 0], person.landmarks[:, 1]
+    wx, wy = person.world[:, 0], person.world[:, 1]
+    if rotation == cv2.ROTATE_90_CLOCKWISE:  # turned: (x, y) -> (1 - y, x)
+        lm[:, 0], lm[:, 1] = y, 1.0 - x
+        world[:, 0], world[:, 1] = wy, -wx
+    elif rotation == cv2.ROTATE_90_COUNTERCLOCKWISE:  # turned: (x, y) -> (y, 1 - x)
+        lm[:, 0], lm[:, 1] = 1.0 - y, x
+        world[:, 0], world[:, 1] = -wy, wx
+    else:
+        raise ValueError(f"rotation must be a quarter turn, got {rotation}")
+    lm[:, 2] = person.landmarks[:, 2] * size[1] / size[0]  # (z is on the scale of the turned picture's width)
+    return replace(person, landmarks=lm, world=world)
+
+
 def _body_scale(person: Person, unit: np.ndarray) -> float:
     """Shoulder-to-hip distance in normalised image units, times ``unit`` (x, y): the yardstick for tracking."""
     lm = person.landmarks
@@ -497,6 +545,9 @@ class PoseEstimator:
             else:
                 with quiet_native_stderr(self._quiet and self._far.quiet):
                     persons = self._far.find(rgb, frame.timestamp_ms)
+        if self._make is not None and any(_upside_down(p) for p in persons):
+            with quiet_native_stderr(self._quiet):
+                persons = self._upright(rgb, persons)
         height, width = frame.image.shape[:2]
         tracked = self._tracker.update(persons, frame.timestamp_ms, width / max(height, 1))
         elapsed = (time.perf_counter() - start) * 1000.0
@@ -509,6 +560,46 @@ class PoseEstimator:
             captured_at=frame.captured_at,
             timings_ms={"pose": elapsed},
         )
+
+    def _upright(self, rgb: np.ndarray, persons: list[Person]) -> list[Person]:
+        """``persons`` with each upside-down body replaced by the same body found upright in
+        the picture turned a quarter turn (:data:`QUARTER_TURNS`, the first that gives it).
+
+        The detector's mistake depends on the body's orientation in the picture: on the
+        flipped ``weizmann_clean_wave2_p09.mp4`` a fresh detection of the upright picture
+        came out head down again, either quarter turn upright on every frame it found
+        someone.  A body found upside down in every turn (a handstand) is kept as it is; one
+        no turn finds at all is dropped (the VIDEO graph had followed it from its own last,
+        upside-down landmarks: on frame 6 of that clip a fresh look finds nobody in any
+        orientation).  A turn costs one detection (about 20 ms), only on such frames.
+        """
+        import mediapipe as mp
+
+        size = rgb.shape[1], rgb.shape[0]
+        turned: dict[int, list[Person]] = {}
+        out = []
+        for person in persons:
+            if _upside_down(person):
+                box, seen_again = person.bbox, False
+                for rotation in QUARTER_TURNS:
+                    if rotation not in turned:
+                        if self._still is None:
+                            self._still = self._make(False)
+                        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(cv2.rotate(rgb, rotation)))
+                        result = self._still.detect(image)
+                        turned[rotation] = [_from_turned(_to_person(img, world), rotation, size)
+                                            for img, world in zip(result.pose_landmarks, result.pose_world_landmarks)]
+                    same = [p for p in turned[rotation] if _box_iou(p.bbox, box) > TURNED_IOU]  # (its box overlapping)
+                    seen_again = seen_again or bool(same)
+                    upright = [p for p in same if float(p.world[[11, 12], 1].mean()) < 0.0]  # shoulders above hips
+                    if upright:
+                        person = max(upright, key=lambda p: _box_iou(p.bbox, box))
+                        break
+                else:
+                    if not seen_again:
+                        continue
+            out.append(person)
+        return out
 
     def _detect(self, image, mp_ts: int, new_scene: bool):
         """MediaPipe's result for one picture; a new scene is searched afresh.

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 
 from mirrorcam.containers import Frame, Person
-from mirrorcam.pose import FarSearch, OneEuroFilter, PersonTracker, PoseEstimator, PoseEstimatorOptions, _from_crop
+from mirrorcam.pose import (
+    FarSearch,
+    OneEuroFilter,
+    PersonTracker,
+    PoseEstimator,
+    PoseEstimatorOptions,
+    _from_crop,
+    _from_turned,
+    _upside_down,
+)
 from mirrorcam.sources import VideoFileSource
 
 from conftest import far_away
@@ -267,6 +278,77 @@ def test_landmarks_found_in_a_crop_come_back_in_whole_picture_units() -> None:
     assert back.world is person.world
 
 
+@pytest.mark.parametrize("rotation", [cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE])
+def test_landmarks_found_in_a_turned_picture_come_back_in_the_pictures_own_coordinates(rotation: int) -> None:
+    """Checked against OpenCV's own turn: a dot drawn in a 320 x 180 picture, found in the turned one."""
+    width, height, dot = 320, 180, (250, 40)
+    picture = np.zeros((height, width), np.uint8)
+    picture[dot[1], dot[0]] = 255
+    turned = cv2.rotate(picture, rotation)
+    ty, tx = np.argwhere(turned == 255)[0]
+    person = _synthetic_person(0.5)
+    person.landmarks[0] = ((tx + 0.5) / turned.shape[1], (ty + 0.5) / turned.shape[0], 0.1)
+    # A standing body's world in the turned picture: its head towards where the picture's top went.
+    up = {cv2.ROTATE_90_CLOCKWISE: (0.5, 0.0), cv2.ROTATE_90_COUNTERCLOCKWISE: (-0.5, 0.0)}[rotation]
+    person.world[11, :2] = up
+    back = _from_turned(person, rotation, (width, height))
+    assert back.landmarks[0, :2].tolist() == pytest.approx([(dot[0] + 0.5) / width, (dot[1] + 0.5) / height])
+    assert back.landmarks[0, 2] == pytest.approx(0.1 * height / width)
+    assert back.world[11, :2].tolist() == pytest.approx([0.0, -0.5]), "the shoulders above the hips again"
+
+
+def test_only_a_quarter_turn_is_a_turn() -> None:
+    with pytest.raises(ValueError, match="quarter turn"):
+        _from_turned(_synthetic_person(0.5), cv2.ROTATE_180, (320, 180))
+
+
+@pytest.mark.parametrize(
+    ("shoulders_y", "knees_y", "upside_down"),
+    [
+        (-0.5, 0.45, False),   # standing
+        (0.45, -0.45, True),   # head down, legs up: the detector's mistake, or a handstand
+        (0.4, 0.45, False),    # a deep bend: the torso hangs, the legs stand
+        (0.15, 0.3, False),    # a push-up seen from the front
+        (0.1, -0.2, False),    # lying down, knees raised
+    ],
+)
+def test_a_body_is_upside_down_only_head_down_and_legs_up(shoulders_y: float, knees_y: float, upside_down: bool) -> None:
+    person = _synthetic_person(0.5)
+    person.world[[11, 12], 1] = shoulders_y
+    person.world[[25, 26], 1] = knees_y
+    assert _upside_down(person) is upside_down
+
+
+def _turned_run(clip, relative: str, flip: bool = False, turn: int | None = None) -> list:
+    with PoseEstimator.create_from_options(PoseEstimatorOptions()) as estimator, VideoFileSource(clip(relative)) as source:
+        out = []
+        for frame in source:
+            image = cv2.flip(frame.image, 1) if flip else frame.image
+            out.append(estimator.process(replace(frame, image=cv2.rotate(image, turn) if turn is not None else image)))
+    return out
+
+
+def test_raised_hands_taken_for_the_head_give_the_body_upright(clip, pose_model) -> None:
+    """The mirror image of a Weizmann two-hand wave: BlazePose's detector took the raised hands
+    for the head on 5 of the 12 frames it found him (shoulders 0.27-0.47 m below the hips, a
+    fresh detection of the same picture as wrong).  Looked for again in the picture turned a
+    quarter turn, he stands on every frame, as in the clip itself."""
+    frames = _turned_run(clip, "weizmann_frames/weizmann_clean_wave2_p09.mp4", flip=True)
+    found = [f for f in frames if f.persons]
+    assert len(found) >= 10, f"someone on {len(found)} of {len(frames)} frames"
+    for f in found:
+        assert f.persons[0].world[[11, 12], 1].mean() < -0.3, f"frame {f.index}: the shoulders below the hips"
+
+
+def test_a_picture_turned_upside_down_keeps_its_person_upside_down(clip, pose_model) -> None:
+    """A body upside down in every orientation (as in a handstand) is what it is: kept, not turned upright."""
+    frames = _turned_run(clip, "weizmann_frames/weizmann_clean_wave1_p08.mp4", turn=cv2.ROTATE_180)
+    found = [f for f in frames if f.persons]
+    assert len(found) >= 10
+    for f in found:
+        assert f.persons[0].world[[11, 12], 1].mean() > 0.3, f"frame {f.index}"
+
+
 # --- One-Euro filter on deterministic synthetic signals -------------------------------
 
 def test_one_euro_keeps_a_constant_signal() -> None:
@@ -330,8 +412,6 @@ def test_tracker_keeps_ids_by_position_whatever_the_detection_order() -> None:
 def test_a_second_detection_of_one_body_is_one_person() -> None:
     """MediaPipe found one jumping man twice (boxes overlapping by 0.55-0.94): each ghost
     had made a track, and the man's id had then gone back and forth between two."""
-    from dataclasses import replace
-
     tracker = PersonTracker(PoseEstimatorOptions(smoothing=False))
     for i in range(12):
         body = _synthetic_person(0.5 + 0.004 * i)
@@ -400,8 +480,6 @@ def test_a_body_that_jumps_further_than_a_body_can_is_not_slid_over(jump, aspect
 def _spread(cx: float, arm: float, half_width: float = 0.05) -> Person:
     """A synthetic person facing the camera: the left side ``half_width`` to the picture's right
     (a side view: about 0), the wrists ``arm`` out."""
-    from dataclasses import replace
-
     from mirrorcam.skeleton import MIRROR_PERMUTATION
 
     left = [1, 2, 3, 7, 9, 11, 13, 17, 19, 21, 23, 25, 27, 29, 31]  # (BlazePose's left side, the wrist apart)
@@ -416,8 +494,6 @@ def test_arms_labelled_the_other_way_round_are_not_averaged_with_their_twins() -
     """MediaPipe labelled a close-up jumping man's left arm right for a frame or a few, and the
     smoothing averaged the two: arms spread drawn hanging.  The arms' smoothing starts again
     (the labels stay MediaPipe's); the legs, labelled as before, are smoothed as ever."""
-    from dataclasses import replace
-
     from mirrorcam.skeleton import MIRROR_PERMUTATION
 
     tracker = PersonTracker(PoseEstimatorOptions())  # (smoothing on)
@@ -484,8 +560,6 @@ def test_each_photo_of_a_folder_gives_what_it_gives_alone(images_dir, pose_model
 
 
 def test_the_frames_of_a_video_in_a_folder_are_one_scene(clip, tmp_path) -> None:
-    import cv2
-
     from mirrorcam.sources import ImageFolderSource
 
     with VideoFileSource(clip("theunknown550_jj/jj_4.mp4")) as source:  # the clip of the widest frame-to-frame changes
