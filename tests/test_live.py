@@ -76,11 +76,35 @@ def test_a_display_that_cannot_be_reached_is_a_warning_and_a_run_without_a_windo
     proc = subprocess.run([sys.executable, "-m", "mirrorcam", *command], capture_output=True, text=True,
                           timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.splitlines()[0] == f"mirrorcam: cannot reach the X display {env['DISPLAY']}; no window", proc.stderr
+    assert proc.stderr.splitlines()[0] == f"mirrorcam: cannot reach the X display {env['DISPLAY']}; running without a window", proc.stderr
     assert "qt" not in proc.stderr.lower()
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     expected = {"live": ["mine.mp4"] if "--out" in command else [str(Path("out") / "demo.mp4")], "replay": ["squat.jsonl"]}[command[0]]
     assert written == sorted(["squat.npz", *expected]), written  # (and no temporary file)
+
+
+@pytest.mark.parametrize("display", ["unreachable", None])
+def test_a_kiosk_without_a_display_says_so_once_and_runs_without_a_window(tmp_path, display):
+    """The kiosk had said it twice for a display that cannot be reached ("cannot reach the X
+    display :917; no window", then "no display found; running without a window")."""
+    from mirrorcam.performer import PerformerOptions, perform
+    from mirrorcam.recording import save_recording
+
+    save_recording(tmp_path / "wave.npz", perform("wave_one_hand", PerformerOptions(repeats=1)))
+    (tmp_path / "kiosk.toml").write_text(
+        f'[camera]\nsource = "{tmp_path / "wave.npz"}"\n[storage]\ndir = "{tmp_path / "state"}"\n'
+        '[[playlist]]\naction = "wave_one_hand"\nclip = "wave.npz"\n', encoding="utf-8")
+    env = no_display_env()
+    if display:
+        env["DISPLAY"] = unreachable_display()
+    proc = subprocess.run([sys.executable, "-m", "mirrorcam", "kiosk", "--config", "kiosk.toml", "--frames", "30"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "display" in line]
+    expected = (f"mirrorcam: cannot reach the X display {env['DISPLAY']}; running without a window" if display
+                else "mirrorcam: no display found; running without a window")
+    assert said == [expected], proc.stderr
+    assert "kiosk stopped after 30 frames" in proc.stderr
 
 
 def test_the_demo_with_a_second_person_to_watch_says_it_has_none(tmp_path):

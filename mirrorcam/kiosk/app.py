@@ -33,7 +33,7 @@ from mirrorcam.kiosk.playlist import PlaylistClip, load_playlist, stand_in_clips
 from mirrorcam.kiosk.render import RASTER_SECONDS, KioskRenderer, KioskView
 from mirrorcam.kiosk.service import Counters, SystemdNotifier
 from mirrorcam.kiosk.state import KioskEvent, KioskStateMachine, Phase, VisitorSelector
-from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, X11Display, fit_window, system_library, x11_screen_size
+from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, X11Display, open_window, system_library, x11_screen_size
 
 log = logging.getLogger(__name__)
 
@@ -447,12 +447,9 @@ class WindowDisplay(Display):
             log.info("could not hide the mouse pointer (no XFixes); run 'unclutter' beside the kiosk")
 
     def _open(self) -> None:
-        # GUI_NORMAL: no Qt toolbar or status bar; NORMAL: the image scales to the window.
-        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_GUI_NORMAL)
-        if self.fullscreen:
-            cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
-        elif self.size is not None:  # (Qt's default 400 x 300 had grey bars around the picture)
-            cv2.resizeWindow(self.title, *fit_window(self.size, x11_screen_size()))
+        # The picture keeps its proportions; sized to the drawing (Qt's default 400 x 300 had
+        # grey bars around it), or to 90 % of a smaller screen, before going fullscreen.
+        open_window(self.title, self.size, fullscreen=self.fullscreen)
 
     def show(self, image: np.ndarray) -> tuple[int, ...]:
         try:

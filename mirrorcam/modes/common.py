@@ -57,7 +57,7 @@ def display_available() -> bool:
         return True
     display = X11Display.open()
     if display is None:
-        logging.getLogger("mirrorcam").warning("cannot reach the X display %s; no window", os.environ["DISPLAY"])
+        logging.getLogger("mirrorcam").warning("cannot reach the X display %s; running without a window", os.environ["DISPLAY"])
         return False
     display.close()
     return True
@@ -145,12 +145,14 @@ def fit_window(size: tuple[int, int], screen: tuple[int, int] | None) -> tuple[i
     return round(size[0] * scale), round(size[1] * scale)
 
 
-def open_window(name: str, size: tuple[int, int], fill: bool = False, fullscreen: bool = False) -> None:
+def open_window(name: str, size: tuple[int, int] | None, fill: bool = False, fullscreen: bool = False) -> None:
     """An OpenCV window for pictures of ``size``, made to fit the screen (:func:`fit_window`).
+
+    Used by live, replay and the kiosk; calling it again for an open window sets it up again.
 
     Args:
         name: The window's name (its title).
-        size: ``(width, height)`` of the pictures it shows.
+        size: ``(width, height)`` of the pictures it shows (None: Qt's own first size).
         fill: The picture fills the window, whatever its shape (the caller draws at the
             window's size: live); else it keeps its proportions inside the window.
         fullscreen: Fill the screen.
@@ -162,7 +164,8 @@ def open_window(name: str, size: tuple[int, int], fill: bool = False, fullscreen
     # On a 1280 x 720 projector a 1280 x 720 window with its title bar lost the live raster's
     # axis below the screen's edge; a 1920 x 1080 clip's replay window had been 1920 x 1142,
     # its right third and bottom off a 1280 x 800 screen.
-    cv2.resizeWindow(name, *fit_window(size, x11_screen_size()))
+    if size is not None:
+        cv2.resizeWindow(name, *fit_window(size, x11_screen_size()))
     if fullscreen:
         cv2.setWindowProperty(name, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -95,7 +96,8 @@ def run_config(path: Path, window: bool = True, fullscreen: bool = True, max_fra
             return 0
         counters = Counters(config.counters_path, config.storage.counters_flush_s, clock=time.monotonic)
         if window and not display_available():
-            log.warning("no display found; running without a window")
+            if not os.environ.get("DISPLAY"):  # (one that cannot be reached display_available has reported)
+                log.warning("no display found; running without a window")
             window = False
         fullscreen = window and fullscreen and config.display.fullscreen
         if fullscreen:
