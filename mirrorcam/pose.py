@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 # afresh where its body jumps by more than JUMP_RESET body lengths, and the tracker measures in
 # the picture's proportions (it had in normalised units, x shrunk by the aspect ratio); 8: so
 # does a body part's labelled the other way round from the last frame (SWAP_SHARE); 9: a body
-# found upside down is looked for again in the picture turned a quarter turn (UPSIDE_DOWN_M).
-POSE_STAGE_VERSION = 9
+# found upside down is looked for again in the picture turned a quarter turn (UPSIDE_DOWN_M); 10:
+# the body found there matched by the share of the smaller box (TURNED_OVERLAP), not by IoU.
+POSE_STAGE_VERSION = 10
 
 # A camera's far search budget: one crop every 100 ms while nobody is found (at 30 fps,
 # one frame in three pays one more detection, about 20 ms on a 2-core laptop).
@@ -345,8 +346,11 @@ UPSIDE_DOWN_M = 0.2
 """Metres the shoulders' midpoint may lie below the hips' (MediaPipe's world landmarks, y down)
 with the knees above the hips before a body counts as upside down (see :func:`_upside_down`)."""
 
-TURNED_IOU = 0.3
-"""How much (box IoU) the body found in a turned picture must overlap the upside-down one to replace it."""
+TURNED_OVERLAP = 0.5
+"""How much of the smaller of their boxes the body found in a turned picture and the upside-down one
+must share to be the same body.  Why not IoU: the upright body, arms spread, is wider than the
+upside-down skeleton inside it (on `weizmann_clean_wave2_p08.mp4`'s first frame the one box lies
+wholly inside the other, IoU 0.31)."""
 
 # The quarter turns an upside-down body is looked for in, in order.
 QUARTER_TURNS = (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE)
@@ -386,6 +390,14 @@ def _from_turned(person: Person, rotation: int, size: tuple[int, int]) -> Person
         raise ValueError(f"rotation must be a quarter turn, got {rotation}")
     lm[:, 2] = person.landmarks[:, 2] * size[1] / size[0]  # (z is on the scale of the turned picture's width)
     return replace(person, landmarks=lm, world=world)
+
+
+def _box_overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """The share of the smaller of two ``(x0, y0, x1, y1)`` boxes that lies inside the other."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return max(w, 0.0) * max(h, 0.0) / smaller if smaller > 0 else 0.0
 
 
 def _body_scale(person: Person, unit: np.ndarray) -> float:
@@ -568,38 +580,44 @@ class PoseEstimator:
         The detector's mistake depends on the body's orientation in the picture: on the
         flipped ``weizmann_clean_wave2_p09.mp4`` a fresh detection of the upright picture
         came out head down again, either quarter turn upright on every frame it found
-        someone.  A body found upside down in every turn (a handstand) is kept as it is; one
+        someone.  A body found upside down in a turn too (a handstand) is kept as it is; one
         no turn finds at all is dropped (the VIDEO graph had followed it from its own last,
         upside-down landmarks: on frame 6 of that clip a fresh look finds nobody in any
-        orientation).  A turn costs one detection (about 20 ms), only on such frames.
+        orientation).  A turn costs one IMAGE-mode detection of the whole picture, on such
+        frames only (37-125 ms a frame on a 2-core machine, see the README).
         """
-        import mediapipe as mp
-
-        size = rgb.shape[1], rgb.shape[0]
-        turned: dict[int, list[Person]] = {}
+        turned: dict[int, list[Person]] = {}  # (each turn detected once a frame, for everyone in it)
         out = []
         for person in persons:
-            if _upside_down(person):
-                box, seen_again = person.bbox, False
-                for rotation in QUARTER_TURNS:
-                    if rotation not in turned:
-                        if self._still is None:
-                            self._still = self._make(False)
-                        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(cv2.rotate(rgb, rotation)))
-                        result = self._still.detect(image)
-                        turned[rotation] = [_from_turned(_to_person(img, world), rotation, size)
-                                            for img, world in zip(result.pose_landmarks, result.pose_world_landmarks)]
-                    same = [p for p in turned[rotation] if _box_iou(p.bbox, box) > TURNED_IOU]  # (its box overlapping)
-                    seen_again = seen_again or bool(same)
-                    upright = [p for p in same if float(p.world[[11, 12], 1].mean()) < 0.0]  # shoulders above hips
-                    if upright:
-                        person = max(upright, key=lambda p: _box_iou(p.bbox, box))
-                        break
-                else:
-                    if not seen_again:
-                        continue
-            out.append(person)
+            if not _upside_down(person):
+                out.append(person)
+                continue
+            box, seen_again = person.bbox, False
+            for rotation in QUARTER_TURNS:
+                if rotation not in turned:
+                    turned[rotation] = self._turned(rgb, rotation)
+                same = [p for p in turned[rotation] if _box_overlap(p.bbox, box) > TURNED_OVERLAP]
+                upright = [p for p in same if float(p.world[[11, 12], 1].mean()) < 0.0]  # shoulders above hips
+                if upright:
+                    out.append(max(upright, key=lambda p: _box_overlap(p.bbox, box)))
+                    break
+                seen_again = seen_again or bool(same)
+            else:
+                if seen_again:  # upside down whichever way the picture is turned: kept as it is
+                    out.append(person)
         return out
+
+    def _turned(self, rgb: np.ndarray, rotation: int) -> list[Person]:
+        """The people the IMAGE-mode landmarker finds in ``rgb`` turned by ``rotation``, in ``rgb``'s coordinates."""
+        import mediapipe as mp
+
+        if self._still is None:
+            self._still = self._make(False)
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(cv2.rotate(rgb, rotation)))
+        result = self._still.detect(image)
+        size = rgb.shape[1], rgb.shape[0]
+        return [_from_turned(_to_person(img, world), rotation, size)
+                for img, world in zip(result.pose_landmarks, result.pose_world_landmarks)]
 
     def _detect(self, image, mp_ts: int, new_scene: bool):
         """MediaPipe's result for one picture; a new scene is searched afresh.

@@ -16,6 +16,7 @@ from mirrorcam.pose import (
     PersonTracker,
     PoseEstimator,
     PoseEstimatorOptions,
+    _box_overlap,
     _from_crop,
     _from_turned,
     _upside_down,
@@ -317,6 +318,20 @@ def test_a_body_is_upside_down_only_head_down_and_legs_up(shoulders_y: float, kn
     person.world[[11, 12], 1] = shoulders_y
     person.world[[25, 26], 1] = knees_y
     assert _upside_down(person) is upside_down
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "share"),
+    [
+        ((0.24, 0.34, 0.54, 0.83), (0.34, 0.34, 0.46, 0.72), 1.0),  # wave2_p08's first frame: one inside the other
+        ((0.0, 0.0, 0.2, 0.2), (0.1, 0.0, 0.3, 0.2), 0.5),          # half of either
+        ((0.0, 0.0, 0.2, 0.2), (0.5, 0.5, 0.7, 0.7), 0.0),          # apart
+        ((0.3, 0.3, 0.3, 0.5), (0.0, 0.0, 1.0, 1.0), 0.0),          # a box of no area shares nothing
+    ],
+)
+def test_the_share_of_the_smaller_box_inside_the_other(a, b, share) -> None:
+    assert _box_overlap(a, b) == pytest.approx(share)
+    assert _box_overlap(b, a) == pytest.approx(share)
 
 
 def _turned_run(clip, relative: str, flip: bool = False, turn: int | None = None) -> list:
