@@ -335,11 +335,18 @@ def _drop_duplicates(persons: list[Person]) -> list[Person]:
 
 def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     """Intersection over union of two ``(x0, y0, x1, y1)`` boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0.0) * max(h, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    inter = _box_intersection(a, b)
+    union = _box_area(a) + _box_area(b) - inter
     return inter / union if union > 0 else 0.0
+
+
+def _box_intersection(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """The area two ``(x0, y0, x1, y1)`` boxes share."""
+    return max(min(a[2], b[2]) - max(a[0], b[0]), 0.0) * max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+
+
+def _box_area(box: tuple[float, float, float, float]) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 UPSIDE_DOWN_M = 0.2
@@ -394,10 +401,8 @@ def _from_turned(person: Person, rotation: int, size: tuple[int, int]) -> Person
 
 def _box_overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     """The share of the smaller of two ``(x0, y0, x1, y1)`` boxes that lies inside the other."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return max(w, 0.0) * max(h, 0.0) / smaller if smaller > 0 else 0.0
+    smaller = min(_box_area(a), _box_area(b))
+    return _box_intersection(a, b) / smaller if smaller > 0 else 0.0
 
 
 def _body_scale(person: Person, unit: np.ndarray) -> float:
