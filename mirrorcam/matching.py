@@ -37,11 +37,13 @@ How one frame is processed:
    activation of its rows, each against its own threshold.
 5. Activation ``1 / (1 + (d / threshold) ** 4)`` is 0.5 at the template's calibrated
    threshold.  A neuron turns active above ``on_level`` and fires once per performance:
-   when its activation falls below ``off_level``, when a new match that overlaps the
-   last one by at most a quarter of the template supersedes the peak (SPRING's
-   reporting rule, with fuzzy ends), or when its activation has not risen for
-   ``hold_ms`` (someone standing still after the movement).  Each firing counts a
-   repetition.
+   when its activation stays below ``off_level`` for ``DROP_TICKS`` ticks, when a new
+   match that overlaps the last one by at most a quarter of the template supersedes the
+   peak (SPRING's reporting rule, with fuzzy ends), or when its activation has not risen
+   for ``hold_ms`` (someone standing still after the movement).  Once the activation
+   is saturated the peak stays on its window (a later one is the next repetition).
+   Each firing counts a repetition, and drops the neuron's paths that began too early
+   to be the next one (SPRING's reset after a report).
 6. Lateral inhibition: a firing is dropped when other neurons explained most of its span
    better (a higher peak over more than half of it, by one firing or several together;
    between two saturated neurons, the lower match distance), so a jumping jack does not
@@ -77,6 +79,14 @@ MAX_TICK_GAP = 10_000  # ticks (11 min at 15 Hz): a longer gap in one person's s
 # shorter; one followed at a quarter of its pace (stalls) can span more, and a later
 # firing that overlaps only its first part is then not checked against it.
 RECENT_MS = 4000.0
+# Ticks in a row below off_level that end a performance.  One is a dip: a generated wave
+# at 0.6x fell for one tick after its first second (0.76 -> 0.26 -> 0.44 -> 0.99) and had
+# fired for that second alone; the whole wave (activation 1.0) overlapped that firing
+# and never fired.
+DROP_TICKS = 2
+# Activation of a match under half its threshold's distance (1 / (1 + 0.48^4)): past it,
+# a neuron's peak is not moved to a later window (see NeuronBank._fire).
+SATURATED = 0.95
 
 
 def _stem_matrix() -> np.ndarray:
@@ -161,7 +171,8 @@ class BankOptions:
             copy).
         max_skip: Most template frames one tick may advance (fastest speed).
         on_level: Activation at which a neuron turns active.
-        off_level: Activation below which an active neuron fires and rests (hysteresis).
+        off_level: Activation below which (for ``DROP_TICKS`` ticks in a row) an active
+            neuron fires and rests (hysteresis).
         motion_floor: Input movement along a match, as a fraction of the template's own
             movement, below which the match is penalised.
         inhibition: Drop firings out-explained by another neuron over the same span.
@@ -198,6 +209,10 @@ class BankOptions:
             beat the one that follows all of it, and the motion gate then charged it for
             covering half the movement (the HAR wave at 0.5x: 0.89 -> 1.40 of its
             threshold).  On the copy the whole slow movement is the cheap path.
+        reset_on_fire: A firing drops its neuron's paths that began too early to be its
+            next repetition (SPRING's reset after a report, see ``NeuronBank._forget_fired``).
+            :func:`best_distances` turns it off: it asks for the lowest distance anywhere
+            in a stream, repetitions or not (with it on, the built-ins' calibration moved).
     """
 
     rate_hz: float = 15.0
@@ -216,6 +231,7 @@ class BankOptions:
     velocity_scale: float = 0.03
     open_share: float = 0.3
     slowed_copies: bool = True
+    reset_on_fire: bool = True
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.rate_hz <= 120.0:
@@ -316,6 +332,7 @@ class _Matrices:
         self.n_prototypes = n
         self.mirror_idx = np.flatnonzero([not bool(t.side_specific) for t in templates])
         row_template = np.concatenate([np.arange(n), self.mirror_idx])
+        self.row_template = row_template  # (N + M,) the prototype each DP row matches
         self.n_rows = len(row_template)
         lengths = np.array([len(t.frames) for t in templates], np.int64)
         row_lengths = lengths[row_template]
@@ -530,6 +547,7 @@ class _Track:
         self.recent: list[Firing] = []  # firings kept briefly for lateral inhibition
         self.pending: list[Firing] = []  # completed, waiting settle_ms for a better explanation
         self.distance = np.full(n, np.inf, np.float32)
+        self.low_ticks = np.zeros(n, np.int32)  # ticks in a row below off_level
         self.recent_frames: list[tuple[float, Embedding]] = []  # the last tick's camera frames (velocity)
 
 
@@ -579,6 +597,9 @@ class NeuronBank:
         # ends: the last firing's path keeps the standing after it, the next one's the
         # standing before it.
         self._overlap_ms = np.array([max(2.0, OVERLAP_SHARE * len(p.frames)) * self.tick_ms for p in protos])
+        # Per block, each DP row's neuron and overlap allowance (see _forget_fired).
+        rows = self._m.row_template
+        self._block_rows = tuple((self._row_neuron[rows][b.rows], self._overlap_ms[rows][b.rows]) for b in self._m.blocks)
         self._tracks: dict[int, _Track] = {}
         self._carried_reps: dict[int, np.ndarray] = {}  # see carry_counts
 
@@ -892,7 +913,8 @@ class NeuronBank:
         """
         o = self.options
         superseded = tr.active & ~self._static & (start > tr.peak_end - 0.5 * (tol + tr.peak_tol)) & (act >= o.on_level)
-        dropped = tr.active & (act < o.off_level)
+        tr.low_ticks = np.where(act < o.off_level, tr.low_ticks + 1, 0)
+        dropped = tr.active & (tr.low_ticks >= DROP_TICKS)
         # (A held pose is over when it is released: it keeps to the other two.)
         held = tr.active & ~self._static & (t - tr.rise_ms >= o.hold_ms)
         for i in np.flatnonzero(superseded | dropped | held):
@@ -902,6 +924,8 @@ class NeuronBank:
             )
             tr.active[i] = False
             tr.last_end[i], tr.last_tol[i] = tr.peak_end[i], tr.peak_tol[i]
+        if o.reset_on_fire and (superseded | dropped | held).any():
+            self._forget_fired(tr, superseded | dropped | held, t)
         # Turn on: above on_level with a match that does not overlap the last firing.
         on = ~tr.active & (act >= o.on_level) & (start >= tr.last_end - 0.5 * (tol + tr.last_tol))
         tr.active |= on
@@ -911,13 +935,38 @@ class NeuronBank:
         risen = on | (tr.active & (act > tr.rise_level + 0.02))
         tr.rise_ms[risen] = t
         tr.rise_level[risen] = act[risen]
-        up = tr.active & (act > tr.peak)
+        # A saturated peak stays on its window: a later one (starting over a quarter of the
+        # peak's span after it) that is higher by a hair is the next repetition of a
+        # periodic movement, not a better fit of this one.  The peak had slid along three
+        # waves at 1.8x (0.53-1.33 s, then 0.87-1.8, then 1.33-2.13) and the first was lost.
+        later = start > tr.peak_start + OVERLAP_SHARE * (tr.peak_end - tr.peak_start)
+        up = tr.active & (act > tr.peak) & ~((tr.peak >= SATURATED) & later)
         tr.peak[up] = act[up]
         tr.peak_dist[up] = tr.distance[up]
         tr.peak_tol[up] = tol[up]
         tr.peak_start[up] = start[up]
         tr.peak_end[up] = t  # (the peak's time: a match is scored on its last tick)
         return self._release(tr, t - (o.settle_ms if o.inhibition else 0.0))
+
+    def _forget_fired(self, tr: _Track, fired: np.ndarray, t: float) -> None:
+        """Drop the paths of the neurons that just ``fired`` that began too early for their
+        next repetition (SPRING's reset after a report: the next match is disjoint).
+
+        A path may begin at most half of the two prototypes' overlap allowances before the
+        last firing's end (``_fire``'s turn-on rule); one that begins earlier can never
+        fire, yet as a cell's best path it hid a later-starting one that could: waves
+        back to back, whose first firing straddled two of them, then waited for the best
+        paths' starts to move past the limit and lost a wave each time.
+        """
+        for paths, (neuron, tol) in zip(tr.paths, self._block_rows):
+            rows = np.flatnonzero(fired[neuron])
+            if not len(rows):
+                continue
+            n = neuron[rows]
+            limit_ms = tr.last_end[n] - 0.5 * (tol[rows] + tr.last_tol[n])
+            limit_tick = tr.tick - (t - limit_ms) / self.tick_ms - 1e-6
+            early = paths.start[rows] < limit_tick[:, None]
+            paths.cost[rows] = np.where(early, np.float32(BIG), paths.cost[rows])
 
     def _release(self, tr: _Track, until_ms: float) -> list[Firing]:
         """Emit pending firings that ended before ``until_ms`` unless another neuron out-explained them."""
@@ -1056,7 +1105,7 @@ def best_distances(templates: Sequence, embeddings: Sequence[tuple[float, Embedd
     Returns:
         ``(N,)`` float32 minimum distances (inf when the stream is empty).
     """
-    bank = NeuronBank(templates, options)
+    bank = NeuronBank(templates, replace(options or BankOptions(), reset_on_fire=False))
     best = np.full(len(bank.templates), np.inf, np.float32)
     # A gap over person_timeout_ms ends the stream and starts another, as NeuronBank.update
     # does for a person who has left: no match runs on across it.
