@@ -917,15 +917,16 @@ class NeuronBank:
         dropped = tr.active & (tr.low_ticks >= DROP_TICKS)
         # (A held pose is over when it is released: it keeps to the other two.)
         held = tr.active & ~self._static & (t - tr.rise_ms >= o.hold_ms)
-        for i in np.flatnonzero(superseded | dropped | held):
+        fired = superseded | dropped | held
+        for i in np.flatnonzero(fired):
             tr.pending.append(
                 Firing(self.names[i], pid, float(tr.peak_start[i]), float(tr.peak_end[i]), float(tr.peak_end[i]), float(tr.peak[i]),
                        float(tr.peak_dist[i]))
             )
             tr.active[i] = False
             tr.last_end[i], tr.last_tol[i] = tr.peak_end[i], tr.peak_tol[i]
-        if o.reset_on_fire and (superseded | dropped | held).any():
-            self._forget_fired(tr, superseded | dropped | held, t)
+        if o.reset_on_fire and fired.any():
+            self._forget_fired(tr, fired, t)
         # Turn on: above on_level with a match that does not overlap the last firing.
         on = ~tr.active & (act >= o.on_level) & (start >= tr.last_end - 0.5 * (tol + tr.last_tol))
         tr.active |= on
