@@ -111,21 +111,27 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path
     )
 
 
-def fires(bank, frames) -> Counter:
-    """Template name -> firings of ``bank`` over pose ``frames`` (from a clean state, the end included).
+def firings(bank, frames) -> list:
+    """The :class:`~mirrorcam.containers.Firing` objects of ``bank`` over pose ``frames``, in
+    order (from a clean state, the end included).
 
     Every activation is checked on the way: one per neuron, each in [0, 1].
     """
     bank.reset()
-    out: Counter = Counter()
+    out = []
     for f in frames:
         for act in bank.update(f).values():
             assert act.activation.shape == (len(bank.names),)
             assert np.all((act.activation >= 0) & (act.activation <= 1))
-            out.update(g.template for g in act.firings)
-    for firings in bank.finish().values():
-        out.update(g.template for g in firings)
+            out += act.firings
+    for fired in bank.finish().values():
+        out += fired
     return out
+
+
+def fires(bank, frames) -> Counter:
+    """Template name -> firings of ``bank`` over pose ``frames`` (see :func:`firings`)."""
+    return Counter(g.template for g in firings(bank, frames))
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conftest import fires
+from conftest import fires, firings
 from mirrorcam.containers import PoseFrame
 from mirrorcam.matching import BIG, BankOptions, NeuronBank, activation_of, best_distances, threshold_ratio, tick_stream
 from mirrorcam.performer import STYLE_ACTIONS, PerformerOptions, perform
@@ -50,12 +50,6 @@ def test_generated_performer_fires_its_neuron(bank, action, change):
     assert got == Counter({action: 3}), got
 
 
-def _firings(bank: NeuronBank, frames) -> list:
-    bank.reset()
-    out = [f for pf in frames for act in bank.update(pf).values() for f in act.firings]
-    return out + [f for fs in bank.finish().values() for f in fs]
-
-
 @pytest.mark.parametrize("repeats", [1, 2, 4, 6])
 @pytest.mark.parametrize("speed", [0.6, 1.0, 1.8])
 def test_waves_back_to_back_count_one_firing_each(bank, repeats, speed):
@@ -63,7 +57,7 @@ def test_waves_back_to_back_count_one_firing_each(bank, repeats, speed):
     one that began too early to fire, and a saturated peak stays on the first wave it fits
     (at 1x, 2 waves had counted 1, 4 had counted 3 and 6 had counted 4)."""
     rec = perform("wave_one_hand", PerformerOptions(repeats=repeats, seed=4, speed=speed))
-    fired = _firings(bank, rec.frames)
+    fired = firings(bank, rec.frames)
     assert [f.template for f in fired] == ["wave_one_hand"] * repeats, fired
 
 
@@ -72,7 +66,7 @@ def test_a_one_tick_dip_does_not_split_a_slow_wave(bank):
     for one tick after its first second and fired for that second alone (0.74 s at 0.76),
     the whole wave (2.5 s) never."""
     rec = perform("wave_one_hand", PerformerOptions(repeats=1, seed=4, speed=0.6))
-    (fired,) = _firings(bank, rec.frames)
+    (fired,) = firings(bank, rec.frames)
     assert fired.end_ms - fired.start_ms > 2000.0 and fired.score > 0.9, fired
 
 
@@ -287,17 +281,15 @@ def test_a_person_back_after_a_long_absence_gets_the_old_streams_firings_first(b
     frames = _squats_then_nobody()
     back = replace(frames[0], timestamp_ms=frames[-1].timestamp_ms + 1000.0 / 30, index=frames[-1].index + 1)
     bank.reset()
-    firings = [g.template for f in frames[:-1] + [back] for a in bank.update(f).values() for g in a.firings]
-    assert firings == ["squat", "squat"]
+    fired = [g.template for f in frames[:-1] + [back] for a in bank.update(f).values() for g in a.firings]
+    assert fired == ["squat", "squat"]
 
 
 def test_firing_carries_times_and_score(bank):
     rec = perform("jumping_jack", PerformerOptions(repeats=2, lead_in_s=1.0))
-    bank.reset()
-    firings = [g for f in rec.frames for a in bank.update(f).values() for g in a.firings]
-    firings += [g for fs in bank.finish().values() for g in fs]
-    assert firings
-    for g in firings:
+    fired = firings(bank, rec.frames)
+    assert fired
+    for g in fired:
         assert g.start_ms <= g.peak_ms <= g.end_ms <= rec.frames[-1].timestamp_ms
         assert 0.5 <= g.score <= 1.0
         line = g.to_json()
@@ -572,11 +564,11 @@ def test_a_movement_cut_off_by_the_streams_end_fires_at_finish():
     template, frames = _ramp()
     template = replace(template, threshold=0.002)  # the closed end's 0.006 is then well over it
     bank = NeuronBank([template], BankOptions(motion_floor=0.0))
-    firings = [f for t, emb in _stream(frames[:16]) for f in bank.update_embedding(0, emb, t).firings]
-    assert firings == []  # not before the stream is known to have ended
-    firings = [f for fs in bank.finish().values() for f in fs]
-    assert [f.template for f in firings] == ["ramp"]
-    assert firings[0].end_ms == pytest.approx(15 * 1000.0 / 15)
+    fired = [f for t, emb in _stream(frames[:16]) for f in bank.update_embedding(0, emb, t).firings]
+    assert fired == []  # not before the stream is known to have ended
+    fired = [f for fs in bank.finish().values() for f in fs]
+    assert [f.template for f in fired] == ["ramp"]
+    assert fired[0].end_ms == pytest.approx(15 * 1000.0 / 15)
     assert bank.activations()[0][0] > 0.99
     closed = NeuronBank([template], BankOptions(motion_floor=0.0, open_share=0.0))
     for t, emb in _stream(frames[:16]):

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import assert_one_line_error, fires, run_cli
+from conftest import assert_one_line_error, fires, firings, run_cli
 from mirrorcam.matching import NeuronBank
 from mirrorcam.performer import PerformerOptions, perform
 from mirrorcam.recording import save_recording
@@ -406,9 +406,7 @@ def test_a_template_taught_from_repetitions_is_one_of_them_and_counts_each(actio
     assert abs(t.duration_s - one.duration_s) <= 0.25 * one.duration_s, (t.duration_s, one.duration_s)
     bank = NeuronBank([t])
     other = perform(action, PerformerOptions(repeats=count, seed=6, yaw_deg=20.0, noise_m=0.003))
-    fired = [g for f in other.frames for a in bank.update(f).values() for g in a.firings]
-    fired += [g for gs in bank.finish().values() for g in gs]
-    assert len(fired) == count
+    assert len(firings(bank, other.frames)) == count
 
 
 @pytest.mark.slow
@@ -422,8 +420,7 @@ def test_taught_from_a_whole_clip_of_squats_it_counts_each_squat(clip):
     t = teach("my_squat", [embed_recording(rec)], impostor_streams("my_squat")).template
     assert 1.2 <= t.duration_s <= 3.0  # one squat (this performer takes 2.3 s), not 4 s of them
     bank = NeuronBank([t])
-    fired = [g for f in rec.frames for a in bank.update(f).values() for g in a.firings]
-    fired += [g for gs in bank.finish().values() for g in gs]
+    fired = firings(bank, rec.frames)
     assert abs(len(fired) - 13) <= 1, len(fired)
 
 
