@@ -225,10 +225,13 @@ class Program:
             subprocess.run(["xdotool", "key", "--window", self.window, name], env=self.env, check=True)
             time.sleep(0.15)
 
-    def type(self, text: str, delay_ms: int = 10) -> None:
-        """Type ``text`` quickly, several keys between two frames (none may be lost)."""
+    def type(self, text: str, ms_per_key: int) -> None:
+        """Type ``text``, a key every ``ms_per_key`` milliseconds."""
         subprocess.run(["xdotool", "windowactivate", "--sync", self.window], env=self.env, capture_output=True)
-        subprocess.run(["xdotool", "type", "--delay", str(delay_ms), "--window", self.window, text], env=self.env, check=True)
+        # xdotool's --delay is split between a key's press and its release: measured at the
+        # window, --delay 60 typed a key every 35 ms and --delay 120 every 62 ms.
+        subprocess.run(["xdotool", "type", "--delay", str(2 * ms_per_key), "--window", self.window, text],
+                       env=self.env, check=True)
         time.sleep(0.3)
 
     def wait_for(self, text: str, timeout: float = 30.0) -> None:
@@ -240,6 +243,20 @@ class Program:
                 break
             time.sleep(0.2)
         raise AssertionError(f"{text!r} never appeared:\n{self.output()}")
+
+    def shot_showing(self, shows, timeout: float = 3.0) -> np.ndarray:
+        """The first screenshot for which ``shows(image)`` is true, polled for ``timeout`` s;
+        the last one taken if none was (for the caller's assertion to say what it shows).
+
+        The program prints a change before the screen with it is on the display: on two
+        busy cores that screen had come later than a fixed wait.
+        """
+        end = time.time() + timeout
+        while True:
+            image = self.shot()
+            if shows(image) or time.time() > end:
+                return image
+            time.sleep(0.1)
 
     def shot(self) -> np.ndarray:
         """The window's content (geometry from xdotool), as BGR."""
@@ -305,34 +322,37 @@ def test_window_keys_change_state_and_the_mirror_event_shows(xvfb):
     try:
         # The demo's first mirror event (waving) comes about 4.7 s in; its caption stays 5 s.
         app.wait_for("mirror event:", timeout=40)
-        time.sleep(0.3)
-        event = app.shot()
+        time.sleep(0.3)  # (past the caption's first white flash)
+
+        def green_rows(image):
+            return {i for i, (x, y, w, h) in enumerate(layout.rows)
+                    if fraction(image, (x + 20, y + 1, w - 40, 1), MIRROR_COLOR) > 0.6}
+
+        event = app.shot_showing(lambda image: green_rows(image) and fraction(image, layout.caption, MIRROR_COLOR) > 0.4)
         save("window_mirror_event", event)
         rows = {int(m) for m in re.findall(r"mirror event: \S+ \(row (\d+)\)", app.output())}
-        green = {i for i, (x, y, w, h) in enumerate(layout.rows)
-                 if fraction(event, (x + 20, y + 1, w - 40, 1), MIRROR_COLOR) > 0.6}
+        green = green_rows(event)
         assert len(green) == 1 and green <= rows, (green, rows, app.output())
         assert fraction(event, layout.caption, MIRROR_COLOR) > 0.4
 
         app.key("space")
         app.wait_for("paused")
-        time.sleep(0.3)
-        paused = app.shot()
-        save("window_paused", paused)
         x, y, w, h = layout.you
-        assert fraction(paused, (x + w - 160, y, 160, 60), (60, 60, 200), 30) > 0.05, "no PAUSED tag"
+        tagged = lambda image: fraction(image, (x + w - 160, y, 160, 60), (60, 60, 200), 30) > 0.05
+        paused = app.shot_showing(tagged)
+        save("window_paused", paused)
+        assert tagged(paused), "no PAUSED tag"
 
         # While paused nothing moves, so mirroring the display only changes the YOU panel.
+        def changed(image, rect):
+            x, y, w, h = rect
+            return (np.abs(image.astype(int) - paused.astype(int)).sum(axis=2) > 30)[y:y + h, x:x + w].mean()
+
         app.key("m")
         app.wait_for("mirror display off")
-        time.sleep(0.3)
-        flipped = app.shot()
+        flipped = app.shot_showing(lambda image: changed(image, layout.you) > 0.002)
         save("window_mirror_off", flipped)
-        diff = np.abs(flipped.astype(int) - paused.astype(int)).sum(axis=2) > 30
-        def changed(rect):
-            x, y, w, h = rect
-            return diff[y:y + h, x:x + w].mean()
-        assert changed(layout.you) > 0.002 and changed(layout.other) < 0.001
+        assert changed(flipped, layout.you) > 0.002 and changed(flipped, layout.other) < 0.001
 
         # The first clip may already have ended on a loaded machine (auto-advance logs it too),
         # so the expected clip is the one after whichever is showing now.
@@ -343,11 +363,14 @@ def test_window_keys_change_state_and_the_mirror_event_shows(xvfb):
         app.wait_for(f"observing {names[index % count]} ({index % count + 1}/{count})")
         app.key("h")
         app.wait_for("help on")
-        time.sleep(0.3)
-        helped = app.shot()
+
+        def dark_centre(image):
+            centre = image[SIZE[1] // 2 - 60:SIZE[1] // 2 + 60, SIZE[0] // 2 - 200:SIZE[0] // 2 + 200]
+            return (centre.mean(axis=2) < 40).mean() > 0.5
+
+        helped = app.shot_showing(dark_centre)
         save("window_help", helped)
-        centre = helped[SIZE[1] // 2 - 60:SIZE[1] // 2 + 60, SIZE[0] // 2 - 200:SIZE[0] // 2 + 200]
-        assert (centre.mean(axis=2) < 40).mean() > 0.5, "no dark help panel in the middle"
+        assert dark_centre(helped), "no dark help panel in the middle"
         app.key("d", "space")
         app.wait_for("playing")
     finally:
@@ -441,9 +464,10 @@ def test_teach_from_a_simulated_camera_then_the_template_fires_on_a_replay(xvfb,
         time.sleep(1.0)
         save("window_teach_recording", app.shot())
         app.wait_for("type a name", timeout=20)
-        # 40 ms a key, a fast typist's burst: read once a frame, keys were lost even at 60 ms.
-        # (Faster than a frame's drawing, OpenCV itself keeps only the last of two keys.)
-        app.type("jj test now", delay_ms=40)
+        # A fast typist's burst, a key every 60 ms.  OpenCV keeps only the last of the keys
+        # pressed between two reads of the keyboard: read once a frame, keys had been lost
+        # at this speed; read between frames only, at 50 ms a key on two busy cores.
+        app.type("jj test now", ms_per_key=60)
         app.key("Return")
         app.wait_for("taught template", timeout=60)
     finally:

@@ -28,6 +28,7 @@ import logging
 import re
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -389,6 +390,8 @@ class LiveApp:
         # The player's (index, plays) when last looked at: a change, whoever made it (the
         # clip's end or the `n` key), ends the last play's stream (_sync_clip).
         self._seen_clip = (0, 0)
+        # Set by the window's loop: reads the keyboard once (see ``step``); None without a window.
+        self.poll_keyboard: Callable[[], object] | None = None
         self._set_templates(list(templates))
 
     # -- setup
@@ -443,11 +446,18 @@ class LiveApp:
         # "match" is the banks' updates alone, timed around each; "clip" is OTHER's clip
         # advancing, which decodes a video's next picture (it had been counted as matching).
         self._match_ms = clip_ms = 0.0
+        # While a name is typed, the keyboard is also read between the stages: OpenCV keeps
+        # only the last key pressed between two reads, and on two cores busy with inference
+        # a frame's matching and drawing took 60-130 ms, so a name typed at 100 ms a key
+        # had lost letters ("jj test now" saved as "jj te now").
+        poll = self.poll_keyboard if self.teaching is not None and self.teaching.phase == "name" else None
         if not self.paused:
             if you_frame is not None:
                 self._update_you(you_frame, now_ms)
             else:
                 self._teach_idle(now_ms)
+            if poll:
+                poll()
             if self.player is not None:
                 last_ts = self.player.last_timestamp_ms  # (advance moves it on to the next play's)
                 t0 = time.perf_counter()
@@ -459,6 +469,8 @@ class LiveApp:
                     self._update_channel(1, self.banks[1], frame, self._observed_pid, now_ms)
                 if shown is not None:
                     self._last_other = shown
+        if poll:
+            poll()
         t1 = time.perf_counter()
         image = self.screen.render(self._state(now_ms))
         render_ms = (time.perf_counter() - t1) * 1000.0
@@ -1024,6 +1036,8 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
         open_window(WINDOW, app.size, fill=True, fullscreen=fullscreen)  # (the loop draws at the window's size)
     try:
         codes: list[int] = []
+        if show:
+            app.poll_keyboard = lambda: _read_key(codes)
         while True:
             if show:
                 # OpenCV's waitKey returns only the last of the keys pressed since its
