@@ -1,5 +1,5 @@
 """Allow ``python -m mirrorcam``."""
 
-from mirrorcam.cli import main
+from mirrorcam.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -158,7 +158,15 @@ def _stop(signum, frame) -> None:
     raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, restore_signals: bool = True) -> int:
+    """Run a ``mirrorcam`` command line; returns the exit code (errors are one line on stderr).
+
+    Args:
+        argv: The arguments after ``mirrorcam`` (None: ``sys.argv[1:]``).
+        restore_signals: Give the caller its SIGINT and SIGTERM handlers back even after a
+            stop.  The console script (:func:`run`) leaves them ignored instead, so that a
+            second Ctrl+C cannot break into the interpreter's exit (MediaPipe's clean-up).
+    """
     # The handlers come first: the modes' imports below take seconds on a busy machine, and
     # a Ctrl+C during them is one "interrupted" line like any other.  (The kiosk installs
     # handlers of its own while it runs: a clean shutdown, not an error.)
@@ -198,5 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         for sig, handler in previous.items():
-            if signal.getsignal(sig) is not signal.SIG_IGN:  # (after a stop, the rest of the exit stays uninterrupted)
+            if restore_signals or signal.getsignal(sig) is not signal.SIG_IGN:
                 signal.signal(sig, handler)
+
+
+def run() -> int:
+    """The ``mirrorcam`` console script and ``python -m mirrorcam``: :func:`main` on
+    ``sys.argv``, a stopped program's signals left ignored through the exit."""
+    return main(restore_signals=False)

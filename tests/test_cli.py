@@ -510,6 +510,45 @@ def test_ctrl_c_while_starting_or_again_while_cleaning_up_is_one_line(tmp_path: 
     assert not list(out.iterdir()), sorted(p.name for p in out.iterdir())
 
 
+@pytest.mark.parametrize(("entry", "restored"), [
+    ("main", True),   # an in-process caller (a test, a notebook) can be interrupted again
+    ("run", False),   # the console script: a second Ctrl+C cannot break into the exit
+])
+def test_after_a_ctrl_c_main_gives_the_caller_its_handlers_back(tmp_path: Path, monkeypatch, entry: str, restored: bool) -> None:
+    """An interrupted ``main()`` had left SIGINT and SIGTERM ignored for its caller."""
+    import os
+    import signal
+    import sys
+
+    import mirrorcam.cli as cli
+    from conftest import REPO
+    from mirrorcam.matching import NeuronBank
+
+    real_update = NeuronBank.update
+
+    def update(self, frame):
+        if frame.index == 40:
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl+C, through main's handler
+            for _ in range(10**6):  # (the handler runs between bytecodes: here)
+                pass
+        return real_update(self, frame)
+
+    monkeypatch.setattr(NeuronBank, "update", update)
+    argv = ["replay", str(REPO / "recordings" / "observed_2_squat.npz"), "--no-window", "--events", str(tmp_path / "e.jsonl")]
+    monkeypatch.setattr(sys, "argv", ["mirrorcam", *argv])
+    mine = {sig: (lambda signum, frame: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    before = {sig: signal.signal(sig, handler) for sig, handler in mine.items()}
+    try:
+        code = cli.main(argv) if entry == "main" else cli.run()
+        after = {sig: signal.getsignal(sig) for sig in mine}
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    assert code == 130
+    assert after == (mine if restored else {sig: signal.SIG_IGN for sig in mine}), after
+    assert not (tmp_path / "e.jsonl").exists()
+
+
 def test_a_second_interrupt_during_the_clean_up_still_leaves_no_temporary_file(tmp_path: Path, monkeypatch) -> None:
     """Ctrl+C, then Ctrl+C again while the interrupted replay stops its writer thread (or
     systemd's SIGTERM, then its SIGKILL-warning SIGINT): the second had skipped the rest of
