@@ -322,8 +322,8 @@ class _Matrices:
     and the ``M`` templates that are not side-specific (``mirror_idx``) against the
     mirrored input (rows ``N..N+M-1``; comparing the mirrored input with a template
     equals comparing the input with the mirrored template).  Side-specific templates
-    have no mirrored row at all, so they cost neither a matrix product nor a DP step
-    there.  A template's feature weights are constant over its frames (importance times
+    have no mirrored row at all, so they cost no DP step there (their column of the
+    mirrored input's product is computed and dropped: one product for both is cheaper).  A template's feature weights are constant over its frames (importance times
     the frames' mean trust), which keeps the distance to one matrix product.
     """
 
@@ -353,7 +353,9 @@ class _Matrices:
         # side-specific, from 10.5-13.5 to 8.1-9.2 ms a tick; 84 -> 62 with today's 42;
         # pose and velocity matrices together now fit a 32 MB L3 cache).
         self.a = _distance_matrix(w, y, self.wsum)
-        self.a_mirror = self._mirrored_part(self.a)
+        # The mirrored input is compared with the same matrix (one product for both, see
+        # _products), then the rows of the templates that are not side-specific are kept.
+        self.mirror_rows = slice(None) if len(self.mirror_idx) == n else self.mirror_idx
         self.unseen_cost = float(options.unseen_cost)
         ctx = options.unseen_context
         hidden, outside = zip(*(unseen_weights(y[i, :length], w[i], ctx) for i, length in enumerate(lengths)))
@@ -377,7 +379,6 @@ class _Matrices:
             vy = velocity_features(dy, self.velocity_scale)
             self.w_vel = lam[:, None] * w  # (N, D)
             self.a_vel = _distance_matrix(self.w_vel, vy, self.wsum)
-            self.a_vel_mirror = self._mirrored_part(self.a_vel)
         self.thresholds = np.array([float(t.threshold) for t in templates], np.float32)
         share = float(options.open_share)
         self.blocks = (_Block(np.arange(self.n_rows), row_lengths, row_motion, share, k),)
@@ -396,21 +397,17 @@ class _Matrices:
                 self.blocks += (self.slowed,)
                 seg = (w[:, None, :] * dy[:, 1:] ** 2) @ _STEMS / self.wsum[:, None, None]  # (N, K-1, G): each step's own distance
                 self.a_seg = np.ascontiguousarray(seg.reshape(n * (k - 1), -1), np.float32)
-                self.a_seg_mirror = self._mirrored_part(self.a_seg, k - 1)
                 # A copy frame's velocity is its half of the template's change: frame q
                 # lies on the template's step ceil(q / 2) (frame 0 takes step 1's, as above).
                 self.slowed_step = (np.arange(2 * k - 1) + 1) // 2
                 if self.uses_velocity:
                     self.a_vel_slowed = _distance_matrix(self.w_vel, velocity_features(dy / 2, self.velocity_scale), self.wsum)
-                    self.a_vel_slowed_mirror = self._mirrored_part(self.a_vel_slowed)
 
-    def _mirrored_part(self, a: np.ndarray, k: int | None = None) -> np.ndarray:
-        """The rows of a ``(N*k, C)`` template matrix (``k`` frames each, ``K`` unless
-        given) that the mirrored input is compared with."""
-        if len(self.mirror_idx) == self.n_prototypes:
-            return a  # the usual library: nothing side-specific, no copy
-        k, c = self.k if k is None else k, a.shape[1]
-        return np.ascontiguousarray(a.reshape(self.n_prototypes, k, c)[self.mirror_idx].reshape(len(self.mirror_idx) * k, c))
+    def _split(self, both: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, k)`` for the input and ``(M, k)`` for the mirrored input from a
+        :func:`_products` result of ``k`` frames a template (``K`` unless given)."""
+        k = self.k if k is None else k
+        return both[:, 0].reshape(self.n_prototypes, k), both[:, 1].reshape(self.n_prototypes, k)[self.mirror_rows]
 
     def to_rows(self, per_template: np.ndarray) -> np.ndarray:
         """``(N + M,)`` row values from ``(N, 2)`` per-template values for the input and the mirrored input."""
@@ -445,23 +442,23 @@ class _Matrices:
         input_term = ((own + self.unseen_cost * unseen) / self.wsum[:, None]).astype(np.float32)
         d = np.empty((self.n_rows, k), np.float32)
         direct, mirrored = d[:n], d[n:]
-        # Two matrix-vector products, not one (N*K, D+G) x (D+G, 2) product: OpenBLAS
-        # threads the latter and is 5-10x slower on a busy 2-core machine.
-        np.add((self.a @ b[0]).reshape(n, k), input_term[:, 0:1], out=direct)
-        np.add((self.a_mirror @ b[1]).reshape(len(mi), k), input_term[mi, 1:2], out=mirrored)
+        pose, pose_mirrored = self._split(_products(self.a, b))
+        np.add(pose, input_term[:, 0:1], out=direct)
+        np.add(pose_mirrored, input_term[mi, 1:2], out=mirrored)
         slowed = None if self.slowed is None else self._slowed_pose(d, b)
         if self.uses_velocity and dxs is not None and dvs is not None:
             vx = velocity_features(dxs, self.velocity_scale)
             dvs = part_trust(dvs)
             bv = _input_vector(vx, dvs)
             own_vel = ((self.w_vel @ (dvs * vx * vx).T) / self.wsum[:, None]).astype(np.float32)
-            direct += (self.a_vel @ bv[0]).reshape(n, k)
+            vel, vel_mirrored = self._split(_products(self.a_vel, bv))
+            direct += vel
             direct += own_vel[:, 0:1]
-            mirrored += (self.a_vel_mirror @ bv[1]).reshape(len(mi), k)
+            mirrored += vel_mirrored
             mirrored += own_vel[mi, 1:2]
             if slowed is not None:
-                vel = np.concatenate([(self.a_vel_slowed @ bv[0]).reshape(n, k) + own_vel[:, 0:1],
-                                      (self.a_vel_slowed_mirror @ bv[1]).reshape(len(mi), k) + own_vel[mi, 1:2]])
+                vel, vel_mirrored = self._split(_products(self.a_vel_slowed, bv))
+                vel = np.concatenate([vel + own_vel[:, 0:1], vel_mirrored + own_vel[mi, 1:2]])
                 slowed += vel[self.slowed.rows][:, self.slowed_step]
         np.maximum(d, 0.0, out=d)
         if slowed is None:
@@ -478,13 +475,12 @@ class _Matrices:
         term); the latter weighs the template's step per body part by the input's trust
         in it (``b[:, DIM:]``).  The costs of unseen parts are the row's, as a constant.
         """
-        n, k, mi, rows = self.n_prototypes, self.k, self.mirror_idx, self.slowed.rows
+        k, rows = self.k, self.slowed.rows
         own = d[rows]
         out = np.empty((len(rows), 2 * k - 1), np.float32)
         out[:, 0::2] = own
         if k > 1:
-            steps = np.concatenate([(self.a_seg @ b[0, DIM:]).reshape(n, k - 1),
-                                    (self.a_seg_mirror @ b[1, DIM:]).reshape(len(mi), k - 1)])
+            steps = np.concatenate(self._split(_products(self.a_seg, b[:, DIM:]), k - 1))
             out[:, 1::2] = 0.5 * (own[:, :-1] + own[:, 1:]) - 0.25 * steps[rows]
         return out
 
@@ -501,6 +497,28 @@ def _distance_matrix(w: np.ndarray, y: np.ndarray, wsum: np.ndarray) -> np.ndarr
     wy = w[:, None, :] * y
     a = np.concatenate([wy, (wy * y) @ _STEMS], axis=2) / wsum[:, None, None]
     return np.ascontiguousarray(a.reshape(n * k, -1), np.float32)
+
+
+BLAS_ROWS = 2048
+"""Rows of a template matrix multiplied in one call (see :func:`_products`)."""
+
+
+def _products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(R, 2)``: a ``(R, C)`` template matrix times the input and the mirrored input
+    ``b`` (2, C), each column one of them.
+
+    One product for both reads the matrix once (reading it is most of the cost; two
+    matrix-vector products read it twice).  It runs in chunks of ``BLAS_ROWS`` rows, since
+    OpenBLAS splits a larger product over threads, which on two cores already busy (pose
+    inference, or the eval's other process) waited for each other: 60,000 rows x 62 took
+    27 ms as two matrix-vector products and 0.85-1.1 ms in chunks of 2,048-4,096 rows, on
+    the same busy machine; chunks of 8,192 were threaded again (48 ms).
+    """
+    out = np.empty((len(a), 2), np.float32)
+    bt = np.ascontiguousarray(b.T, np.float32)
+    for start in range(0, len(a), BLAS_ROWS):
+        np.matmul(a[start:start + BLAS_ROWS], bt, out=out[start:start + BLAS_ROWS])
+    return out
 
 
 def _input_vector(xs: np.ndarray, vs: np.ndarray) -> np.ndarray:

@@ -762,17 +762,21 @@ def test_a_template_without_velocity_is_matched_on_the_pose_alone():
     assert still[1] > 3.0 * still[0]
 
 
+@pytest.mark.parametrize("blas_rows", [2048, 5])  # (5: the products in chunks that split templates)
 @pytest.mark.parametrize("outside", [False, True])
 @pytest.mark.parametrize("unseen_context", [1.0, 0.1])
 @pytest.mark.parametrize("side_specific", [(False, False, False), (True, False, True), (True, True, True)])
-def test_frame_distance_is_the_weighted_squared_distance(side_specific, unseen_context, outside):
+def test_frame_distance_is_the_weighted_squared_distance(side_specific, unseen_context, outside, blas_rows, monkeypatch):
     """The expanded matrix form (per-body-part squared columns, mirrored rows only for
     templates that are not side-specific) equals the distance written out directly, and
     so do the slowed copies' (from the rows' own distances) to the template stretched
     to half its pace."""
+    import mirrorcam.matching
     from mirrorcam.embedding import DIM, MIRROR_FEATURES, mirror_vector
     from mirrorcam.matching import _Matrices, part_trust, unseen_weights, velocity_features
     from mirrorcam.templates import Template
+
+    monkeypatch.setattr(mirrorcam.matching, "BLAS_ROWS", blas_rows)
 
     rng = np.random.default_rng(5)
     templates = [
