@@ -323,8 +323,9 @@ class _Matrices:
     mirrored input (rows ``N..N+M-1``; comparing the mirrored input with a template
     equals comparing the input with the mirrored template).  Side-specific templates
     have no mirrored row at all, so they cost no DP step there (their column of the
-    mirrored input's product is computed and dropped: one product for both is cheaper).  A template's feature weights are constant over its frames (importance times
-    the frames' mean trust), which keeps the distance to one matrix product.
+    mirrored input's product is computed and dropped: one product for both is cheaper).
+    A template's feature weights are constant over its frames (importance times the
+    frames' mean trust), which keeps the distance to one matrix product.
     """
 
     def __init__(self, templates: Sequence, options: BankOptions) -> None:

@@ -337,8 +337,10 @@ def test_window_keys_change_state_and_the_mirror_event_shows(xvfb):
 
         app.key("space")
         app.wait_for("paused")
-        x, y, w, h = layout.you
-        tagged = lambda image: fraction(image, (x + w - 160, y, 160, 60), (60, 60, 200), 30) > 0.05
+        def tagged(image):
+            x, y, w, h = layout.you
+            return fraction(image, (x + w - 160, y, 160, 60), (60, 60, 200), 30) > 0.05
+
         paused = app.shot_showing(tagged)
         save("window_paused", paused)
         assert tagged(paused), "no PAUSED tag"

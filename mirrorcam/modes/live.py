@@ -448,8 +448,8 @@ class LiveApp:
         self._match_ms = clip_ms = 0.0
         # While a name is typed, the keyboard is also read between the stages: OpenCV keeps
         # only the last key pressed between two reads, and on two cores busy with inference
-        # a frame's matching and drawing took 60-130 ms, so a name typed at 100 ms a key
-        # had lost letters ("jj test now" saved as "jj te now").
+        # a frame's matching and drawing took 60-130 ms, so a name typed at 50 ms a key
+        # had lost letters ("jj test now" saved as "jj_te_now").
         poll = self.poll_keyboard if self.teaching is not None and self.teaching.phase == "name" else None
         if not self.paused:
             if you_frame is not None:
