@@ -50,6 +50,27 @@ def dp_cells(bank: NeuronBank) -> int:
     return sum(len(b.rows) * b.k for b in bank._m.blocks)
 
 
+def products_ms(bank: NeuronBank, ticks: int = 40, runs: int = RUNS) -> tuple[float, float]:
+    """Median milliseconds a tick of the template-matrix products alone, and the megabytes
+    they read: the floor this machine's memory puts under a tick (each product reads its
+    whole matrix once, see ``mirrorcam.matching._products``)."""
+    from mirrorcam.matching import _products
+
+    m = bank._m
+    mats = [a for a in (m.a, getattr(m, "a_vel", None), getattr(m, "a_seg", None), getattr(m, "a_vel_slowed", None))
+            if a is not None]
+    rng = np.random.default_rng(1)
+    inputs = [rng.normal(0, 1, (2, a.shape[1])).astype(np.float32) for a in mats]
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        for _ in range(ticks):
+            for a, b in zip(mats, inputs):
+                _products(a, b)
+        times.append((time.perf_counter() - start) * 1000.0 / ticks)
+    return float(np.median(times)), sum(a.nbytes for a in mats) / 1e6
+
+
 def main() -> None:
     rate = 15.0
     rec = perform("jumping_jack", PerformerOptions(fps=rate, repeats=4, seed=3))
@@ -70,6 +91,7 @@ def main() -> None:
     ]
     bank = NeuronBank(many)
     thousand_ms, thousand_min = median_ms(bank, stream[:40])
+    floor_ms, matrix_mb = products_ms(bank)
     # Half of them are side-specific (no mirrored row); the same 1,000 with none
     # side-specific is the upper bound (every template also matched mirrored).
     all_mirrored = NeuronBank([replace(t, side_specific=False) for t in many])
@@ -85,6 +107,10 @@ def main() -> None:
         "templates_1000x60_dp_cells": dp_cells(bank),
         "templates_1000x60_ms_per_frame": round(thousand_ms, 3),
         "templates_1000x60_fastest_ms": round(thousand_min, 3),
+        # The part of a tick no numpy rewrite of the matcher can shave: reading the
+        # template matrices (idle, alone; in a tick they share the caches with the DP).
+        "templates_1000x60_matrix_mb": round(matrix_mb, 1),
+        "templates_1000x60_products_ms": round(floor_ms, 3),
         "templates_1000x60_none_side_specific_rows": all_mirrored._m.n_rows,
         "templates_1000x60_none_side_specific_dp_cells": dp_cells(all_mirrored),
         "templates_1000x60_none_side_specific_ms_per_frame": round(all_mirrored_ms, 3),
