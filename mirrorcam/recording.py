@@ -21,8 +21,9 @@ presence       (T, P, 33) f4    per-landmark presence
 
 Limits a loaded file must keep (a crafted one could otherwise hang or exhaust the
 machine): ``T x P`` at most :data:`MAX_PERSON_FRAMES`, checked on the arrays' ``.npy``
-headers before any data is read; timestamps within +-:data:`MAX_TIMESTAMP_MS`; a
-``frame_size`` within :data:`MAX_SIDE` and :data:`MAX_ASPECT`.  :func:`save_recording`
+headers before any data is read; timestamps within +-:data:`MAX_TIMESTAMP_MS`, never going
+backwards; ``fps`` a number from :data:`MIN_FPS` to :data:`MAX_FPS`; a ``frame_size`` of two
+whole numbers within :data:`MAX_SIDE` and :data:`MAX_ASPECT`.  :func:`save_recording`
 refuses the frame counts, frame rates, times and shapes loading would (a frame wider than
 :data:`MAX_SIDE` is stored scaled down: only its shape matters), so that no file
 mirrorcam writes is one it cannot read.
@@ -152,7 +153,8 @@ def load_recording(path: str | Path) -> Recording:
     gigabytes is refused without allocating them (see :func:`_check_layout`).
 
     Raises:
-        RecordingError: Missing, truncated, foreign or oversized file, or an unknown version.
+        RecordingError: Missing, truncated, foreign or oversized file, an unknown version,
+            or values out of bounds (``fps``, ``frame_size``, times that go backwards, ...).
     """
     path = Path(path)
     if not path.is_file():
@@ -257,6 +259,11 @@ def _check_layout(path: Path, layout: dict[str, tuple[np.dtype, tuple[int, ...]]
             raise RecordingError(f"{path}: array '{name}' holds {dtype} values, expected numbers")
 
 
+# The rates a video can be written at (VideoSink's files are checked at 0.1-1000 fps): at
+# 1e-300 fps, replay --out had failed with "OpenCV cannot write video".  Video sources
+# give 1-1000 fps, the kiosk's recordings 1-120.
+MIN_FPS = 0.1
+MAX_FPS = 1000.0
 MAX_TIMESTAMP_MS = 1e12  # ~31 years: a sanity bound (the matcher's tick loop has its own guard)
 # Replay draws a recording on a canvas of its frame's shape, 480 px high at the least:
 # 16384 x 1 had been a 7.8-million-pixel-wide canvas (11.6 GB).  The bounds hold every
@@ -289,6 +296,19 @@ def _content_problem(a: dict[str, np.ndarray], fps: float, width: int, height: i
         return "timestamps must be finite numbers"
     if ts.size and np.abs(ts).max() > MAX_TIMESTAMP_MS:
         return f"timestamps must be within +-{MAX_TIMESTAMP_MS:g} ms (about 31 years), got {float(np.abs(ts).max()):g}"
+    # Times that go forward.  Every source mirrorcam records from gives them so (a file's
+    # frames count up, a camera's are read off a monotonic clock): times that go back are
+    # a damaged file, which the matcher, holding its clock still until time catches up,
+    # had replayed with no firing and no word.  Equal neighbours are kept (a stalled
+    # clock, a stamp in whole milliseconds): the matcher and tick_stream take the later
+    # frame in the earlier one's place.  But frames that are all at one instant are no
+    # recording of a movement: the matcher gets one tick of them.
+    steps = np.diff(ts)
+    if steps.size and steps.min() < 0:
+        i = int(np.argmax(steps < 0)) + 1
+        return f"timestamps go backwards at frame {i} ({ts[i]:g} ms after {ts[i - 1]:g} ms)"
+    if steps.size and steps.max() == 0:
+        return f"timestamps never advance (all {ts.size} frames are at {ts[0]:g} ms)"
     # The people's values must be ones the pose stage can give: an infinite or absurd
     # coordinate would only surface later as numpy warnings and a meaningless match.
     present = a["person_ids"] >= 0
@@ -296,19 +316,60 @@ def _content_problem(a: dict[str, np.ndarray], fps: float, width: int, height: i
         values = a[name][present]
         if values.size and not (np.all(np.isfinite(values)) and values.min() >= low and values.max() <= high):
             return f"array '{name}' holds values outside {low:g}..{high:g} (or not finite)"
-    if not 0 < fps <= 1000:
-        return f"fps must be between 0 and 1000, got {fps}"
+    if not MIN_FPS <= fps <= MAX_FPS:  # (NaN fails it too)
+        return f"fps must be between {MIN_FPS:g} and {MAX_FPS:g}, got {fps:g}"
     return _frame_size_problem(width, height)
+
+
+def _is_number(value: object) -> bool:
+    """A JSON number: int or float, not true/false (which Python counts as ints)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(header: dict, key: str) -> str:
+    """A header value as the file has it (JSON: ``true``, ``"30"``), cut to a line's worth."""
+    if key not in header:
+        return "nothing (no such field)"
+    text = json.dumps(header[key], ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _header_fps(path: Path, header: dict) -> float:
+    """The header's ``fps`` as a float; its range is checked by :func:`_content_problem`.
+
+    Raises:
+        RecordingError: Missing, or not a JSON number (``float()`` had taken "30" and true).
+    """
+    fps = header.get("fps")
+    if not _is_number(fps):
+        raise RecordingError(f"{path}: header field 'fps' must be a number of frames a second, got {_shown(header, 'fps')}")
+    try:
+        return float(fps)
+    except OverflowError:  # an integer of hundreds of digits: out of range, said as such
+        return math.inf
+
+
+def _header_frame_size(path: Path, header: dict) -> tuple[int, int]:
+    """The header's ``frame_size`` as ``(width, height)``; the bounds are checked by
+    :func:`_frame_size_problem`.
+
+    Only JSON integers: :func:`save_recording` has always written them as such, and
+    ``int()`` had taken [true, true] as 1 x 1 and [640.7, 480.2] as 640 x 480.
+
+    Raises:
+        RecordingError: Missing, or not two whole numbers.
+    """
+    size = header.get("frame_size")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in size)):
+        raise RecordingError(f"{path}: header field 'frame_size' must be [width, height] in whole pixels, "
+                             f"got {_shown(header, 'frame_size')}")
+    return size[0], size[1]
 
 
 def _from_arrays(path: Path, header: dict, a: dict[str, np.ndarray]) -> Recording:
     # (Shapes and dtypes were checked on the arrays' headers, before loading: _check_layout.)
     t, p = a["person_ids"].shape
-    try:
-        fps = float(header["fps"])
-        width, height = (int(v) for v in header["frame_size"])
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise RecordingError(f"{path}: header lacks a valid fps or frame_size") from exc
+    fps, (width, height) = _header_fps(path, header), _header_frame_size(path, header)
     problem = _content_problem(a, fps, width, height)
     if problem:
         raise RecordingError(f"{path}: {problem}")

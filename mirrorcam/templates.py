@@ -43,7 +43,9 @@ import logging
 import math
 import os
 import re
+import reprlib
 import stat
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -95,10 +97,37 @@ def importance_vector(groups: dict[str, float]) -> np.ndarray:
     return vec.astype(np.float32)
 
 
-def is_valid_name(text: str) -> bool:
-    """Whether ``text`` can name a template or a style: ASCII lowercase letters, digits and ``_``
-    (it is a file name too; the display name can be in any script)."""
-    return re.fullmatch(r"[a-z0-9_]+", text) is not None
+def is_valid_name(text: object) -> bool:
+    """Whether ``text`` can name a template or a style: a string of ASCII lowercase letters,
+    digits and ``_`` (it is a file name too; the display name can be in any script)."""
+    return isinstance(text, str) and re.fullmatch(r"[a-z0-9_]+", text) is not None
+
+
+MAX_DISPLAY_NAME = 40
+"""Characters of a display name: as many as the live screen lets a visitor type for an
+action taught there, and about what a row of its neuron list shows before it shortens the
+name with "..." (36 at 1280 x 720).  The built-ins' are at most 17."""
+# Characters that are no part of one line of text: controls (a newline, a tab, an escape),
+# line and paragraph separators, and lone surrogates (no UTF-8 text holds them).  Format
+# characters (Cf) are kept: the zero-width joiners of emoji and of Indic scripts are some.
+_NOT_ONE_LINE = ("Cc", "Cs", "Zl", "Zp")
+
+
+def display_name_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a template's display name, or None.
+
+    The screen draws it as one line of the neuron list: a newline had broken the name onto
+    a second line, over the next row, a tab came out as "?", and of 100,000 characters only
+    the first few dozen were shown.  The result reads after the field's name
+    ("display_name ...", "--display-name ...").
+    """
+    for i, char in enumerate(text, start=1):
+        if unicodedata.category(char) in _NOT_ONE_LINE:
+            return (f"holds a control character (U+{ord(char):04X} at character {i}); "
+                    "the screen shows a display name as one line of text")
+    if len(text) > MAX_DISPLAY_NAME:
+        return f"is {len(text)} characters long; at most {MAX_DISPLAY_NAME} fit a neuron's row on the screen"
+    return None
 
 
 @dataclass(frozen=True)
@@ -146,9 +175,12 @@ class Variant:
     def from_json(obj: object) -> Variant:
         if not isinstance(obj, dict) or not {"style", "threshold", "frames"} <= set(obj):
             raise ValueError("each variant needs style, threshold and frames")
+        if not is_valid_name(obj["style"]):  # (the rule `teach --add --style` keeps; 5 had been the style "5")
+            raise ValueError(f"variant style {reprlib.repr(obj['style'])} must be a string of lowercase letters, "
+                             "digits and '_'")
         try:
             return Variant(
-                style=str(obj["style"]),
+                style=obj["style"],
                 frames=_numbers(obj["frames"], "frames"),
                 threshold=_real(obj["threshold"], "threshold"),
                 weights=_numbers(obj["weights"], "weights") if obj.get("weights") is not None else None,
@@ -157,7 +189,7 @@ class Variant:
                 groups=_variant_groups(obj.get("importance")),
             )
         except (ValueError, TypeError, OverflowError) as exc:  # (which style is wrong, in a file of several)
-            raise ValueError(f"variant {str(obj['style'])!r}: {exc}") from None
+            raise ValueError(f"variant {obj['style']!r}: {exc}") from None
 
 
 def _variant_groups(value: object) -> dict | None:
@@ -291,8 +323,9 @@ class Template:
     velocity_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        if not is_valid_name(self.name):
-            raise ValueError(f"template name must be lowercase letters, digits and '_', got {self.name!r}")
+        if not is_valid_name(self.name):  # (5 had been taken as the name "5")
+            raise ValueError(f"template name must be a string of lowercase letters, digits and '_', "
+                             f"got {reprlib.repr(self.name)}")
         if self.kind not in KINDS:
             raise ValueError(f"template kind must be one of {KINDS}, got {self.kind!r}")
         frames, weights = _checked_frames(self.frames, self.weights)
@@ -378,10 +411,11 @@ class Template:
             raise TemplateError(f"{origin}: missing {', '.join(missing)}")
         if obj.get("rate_hz", RATE_HZ) != RATE_HZ:  # (the matcher ticks at RATE_HZ: it would play at another speed)
             raise TemplateError(f"{origin}: stored at {obj.get('rate_hz')!r} Hz; mirrorcam's templates are at {RATE_HZ:g} Hz")
+        display_name = _display_name(obj.get("display_name"), origin)
         try:
-            return Template(
-                name=str(obj["name"]),
-                display_name=str(obj.get("display_name") or "").strip() or str(obj["name"]),  # (a blank one: the name)
+            template = Template(
+                name=obj["name"],
+                display_name=display_name or str(obj["name"]),  # (a blank one: the name)
                 kind=str(obj["kind"]),
                 side_specific=_bool(obj["side_specific"]),
                 frames=_numbers(obj["frames"], "frames"),
@@ -398,6 +432,30 @@ class Template:
             )
         except (ValueError, TypeError, OverflowError) as exc:
             raise TemplateError(f"{origin}: {exc}") from None
+        # Each style by its own label: `teach --add` refuses a taken one, and two of a name
+        # (a file edited by hand) could not be told apart.
+        styles = [v.style for v in template.variants]
+        twice = next((style for style in styles if styles.count(style) > 1), None)
+        if twice is not None:
+            raise TemplateError(f"{origin}: style {twice!r} is given twice; each style of a template needs its own label")
+        return template
+
+
+def _display_name(value: object, origin: str) -> str:
+    """A file's ``display_name``, stripped ("" when missing, null or blank: the name is shown).
+
+    Raises:
+        TemplateError: Not a string, or one :func:`display_name_problem` refuses (a file
+            edited by hand: the rule ``teach --display-name`` keeps).
+    """
+    if value is None:
+        return ""
+    if not isinstance(value, str):  # (7 had been shown as "7")
+        raise TemplateError(f"{origin}: display_name must be a string, got {reprlib.repr(value)}")
+    problem = display_name_problem(value.strip())
+    if problem:
+        raise TemplateError(f"{origin}: display_name {problem}")
+    return value.strip()
 
 
 # The features each embedding version added (always appended after the last).
@@ -529,7 +587,8 @@ class TemplateLibrary:
 
     Attributes:
         templates: Loaded templates, later folders replacing same-named earlier ones.
-        errors: ``(path, reason)`` for every file that failed to load.
+        errors: ``(path, reason)`` for every file that failed to load, and every folder
+            that could not be read.
     """
 
     templates: tuple[Template, ...]
@@ -557,17 +616,18 @@ class TemplateLibrary:
         """Load every ``*.json`` of ``dirs`` (default: the built-ins) and ``extra_dirs``.
 
         A malformed file is logged with its name and the reason and skipped; the rest
-        load.  A template that takes the place of a same-named one loaded before it (a
-        built-in, or another file), or whose file is named otherwise, is loaded with a
-        warning naming both files (but for a built-in's own file name: the user's style
-        of it, as ``teach --add`` saves it).  A missing extra folder is an error (the user named it).
+        load.  So is a folder that cannot be read (no permission).  A template that takes
+        the place of a same-named one loaded before it (a built-in, or another file), or
+        whose file is named otherwise, is loaded with a warning naming both files (but for
+        a built-in's own file name: the user's style of it, as ``teach --add`` saves it).
+        A missing extra folder is an error (the user named it).
 
         Raises:
             TemplateError: An extra folder does not exist.
         """
         folders = [Path(d) for d in (dirs if dirs is not None else [BUILTIN_DIR])]
-        if include_user and user_template_dir().is_dir():
-            folders.append(user_template_dir())
+        if include_user:
+            folders.append(user_template_dir())  # (skipped below while it does not exist)
         for d in extra_dirs:
             d = Path(d)
             if not d.is_dir():
@@ -578,10 +638,20 @@ class TemplateLibrary:
         errors = []
         seen = set()
         for folder in folders:
-            if not folder.is_dir() or folder.resolve() in seen:  # (the user folder given again as an extra)
+            try:
+                if not folder.is_dir() or folder.resolve() in seen:  # (the user folder given again as an extra)
+                    continue
+                seen.add(folder.resolve())
+                # Listed here, not by glob: glob takes a folder it cannot list for an empty
+                # one, and a folder of mode 000 had loaded nothing without a word.
+                # (Hidden files left out, as glob("*.json") did.)
+                names = sorted(name for name in os.listdir(folder) if name.endswith(".json") and not name.startswith("."))
+            except OSError as exc:
+                reason = f"template folder {folder} cannot be read ({exc.strerror or exc}); none of its templates are loaded"
+                log.warning("%s", reason)
+                errors.append((str(folder), reason))
                 continue
-            seen.add(folder.resolve())
-            for path in sorted(folder.glob("*.json")):
+            for path in (folder / name for name in names):
                 try:
                     template = load_template(path)
                 except TemplateError as exc:

@@ -58,10 +58,12 @@ def test_empty_recording_round_trips(tmp_path: Path) -> None:
 
 
 def _rewrite_header(path: Path, **changes) -> None:
+    """Rewrite the header with ``changes`` (a value of ``...`` removes that field)."""
     with np.load(path, allow_pickle=False) as archive:
         arrays = {k: archive[k] for k in archive.files}
     header = json.loads(arrays["header"].tobytes())
     header.update(changes)
+    header = {k: v for k, v in header.items() if v is not ...}
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     np.savez(path, **arrays)
 
@@ -349,6 +351,100 @@ def test_a_version_that_is_not_a_whole_number_is_refused_clearly(tmp_path: Path,
     _rewrite_header(path, version=version)
     with pytest.raises(RecordingError, match=rf"has version {re.escape(repr(version))} in its header, not a version number"):
         load_recording(path)
+
+
+_NOT_A_RATE = "header field 'fps' must be a number of frames a second, got "
+_NOT_A_SIZE = "header field 'frame_size' must be [width, height] in whole pixels, got "
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"fps": 30.0}, None),
+        ({"fps": 30}, None),  # (a whole number is a number)
+        ({"fps": 0.1}, None),
+        ({"fps": 1000}, None),
+        ({"fps": "30"}, _NOT_A_RATE + '"30"'),  # (float() had taken it)
+        ({"fps": True}, _NOT_A_RATE + "true"),  # (and this, as 1 fps)
+        ({"fps": None}, _NOT_A_RATE + "null"),
+        ({"fps": ...}, _NOT_A_RATE + "nothing (no such field)"),
+        ({"fps": 1e-300}, "fps must be between 0.1 and 1000, got 1e-300"),  # (replay --out: "OpenCV cannot write video")
+        ({"fps": 0.05}, "fps must be between 0.1 and 1000, got 0.05"),
+        ({"fps": 1000.5}, "fps must be between 0.1 and 1000, got 1000.5"),
+        ({"fps": 10**400}, "fps must be between 0.1 and 1000, got inf"),  # (float() overflows)
+        ({"frame_size": [640, 480]}, None),
+        ({"frame_size": [True, True]}, _NOT_A_SIZE + "[true, true]"),  # (int() had taken it as 1 x 1)
+        ({"frame_size": [640.7, 480.2]}, _NOT_A_SIZE + "[640.7, 480.2]"),  # (and this as 640 x 480)
+        ({"frame_size": [640.0, 480.0]}, _NOT_A_SIZE + "[640.0, 480.0]"),  # (mirrorcam has always written integers)
+        ({"frame_size": ["640", "480"]}, _NOT_A_SIZE + '["640", "480"]'),
+        ({"frame_size": [640, 480, 3]}, _NOT_A_SIZE + "[640, 480, 3]"),
+        ({"frame_size": list(range(100))}, _NOT_A_SIZE + "[0, 1, 2, 3"),  # (cut to a line's worth)
+        ({"frame_size": ...}, _NOT_A_SIZE + "nothing (no such field)"),
+    ],
+    ids=lambda v: ("loads" if v is None else "refused") if not isinstance(v, dict) else
+    ",".join(f"{k}={'missing' if x is ... else json.dumps(x)[:16]}" for k, x in v.items()),
+)
+def test_header_fps_and_frame_size_must_be_numbers_in_range(tmp_path: Path, change: dict, error: str | None) -> None:
+    path = tmp_path / "rec.npz"
+    save_recording(path, _recording(3))
+    _rewrite_header(path, **change)
+    if error is None:
+        loaded = load_recording(path)
+        assert (loaded.fps, loaded.frame_size) == (change.get("fps", 30.0), tuple(change.get("frame_size", (640, 480))))
+        return
+    with pytest.raises(RecordingError) as caught:
+        load_recording(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {error}") and "\n" not in message and len(message) < len(str(path)) + 160
+
+
+@pytest.mark.parametrize(
+    ("times", "error"),
+    [
+        ((0.0, 33.3, 66.7, 100.0), None),
+        ((-500.0, -466.7, -433.3, -400.0), None),
+        # Equal neighbours (a stalled clock, stamps in whole milliseconds) are kept: the
+        # matcher takes the later frame in the earlier one's place.
+        ((0.0, 33.0, 33.0, 66.0), None),
+        ((100.0, 100.0, 133.0, 166.0), None),
+        ((0.0, 33.3, 20.0, 100.0), "timestamps go backwards at frame 2 (20 ms after 33.3 ms)"),
+        ((100.0, 66.7, 33.3, 0.0), "timestamps go backwards at frame 1 (66.7 ms after 100 ms)"),
+        ((0.0, 0.0, 0.0, 0.0), "timestamps never advance (all 4 frames are at 0 ms)"),
+        ((250.0, 250.0, 250.0, 250.0), "timestamps never advance (all 4 frames are at 250 ms)"),
+    ],
+)
+def test_timestamps_that_go_backwards_or_never_advance_are_refused(tmp_path: Path, times, error: str | None) -> None:
+    """Both had loaded, and replay had said "0 firings" of a recording that holds some."""
+    original = _recording(4)
+    rec = replace(original, frames=tuple(replace(f, timestamp_ms=t) for f, t in zip(original.frames, times)))
+    path = tmp_path / "rec.npz"
+    save_recording(path, original)
+    _rewrite_arrays(path, timestamps_ms=np.array(times))
+    if error is None:
+        assert [f.timestamp_ms for f in load_recording(path).frames] == list(times)
+        save_recording(tmp_path / "again.npz", rec)
+        return
+    with pytest.raises(RecordingError, match=rf"^{re.escape(f'{path}: {error}')}$"):
+        load_recording(path)
+    # ...and mirrorcam writes no such file.
+    with pytest.raises(RecordingError, match=rf"cannot write .*again\.npz: {re.escape(error)}"):
+        save_recording(tmp_path / "again.npz", rec)
+    assert not (tmp_path / "again.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [(lambda p: _rewrite_header(p, fps="30"), "header field 'fps' must be a number"),
+     (lambda p: _rewrite_arrays(p, timestamps_ms=np.arange(4)[::-1] * 33.3), "timestamps go backwards at frame 1")],
+    ids=["fps-text", "times-backwards"],
+)
+def test_replay_says_a_bad_recording_in_one_line(tmp_path: Path, damage, needle: str) -> None:
+    from conftest import assert_one_line_error, run_cli
+
+    path = tmp_path / "rec.npz"
+    save_recording(path, _recording(4))
+    damage(path)
+    assert_one_line_error(run_cli("-q", "replay", "--no-window", path), str(path), needle)
 
 
 @pytest.mark.parametrize(

@@ -234,6 +234,36 @@ BAD += [
 ]
 
 
+def _with_styles(*styles) -> str:
+    """The good template with its variant given under each of ``styles``."""
+    obj = _good()
+    obj["variants"] = [{**obj["variants"][0], "style": style} for style in styles]
+    return json.dumps(obj)
+
+
+# Names, labels and display names of a file edited by hand: 5 had loaded as the template
+# "5", two styles "wide" as two prototypes no one could tell apart, and a display name
+# with a newline or of 100,000 characters as it was (the screen draws it as one line).
+BAD += [
+    ("name_number", json.dumps({**_good(), "name": 5}), "template name must be a string of lowercase letters, digits and '_', got 5"),
+    ("name_list", json.dumps({**_good(), "name": ["salute"]}), "template name must be a string"),
+    ("name_null", json.dumps({**_good(), "name": None}), "template name must be a string"),
+    ("style_number", _with_styles(5), "variant style 5 must be a string of lowercase letters, digits and '_'"),
+    ("style_spaces", _with_styles("Arms Wide"), "variant style 'Arms Wide' must be a string of lowercase letters"),
+    ("style_twice", _with_styles("wide", "low", "wide"), "style 'wide' is given twice; each style of a template needs its own label"),
+    ("display_number", _with_value("display_name", 7), "display_name must be a string, got 7"),
+    ("display_newline", _with_value("display_name", "Wave\nnow"),
+     "display_name holds a control character (U+000A at character 5); the screen shows a display name as one line of text"),
+    ("display_tab", _with_value("display_name", "Wave\tnow"), "display_name holds a control character (U+0009 at character 5)"),
+    ("display_escape", _with_value("display_name", "\x1b[31mRed"), "display_name holds a control character (U+001B at character 1)"),
+    ("display_line_separator", _with_value("display_name", "Wave\u2028now"), "(U+2028 at character 5)"),
+    ("display_lone_surrogate", _with_value("display_name", "Wave\ud800"), "(U+D800 at character 5)"),  # (no UTF-8 holds it)
+    ("display_long", _with_value("display_name", "x" * 100_000),
+     "display_name is 100000 characters long; at most 40 fit a neuron's row on the screen"),
+    ("display_41", _with_value("display_name", "x" * 41), "display_name is 41 characters long"),
+]
+
+
 @pytest.mark.parametrize("stem, text, reason", BAD, ids=[b[0] for b in BAD])
 def test_malformed_file_is_reported_with_name_and_reason_and_the_rest_load(tmp_path, stem, text, reason):
     (tmp_path / f"{stem}.json").write_text(text)
@@ -244,6 +274,66 @@ def test_malformed_file_is_reported_with_name_and_reason_and_the_rest_load(tmp_p
     lib = TemplateLibrary.load([tmp_path])
     assert lib.names == ("salute",)
     assert len(lib.errors) == 1 and stem in lib.errors[0][0]
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [("Wave (one hand)", "Wave (one hand)"), ("x" * 40, "x" * 40), ("  Clap\n", "Clap"),  # (stripped, as before)
+     ("Salut à toi", "Salut à toi"), ("挥手", "挥手"), ("नमस्ते", "नमस्ते"),
+     ("\U0001F469\u200d\U0001F680 wave", "\U0001F469\u200d\U0001F680 wave")],  # (a zero-width joiner is no control)
+    ids=["builtin", "40-characters", "newline-at-the-end", "latin", "chinese", "devanagari", "emoji-joined"],
+)
+def test_a_display_name_of_one_line_in_any_script_loads(tmp_path, given, shown):
+    (tmp_path / "salute.json").write_text(_with_value("display_name", given))
+    assert load_template(tmp_path / "salute.json").display_name == shown
+
+
+@pytest.mark.parametrize("styles", [("wide",), ("wide", "low", "mine2")])
+def test_styles_with_labels_of_their_own_load(tmp_path, styles):
+    (tmp_path / "salute.json").write_text(_with_styles(*styles))
+    assert [v.style for v in load_template(tmp_path / "salute.json").variants] == list(styles)
+
+
+@pytest.mark.parametrize(("folder", "how"), [(folder, how) for folder in ("extra", "user") for how in ("mode-000", "listing-refused")])
+def test_a_folder_that_cannot_be_read_is_said_in_one_line_and_the_others_load(tmp_path, caplog, monkeypatch, request, folder, how):
+    """A folder of mode 000 (--templates, or the user's) had loaded nothing without a word.
+
+    Root reads any folder: there the listing's refusal is made by hand (``listing-refused``),
+    as the operating system makes it for anyone else (``mode-000``).
+    """
+    import errno
+    import os
+    from pathlib import Path
+
+    caplog.set_level(logging.WARNING, logger="mirrorcam")
+    locked, readable = tmp_path / "locked", tmp_path / "readable"
+    locked.mkdir()
+    readable.mkdir()
+    (locked / "salute.json").write_text(json.dumps(_good()))
+    (readable / "bow.json").write_text(json.dumps(_good("bow")))
+    if how == "mode-000":
+        if os.geteuid() == 0:
+            pytest.skip("root reads a folder of mode 000 (listing-refused tests the same path)")
+        locked.chmod(0)
+        request.addfinalizer(lambda: locked.chmod(0o755))  # (so that pytest can remove it)
+    else:
+        listdir = os.listdir
+
+        def refused(path="."):
+            if Path(path) == locked:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+            return listdir(path)
+
+        monkeypatch.setattr(os, "listdir", refused)
+    if folder == "user":
+        monkeypatch.setenv("MIRRORCAM_TEMPLATES", str(locked))
+        lib = TemplateLibrary.load(extra_dirs=[readable], include_user=True)
+    else:
+        lib = TemplateLibrary.load(extra_dirs=[locked, readable])
+    said = f"template folder {locked} cannot be read (Permission denied); none of its templates are loaded"
+    assert _warnings(caplog) == [said]
+    assert lib.errors == ((str(locked), said),)
+    assert "bow" in lib.names and "salute" not in lib.names and lib.names[: len(BUILTIN_NAMES)] == BUILTIN_NAMES
 
 
 @pytest.mark.parametrize("shown", ["", "   ", None])
