@@ -14,6 +14,7 @@ interrupt ("interrupted", 130), SIGTERM ("terminated"), a file system refusal (i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -145,17 +146,38 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _stop(signum, frame) -> None:
-    """The first Ctrl+C or SIGTERM unwinds the program; later ones are ignored.
+    """The first Ctrl+C or SIGTERM unwinds the program; later ones wait for it (:func:`_again`)."""
+    for sig in _STOP_SIGNALS:
+        if signal.getsignal(sig) is _stop:  # (one left ignored, as a background job's SIGINT, stays so)
+            signal.signal(sig, _again)
+    raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+
+
+def _again(signum, frame) -> None:
+    """A Ctrl+C or SIGTERM after the first: ignored while the first one unwinds the
+    program, raised again if it was lost.
 
     A second signal during the clean-up (a user pressing Ctrl+C twice, or ``timeout``,
     which signals the process and then its group) would interrupt a ``finally`` block
     half-way, or a generator's or MediaPipe's clean-up, where Python prints it as a
     traceback ("Exception ignored in ...") and a temporary file or the model could be
     left behind.  The clean-up is short: closing outputs and renaming or removing files.
+    While it runs, the first signal's exception is the one being handled.  But Python
+    may run a handler inside a callback whose exceptions it only prints: a Ctrl+C at
+    the import of the pose stage had been lost in an import lock's clean-up ("Exception
+    ignored in: <function _get_module_lock.<locals>.cb ...>"), and the replay had gone
+    on to its end with every later Ctrl+C ignored.
     """
-    for sig in _STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+    if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        return
     raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+
+
+def _stopped() -> None:
+    """Ignore further stop signals: the program has unwound, what is left is its exit."""
+    for sig in _STOP_SIGNALS:
+        if signal.getsignal(sig) in (_stop, _again):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def main(argv: list[str] | None = None, *, restore_signals: bool = True) -> int:
@@ -189,9 +211,11 @@ def main(argv: list[str] | None = None, *, restore_signals: bool = True) -> int:
         _final_line(f"mirrorcam: error: {exc}")
         return exc.exit_code
     except Terminated:
+        _stopped()
         _final_line("mirrorcam: terminated")
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
+        _stopped()
         _final_line("mirrorcam: interrupted")
         return 130
     except BrokenPipeError:
@@ -206,11 +230,32 @@ def main(argv: list[str] | None = None, *, restore_signals: bool = True) -> int:
         return 1
     finally:
         for sig, handler in previous.items():
-            if restore_signals or signal.getsignal(sig) is not signal.SIG_IGN:
+            if restore_signals or signal.getsignal(sig) not in (signal.SIG_IGN, _again):
                 signal.signal(sig, handler)
+            else:  # (stopped: left ignored through the exit)
+                signal.signal(sig, signal.SIG_IGN)
 
 
 def run() -> int:
     """The ``mirrorcam`` console script and ``python -m mirrorcam``: :func:`main` on
-    ``sys.argv``, a stopped program's signals left ignored through the exit."""
-    return main(restore_signals=False)
+    ``sys.argv``, a stopped program's signals left ignored through the exit.
+
+    Without ``-v``, descriptor 2 is then pointed at /dev/null for the interpreter's exit:
+    MediaPipe's native threads and destructors print there after the command's last line
+    (a Ctrl+C while the pose model was being built had been followed by 4-48 INFO and
+    WARNING lines).  The log's own copy of descriptor 2 stays open.
+    """
+    code = main(restore_signals=False)
+    if not logging.getLogger("mirrorcam").isEnabledFor(logging.DEBUG):
+        _silence_native_stderr()
+    return code
+
+
+def _silence_native_stderr() -> None:
+    """Point descriptor 2 at /dev/null (what Python buffered for it written first)."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)

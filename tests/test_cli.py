@@ -549,6 +549,71 @@ def test_after_a_ctrl_c_main_gives_the_caller_its_handlers_back(tmp_path: Path, 
     assert not (tmp_path / "e.jsonl").exists()
 
 
+@pytest.mark.parametrize(("flags", "native_shown"), [([], False), (["-v"], True)])
+def test_what_native_code_prints_at_the_exit_follows_the_last_line_only_with_v(tmp_path: Path, flags, native_shown) -> None:
+    """A Ctrl+C while the pose model was being built had been followed by 4-48 of MediaPipe's
+    INFO and WARNING lines, printed by its threads and destructors during the exit.  Here a
+    write to descriptor 2 at the exit stands in for them (the timing of a real one varies)."""
+    import subprocess
+    import sys
+
+    script = ("import atexit, os, sys\n"
+              "atexit.register(lambda: os.write(2, b'I0000 native teardown line\\n'))\n"
+              "from mirrorcam.cli import run\n"
+              f"sys.argv = ['mirrorcam', 'replay', 'nothere.npz', *{flags!r}]\n"
+              "raise SystemExit(run())\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert [line for line in lines if line.startswith("mirrorcam: error:")] == ["mirrorcam: error: no such file or folder: nothere.npz"], lines
+    assert ("I0000 native teardown line" in lines) is native_shown, lines
+    if not native_shown:
+        assert len(lines) == 1, lines
+
+
+@pytest.mark.parametrize("entry", ["main", "run"])
+def test_a_ctrl_c_lost_in_a_callback_is_raised_by_the_next_one(tmp_path: Path, monkeypatch, entry: str) -> None:
+    """Python may run the signal handler inside a callback whose exceptions it only prints
+    (an import lock's clean-up, a destructor): the first Ctrl+C was lost there, and every
+    later one ignored, so the replay ran to its end (exit 0, its outputs written)."""
+    import os
+    import signal
+    import sys
+
+    import mirrorcam.cli as cli
+    from conftest import REPO
+    from mirrorcam.matching import NeuronBank
+
+    real_update = NeuronBank.update
+
+    def ctrl_c():
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl+C, through main's handler
+        for _ in range(10**6):  # (the handler runs between bytecodes: here)
+            pass
+
+    def update(self, frame):
+        if frame.index == 20:
+            try:
+                ctrl_c()
+            except KeyboardInterrupt:  # what "Exception ignored in ..." does to it
+                pass
+        if frame.index == 40:
+            ctrl_c()
+        return real_update(self, frame)
+
+    monkeypatch.setattr(NeuronBank, "update", update)
+    argv = ["replay", str(REPO / "recordings" / "observed_2_squat.npz"), "--no-window", "--events", str(tmp_path / "e.jsonl")]
+    monkeypatch.setattr(sys, "argv", ["mirrorcam", *argv])
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = cli.main(argv) if entry == "main" else cli.run()
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    assert code == 130
+    assert not (tmp_path / "e.jsonl").exists()
+
+
 def test_a_second_interrupt_during_the_clean_up_still_leaves_no_temporary_file(tmp_path: Path, monkeypatch) -> None:
     """Ctrl+C, then Ctrl+C again while the interrupted replay stops its writer thread (or
     systemd's SIGTERM, then its SIGKILL-warning SIGINT): the second had skipped the rest of
@@ -1126,3 +1191,18 @@ def test_replay_of_a_file_named_0_replays_the_file_not_camera_0(tmp_path: Path, 
     proc = run_cli("replay", "0", "--no-window", "--events", tmp_path / "e.jsonl", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert sum(json.loads(line)["type"] == "frame" for line in (tmp_path / "e.jsonl").read_text().splitlines()) > 10
+
+
+@pytest.mark.parametrize("args", [
+    ["replay", ""], ["replay", "r.npz", "--events", ""], ["replay", "r.npz", "--templates", ""],
+    ["extract", "", "-o", "x.npz"], ["teach", "x", "--from", ""], ["teach", "x", "--from", "@1-2"],
+    ["live", "--source", "", "--seconds", "1"], ["live", "--other", "", "--seconds", "1"], ["live", "--out", ""],
+    ["kiosk", "--config", ""], ["kiosk", "--check-config", ""], ["models", "list", "--dir", ""],
+], ids=lambda args: " ".join(a or '""' for a in args))
+def test_an_empty_path_names_nothing(tmp_path: Path, args: list[str]) -> None:
+    """``Path("")`` is ``.``: ``replay ""`` had replayed every clip of the working folder."""
+    (tmp_path / "clip.mp4").write_bytes(b"")  # (what the working folder would have offered)
+    proc = run_cli(*args, cwd=tmp_path)
+    assert_one_line_error(proc, "names nothing")
+    assert proc.returncode == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

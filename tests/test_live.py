@@ -55,6 +55,22 @@ def test_demo_fallback_without_display_writes_video_and_summary(tmp_path):
     assert "0 mirror event" not in proc.stdout
 
 
+@pytest.mark.parametrize("out, said, written", [
+    # No display and nowhere to write the camera's screen: the demo, and why.
+    (None, "mirrorcam: no display for the live screen; playing the embedded demo instead", "out/demo.mp4"),
+    # With --out the source is tried first (it needs no display), and its error is said.
+    ("mine.mp4", "mirrorcam: no such video file or URL: nothere.mp4; playing the embedded demo instead", "mine.mp4"),
+])
+def test_demo_fallback_without_display_says_why_it_plays_the_demo(tmp_path, out, said, written):
+    """A ``--source`` that was never tried had been dropped without a word."""
+    command = [sys.executable, "-m", "mirrorcam", "live", "--demo-fallback", "--source", "nothere.mp4", "--seconds", "1"]
+    proc = subprocess.run(command + (["--out", out] if out else []), capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env=no_display_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == said, proc.stdout
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [str(Path(written))]
+
+
 def unreachable_display() -> str:
     """A ``$DISPLAY`` no X server answers on (no socket of that number)."""
     return next(f":{n}" for n in range(917, 1000) if not Path(f"/tmp/.X11-unix/X{n}").exists())

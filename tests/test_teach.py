@@ -209,7 +209,16 @@ def test_teach_cli_from_recordings_and_force(tmp_path):
         (["ok_name", "--from", "clip.mp4@5-1"], "START < END"),
         (["clap", "--from", "{clip}"], "is a built-in neuron"),  # --add or --force, not silently replaced
         (["ok_name", "--from", "{clip}", "--display-name", "   "], "--display-name is blank"),  # (a nameless row)
+        # (the screen draws it as one line: a newline had put its end over the next row)
+        (["ok_name", "--from", "{clip}", "--display-name", "Wave\nnow"],
+         "--display-name holds a control character (U+000A at character 5); the screen shows a display name as one line of text"),
+        (["ok_name", "--from", "{clip}", "--display-name", "Wave\tnow"], "--display-name holds a control character (U+0009"),
+        (["ok_name", "--from", "{clip}", "--display-name", "x" * 100_000],
+         "--display-name is 100000 characters long; at most 40 fit a neuron's row on the screen"),
+        (["ok_name", "--from", "{clip}", "--display-name", "x" * 41], "--display-name is 41 characters long"),
     ],
+    ids=["spaces", "hyphen", "no-clip", "bad-segment", "builtin", "blank-display", "display-newline", "display-tab",
+         "display-100000", "display-41"],
 )
 def test_teach_cli_user_errors(tmp_path, tmp_path_factory, args, needle):
     clip = tmp_path_factory.mktemp("clips") / "clip.mp4"

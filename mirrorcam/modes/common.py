@@ -16,6 +16,24 @@ from mirrorcam.modelstore import DEFAULT_VARIANT, VARIANTS
 from mirrorcam.pose import PoseEstimatorOptions
 
 
+def path_arg(text: str) -> Path:
+    """A path argument (``type=path_arg``); an empty one is refused (argparse's one line, exit 2).
+
+    ``Path("")`` is ``.``: ``replay ""`` had replayed every clip of the working folder, and
+    ``eval --report ""`` had written its report there over any files of those names.
+    """
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path names nothing; give a file or folder name")
+    return Path(text)
+
+
+def nonempty_arg(text: str) -> str:
+    """A file-or-URL argument kept as given (a URL is no path: ``Path`` makes ``rtsp://`` of
+    ``rtsp:/``), refused when empty as :func:`path_arg` does."""
+    path_arg(text)  # (refuses an empty one)
+    return text
+
+
 def add_pose_arguments(parser: argparse.ArgumentParser, num_poses_default: str = "2") -> None:
     """``--model-variant``, ``--num-poses``, ``--no-smoothing``.
 
@@ -173,7 +191,7 @@ def open_window(name: str, size: tuple[int, int] | None, fill: bool = False, ful
 def add_template_arguments(parser: argparse.ArgumentParser) -> None:
     """``--templates DIR`` (user templates beside the built-ins) and ``--no-templates``."""
     group = parser.add_argument_group("action templates")
-    group.add_argument("--templates", type=Path, action="append", metavar="DIR", help="extra template folder (repeatable)")
+    group.add_argument("--templates", type=path_arg, action="append", metavar="DIR", help="extra template folder (repeatable)")
     group.add_argument("--no-templates", action="store_true", help="skeletons only, no neurons")
 
 

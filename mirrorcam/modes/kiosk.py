@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 
 from mirrorcam.errors import ConfigError
+from mirrorcam.modes.common import path_arg
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "Operator exit: Esc, then type the exit sequence (default 'quit') within 3 seconds.",
     )
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--config", type=Path, metavar="FILE", help="run the kiosk with this configuration")
-    what.add_argument("--check-config", type=Path, metavar="FILE", help="check FILE, list every problem with its line and key, exit 2 if any")
+    what.add_argument("--config", type=path_arg, metavar="FILE", help="run the kiosk with this configuration")
+    what.add_argument("--check-config", type=path_arg, metavar="FILE", help="check FILE, list every problem with its line and key, exit 2 if any")
     what.add_argument("--config-reference", action="store_true", help="print every config key with its default and meaning (Markdown)")
     parser.add_argument("--no-window", action="store_true", help="run headless (no window; for tests and soak runs)")
     parser.add_argument("--windowed", action="store_true", help="a normal window instead of fullscreen (setting up)")

@@ -16,9 +16,10 @@ camera (count-down, a few seconds of recording, then type a name and Enter; the
 template is learnt in the background while the screen goes on), f
 fullscreen, m mirror display, d debug overlay, h help.
 
-``--demo-fallback`` (``make demo``): live when a camera opens; otherwise the embedded
-demo from ``recordings/`` (a generated "visitor" copying generated performers), in a
-window when there is a display, else written to ``out/demo.mp4`` with a summary.
+``--demo-fallback`` (``make demo``): live when a camera opens and there is a display (or
+``--out`` to write the screen to); otherwise the embedded demo from ``recordings/`` (a
+generated "visitor" copying generated performers), in a window when there is a display,
+else written to ``out/demo.mp4`` (or ``--out``) with a summary.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import numpy as np
 
 from mirrorcam.containers import NeuronActivity, PoseFrame
 from mirrorcam.errors import MirrorcamError, SourceError, TemplateError
-from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, add_pose_arguments, display_available, load_templates, open_window, pose_options_from_args
+from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, add_pose_arguments, display_available, load_templates, nonempty_arg, open_window, path_arg, pose_options_from_args
 from mirrorcam.pipeline import PoseWorker
 from mirrorcam.pose import CAMERA_FAR_SEARCH_MS, PoseEstimatorOptions
 from mirrorcam.recording import Recording, fps_of, is_recording_path, load_recording, recording_from_frames
@@ -83,22 +84,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--camera", type=int, default=0, metavar="N", help="camera index (default 0)")
-    where.add_argument("--source", metavar="URL|FILE", help="stream URL, or a video file played as a simulated camera")
+    where.add_argument("--source", type=nonempty_arg, metavar="URL|FILE", help="stream URL, or a video file played as a simulated camera")
     parser.add_argument(
-        "--other", default=None, metavar="CLIP|FOLDER|second-person",
+        "--other", type=nonempty_arg, default=None, metavar="CLIP|FOLDER|second-person",
         help="what OTHER shows: a clip or recording, a folder of them, or 'second-person' (default: recordings/)",
     )
     parser.add_argument("--demo-fallback", action="store_true",
-                        help="play the embedded demo when no camera opens (written to out/demo.mp4 without a display)")
+                        help="play the embedded demo when no camera opens, or when there is no display "
+                             "and no --out (then written to out/demo.mp4)")
     parser.add_argument("--demo", action="store_true", help="play the embedded demo even if a camera is present")
     parser.add_argument("--size", default="1280x720", metavar="WxH", help="screen size (default 1280x720)")
     parser.add_argument("--fullscreen", action="store_true", help="start fullscreen")
     parser.add_argument("--no-mirror", action="store_true", help="show the camera unmirrored")
     parser.add_argument("--debug", action="store_true", help="start with the debug overlay")
     parser.add_argument("--no-window", action="store_true", help="never open a window (use --out)")
-    parser.add_argument("--out", type=Path, help="also write the screen to this video (.mp4/.avi)")
+    parser.add_argument("--out", type=path_arg, help="also write the screen to this video (.mp4/.avi)")
     parser.add_argument("--seconds", type=float, help="stop after this many seconds")
-    parser.add_argument("--templates", type=Path, action="append", metavar="DIR", help="extra template folder (repeatable)")
+    parser.add_argument("--templates", type=path_arg, action="append", metavar="DIR", help="extra template folder (repeatable)")
     parser.add_argument("--teach-seconds", type=float, default=4.0, help="length of a taught performance (default 4)")
     add_pose_arguments(parser, num_poses_default="1, or 2 with --other second-person")
     parser.set_defaults(run=run)
@@ -971,7 +973,11 @@ def run(args: argparse.Namespace) -> int:
     # (Before the observed clips' pose runs: a mistyped --templates folder had been found after them.)
     templates = load_templates(args.templates)
     show = not args.no_window and display_available()
-    if args.demo or (args.demo_fallback and not show):
+    if args.demo_fallback and not args.demo and not show and args.out is None:
+        # (Said: a --source that was never tried had been dropped without a word.)  With
+        # --out the camera or source is tried first: it needs no display to be written.
+        print("mirrorcam: no display for the live screen; playing the embedded demo instead")
+    if args.demo or (args.demo_fallback and not show and args.out is None):
         return run_demo(args, size, show, templates)
     try:
         source = open_you_source(args)

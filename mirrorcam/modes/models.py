@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from mirrorcam.errors import ModelError
 from mirrorcam.modelstore import DEFAULT_VARIANT, VARIANTS, check_source, default_models_dir, fetch_model, verified_bundle
+from mirrorcam.modes.common import path_arg
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,10 +25,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="provision only what is missing or damaged (a bundle failing its check is replaced, "
                        "not refused: what `make` runs); a verified bundle is kept either way")
     fetch.add_argument("--offline", action="store_true", help="skip the download; build from the wheel")
-    fetch.add_argument("--dir", type=Path, help="models folder (default: models/ or $MIRRORCAM_MODELS)")
+    fetch.add_argument("--dir", type=path_arg, help="models folder (default: models/ or $MIRRORCAM_MODELS)")
     fetch.set_defaults(run=run)
     listing = sub.add_parser("list", help="show provisioned bundles and verify their checksums")
-    listing.add_argument("--dir", type=Path, help="models folder")
+    listing.add_argument("--dir", type=path_arg, help="models folder")
     listing.set_defaults(run=run)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from mirrorcam.containers import PoseFrame
 from mirrorcam.errors import MirrorcamError, SourceError
-from mirrorcam.modes.common import add_pose_arguments, add_template_arguments, display_available, load_bank, open_window, pose_options_from_args
+from mirrorcam.modes.common import add_pose_arguments, add_template_arguments, display_available, load_bank, open_window, path_arg, pose_options_from_args
 from mirrorcam.pipeline import iter_pose_frames
 from mirrorcam.pose import PoseEstimator
 from mirrorcam.progress import Progress
@@ -38,9 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Run PATH through the pose stage and the neurons; draw skeletons and activations, "
         "show a window when a display exists, and write the annotated video and an events file.",
     )
-    parser.add_argument("path", type=Path, help="video file, folder of clips or images, or recording (.npz)")
-    parser.add_argument("--out", type=Path, help="annotated video (.mp4/.avi); a folder when PATH holds several clips")
-    parser.add_argument("--events", type=Path, help="JSON-lines events file; a folder when PATH holds several clips")
+    parser.add_argument("path", type=path_arg, help="video file, folder of clips or images, or recording (.npz)")
+    parser.add_argument("--out", type=path_arg, help="annotated video (.mp4/.avi); a folder when PATH holds several clips")
+    parser.add_argument("--events", type=path_arg, help="JSON-lines events file; a folder when PATH holds several clips")
     parser.add_argument("--no-window", action="store_true", help="never open a window")
     add_template_arguments(parser)
     add_pose_arguments(parser)

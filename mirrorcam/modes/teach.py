@@ -29,11 +29,12 @@ from pathlib import Path
 
 from mirrorcam.errors import MirrorcamError, TemplateError
 from mirrorcam.fileio import is_utf8, writable_destination
-from mirrorcam.modes.common import add_pose_arguments, pose_options_from_args
+from mirrorcam.modes.common import add_pose_arguments, path_arg, pose_options_from_args
 from mirrorcam.authoring import impostor_streams
 from mirrorcam.teaching import MAX_EXAMPLE_S, add_style, check_style, free_style, parse_clip_spec, teach
 from mirrorcam.templates import (
-    KINDS, builtin_library, embed_recording, is_valid_name, load_template, main_person_id, people_seen, save_template, user_template_dir,
+    KINDS, builtin_library, display_name_problem, embed_recording, is_valid_name, load_template, main_person_id, people_seen,
+    save_template, user_template_dir,
 )
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--display-name", help="name shown on screen (default: NAME)")
     parser.add_argument("--kind", choices=KINDS, help="a movement (dynamic, default) or a held pose (static)")
     parser.add_argument("--side-specific", action="store_true", help="only this side counts (default: either side matches)")
-    parser.add_argument("--out", type=Path, help=f"folder to save into (default: {user_template_dir()})")
+    parser.add_argument("--out", type=path_arg, help=f"folder to save into (default: {user_template_dir()})")
     parser.add_argument("--force", action="store_true", help="replace an existing template of that name")
     parser.add_argument("--add", action="store_true",
                         help="add the examples as another style of the existing template NAME (a built-in or yours), "
@@ -84,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
         raise MirrorcamError("--display-name is not valid UTF-8 text (check the terminal's encoding)")
     if args.display_name is not None and not args.display_name.strip():  # (a row without a name had been drawn)
         raise MirrorcamError("--display-name is blank; give the name to show, or leave it out (the screen shows NAME)")
+    # The rule a template file's display_name is loaded by (checked as it is saved: stripped).
+    problem = display_name_problem(args.display_name.strip()) if args.display_name is not None else None
+    if problem:
+        raise MirrorcamError(f"--display-name {problem}")
     out_dir = args.out or user_template_dir()
     target = out_dir / f"{args.name}.json"
     writable_destination(target, create=False)  # before the examples' pose runs, which can take minutes
