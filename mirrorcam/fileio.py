@@ -1,8 +1,12 @@
-"""Atomic file writes: a crash never leaves half a file behind.
+"""Atomic file writes: a crash never leaves half a file behind; bounded reads of data files.
 
 Every file mirrorcam writes for the user goes through :func:`atomic_write` (or the
 helpers built on it): the data goes to a temporary file in the destination folder,
 is flushed to disk and then renamed over the destination in one step.
+
+Small text files the user names (a manifest, a config) are read with
+:func:`read_data_file`, which refuses a FIFO or a device (reading one blocks forever or
+never ends) and a file too large to be one.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import functools
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +59,65 @@ def publish(tmp: str | os.PathLike[str], dest: str | os.PathLike[str]) -> None:
         raise
 
 
+MAX_DATA_FILE_BYTES = 16_000_000
+"""The largest manifest or config :func:`read_data_file` reads by default: far above any
+real one (the shipped manifest is 8 KB), far below what would exhaust memory."""
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What a ``st_mode`` names, for a message: ``"a FIFO"``, ``"a folder"``, ``"a regular file"``."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return next((name for test, name in _KINDS if test(mode)), "a special file")
+
+
+def _size(n: int) -> str:
+    """``n`` bytes for a message: ``"16 MB"``, ``"8.6 GB"``."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+def read_data_file(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_DATA_FILE_BYTES) -> bytes:
+    """The bytes of a small data file the user named (a manifest, a config), read whole.
+
+    A FIFO would block the read until some other program writes to it (forever, for the
+    user), and ``/dev/zero`` or an 8 GB file would fill memory: both are refused first.
+
+    Args:
+        path: The file.
+        what: What it is, for the message (``"manifest"``, ``"config file"``).
+        max_bytes: Larger files are refused.
+
+    Raises:
+        MirrorcamError: ``path`` is not a regular file or is larger than ``max_bytes``.
+        OSError: It cannot be read (missing, no permission): the caller words that.
+    """
+    refusal = f"{what} {os.fsdecode(path)}"
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):  # (before opening it: opening a FIFO blocks)
+        raise MirrorcamError(f"{refusal} is not a regular file ({file_kind(mode)})")
+    # O_NONBLOCK: a FIFO put in its place since the stat opens without waiting, and is refused below.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise MirrorcamError(f"{refusal} is not a regular file ({file_kind(info.st_mode)})")
+        if info.st_size > max_bytes:
+            raise MirrorcamError(f"{refusal} is {_size(info.st_size)}, too large for a {what} "
+                                 f"(at most {_size(max_bytes)}); is it the right file?")
+        data = handle.read(max_bytes + 1)  # (a file still growing stops at the limit too)
+    if len(data) > max_bytes:
+        raise MirrorcamError(f"{refusal} is over {_size(max_bytes)}, too large for a {what}; is it the right file?")
+    return data
+
+
 def is_utf8(text: str) -> bool:
     """False for text holding bytes that were not UTF-8: a file name or a command-line
     argument that Python keeps as surrogates (a Latin-1 ``caf\\xe9.mp4``), which OpenCV
@@ -89,20 +153,29 @@ def folder_problem(path: Path) -> str | None:
     return None
 
 
+def may_write(path: str | os.PathLike[str]) -> bool:
+    """Whether this user may write the existing file ``path`` (root may write any)."""
+    return os.access(path, os.W_OK)
+
+
 def writable_destination(path: str | os.PathLike[str], create: bool = True) -> Path:
     """``path`` as a file mirrorcam may write, or a clear :class:`MirrorcamError`.
 
     Refuses what the rename would get wrong: a folder, a device or anything that is not
-    a regular file (renaming over ``/dev/null`` replaces the device), an empty name, and
-    a parent that is a file.  Creates the parent folder; with ``create`` False (a check
-    before the work, which may still be refused) only checks that the nearest existing
-    folder above could hold it.
+    a regular file (renaming over ``/dev/null`` replaces the device), an existing file
+    this user may not write, an empty name, and a parent that is a file.  Creates the
+    parent folder; with ``create`` False (a check before the work, which may still be
+    refused) only checks that the nearest existing folder above could hold it.
     """
     dest = Path(path)
     if not str(path) or not dest.name:
         raise MirrorcamError(f"cannot write to {str(path)!r}: not a file name")
     if dest.exists() and not dest.is_file():
         raise MirrorcamError(f"cannot write to {dest}: it is a folder or a device, not a file")
+    if dest.exists() and not may_write(dest):
+        # The rename needs only the folder's permission: it would replace a file its owner
+        # made read-only (and leave it writable), where a plain open() would be refused.
+        raise MirrorcamError(f"cannot write to {dest}: permission denied; nothing written")
     if not create:
         problem = folder_problem(dest.parent)
         if problem:

@@ -325,3 +325,113 @@ def test_a_recording_is_flipped_by_its_landmarks_whatever_the_flip_source(tmp_pa
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["flip_source"] == "landmarks" and report["clips"][0]["flip_prediction"] == "squat"
+
+
+def _fifo(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "m.tsv")
+    return tmp_path / "m.tsv"
+
+
+def _sparse(tmp_path):
+    with open(tmp_path / "m.tsv", "wb") as handle:
+        handle.truncate(8 << 30)
+    return tmp_path / "m.tsv"
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [(_fifo, "is not a regular file (a FIFO)"), (_sparse, "is 8.6 GB, too large for a manifest")],
+    ids=["fifo", "sparse-8GB"],
+)
+def test_a_manifest_that_cannot_be_one_is_refused_unread(tmp_path, make, needle):
+    """A FIFO had blocked forever, an 8 GB file had been read whole ("unexpected MemoryError")."""
+    manifest = make(tmp_path)
+    proc = run_cli("eval", manifest, "--no-variants", timeout=120)  # (a hang fails the test, not the suite)
+    assert_one_line_error(proc, f"manifest {manifest} {needle}")
+    assert proc.returncode == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["", "--no-variants"], ["m.tsv", "--root", ""], ["m.tsv", "--report", ""], ["m.tsv", "--json", ""],
+     ["m.tsv", "--templates", ""]],
+    ids=["manifest", "root", "report", "json", "templates"],
+)
+def test_an_empty_path_is_refused(tmp_path, args):
+    """``Path("")`` is ``.``: ``--report ""`` had written report.json and confusion.png into
+    the working folder."""
+    (tmp_path / "m.tsv").write_text("path\tlabel\tsubject\nnope.mp4\tclap\ts\n")
+    proc = run_cli("eval", *args, cwd=tmp_path)
+    assert_one_line_error(proc, "an empty path names nothing")
+    assert proc.returncode == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tsv"]
+
+
+@pytest.mark.parametrize("json_name", ["rep/report.json", "rep/confusion.png", "rep/../rep/report.json"])
+def test_json_and_report_naming_one_file_are_refused_before_any_work(tmp_path, json_name):
+    (tmp_path / "m.tsv").write_text("path\tlabel\tsubject\nnope.mp4\tclap\ts\n")
+    proc = run_cli("eval", "m.tsv", "--report", "rep", "--json", json_name, "--no-variants", cwd=tmp_path)
+    assert_one_line_error(proc, f"--json {json_name} would overwrite the {json_name.rsplit('/', 1)[1]} --report rep writes")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tsv"]
+
+
+@pytest.mark.parametrize(
+    ("text", "need_subjects", "needle"),
+    [
+        ("path\tlabel\tsubject\na.mp4\tbend\ts1\nb.mp4\tclap\t\n", True, "row 2 (b.mp4) has no subject"),
+        ("path\tlabel\tsubject\tpath\na.mp4\tbend\ts1\tb.mp4\n", False, "has the column 'path' twice"),
+        ("Path\tlabel\tsubject\t PATH \na.mp4\tbend\ts1\tb.mp4\n", False, "has the column 'path' twice"),
+        ("path\tlabel\tsubject\na.mp4\tbend\ts1\nb.mp4\tbend|\ts1\n", False, "row 2 (b.mp4): label 'bend|' has an empty alternative"),
+        ("path\tlabel\tsubject\na.mp4\t|bend\ts1\n", False, "row 1 (a.mp4): label '|bend' has an empty alternative"),
+        ("path\tlabel\tsubject\na.mp4\tbend||clap\ts1\n", False, "label 'bend||clap' has an empty alternative"),
+        ("path\tlabel\tsubject\na.mp4\tother:\ts1\n", False, "row 1 (a.mp4): label 'other:' lacks its name"),
+        ("path\tlabel\tsubject\na.mp4\tbend|other: \ts1\n", False, "label 'other:' lacks its name"),
+        # (rows are counted under the header, a row without a path too)
+        ("path\tlabel\tsubject\n\tx\t\na.mp4\tbend\ts\na.mp4\twalk\ts\n", False, "lists a.mp4 twice (rows 2 and 3)"),
+    ],
+    ids=["loso-no-subject", "two-path-columns", "two-path-columns-as-written", "empty-last-alternative",
+         "empty-first-alternative", "empty-middle-alternative", "other-without-name", "other-space", "row-numbers"],
+)
+def test_a_manifest_that_says_less_than_it_seems_is_refused(tmp_path, text, need_subjects, needle):
+    from mirrorcam.errors import ConfigError
+
+    path = tmp_path / "m.tsv"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        read_manifest(path, need_subjects=need_subjects)
+    assert needle in str(raised.value), raised.value
+
+
+@pytest.mark.parametrize("protocol", ["loso", "loso-add"])
+@pytest.mark.parametrize(
+    ("rows", "needle"),
+    [
+        ("a.mp4\tbend\ts1\nb.mp4\tclap\t\n", "row 2 (b.mp4) has no subject"),
+        # Every fold had fallen back to the built-in neurons: the builtin protocol's result,
+        # reported as loso's 100 %.
+        ("a.mp4\tbend\ts1\nb.mp4\tclap\ts1\n", "needs clips of at least two subjects, and every clip here has the subject 's1'"),
+    ],
+    ids=["no-subject", "one-subject"],
+)
+def test_loso_without_two_subjects_is_refused_before_any_work(tmp_path, protocol, rows, needle):
+    path = tmp_path / "m.tsv"
+    path.write_text("path\tlabel\tsubject\n" + rows)  # (the clips do not exist: refused before they are read)
+    assert_one_line_error(run_cli("eval", path, "--protocol", protocol, "--no-variants"), needle)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("path\tlabel\tsubject" + "x" * 200_000 + "\n", 1), ("\n\npath\tlabel\tsubject\na.mp4\tclap\t" + "x" * 200_000 + "\n", 4)],
+    ids=["in-the-header", "in-a-row-below-blank-lines"],
+)
+def test_a_field_over_the_csv_limit_names_its_line(tmp_path, text, line):
+    """In the header it had been "unexpected Error: field larger than field limit"; in a row,
+    said of the line before it."""
+    from mirrorcam.errors import ConfigError
+
+    path = tmp_path / "m.tsv"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"line {line}: field larger than field limit"):
+        read_manifest(path)

@@ -419,10 +419,11 @@ def test_an_unreadable_video_as_camera_fails_the_check(tmp_path, clip_file):
     assert f"{path}:2: camera.source: " in proc.stdout and "OK" not in proc.stdout, proc.stdout
 
 
-@pytest.mark.parametrize("source", ["clips/wave.avi", "0", "3", "rtsp://camera.invalid/stream"],
-                         ids=["readable-video", "camera-0", "absent-camera-3", "url"])
+@pytest.mark.parametrize("source", ["clips/wave.avi", "0", "3", "rtsp://camera.invalid/stream", "/dev/null"],
+                         ids=["readable-video", "camera-0", "absent-camera-3", "url", "device-file"])
 def test_a_readable_video_camera_passes_and_devices_and_urls_are_not_probed(tmp_path, clip_file, monkeypatch, source):
-    """The camera's file is opened by the check; a camera index or a URL is not (a kiosk that
+    """The camera's file is opened by the check; a camera index, a device (a character device
+    such as /dev/video0: it had been "no such camera or file") or a URL is not (a kiosk that
     boots before its USB camera, or its stream, is ready waits for it: not a problem)."""
     import cv2
 
@@ -439,3 +440,71 @@ def test_a_readable_video_camera_passes_and_devices_and_urls_are_not_probed(tmp_
     clip = str(tmp_path / "clips" / "wave.avi")
     expected = [clip, clip] if source == "clips/wave.avi" else [clip]  # (the camera's file, then the playlist's)
     assert [str(t) for t in opened] == expected, opened
+
+
+def _fifo(folder: Path) -> Path:
+    os.mkfifo(folder / "special")
+    return folder / "special"
+
+
+def _socket(folder: Path) -> Path:
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(folder / "special"))  # (the file stays after the socket is closed)
+    return folder / "special"
+
+
+def _sparse(folder: Path) -> Path:
+    with open(folder / "special", "wb") as handle:
+        handle.truncate(8 << 30)  # 8 GB that take no disk
+    return folder / "special"
+
+
+@pytest.mark.parametrize("option", ["--check-config", "--config"])
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [(_fifo, "is not a regular file (a FIFO)"), (_sparse, "is 8.6 GB, too large for a config file")],
+    ids=["fifo", "sparse-8GB"],
+)
+def test_a_config_file_that_cannot_be_one_is_refused_unread(tmp_path, option, make, needle):
+    """A FIFO had blocked both commands forever; an 8 GB file had been read whole ("unexpected MemoryError")."""
+    path = make(tmp_path)
+    proc = run_cli("kiosk", option, path, "--no-window", "--frames", "1", timeout=120)  # (a hang fails the test)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert f"{path}: config file {path} {needle}" in (proc.stdout if option == "--check-config" else proc.stderr)
+
+
+@pytest.mark.parametrize(("make", "kind"), [(_fifo, "a FIFO"), (_socket, "a socket")], ids=["fifo", "socket"])
+def test_a_camera_or_clip_that_is_a_fifo_or_socket_is_refused_unopened(tmp_path, clip_file, make, kind):
+    """OpenCV's open of a FIFO camera never returned, deaf to Ctrl+C and SIGTERM (only kill -9
+    ended the kiosk), and --check-config had called it "no such camera or file"."""
+    special = make(tmp_path)
+    path = write(tmp_path, f'[camera]\nsource = "{special.name}"\n[[playlist]]\naction = "clap"\nclip = "{special.name}"\n')
+    problems = check_config(path, known_actions=known)
+    assert [(p.line, p.key) for p in problems] == [(2, "camera.source"), (5, "playlist[0].clip")], problems
+    assert all(f"{special} is not a regular file ({kind})" in p.message for p in problems), problems
+    with pytest.raises(ConfigError, match=rf"kiosk.toml:2: camera.source: {special} is not a regular file \({kind}\)"):
+        load_config(path)  # (at start too: the run does not test-open its camera)
+
+
+@pytest.mark.parametrize(("make", "kind"), [(_socket, "a socket"), (lambda folder: folder, "a folder")], ids=["socket", "folder"])
+def test_a_camera_object_refuses_what_is_not_a_file_before_opening_it(tmp_path, make, kind):
+    """For a caller that skips the config's check; refused before the pose model is loaded.
+    (A FIFO is refused by the same check; unrefused, it would hang this test unkillably, so
+    it is tried in a subprocess below.)"""
+    from mirrorcam.errors import SourceError
+    from mirrorcam.kiosk.camera import LivePoseCamera
+
+    special = make(tmp_path)
+    with pytest.raises(SourceError, match=rf"camera {special} is not a regular file \({kind}\)"):
+        LivePoseCamera(str(special), options=None)
+
+
+def test_a_kiosk_whose_camera_is_a_fifo_stops_with_one_line(tmp_path, clip_file):
+    fifo = _fifo(tmp_path)
+    path = write(tmp_path, f'[camera]\nsource = "{fifo}"\n[storage]\ndir = "state"\n'
+                           '[[playlist]]\naction = "clap"\nclip = "clips/wave.avi"\n')
+    proc = run_cli("kiosk", "--config", path, "--no-window", "--frames", "20", timeout=120)  # (a hang fails the test)
+    assert_one_line_error(proc, f"camera.source: {fifo} is not a regular file (a FIFO)")
+    assert proc.returncode == 2

@@ -199,3 +199,26 @@ def test_a_scripted_scene_that_lasts_no_time_is_refused(seconds):
     # Looped, such a script had spun forever inside poll() (refused before any poll here).
     with pytest.raises(ValueError, match="scene 1 lasts"):
         ScriptedCamera([standing(1), empty(seconds)], loop=True)
+
+
+@pytest.mark.parametrize(
+    "already_aside",
+    [[], ["counters.json.corrupt"], ["counters.json.corrupt", "counters.json.corrupt.1"], ["counters.json.corrupt.1"]],
+    ids=["first", "second", "third", "gap"],
+)
+def test_every_corrupt_counters_file_is_kept(tmp_path, caplog, already_aside):
+    """A second corrupt counters.json had replaced counters.json.corrupt, the first one's counts with it."""
+    from mirrorcam.kiosk.service import Counters
+
+    for i, name in enumerate(already_aside):
+        (tmp_path / name).write_text(f"earlier copy {i}")
+    path = tmp_path / "counters.json"
+    path.write_text("{ not json")
+    with caplog.at_level("WARNING"):
+        Counters(path)
+    kept = sorted(set(p.name for p in tmp_path.iterdir()) - set(already_aside))
+    assert len(kept) == 1 and kept[0].startswith("counters.json.corrupt"), kept
+    assert (tmp_path / kept[0]).read_text() == "{ not json" and f"kept as {kept[0]}" in caplog.text
+    for i, name in enumerate(already_aside):
+        assert (tmp_path / name).read_text() == f"earlier copy {i}"
+

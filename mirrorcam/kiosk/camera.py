@@ -16,14 +16,18 @@ the device is gone (the kiosk shows the calm screen after ``camera.lost_after_s`
 from __future__ import annotations
 
 import logging
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from mirrorcam.containers import NUM_LANDMARKS, Person, PoseFrame
+from mirrorcam.errors import SourceError
+from mirrorcam.fileio import file_kind
 from mirrorcam.recording import Recording
 
 log = logging.getLogger(__name__)
@@ -81,6 +85,38 @@ class ManualClock:
 # --------------------------------------------------------------------------- live
 
 
+def camera_file_problem(path: Path) -> str | None:
+    """Why a camera that is a file path cannot be one (``"is not a regular file (a FIFO)"``),
+    or None: a regular file, a character device (``/dev/video0``) or a path not there yet.
+
+    OpenCV's open of a FIFO waits for a writer inside C, deaf to Ctrl+C and SIGTERM (only
+    ``kill -9`` ended the kiosk); a socket or a folder plays nothing either.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # (missing: a file source may appear later, as a camera may be plugged in)
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISCHR(mode):
+        return None
+    return f"is not a regular file ({file_kind(mode)})"
+
+
+def _refuse_camera_file(path: Path) -> None:
+    """Raise :class:`SourceError` for a camera file :func:`camera_file_problem` refuses."""
+    problem = camera_file_problem(path)
+    if problem:
+        raise SourceError(f"camera {path} {problem}")
+
+
+def _file_capture(path: Path):
+    """A video file opened as a simulated camera, checked at every (re)open: a FIFO put in
+    its place later would block the reader thread for good (this error is retried instead)."""
+    from mirrorcam.sources import PacedFileCapture
+
+    _refuse_camera_file(path)
+    return PacedFileCapture(path, loop=True, realtime=True)
+
+
 class LivePoseCamera:
     """A camera, stream or video file through the pose stage.
 
@@ -94,6 +130,9 @@ class LivePoseCamera:
 
     The source starts even when the camera is absent at launch: a kiosk that boots
     before its USB camera is ready must wait for it, not exit.
+
+    Raises:
+        SourceError: ``spec`` is a FIFO, a socket or a folder (:func:`camera_file_problem`).
     """
 
     finished = False
@@ -112,8 +151,9 @@ class LivePoseCamera:
             self.source = sources.url_source(what, require_initial=False, max_backoff_s=max_backoff_s)
         else:
             path = what
+            _refuse_camera_file(path)  # (at start too, not only in the config's check: other callers)
             self.source = sources.LiveSource(
-                lambda: sources.PacedFileCapture(path, loop=True, realtime=True),
+                lambda: _file_capture(path),
                 f"simulated camera ({path.name})",
                 require_initial=False,
                 max_backoff_s=max_backoff_s,

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mirrorcam.errors import ConfigError
-from mirrorcam.fileio import folder_problem
+from mirrorcam.errors import ConfigError, MirrorcamError
+from mirrorcam.fileio import file_kind, folder_problem, read_data_file
 
 # --------------------------------------------------------------------------- sections
 
@@ -449,18 +449,26 @@ class _Checker:
             if not value.strip():
                 self.problem(key, "must not be empty (a camera index like \"0\", a URL or a file)")
                 return False, None
+            from mirrorcam.kiosk.camera import camera_file_problem
             from mirrorcam.sources import parse_source_spec
 
             looks_like_file = isinstance(parse_source_spec(value), Path)
             if looks_like_file:
                 path = self.resolve(value)
-                if self.check_files:
+                # On every start too (a stat): OpenCV's open of a FIFO never returned, and
+                # the kiosk then ignored Ctrl+C and SIGTERM.
+                problem = camera_file_problem(path)
+                if problem:
+                    self.problem(key, f"{path} {problem}; a camera file is a video, a recording (.npz) "
+                                      "or a device such as /dev/video0")
+                    return False, None
+                if self.check_files and not path.is_char_device():
                     # Test-read as a playlist clip is: a landmark recording loaded whole (a
                     # broken one passed here and then stopped every start: a restart loop
                     # under systemd), a video opened and one frame decoded (a text file named
                     # text.mp4 passed here, and the run waited for it forever: "camera
-                    # unavailable").  A camera index or a URL is not probed: a kiosk that
-                    # boots before its camera or stream is ready waits for it.
+                    # unavailable").  A camera index, a device (/dev/video0) or a URL is not
+                    # probed: a kiosk that boots before its camera or stream is ready waits for it.
                     problem = f"no such camera or file: {value}" if not path.is_file() else clip_problem(path)
                     if problem:
                         self.problem(key, problem)
@@ -610,8 +618,10 @@ def clip_problem(path: Path) -> str | None:
     (a recording is loaded whole; a video is opened and one frame read)."""
     if path.is_dir():
         return f"{path} is a folder, not a video or a landmark recording"
-    if not path.is_file():
+    if not path.exists():
         return f"no such clip: {path}"
+    if not path.is_file():  # (a FIFO had been called missing; opening one blocks, so it is refused unopened)
+        return f"{path} is not a regular file ({file_kind(path.stat().st_mode)})"
     if path.suffix.lower() == ".npz":
         return recording_problem(path)
     import cv2
@@ -649,11 +659,13 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError, definitions: list[tuple[int, s
 
 def _read_text(path: Path) -> tuple[str | None, list[Problem]]:
     try:
-        data = path.read_bytes()
+        data = read_data_file(path, "config file")  # (a FIFO or /dev/zero as the config is refused, not read)
     except FileNotFoundError:
         return None, [Problem(0, "", f"no such config file: {path}")]
     except OSError as exc:
         return None, [Problem(0, "", f"cannot read the config file: {exc.strerror}")]
+    except MirrorcamError as exc:
+        return None, [Problem(0, "", str(exc))]
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]  # a byte-order mark (Windows editors add one): harmless, drop it
     try:

@@ -138,7 +138,8 @@ class Counters:
 
     Args:
         path: The JSON file (existing counts are kept and added to; a corrupt one is
-            renamed ``<name>.corrupt`` and counting starts afresh).
+            renamed ``<name>.corrupt``, or ``.corrupt.1``, ... when taken, and counting
+            starts afresh).
         flush_s: Shortest time between two writes.
         clock: Monotonic seconds, for spacing the writes.
         wallclock: Local time now, for the hour buckets.
@@ -194,9 +195,14 @@ class Counters:
     def _set_aside(self, problem: str) -> None:
         """Rename a bad counters file so that starting afresh does not overwrite it unseen.
 
-        One aside file at most (a newer bad file replaces it): the kiosk's storage stays bounded.
+        Every such file is kept (``counters.json.corrupt``, then ``.corrupt.1``, ...): a newer
+        one had replaced the first, and with it the counts someone may still recover.
         """
         aside = self.path.with_name(self.path.name + ".corrupt")
+        n = 0
+        while aside.exists() or aside.is_symlink():
+            n += 1
+            aside = self.path.with_name(f"{self.path.name}.corrupt.{n}")
         try:
             os.replace(self.path, aside)
         except OSError as exc:

@@ -9,7 +9,8 @@ Protocols:
     loso     leave one subject out: for each subject, every action is taught from clips
              of the *other* subjects only (up to 5 prototypes per action, one per
              training clip, thresholds calibrated against the other actions' clips as
-             ``mirrorcam teach`` does), then that subject's clips are classified.
+             ``mirrorcam teach`` does), then that subject's clips are classified.  Needs
+             every clip's subject, and at least two subjects.
     loso-add as ``loso``, but the taught prototypes join the built-in neuron as styles of
              it, as ``mirrorcam teach --add`` does: the library a user has after teaching
              their own ways of doing its actions.  Not a clean leave-one-subject-out:
@@ -39,8 +40,9 @@ import numpy as np
 
 from mirrorcam.containers import PoseFrame
 from mirrorcam.errors import ConfigError, MirrorcamError, SourceError
-from mirrorcam.fileio import atomic_write_bytes, atomic_write_json, writable_destination
+from mirrorcam.fileio import atomic_write_bytes, atomic_write_json, read_data_file, writable_destination
 from mirrorcam.matching import BankOptions, NeuronBank, threshold_ratio
+from mirrorcam.modes.common import path_arg
 from mirrorcam.progress import Progress
 from mirrorcam.recording import Recording, is_recording_path, mirrored_recording
 from mirrorcam.templates import BUILTIN_NAMES, TemplateLibrary
@@ -59,12 +61,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "columns) by the neuron that fired most often; report accuracy, false fires per minute on the "
         "negatives, per-class precision/recall, a confusion matrix, flip consistency and speed robustness.",
     )
-    parser.add_argument("manifest", type=Path, help="MANIFEST.tsv or .csv")
-    parser.add_argument("--root", type=Path, help="folder the manifest's paths are relative to (default: its folder)")
+    parser.add_argument("manifest", type=path_arg, help="MANIFEST.tsv or .csv")
+    parser.add_argument("--root", type=path_arg, help="folder the manifest's paths are relative to (default: its folder)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="builtin", help="library to evaluate (default: builtin)")
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write the full report as JSON")
-    parser.add_argument("--report", type=Path, metavar="DIR", help="write report.json and confusion.png here")
-    parser.add_argument("--templates", type=Path, action="append", metavar="DIR", help="extra template folder (builtin protocol)")
+    parser.add_argument("--json", type=path_arg, metavar="OUT", help="write the full report as JSON")
+    parser.add_argument("--report", type=path_arg, metavar="DIR", help="write report.json and confusion.png here")
+    parser.add_argument("--templates", type=path_arg, action="append", metavar="DIR", help="extra template folder (builtin protocol)")
     parser.add_argument("--flip-source", choices=("auto", "video", "landmarks"), default="auto",
                         help="mirrored clips from the pose cache of the flipped video (video), by mirroring the "
                         "landmarks (landmarks), or the cache when present else landmarks (auto, default)")
@@ -91,49 +93,71 @@ class ClipRow:
         return hits or (NONE,)
 
 
-def read_manifest(path: Path) -> list[ClipRow]:
+def read_manifest(path: Path, need_subjects: bool = False) -> list[ClipRow]:
     """Rows of a tab- or comma-separated manifest with path, label and subject columns.
 
+    Args:
+        path: The manifest.
+        need_subjects: Refuse a row without a subject (the loso protocols group clips by
+            it); otherwise such a clip is its own subject.
+
     Raises:
-        ConfigError: Missing file, missing columns or no rows.
+        ConfigError: Missing file, missing or repeated columns, a row with no label, an
+            empty label alternative, a clip listed twice, or no rows.
     """
     try:
-        text = path.read_text(encoding="utf-8-sig")  # (a byte-order mark is not part of the first column's name)
+        data = read_data_file(path, "manifest")
+        text = data.decode("utf-8-sig")  # (a byte-order mark is not part of the first column's name)
     except OSError as exc:
         raise ConfigError(f"cannot read manifest {path} ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"manifest {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     lines = text.splitlines()
-    while lines and not lines[0].strip():  # (blank lines above the header: it is the first line of text)
-        lines.pop(0)
-    first = lines[0] if lines else ""
+    blank = 0
+    while blank < len(lines) and not lines[blank].strip():  # (blank lines above the header: it is the first line of text)
+        blank += 1
+    first = lines[blank] if blank < len(lines) else ""
     delimiter = "\t" if "\t" in first else ","
-    reader = csv.DictReader(lines, delimiter=delimiter)
-    # Column names as people write them: "Path, Label, Subject" is the same header.
-    reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
+    reader = csv.DictReader(lines[blank:], delimiter=delimiter)
+    try:
+        # Column names as people write them: "Path, Label, Subject" is the same header.
+        reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
+        records = list(reader)
+    except csv.Error as exc:  # (the csv reader's own count: DictReader's lags behind on an error)
+        raise ConfigError(f"manifest {path}: line {blank + reader.reader.line_num}: {exc}") from None
+    # DictReader keeps the last of two columns of one name: the other's values were lost unseen.
+    repeated = sorted(name for name, n in Counter(reader.fieldnames).items() if name and n > 1)
+    if repeated:
+        raise ConfigError(f"manifest {path} has the column {repeated[0]!r} twice; keep one")
     missing = {"path", "label", "subject"} - set(reader.fieldnames)
     if missing:
         raise ConfigError(f"manifest {path} lacks the column(s) {', '.join(sorted(missing))}")
     rows = []
-    try:
-        records = list(reader)
-    except csv.Error as exc:
-        raise ConfigError(f"manifest {path}: line {reader.line_num}: {exc}") from None
-    for row in records:
-        if not (row.get("path") or "").strip():
+    seen: dict[str, int] = {}  # path -> its row (counted under the header), for the messages
+    for number, row in enumerate(records, start=1):
+        clip = (row.get("path") or "").strip()
+        if not clip:
             continue
-        labels = tuple(x.strip() for x in (row.get("label") or "").split("|") if x.strip())
-        if not labels:
-            raise ConfigError(f"manifest {path}: clip {row['path']} has no label")
-        rows.append(ClipRow(row["path"].strip(), labels, (row.get("subject") or "").strip() or row["path"].strip()))
-    # Results are kept by path: a clip listed twice was counted twice, under one of its
-    # rows' labels for both (a bend listed again as walk: a "false fire" on itself).
-    seen: dict[str, int] = {}
-    for i, row in enumerate(rows):
-        if row.path in seen:
-            raise ConfigError(f"manifest {path} lists {row.path} twice (rows {seen[row.path] + 1} and {i + 1}); "
+        where = f"manifest {path}, row {number} ({clip})"
+        label = (row.get("label") or "").strip()
+        if not label:
+            raise ConfigError(f"manifest {path}: clip {clip} has no label")
+        labels = tuple(x.strip() for x in label.split("|"))
+        # ("bend|" and "other:" had been taken as "bend" and as a negative of no name.)
+        if not all(labels):
+            raise ConfigError(f"{where}: label {label!r} has an empty alternative; separate labels with one |")
+        if "other:" in labels:
+            raise ConfigError(f"{where}: label 'other:' lacks its name (other:NAME, e.g. other:dance)")
+        subject = (row.get("subject") or "").strip()
+        if not subject and need_subjects:
+            raise ConfigError(f"{where} has no subject; --protocol loso and loso-add leave one subject out at a time")
+        # Results are kept by path: a clip listed twice was counted twice, under one of its
+        # rows' labels for both (a bend listed again as walk: a "false fire" on itself).
+        if clip in seen:
+            raise ConfigError(f"manifest {path} lists {clip} twice (rows {seen[clip]} and {number}); "
                               f"give a clip that shows two actions one row with LABEL1|LABEL2")
-        seen[row.path] = i
+        seen[clip] = number
+        rows.append(ClipRow(clip, labels, subject or clip))
     if not rows:
         raise ConfigError(f"manifest {path} lists no clips")
     return rows
@@ -501,7 +525,13 @@ def loso_banks(rows: list[ClipRow], recs: dict, options: BankOptions, add: bool 
 def run(args: argparse.Namespace) -> int:
     if args.templates and args.protocol != "builtin":
         raise ConfigError(f"--templates adds folders to the builtin protocol; {args.protocol} teaches its own library")
-    rows = read_manifest(args.manifest)
+    rows = read_manifest(args.manifest, need_subjects=args.protocol != "builtin")
+    subjects = {r.subject for r in rows}
+    if args.protocol != "builtin" and len(subjects) < 2:
+        # With one subject no fold has anyone to learn from: every neuron fell back to the
+        # built-in one, and the builtin protocol's result was reported as loso's.
+        raise ConfigError(f"--protocol {args.protocol} needs clips of at least two subjects, and every clip here has "
+                          f"the subject {next(iter(subjects))!r}: nobody else to teach from (use --protocol builtin)")
     names = BUILTIN_NAMES
     side_specific: set[str] = set()  # (loso teaches the built-in names, none side-specific)
     if args.protocol == "builtin":
@@ -575,8 +605,8 @@ def _check_report_outputs(args: argparse.Namespace, rows: list[ClipRow], root: P
 
     Raises:
         MirrorcamError: ``--json`` or ``--report``'s files are a folder, a device, under a
-            file or unwritable, or are the manifest or one of its clips (``--json m.tsv``
-            had replaced the manifest with the report).
+            file or unwritable, are the manifest or one of its clips (``--json m.tsv``
+            had replaced the manifest with the report), or are one another.
     """
     outputs = [args.json] if args.json else []
     if args.report:
@@ -584,10 +614,16 @@ def _check_report_outputs(args: argparse.Namespace, rows: list[ClipRow], root: P
             raise MirrorcamError(f"--report {args.report} is a file; it names a folder for report.json and confusion.png")
         outputs += [args.report / "report.json", args.report / "confusion.png"]
     inputs = {args.manifest.resolve(): "the manifest", **{(root / r.path).resolve(): f"the clip {r.path}" for r in rows}}
+    written: set[Path] = set()
     for out in outputs:
         writable_destination(out, create=False)  # (a run refused later leaves no empty folder)
         if out.resolve() in inputs:
             raise MirrorcamError(f"{out} would overwrite {inputs[out.resolve()]}")
+        # (--json rep/report.json with --report rep: the same file written twice)
+        if out.resolve() in written:
+            raise MirrorcamError(f"--json {args.json} would overwrite the {out.name} --report {args.report} writes; "
+                                 "give one or the other")
+        written.add(out.resolve())
 
 
 NEGATIVE_LABELS = ("stand", "walk", "run")
