@@ -37,11 +37,14 @@ def parse_clip_spec(spec: str) -> tuple[str, float | None, float | None]:
     Raises:
         TemplateError: A malformed segment.
     """
-    if not spec.rpartition("@")[0 if "@" in spec else 2]:  # (Path("") is ".": the working folder had been taken)
-        raise TemplateError(f"--from {spec!r} names no clip: an empty path names nothing")
     if "@" not in spec or Path(spec).exists():  # a file whose name has an @ in it
-        return spec, None, None
-    path, _, seg = spec.rpartition("@")
+        path, seg = spec, None
+    else:
+        path, _, seg = spec.rpartition("@")
+    if not path:  # (Path("") is ".": the working folder had been taken for the clip)
+        raise TemplateError(f"--from {spec!r} names no clip: an empty path names nothing")
+    if seg is None:
+        return path, None, None
     try:
         a, b = seg.split("-", 1)
         start, end = float(a), float(b)

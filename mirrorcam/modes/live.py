@@ -973,11 +973,11 @@ def run(args: argparse.Namespace) -> int:
     # (Before the observed clips' pose runs: a mistyped --templates folder had been found after them.)
     templates = load_templates(args.templates)
     show = not args.no_window and display_available()
-    if args.demo_fallback and not args.demo and not show and args.out is None:
-        # (Said: a --source that was never tried had been dropped without a word.)  With
-        # --out the camera or source is tried first: it needs no display to be written.
+    # With --out the camera or source is tried first: it needs no display to be written.
+    no_screen = args.demo_fallback and not show and args.out is None
+    if no_screen and not args.demo:  # (said: a --source that was never tried had been dropped without a word)
         print("mirrorcam: no display for the live screen; playing the embedded demo instead")
-    if args.demo or (args.demo_fallback and not show and args.out is None):
+    if args.demo or no_screen:
         return run_demo(args, size, show, templates)
     try:
         source = open_you_source(args)
