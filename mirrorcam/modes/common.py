@@ -28,8 +28,8 @@ def path_arg(text: str) -> Path:
 
 
 def nonempty_arg(text: str) -> str:
-    """A file-or-URL argument kept as given (a URL is no path: ``Path`` makes ``rtsp://`` of
-    ``rtsp:/``), refused when empty as :func:`path_arg` does."""
+    """A file-or-URL argument kept as given (a URL is no path: ``Path`` makes ``rtsp:/`` of
+    ``rtsp://``), refused when empty as :func:`path_arg` does."""
     path_arg(text)  # (refuses an empty one)
     return text
 
