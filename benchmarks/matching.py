@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from mirrorcam.embedding import DIM
-from mirrorcam.matching import NeuronBank
+from mirrorcam.matching import BankOptions, NeuronBank
 from mirrorcam.performer import PerformerOptions, perform
 from mirrorcam.authoring import VELOCITY_WEIGHT
 from mirrorcam.templates import builtin_library, embed_recording
@@ -66,7 +66,7 @@ def products_ms(bank: NeuronBank, ticks: int = 40, runs: int = RUNS) -> tuple[fl
         start = time.perf_counter()
         for _ in range(ticks):
             for a, b in zip(mats, inputs):
-                _products(a, b)
+                _products(a, b, m.split)
         times.append((time.perf_counter() - start) * 1000.0 / ticks)
     return float(np.median(times)), sum(a.nbytes for a in mats) / 1e6
 
@@ -91,6 +91,8 @@ def main() -> None:
     ]
     bank = NeuronBank(many)
     thousand_ms, thousand_min = median_ms(bank, stream[:40])
+    # The same in one thread (BankOptions.workers): what the bank's threads gain here.
+    one_thread_ms, _ = median_ms(NeuronBank(many, BankOptions(workers=1)), stream[:40])
     floor_ms, matrix_mb = products_ms(bank)
     # Half of them are side-specific (no mirrored row); the same 1,000 with none
     # side-specific is the upper bound (every template also matched mirrored).
@@ -107,6 +109,8 @@ def main() -> None:
         "templates_1000x60_dp_cells": dp_cells(bank),
         "templates_1000x60_ms_per_frame": round(thousand_ms, 3),
         "templates_1000x60_fastest_ms": round(thousand_min, 3),
+        "templates_1000x60_workers": bank._m.split.workers,
+        "templates_1000x60_one_thread_ms": round(one_thread_ms, 3),
         # The part of a tick no numpy rewrite of the matcher can shave: reading the
         # template matrices (idle, alone; in a tick they share the caches with the DP).
         "templates_1000x60_matrix_mb": round(matrix_mb, 1),

@@ -62,7 +62,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -213,6 +215,13 @@ class BankOptions:
             next repetition (SPRING's reset after a report, see ``NeuronBank._forget_fired``).
             :func:`best_distances` turns it off: it asks for the lowest distance anywhere
             in a stream, repetitions or not (with it on, the built-ins' calibration moved).
+        workers: Threads a tick's template products and DP step are split over, by
+            rows (each row is independent, so the result is the same to the bit).  0:
+            one per CPU core, up to ``MAX_WORKERS``, for a bank of ``PARALLEL_CELLS`` DP
+            cells or more, and 1 below that (the built-ins' 4,280 cells take about a
+            millisecond, less than handing work to a thread is worth).  Why threads:
+            numpy and OpenBLAS release the GIL, and a large bank's tick is memory-bound
+            products and element-wise passes that two cores each run at their own speed.
     """
 
     rate_hz: float = 15.0
@@ -232,6 +241,7 @@ class BankOptions:
     open_share: float = 0.3
     slowed_copies: bool = True
     reset_on_fire: bool = True
+    workers: int = 0
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.rate_hz <= 120.0:
@@ -256,6 +266,8 @@ class BankOptions:
             raise ValueError(f"velocity_scale must be > 0, got {self.velocity_scale}")
         if not 0.0 <= self.open_share < 1.0:
             raise ValueError(f"open_share must be in [0, 1), got {self.open_share}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise ValueError(f"workers must be a whole number >= 0, got {self.workers!r}")
 
 
 def _prototypes(template) -> tuple:
@@ -403,6 +415,9 @@ class _Matrices:
                 self.slowed_step = (np.arange(2 * k - 1) + 1) // 2
                 if self.uses_velocity:
                     self.a_vel_slowed = _distance_matrix(self.w_vel, velocity_features(dy / 2, self.velocity_scale), self.wsum)
+        cells = sum(len(b.rows) * b.k for b in self.blocks)
+        workers = options.workers or (min(_cores(), MAX_WORKERS) if cells >= PARALLEL_CELLS else 1)
+        self.split = _RowSplit(workers)
 
     def _split(self, both: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(N, k)`` for the input and ``(M, k)`` for the mirrored input from a
@@ -443,7 +458,7 @@ class _Matrices:
         input_term = ((own + self.unseen_cost * unseen) / self.wsum[:, None]).astype(np.float32)
         d = np.empty((self.n_rows, k), np.float32)
         direct, mirrored = d[:n], d[n:]
-        pose, pose_mirrored = self._split(_products(self.a, b))
+        pose, pose_mirrored = self._split(_products(self.a, b, self.split))
         np.add(pose, input_term[:, 0:1], out=direct)
         np.add(pose_mirrored, input_term[mi, 1:2], out=mirrored)
         slowed = None if self.slowed is None else self._slowed_pose(d, b)
@@ -452,13 +467,13 @@ class _Matrices:
             dvs = part_trust(dvs)
             bv = _input_vector(vx, dvs)
             own_vel = ((self.w_vel @ (dvs * vx * vx).T) / self.wsum[:, None]).astype(np.float32)
-            vel, vel_mirrored = self._split(_products(self.a_vel, bv))
+            vel, vel_mirrored = self._split(_products(self.a_vel, bv, self.split))
             direct += vel
             direct += own_vel[:, 0:1]
             mirrored += vel_mirrored
             mirrored += own_vel[mi, 1:2]
             if slowed is not None:
-                vel, vel_mirrored = self._split(_products(self.a_vel_slowed, bv))
+                vel, vel_mirrored = self._split(_products(self.a_vel_slowed, bv, self.split))
                 vel = np.concatenate([vel + own_vel[:, 0:1], vel_mirrored + own_vel[mi, 1:2]])
                 slowed += vel[self.slowed.rows][:, self.slowed_step]
         np.maximum(d, 0.0, out=d)
@@ -481,7 +496,7 @@ class _Matrices:
         out = np.empty((len(rows), 2 * k - 1), np.float32)
         out[:, 0::2] = own
         if k > 1:
-            steps = np.concatenate(self._split(_products(self.a_seg, b[:, DIM:]), k - 1))
+            steps = np.concatenate(self._split(_products(self.a_seg, b[:, DIM:], self.split), k - 1))
             out[:, 1::2] = 0.5 * (own[:, :-1] + own[:, 1:]) - 0.25 * steps[rows]
         return out
 
@@ -504,7 +519,7 @@ BLAS_ROWS = 2048
 """Rows of a template matrix multiplied in one call (see :func:`_products`)."""
 
 
-def _products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _products(a: np.ndarray, b: np.ndarray, split: _RowSplit | None = None) -> np.ndarray:
     """``(R, 2)``: a ``(R, C)`` template matrix times the input and the mirrored input
     ``b`` (2, C), each column one of them.
 
@@ -513,13 +528,66 @@ def _products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     OpenBLAS splits a larger product over threads, which on two cores already busy (pose
     inference, or the eval's other process) waited for each other: 60,000 rows x 62 took
     27 ms as two matrix-vector products and 0.85-1.1 ms in chunks of 2,048-4,096 rows, on
-    the same busy machine; chunks of 8,192 were threaded again (48 ms).
+    the same busy machine; chunks of 8,192 were threaded again (48 ms).  A large bank
+    gives the chunks to its own threads instead (``split``, see ``BankOptions.workers``):
+    the same chunks, so the same result to the bit.
     """
     out = np.empty((len(a), 2), np.float32)
     bt = np.ascontiguousarray(b.T, np.float32)
-    for start in range(0, len(a), BLAS_ROWS):
-        np.matmul(a[start:start + BLAS_ROWS], bt, out=out[start:start + BLAS_ROWS])
+
+    def chunks(lo: int, hi: int) -> None:
+        for start in range(lo, hi, BLAS_ROWS):
+            end = min(start + BLAS_ROWS, hi)
+            np.matmul(a[start:end], bt, out=out[start:end])
+
+    if split is None:
+        chunks(0, len(a))
+    else:
+        split.run(chunks, len(a), BLAS_ROWS)
     return out
+
+
+MAX_WORKERS = 4
+"""Most threads a bank splits its tick over (``BankOptions.workers`` = 0)."""
+PARALLEL_CELLS = 100_000
+"""DP cells from which a bank splits its tick over threads (``BankOptions.workers`` = 0)."""
+
+
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on Linux)
+        return os.cpu_count() or 1
+
+
+class _RowSplit:
+    """Runs work on contiguous row ranges of a bank's arrays, one range per thread.
+
+    The calling thread takes the last range itself (one handoff fewer); with one worker
+    it is a plain call.  The pool's threads end with the bank (the executor's own
+    clean-up when it is collected, or at exit).
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="mirrorcam-match") if workers > 1 else None
+
+    def run(self, fn: Callable[[int, int], None], n_rows: int, align: int = 1) -> None:
+        """Call ``fn(lo, hi)`` on ranges that cover rows ``0..n_rows``, their edges multiples of ``align``."""
+        per = -(-n_rows // self.workers)
+        per = -(-per // align) * align
+        if self._pool is None or per >= n_rows:
+            fn(0, n_rows)
+            return
+        edges = [*range(0, n_rows, per), n_rows]
+        futures = [self._pool.submit(fn, lo, hi) for lo, hi in zip(edges[:-2], edges[1:-1])]
+        try:
+            fn(edges[-2], edges[-1])
+        finally:
+            wait(futures)  # (no thread may still write to the arrays when this returns)
+        for future in futures:
+            future.result()  # (raises a worker's exception here)
 
 
 def _input_vector(xs: np.ndarray, vs: np.ndarray) -> np.ndarray:
@@ -528,14 +596,16 @@ def _input_vector(xs: np.ndarray, vs: np.ndarray) -> np.ndarray:
 
 
 class _Paths:
-    """Per cell of one block, the best path that ends there now."""
+    """Per cell of one block, the best path that ends there now (none yet, unless ``blank``)."""
 
-    def __init__(self, shape: tuple[int, int]) -> None:
-        self.cost = np.full(shape, BIG, np.float32)
-        self.start = np.zeros(shape, np.int32)  # tick number the path started on (2^31 ticks: 4.5 years)
-        self.length = np.zeros(shape, np.int32)  # ticks on the path
-        self.stall = np.zeros(shape, np.int16)
-        self.moved = np.zeros(shape, np.float32)
+    def __init__(self, shape: tuple[int, int], blank: bool = False) -> None:
+        # (blank: every cell is about to be written, as the DP step's output is.)
+        make = np.empty if blank else np.zeros
+        self.cost = np.empty(shape, np.float32) if blank else np.full(shape, BIG, np.float32)
+        self.start = make(shape, np.int32)  # tick number the path started on (2^31 ticks: 4.5 years)
+        self.length = make(shape, np.int32)  # ticks on the path
+        self.stall = make(shape, np.int16)
+        self.moved = make(shape, np.float32)
 
 
 class _Track:
@@ -862,17 +932,32 @@ class NeuronBank:
         of each row, filled from the row above, are made unreachable (or entered fresh)
         before they are used.  1,000 templates x 60 frames, none side-specific: 4.0 ->
         1.6 ms a tick for this step, with the same result to the bit
-        (``test_the_vectorised_dp_step_equals_the_cell_by_cell_reference``).
+        (``test_the_vectorised_dp_step_equals_the_cell_by_cell_reference``).  Rows
+        never depend on each other, so a large bank's rows are split over threads
+        (``BankOptions.workers``).
         """
+        out = _Paths(paths.cost.shape, blank=True)
+        self._m.split.run(lambda lo, hi: self._dp_rows(paths, block, d, step, tick, out, lo, hi), len(block.rows))
+        paths.cost, paths.start, paths.length, paths.moved, paths.stall = out.cost, out.start, out.length, out.moved, out.stall
+
+    def _dp_rows(
+        self, paths: _Paths, block: _Block, d: np.ndarray, step: np.ndarray, tick: int, out: _Paths, lo: int, hi: int,
+    ) -> None:
+        """:meth:`_dp` for rows ``lo..hi``: reads ``paths``, writes ``out`` (contiguous row
+        slices, so the flat views below are views, not copies)."""
         o = self.options
-        cost, start, length, stall, moved = paths.cost, paths.start, paths.length, paths.stall, paths.moved
+        rows = slice(lo, hi)
+        cost, start, length, stall, moved = paths.cost[rows], paths.start[rows], paths.length[rows], paths.stall[rows], paths.moved[rows]
+        d, step = d[rows], step[rows]
         big = np.float32(BIG)
         # Stay on the same template frame (the performer is slower), a bounded number of times.
-        best = np.maximum(cost, (stall >= o.max_stall) * big)
-        n_start, n_len = start.copy(), length.copy()
+        best = out.cost[rows]
+        np.maximum(cost, (stall >= o.max_stall) * big, out=best)
+        n_start, n_len, n_moved, n_stall = out.start[rows], out.length[rows], out.moved[rows], out.stall[rows]
+        n_start[...], n_len[...] = start, length
         moved_on = moved + step  # the path's movement, this tick's included
-        n_moved = moved_on.copy()
-        n_stall = stall + np.int16(1)
+        n_moved[...] = moved_on
+        np.add(stall, np.int16(1), out=n_stall)
         cost_f, start_f, length_f, moved_f = cost.ravel(), start.ravel(), length.ravel(), moved_on.ravel()
         n_start_f, n_len_f, n_moved_f = n_start.ravel(), n_len.ravel(), n_moved.ravel()
         # Skipping template frames is not free: this tick is also charged the frames it
@@ -911,7 +996,7 @@ class NeuronBank:
         if tick == 1:
             # The stream's first tick for this person: an action already under way may be
             # entered part-way in (BankOptions.open_share); what came before is not charged.
-            entry = block.open_entry
+            entry = block.open_entry[rows]
             best[entry] = 0.0
             n_start[entry] = tick
             n_len[entry] = 0
@@ -920,7 +1005,6 @@ class NeuronBank:
         best += d
         np.minimum(best, big, out=best)
         n_len += 1
-        paths.cost, paths.start, paths.length, paths.moved, paths.stall = best, n_start, n_len, n_moved, n_stall
 
     def _fire(self, tr: _Track, pid: int, act: np.ndarray, start: np.ndarray, t: float, tol: np.ndarray) -> list[Firing]:
         """Turn neurons on and off from their activations ``act``; ``tol`` is each neuron's

@@ -355,6 +355,9 @@ def test_tick_stream_resamples_to_the_grid():
         {"velocity_scale": 0.0},
         {"open_share": -0.1},
         {"open_share": 1.0},
+        {"workers": -1},
+        {"workers": 1.5},
+        {"workers": True},
     ],
 )
 def test_bank_options_validated(kwargs):
@@ -607,11 +610,13 @@ def _reference_dp_step(state: dict, d: np.ndarray, step: np.ndarray, tick: int, 
     return out
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
 @pytest.mark.parametrize("open_share", [0.0, 0.3, 0.5])
 @pytest.mark.parametrize("max_stall, max_skip, k", [(3, 2, 7), (0, 1, 5), (3, 3, 6), (1, 4, 9), (2, 2, 1), (3, 4, 2)])
-def test_the_vectorised_dp_step_equals_the_cell_by_cell_reference(max_stall, max_skip, k, open_share):
+def test_the_vectorised_dp_step_equals_the_cell_by_cell_reference(max_stall, max_skip, k, open_share, workers):
     """Every cell's cost, start, length, movement and stall count after 25 ticks, exactly
-    (the first tick's open entry included).
+    (the first tick's open entry included), in one thread and with the rows split over
+    two or three (``BankOptions.workers``; 5 rows, so the ranges are uneven).
 
     Costs are multiples of 1/8, so every sum is exact in float32 whatever its order."""
     from mirrorcam.embedding import DIM
@@ -621,7 +626,9 @@ def test_the_vectorised_dp_step_equals_the_cell_by_cell_reference(max_stall, max
     rng = np.random.default_rng(k * 10 + max_skip)
     templates = [Template(f"t{i}", f"t{i}", "dynamic", i % 2 == 0, rng.normal(0, 1, (k, DIM)).astype(np.float32), 1.0)
                  for i in range(3)]
-    bank = NeuronBank(templates, BankOptions(max_stall=max_stall, max_skip=max_skip, open_share=open_share))
+    options = BankOptions(max_stall=max_stall, max_skip=max_skip, open_share=open_share, workers=workers)
+    bank = NeuronBank(templates, options)
+    assert bank._m.split.workers == workers
     track = _Track(bank._m, len(templates))
     assert len(track.paths) == (2 if k > 1 else 1)  # the templates and their slowed copies
     for block, paths in zip(bank._m.blocks, track.paths):
@@ -634,6 +641,57 @@ def test_the_vectorised_dp_step_equals_the_cell_by_cell_reference(max_stall, max
             state = _reference_dp_step(state, d, step, tick, max_stall, max_skip, open_share)
             for key, want in state.items():
                 np.testing.assert_array_equal(getattr(paths, key), want, err_msg=f"{key} at tick {tick}")
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_a_bank_split_over_threads_matches_and_fires_as_in_one(workers):
+    """The built-ins and 80 random templates of 60 frames (about 5,000 rows in each
+    template product, over two of its chunks), the velocity channel on, half of them
+    side-specific: every tick's activations, match distances, repetitions and firings are
+    the same to the bit whether the tick runs in one thread or is split over several."""
+    from mirrorcam.authoring import VELOCITY_WEIGHT
+    from mirrorcam.embedding import DIM
+    from mirrorcam.matching import BLAS_ROWS
+
+    rng = np.random.default_rng(5)
+    builtins = builtin_library().templates
+    noise = [
+        replace(builtins[0], name=f"random_{i}", frames=rng.normal(0, 0.5, (60, DIM)).astype(np.float32),
+                weights=np.ones((60, DIM), np.float32), side_specific=bool(i % 2), variants=(), velocity_weight=VELOCITY_WEIGHT)
+        for i in range(80)
+    ]
+    one, split = (NeuronBank(builtins + tuple(noise), BankOptions(workers=n)) for n in (1, workers))
+    assert split._m.split.workers == workers and len(split._m.a) > 2 * BLAS_ROWS
+    frames = perform("jumping_jack", PerformerOptions(repeats=3, seed=2, noise_m=0.01)).frames
+    fired = []
+    for frame in frames:
+        a, b = one.update(frame), split.update(frame)
+        assert a.keys() == b.keys()
+        for pid in a:
+            np.testing.assert_array_equal(a[pid].activation, b[pid].activation)
+            np.testing.assert_array_equal(a[pid].reps, b[pid].reps)
+            np.testing.assert_array_equal(one._tracks[pid].distance, split._tracks[pid].distance)
+            assert a[pid].firings == b[pid].firings
+            fired += [f.template for f in a[pid].firings]
+    assert one.finish() == split.finish()
+    assert "jumping_jack" in fired  # (the stream is matched, not only compared)
+
+
+def test_only_a_large_bank_is_split_over_threads_by_default():
+    """``workers`` 0: one thread for the built-ins (4,280 DP cells); a bank of at least
+    ``PARALLEL_CELLS`` cells on every core this process may use, up to ``MAX_WORKERS``."""
+    from mirrorcam.embedding import DIM
+    from mirrorcam.matching import MAX_WORKERS, PARALLEL_CELLS, _cores
+
+    builtins = builtin_library().templates
+    assert NeuronBank(builtins)._m.split.workers == 1
+    rng = np.random.default_rng(1)
+    many = [replace(builtins[0], name=f"random_{i}", frames=rng.normal(0, 0.5, (60, DIM)).astype(np.float32),
+                    weights=np.ones((60, DIM), np.float32), variants=())
+            for i in range(PARALLEL_CELLS // (60 + 119) + 1)]
+    bank = NeuronBank(many, BankOptions(workers=0))
+    assert sum(len(b.rows) * b.k for b in bank._m.blocks) >= PARALLEL_CELLS
+    assert bank._m.split.workers == min(_cores(), MAX_WORKERS)
 
 
 @pytest.mark.parametrize("velocity_weight", [0.0, 0.25])
