@@ -89,6 +89,12 @@ DROP_TICKS = 2
 # Activation of a match under half its threshold's distance (1 / (1 + 0.48^4)): past it,
 # a neuron's peak is not moved to a later window (see NeuronBank._fire).
 SATURATED = 0.95
+# How much better than the peak a later window (one that starts over a quarter of the
+# peak's span after it) must be to take it over, when the peak is not saturated: with 1 cm
+# of landmark noise, generated claps scored 0.75-0.84 window by window, a window across
+# two claps took the peak by a few hundredths and one clap in five was lost at every
+# speed (see NeuronBank._fire).
+LATER_MARGIN = 0.1
 
 
 def _stem_matrix() -> np.ndarray:
@@ -1039,12 +1045,15 @@ class NeuronBank:
         risen = on | (tr.active & (act > tr.rise_level + 0.02))
         tr.rise_ms[risen] = t
         tr.rise_level[risen] = act[risen]
-        # A saturated peak stays on its window: a later one (starting over a quarter of the
-        # peak's span after it) that is higher by a hair is the next repetition of a
-        # periodic movement, not a better fit of this one.  The peak had slid along three
-        # waves at 1.8x (0.53-1.33 s, then 0.87-1.8, then 1.33-2.13) and the first was lost.
+        # A peak stays on its window: a later one (starting over a quarter of the peak's
+        # span after it) that is higher by a hair is the next repetition of a periodic
+        # movement, not a better fit of this one.  It takes the peak only when clearly
+        # better (LATER_MARGIN), never once the peak is saturated.  The peak had slid along
+        # three waves at 1.8x (0.53-1.33 s, then 0.87-1.8, then 1.33-2.13) and the first
+        # was lost; with landmark noise the same happened below saturation (claps).
         later = start > tr.peak_start + OVERLAP_SHARE * (tr.peak_end - tr.peak_start)
-        up = tr.active & (act > tr.peak) & ~((tr.peak >= SATURATED) & later)
+        slid = later & ((tr.peak >= SATURATED) | (act < tr.peak + LATER_MARGIN))
+        up = tr.active & (act > tr.peak) & ~slid
         tr.peak[up] = act[up]
         tr.peak_dist[up] = tr.distance[up]
         tr.peak_tol[up] = tol[up]
