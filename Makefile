@@ -18,7 +18,7 @@ models: $(STAMP)
 	$(PY) -m mirrorcam models fetch --if-missing
 
 demo: models
-	$(PY) -m mirrorcam live --demo-fallback
+	$(PY) -m mirrorcam live --demo-fallback --force  # (out/ is make's: `make clean` removes it)
 
 test: models
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -118,6 +118,23 @@ def read_data_file(path: str | os.PathLike[str], what: str, max_bytes: int = MAX
     return data
 
 
+def require_readable(path: str | os.PathLike[str], error: type[MirrorcamError] = MirrorcamError) -> None:
+    """Refuse a file this user may not read as what it is: ``cannot read X: permission denied``.
+
+    Why: OpenCV and ``zipfile`` take a file they may not open for a damaged one ("could
+    not decode a frame", "truncated"), which sends the user looking for damage.  The file
+    is opened (root, ACLs and read-only mounts answer as for the real read), non-blocking
+    so that a FIFO answers at once; other failures (missing, ...) are the caller's to say.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except PermissionError:
+        raise error(f"cannot read {os.fsdecode(path)}: permission denied") from None
+    except OSError:
+        return
+    os.close(fd)
+
+
 def is_utf8(text: str) -> bool:
     """False for text holding bytes that were not UTF-8: a file name or a command-line
     argument that Python keeps as surrogates (a Latin-1 ``caf\\xe9.mp4``), which OpenCV

@@ -44,7 +44,7 @@ import numpy as np
 
 from mirrorcam.containers import NUM_LANDMARKS, Person, PoseFrame
 from mirrorcam.errors import RecordingError
-from mirrorcam.fileio import atomic_write
+from mirrorcam.fileio import atomic_write, require_readable
 
 FORMAT_NAME = "mirrorcam.landmarks"
 FORMAT_VERSION = 1
@@ -159,6 +159,7 @@ def load_recording(path: str | Path) -> Recording:
     path = Path(path)
     if not path.is_file():
         raise RecordingError(f"no such recording: {path}")
+    require_readable(path, RecordingError)  # (is_zipfile says False for a file it may not open)
     if not zipfile.is_zipfile(path):
         # Checked first: the message says what the file is not, where zipfile's own
         # ("File is not a zip file") would come wrapped in "truncated or corrupt".

@@ -29,7 +29,7 @@ import numpy as np
 
 from mirrorcam.containers import Frame
 from mirrorcam.errors import SourceError
-from mirrorcam.fileio import is_utf8
+from mirrorcam.fileio import is_utf8, require_readable
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ class VideoFileSource(_ContextMixin):
         self.path = Path(path)
         if not self.path.is_file():
             raise SourceError(f"no such video file: {self.path}")
+        require_readable(self.path, SourceError)
         if prefetch < 0:
             raise ValueError(f"prefetch must be >= 0, got {prefetch}")
         self.prefetch = prefetch
@@ -148,11 +149,17 @@ class VideoFileSource(_ContextMixin):
     @property
     def cut_short(self) -> bool:
         """The last pass read under 90 % of the frames the container says it holds."""
-        return bool(self.frame_count) and self.frames_read < self.frame_count * 0.9
+        return stopped_early(self.frames_read, self.frame_count)
 
     def close(self) -> None:
         self._stop.set()
         self._prefetch_stop.set()
+
+
+def stopped_early(read: int, total: int | None) -> bool:
+    """Whether a pass that read ``read`` frames ended short of the ``total`` the container
+    declares (under 90 %: the declared count of a sound file is at times a frame or two off)."""
+    return bool(total) and read < total * 0.9
 
 
 def warn_cut_short(path: Path, read: int, total: int) -> None:
@@ -242,6 +249,8 @@ class ImageFolderSource(_ContextMixin):
         # In natural order: frame_2 before frame_10 (as text, 10 came first and scrambled the motion).
         self.files = [self.path] if one_image else sorted(
             (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        if one_image:
+            require_readable(self.path, SourceError)
         if one_image and cv2.imread(opencv_path(self.path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
             # (in a folder an unreadable image is skipped with a warning; alone it is the whole clip)
             raise SourceError(f"{self.path} is not a readable image")
@@ -458,12 +467,16 @@ class PacedFileCapture:
 
     def __init__(self, path: str | Path, fps: float | None = None, loop: bool = True, realtime: bool = True) -> None:
         self.path = opencv_path(path)
+        require_readable(self.path, SourceError)
         self._cap = cv2.VideoCapture(self.path)
         if not self._cap.isOpened():
             raise SourceError(f"{path} is not a readable video")
         self.fps = _valid_fps(fps or self._cap.get(cv2.CAP_PROP_FPS))
+        self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.loop, self.realtime = loop, realtime
         self._next = time.perf_counter()
+        self._read = 0  # frames of this pass
+        self._said_short = False
 
     def isOpened(self) -> bool:  # noqa: N802 (cv2.VideoCapture's name)
         return self._cap is not None and self._cap.isOpened()
@@ -475,10 +488,21 @@ class PacedFileCapture:
                 time.sleep(delay)
             self._next = max(self._next + 1.0 / self.fps, time.perf_counter() - 1.0 / self.fps)
         ok, image = self._cap.read()
-        if not ok and self.loop:
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, image = self._cap.read()
+        if not ok:
+            self._pass_ended()
+            if self.loop:
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, image = self._cap.read()
+        self._read += bool(ok)
         return ok, image
+
+    def _pass_ended(self) -> None:
+        """Say once, as replay does, that decoding stopped well short of the file's end: a
+        truncated file had looped its first seconds without a word."""
+        if stopped_early(self._read, self.frame_count) and not self._said_short:
+            warn_cut_short(Path(self.path), self._read, self.frame_count)
+            self._said_short = True
+        self._read = 0
 
     def release(self) -> None:
         if self._cap is not None:
@@ -486,7 +510,14 @@ class PacedFileCapture:
 
 
 def simulated_camera(path: str | Path, fps: float | None = None, loop: bool = True, realtime: bool = True) -> LiveSource:
-    """A file pushed in real time by a thread, behaving like a camera (latest frame only)."""
+    """A file pushed in real time by a thread, behaving like a camera (latest frame only).
+
+    Raises:
+        SourceError: What replay refuses (:class:`VideoFileSource`): a file missing, unreadable,
+            or not one frame of which decodes (opened, such a file had been "lost" and "back"
+            over and over).
+    """
+    VideoFileSource(path, prefetch=0)  # (holds nothing open: a check)
     probe = PacedFileCapture(path, fps, loop, realtime)
     rate = probe.fps
     first = [probe]
@@ -538,6 +569,8 @@ def require_clip_path(path: Path, hint: str = "", typed: str | None = None) -> N
         raise SourceError(f"no such file or folder: {shown}{hint}")
     if not (path.is_file() or path.is_dir()):
         raise SourceError(f"{shown} is neither a file nor a folder{hint}")
+    if path.is_file():  # (before the clip's hash is read for the cache: "Permission denied" alone)
+        require_readable(path, SourceError)
 
 
 def open_source(spec: str | Path) -> Source:

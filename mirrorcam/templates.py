@@ -193,10 +193,20 @@ class Variant:
 
 
 def _variant_groups(value: object) -> dict | None:
+    return None if value is None else _groups(value, "a variant's")  # (None: the template's)
+
+
+def _groups(value: object, whose: str = "template") -> dict:
+    """A file's ``importance`` as group weights; missing or null gives none.
+
+    Checked here: a list or a number had reached ``dict()``, whose own words ("cannot convert
+    dictionary update sequence element #0 to a sequence") named nothing in the file.
+    """
     if value is None:
-        return None  # the template's
+        return {}
     if not isinstance(value, dict):
-        raise ValueError(f"a variant's importance must be an object of group weights, got {value!r}")
+        raise ValueError(f"{whose} importance must be an object of group weights such as "
+                         f"{{\"arms\": 1.0}}, got {reprlib.repr(value)}")
     return dict(value)
 
 
@@ -422,7 +432,7 @@ class Template:
                 threshold=_real(obj["threshold"], "threshold"),
                 preview=_numbers(obj["preview"], "preview") if obj.get("preview") else np.zeros((0, 33, 3), np.float32),
                 weights=_numbers(obj["weights"], "weights") if obj.get("weights") is not None else None,
-                groups=dict(obj.get("importance") or {}),
+                groups=_groups(obj.get("importance")),
                 rate_hz=float(obj.get("rate_hz", RATE_HZ)),
                 description=str(obj.get("description", "")),
                 source=str(obj.get("source", "")),

@@ -121,6 +121,19 @@ class _Font:
         return self._ft
 
 
+def font_problem(path: str | Path) -> str | None:
+    """Why :class:`TextRenderer` would not draw with the font file ``path``, or None.
+
+    Read as the renderer reads each font (its ``cmap``, :func:`font_coverage`), which drops a
+    file without one: given alone (a kiosk's ``display.font``), a file that is no font had
+    left the screen in Hershey's ASCII, every other character a "?", without a word.
+    (``cv2.FontFace`` takes any file, so opening it tells nothing.)
+    """
+    if not _Font(Path(path)).ranges:
+        return "is not a TrueType or OpenType font (no character map read from it)"
+    return None
+
+
 def _backend() -> str:
     if hasattr(cv2, "FontFace"):
         return "fontface"  # OpenCV >= 5: TrueType through stb_truetype + HarfBuzz shaping

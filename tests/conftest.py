@@ -162,6 +162,66 @@ def make_empty_dir(tmp: Path) -> Path:
     return path
 
 
+def _noise_avi(path: Path, frames: int = 40) -> Path:
+    """An MJPG clip of ``frames`` frames of noise at 10 fps, 64x48 (its index at the end)."""
+    rng = np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for _ in range(frames):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    return path
+
+
+def make_truncated_avi(tmp: Path) -> Path:
+    """A 40-frame clip cut to 40 % of its bytes (a download cut short): its header still says
+    40 frames, and 15 of them decode."""
+    path = _noise_avi(tmp / "cut.avi")
+    os.truncate(path, path.stat().st_size * 40 // 100)
+    return path
+
+
+def make_undecodable_avi(tmp: Path) -> Path:
+    """A clip whose container opens (40 frames, 10 fps) but none of whose frames decodes: each
+    frame's data zeroed."""
+    import re
+
+    path = _noise_avi(tmp / "blank.avi")
+    data = bytearray(path.read_bytes())
+    movi_end = data.rindex(b"idx1")  # (the frames' chunks come before the index)
+    for chunk in re.finditer(rb"00dc", bytes(data[:movi_end])):
+        size = int.from_bytes(data[chunk.end() : chunk.end() + 4], "little")
+        data[chunk.end() + 4 : chunk.end() + 4 + size] = bytes(size)
+    path.write_bytes(bytes(data))
+    return path
+
+
+UNREADABLE = ["mode-000", "open-refused"]
+"""The two ways :func:`make_unreadable` takes a file's reading away (a parametrize list)."""
+
+
+def make_unreadable(path: Path, how: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Take this user's right to read ``path`` away: ``mode-000`` as the system does it (skipped
+    as root, who reads any file), ``open-refused`` by hand (``os.open`` raising the
+    PermissionError the system gives anyone else; the check mirrorcam makes before OpenCV or
+    zipfile opens the file, which took such a file for a damaged one)."""
+    import errno
+
+    if how == "mode-000":
+        if os.geteuid() == 0:
+            pytest.skip("root reads a file of mode 000 (open-refused tests the same path)")
+        path.chmod(0)
+        request.addfinalizer(lambda: path.chmod(0o644))
+        return
+    real_open = os.open
+
+    def refused(file, flags, *args, **kwargs):
+        if os.fspath(file) == os.fspath(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(file))
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refused)
+
+
 def far_away(image: np.ndarray, shrink: float) -> np.ndarray:
     """A person further from the camera: ``image`` shrunk to ``shrink`` of its size, standing on the
     bottom edge, centred, on its median colour (``shrink`` 0: the backdrop alone)."""

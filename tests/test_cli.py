@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -415,6 +416,63 @@ def test_extract_refuses_an_output_name_it_would_write_elsewhere(tmp_path: Path,
     (tmp_path / "work" / "folder").mkdir()
     assert_one_line_error(run_cli("extract", "x.mp4", "-o", tmp_path / "work" / name), needle)
     assert [p.name for p in (tmp_path / "work").iterdir()] == ["folder"] and [p.name for p in tmp_path.iterdir()] == ["work"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file of mode 000 (test_sources and test_recording refuse the open by hand)")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("replay", "{video}", "--no-window"),
+        ("extract", "{video}", "-o", "{tmp}/out.npz"),
+        ("live", "--source", "{video}", "--no-window", "--out", "{tmp}/out.mp4", "--seconds", "1"),
+        ("replay", "{recording}", "--no-window"),
+    ],
+    ids=["replay", "extract", "live-source", "replay-recording"],
+)
+def test_a_clip_the_user_may_not_read_is_said_so(tmp_path: Path, args) -> None:
+    """A chmod 000 clip had been "not a readable video (OpenCV could not decode a frame)" (replay),
+    "Permission denied (...)" (extract) and a recording "truncated, or another kind of file"."""
+    video = _write_video(tmp_path / "clip.avi", [np.full((48, 64, 3), 90, np.uint8)] * 5)
+    recording = tmp_path / "rec.npz"
+    shutil.copyfile(DEMO_RECORDING, recording)
+    paths = {"video": video, "recording": recording, "tmp": tmp_path}
+    args = [arg.format(**paths) for arg in args]
+    unreadable = video if str(video) in args else recording
+    unreadable.chmod(0)
+    try:
+        assert_one_line_error(run_cli(*args, timeout=120), f"cannot read {unreadable}: permission denied")
+    finally:
+        unreadable.chmod(0o644)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.avi", "rec.npz"]  # nothing written
+
+
+@pytest.mark.parametrize(("args", "name"), [
+    (("replay", DEMO_RECORDING, "--no-window", "--out"), "x.mp4/"),
+    (("replay", DEMO_RECORDING, "--no-window", "--events"), "e.jsonl/"),
+    (("replay", DEMO_RECORDING, "--no-window", "--out"), "x.mp4/."),
+    (("live", "--demo", "--no-window", "--seconds", "1", "--out"), "x.mp4/"),
+    (("extract", DEMO_RECORDING, "-o"), "rec.npz/"),
+    (("eval", "manifest.tsv", "--json"), "report.json/"),
+], ids=["replay-out", "replay-events", "replay-out-dot", "live-out", "extract-o", "eval-json"])
+def test_an_output_file_named_with_a_trailing_slash_is_refused(tmp_path: Path, args, name) -> None:
+    """``Path`` drops the '/': ``--out x.mp4/`` had written the file x.mp4. A name ending in '/'
+    names a folder, which a file output is not (a folder of clips' --out is one: next test)."""
+    typed = f"{tmp_path}/{name}"  # (as text: a Path drops the '/')
+    proc = run_cli(*args, typed, timeout=120)
+    ending = name[len(name.rstrip("/.")):]
+    assert_one_line_error(proc, f"{typed} names a folder (it ends in '{ending}'), not a file; "
+                                f"leave the '{ending}' out to write the file {tmp_path / name.rstrip('/.')}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_of_clips_writes_into_an_output_named_with_a_trailing_slash(tmp_path: Path) -> None:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("a.npz", "b.npz"):
+        shutil.copyfile(DEMO_RECORDING, clips / name)
+    proc = run_cli("replay", clips, "--no-window", "--out", f"{tmp_path / 'annotated'}/", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "annotated").iterdir()) == ["a.mp4", "b.mp4"]
 
 
 def test_extract_takes_an_output_suffix_in_capitals_and_replay_a_pipe_is_one_clear_error(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from mirrorcam.kiosk.config import (
     line_of,
     load_config,
 )
-from conftest import REPO, assert_one_line_error, run_cli
+from conftest import REPO, UNREADABLE, assert_one_line_error, make_unreadable, run_cli
 
 KNOWN = frozenset({"wave_one_hand", "clap", "arms_up", "squat"})
 
@@ -302,6 +302,37 @@ def test_values_that_would_crash_the_running_exhibit_are_refused_at_start(tmp_pa
         load_config(path)
 
 
+@pytest.mark.parametrize(("name", "data"), [
+    ("notes.ttf", b"these are my notes, not a font\n"),
+    ("noise.otf", bytes(range(256)) * 40),
+    ("empty.ttf", b""),
+], ids=["text", "noise", "empty"])
+def test_a_font_that_is_no_font_fails_the_check_and_the_start(tmp_path, clip_file, name, data):
+    """It had passed --check-config, and the screen then fell back to Hershey's ASCII, every
+    other character a "?" (the renderer drops a file it reads no character map from)."""
+    (tmp_path / name).write_bytes(data)
+    path = write(tmp_path, f'[display]\nfont = "{name}"\n' + PLAY_CLAP)
+    problems = check_config(path, known_actions=known)
+    assert [(p.line, p.key, p.message) for p in problems] == [
+        (2, "display.font", f"{tmp_path / name} is not a TrueType or OpenType font (no character map read from it)")]
+    with pytest.raises(ConfigError, match="display.font: .* is not a TrueType or OpenType font"):
+        load_config(path)
+    proc = run_cli("kiosk", "--check-config", path)
+    assert proc.returncode == 2 and f"{path}:2: display.font: " in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_a_real_font_passes_the_check(tmp_path, clip_file):
+    """The font check reads a real font's character map, and passes it (the other side of the test above)."""
+    from mirrorcam.text import find_fonts
+
+    font = next((f for f in find_fonts() if f.name == "DejaVuSans.ttf"), None)
+    if font is None:
+        pytest.skip("DejaVu Sans is not installed (apt-get install fonts-dejavu-core)")
+    path = write(tmp_path, f'[display]\nfont = "{font}"\n' + PLAY_CLAP)
+    assert check_config(path, known_actions=known) == []
+    assert load_config(path).display.font == str(font)
+
+
 def _folders(tmp_path: Path) -> None:
     """A file where a folder is expected, and a folder that is read-only."""
     (tmp_path / "afile").write_text("not a folder")
@@ -417,6 +448,20 @@ def test_an_unreadable_video_as_camera_fails_the_check(tmp_path, clip_file):
     proc = run_cli("kiosk", "--check-config", path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"{path}:2: camera.source: " in proc.stdout and "OK" not in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("how", UNREADABLE)
+@pytest.mark.parametrize(("name", "line", "key"), [("camera.avi", 2, "camera.source"), ("wave.avi", 5, "playlist[0].clip")],
+                         ids=["camera", "playlist-clip"])
+def test_a_clip_the_user_may_not_read_is_said_so_by_the_check(tmp_path, clip_file, monkeypatch, request, name, line, key, how):
+    """OpenCV had called a clip of mode 000 "not a readable video", as if it were damaged."""
+    import shutil
+
+    shutil.copyfile(clip_file, clip_file.with_name("camera.avi"))
+    path = write(tmp_path, '[camera]\nsource = "clips/camera.avi"\n' + PLAY_CLAP)
+    make_unreadable(clip_file.with_name(name), how, monkeypatch, request)
+    problems = check_config(path, known_actions=known)
+    assert [(p.line, p.key, p.message) for p in problems] == [(line, key, f"cannot read {clip_file.with_name(name)}: permission denied")]
 
 
 @pytest.mark.parametrize("source", ["clips/wave.avi", "0", "3", "rtsp://camera.invalid/stream", "/dev/null"],

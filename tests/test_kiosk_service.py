@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import socket
+import stat
 from pathlib import Path
 
 import pytest
@@ -182,6 +183,98 @@ def test_a_file_that_is_not_counters_is_not_overwritten_unseen(tmp_path):
     path.write_text('{"something": "else"}')
     Counters(path).session_started()
     assert (tmp_path / "counters.json.corrupt").read_text() == '{"something": "else"}'
+
+
+def _fifo(tmp: Path) -> Path:
+    os.mkfifo(tmp / "counters.json")
+    return tmp / "counters.json"
+
+
+def _dev_null(tmp: Path) -> Path:
+    (tmp / "counters.json").symlink_to("/dev/null")
+    return tmp / "counters.json"
+
+
+def _folder(tmp: Path) -> Path:
+    (tmp / "counters.json").mkdir()
+    return tmp / "counters.json"
+
+
+def _counters_unless_blocked(path: Path, **kwargs) -> Counters:
+    """``Counters(path)``, failing the test (not hanging it) if opening the file blocks."""
+    import threading
+
+    made: list[Counters] = []
+    thread = threading.Thread(target=lambda: made.append(Counters(path, **kwargs)), daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # blocked opening a FIFO: a writer lets it go on, then fail
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(10)
+        pytest.fail(f"Counters({path.name}) blocked opening it")
+    return made[0]
+
+
+@pytest.mark.parametrize(("make", "kind"), [(_fifo, "a FIFO"), (_dev_null, "a character device"), (_folder, "a folder")], ids=["fifo", "dev-null", "folder"])
+def test_counters_in_place_of_a_fifo_or_device_start_from_zero_and_leave_it_alone(tmp_path, caplog, make, kind):
+    """A FIFO as counters.json had hung the kiosk at start (deaf to SIGTERM); one there, or a
+    device or a folder, is not renamed aside (it is the operator's) nor written over: one
+    warning, counting from zero, the exhibit goes on, and no try at a write says it again."""
+    path = make(tmp_path)
+    clock = ManualClock()
+    with caplog.at_level("WARNING"):
+        counters = _counters_unless_blocked(path, flush_s=60, clock=clock)
+        for _ in range(3):
+            counters.session_started()
+            assert counters.maybe_flush() is False
+            clock.advance(61)
+        assert counters.flush() is False  # (at exit)
+    assert counters.data["totals"]["sessions"] == 3
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [f"counters file {path} is {kind}, not a file; the counts are not saved while it is there"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counters.json"]  # nothing kept aside, no temp file
+    assert os.path.islink(path) if make is _dev_null else not os.path.islink(path)
+    assert {"a FIFO": stat.S_ISFIFO, "a character device": stat.S_ISCHR, "a folder": stat.S_ISDIR}[kind](os.stat(path).st_mode)
+
+
+def test_a_counters_file_over_the_data_file_limit_is_kept_aside_unread(tmp_path, caplog):
+    path = tmp_path / "counters.json"
+    with open(path, "wb") as handle:
+        handle.truncate(8 << 30)  # 8 GB that take no disk: read whole, a MemoryError
+    with caplog.at_level("WARNING"):
+        counters = Counters(path)
+    assert "is too large to be a counters file; kept as counters.json.corrupt" in caplog.text
+    assert (tmp_path / "counters.json.corrupt").stat().st_size == 8 << 30
+    counters.session_started()
+    assert counters.flush()
+    assert json.loads(path.read_text())["totals"]["sessions"] == 1
+
+
+def test_a_failed_counters_write_waits_flush_s_before_the_next_try(tmp_path, monkeypatch, caplog):
+    """The kiosk calls maybe_flush at every frame: a full disk had been tried, and logged,
+    30 times a second."""
+    import errno
+
+    tries = []
+
+    def full(*_args):
+        tries.append(1)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("mirrorcam.fileio.os.replace", full)
+    clock = ManualClock()
+    counters = Counters(tmp_path / "counters.json", flush_s=60, clock=clock)
+    counters.session_started()
+    with caplog.at_level("ERROR"):
+        for _ in range(30):
+            assert counters.maybe_flush() is False
+            clock.advance(1 / 30)
+        assert len(tries) == 1 and caplog.text.count("cannot write counters file") == 1
+        clock.advance(60)
+        assert counters.maybe_flush() is False and len(tries) == 2
+    monkeypatch.undo()
+    clock.advance(60)
+    assert counters.maybe_flush() is True  # the pending counts are written once the disk has room
 
 
 def test_hour_key_has_no_minutes():

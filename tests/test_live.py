@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, assert_one_line_error, fires, private_xvfb, run_cli
+from conftest import REPO, assert_one_line_error, fires, make_truncated_avi, make_undecodable_avi, private_xvfb, run_cli
 from mirrorcam.screen import MIRROR_COLOR, Layout
 
 pytestmark = pytest.mark.display
@@ -69,6 +69,26 @@ def test_demo_fallback_without_display_says_why_it_plays_the_demo(tmp_path, out,
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == said, proc.stdout
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [str(Path(written))]
+
+
+@pytest.mark.parametrize("command", [("--demo", "--no-window"), ("--demo-fallback",)], ids=["demo", "demo-fallback"])
+@pytest.mark.parametrize("force", [False, True], ids=["kept", "force"])
+def test_the_demo_does_not_replace_an_earlier_out_demo_mp4_without_force(tmp_path, command, force):
+    """``out/demo.mp4`` is a name the user never gave: a demo had replaced their file of that name
+    (as teach keeps a template and models fetch a bundle, it is replaced with --force only)."""
+    (tmp_path / "out").mkdir()
+    earlier = tmp_path / "out" / "demo.mp4"
+    earlier.write_bytes(b"an earlier video of mine")
+    proc = subprocess.run([sys.executable, "-m", "mirrorcam", "live", *command, "--seconds", "1", *(["--force"] if force else [])],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=no_display_env())
+    if force:
+        assert proc.returncode == 0, proc.stderr
+        assert earlier.stat().st_size > 10_000  # the new demo
+    else:
+        assert_one_line_error(proc, "out/demo.mp4 already exists (an earlier demo?); use --force to replace it, "
+                                    "or --out FILE to write another")
+        assert earlier.read_bytes() == b"an earlier video of mine"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["demo.mp4"]
 
 
 def unreachable_display() -> str:
@@ -165,6 +185,61 @@ def test_unreachable_stream_is_one_clear_error(tmp_path):
     proc = run_cli("live", "--source", "http://127.0.0.1:9/stream.mjpg", "--no-window", "--out", out, timeout=120, cwd=tmp_path)
     assert_one_line_error(proc, "127.0.0.1:9")
     assert not list(tmp_path.iterdir())  # no video, not even an empty one, and nothing else
+
+
+def _fifo(tmp: Path) -> Path:
+    os.mkfifo(tmp / "pipe.mp4")
+    return tmp / "pipe.mp4"
+
+
+@pytest.mark.parametrize(("make", "needle"), [
+    (lambda tmp: tmp, "is a folder, not a video file (--source plays one video file, landmark recording or stream; "
+                      "--other takes a folder of clips)"),
+    (lambda tmp: Path("/dev/zero"), "--source /dev/zero is not a regular file (a character device); a camera is --camera N"),
+    (_fifo, "is not a regular file (a FIFO); a camera is --camera N"),
+    (lambda tmp: "0", "no such video file or URL: 0 (a camera is --camera 0)"),
+], ids=["folder", "dev-zero", "fifo", "camera-index"])
+def test_a_source_that_is_no_file_says_what_it_is(tmp_path, make, needle):
+    """A folder, /dev/zero or a FIFO as --source had been "no such video file or URL"; a
+    camera's index there is pointed to --camera."""
+    source = make(tmp_path)
+    proc = run_cli("live", "--source", source, "--no-window", "--out", tmp_path / "x.mp4", "--seconds", "1", timeout=120)
+    assert_one_line_error(proc, needle)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_a_recording_as_source_plays_as_the_camera(tmp_path):
+    """As the kiosk's camera.source: a landmark recording (mirrorcam extract's) is YOU, without
+    the pose model. It had been refused as "not a readable video"."""
+    out = tmp_path / "rec.mp4"
+    proc = run_cli("live", "--source", REPO / "recordings" / "self_demo.npz", "--no-window", "--out", out, "--seconds", "8",
+                   timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "error" not in proc.stderr, proc.stderr
+    assert re.search(r"neurons fired [1-9]\d*x for YOU", proc.stdout), proc.stdout  # (the visitor waves 2 s in)
+    cap = cv2.VideoCapture(str(out))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert frames > 50, frames
+
+
+@pytest.mark.parametrize(("make", "code", "said"), [
+    (make_truncated_avi, 0, "mirrorcam: {path}: decoding stopped after 15 of 40 frames (truncated or damaged file?)"),
+    (make_undecodable_avi, 2, "mirrorcam: error: {path} is not a readable video (OpenCV could not decode a frame)"),
+], ids=["truncated", "no-frame-decodes"])
+def test_a_damaged_video_as_source_is_said_as_replay_says_it(tmp_path, pose_model, make, code, said):
+    """Live had said nothing of a truncated file (looping what decodes), and of one whose frames
+    none decodes "lost ...; reconnecting" / "... is back" every second, exit 0 both. Replay's
+    line for each, and its exit code: a warning and 0, an error and 2."""
+    path = make(tmp_path)
+    out = tmp_path / "x.mp4"
+    proc = run_cli("live", "--source", path, "--no-window", "--out", out, "--seconds", "4", timeout=300)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("mirrorcam:")]
+    assert proc.returncode == code, proc.stderr
+    assert lines == [said.format(path=path)], proc.stderr
+    assert out.exists() == (code == 0)
+    replayed = run_cli("replay", path, "--no-window", timeout=300)
+    assert said.format(path=path) in replayed.stderr.splitlines(), replayed.stderr
 
 
 @pytest.mark.parametrize("size", ["12x12", "big", "100000x2"])

@@ -15,6 +15,8 @@ from mirrorcam.containers import Person, PoseFrame
 from mirrorcam.errors import MirrorcamError, RecordingError
 from mirrorcam.recording import Recording, is_recording_path, load_recording, save_recording
 
+from conftest import UNREADABLE, make_unreadable
+
 
 def _person(pid: int, seed: int) -> Person:
     rng = np.random.default_rng(seed)
@@ -127,6 +129,18 @@ def test_damaged_recordings_give_a_clear_error(tmp_path: Path, damage, message: 
     with pytest.raises(RecordingError, match=message) as caught:
         load_recording(path)
     assert "allow_pickle" not in str(caught.value)  # never the advice to load it unsafely
+
+
+@pytest.mark.parametrize("how", UNREADABLE)
+def test_a_recording_the_user_may_not_read_is_not_called_truncated(tmp_path: Path, monkeypatch, request, how: str) -> None:
+    """``zipfile.is_zipfile`` says False for a file it may not open: "not an .npz archive:
+    truncated, or another kind of file" had been the message."""
+    path = tmp_path / "rec.npz"
+    save_recording(path, _recording())
+    make_unreadable(path, how, monkeypatch, request)
+    with pytest.raises(RecordingError) as raised:
+        load_recording(path)
+    assert str(raised.value) == f"cannot read {path}: permission denied"
 
 
 def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

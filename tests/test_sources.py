@@ -11,9 +11,9 @@ import pytest
 
 from mirrorcam.errors import SourceError
 from mirrorcam.mjpeg import MjpegServerProcess
-from mirrorcam.sources import ImageFolderSource, LiveSource, VideoFileSource, open_source, simulated_camera, url_source
+from mirrorcam.sources import ImageFolderSource, LiveSource, PacedFileCapture, VideoFileSource, open_source, simulated_camera, url_source
 
-from conftest import make_empty_dir, make_text_named_mp4
+from conftest import UNREADABLE, make_empty_dir, make_text_named_mp4, make_truncated_avi, make_undecodable_avi, make_unreadable
 
 WAVE = "omkarnagarkar55_HAR/wave.mp4"
 
@@ -92,6 +92,64 @@ def test_one_image_is_a_clip_of_one_frame(tmp_path: Path) -> None:
 def test_bad_sources_raise_source_error(tmp_path: Path, make, needle: str) -> None:
     with pytest.raises(SourceError, match=needle):
         open_source(make(tmp_path))
+
+
+def _tiny_video(tmp: Path) -> Path:
+    path = tmp / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def _one_image(tmp: Path) -> Path:
+    path = tmp / "photo.png"
+    cv2.imwrite(str(path), np.full((8, 8, 3), 7, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("how", UNREADABLE)
+@pytest.mark.parametrize(
+    ("make", "opener"),
+    [(_tiny_video, open_source), (_tiny_video, simulated_camera), (_one_image, open_source)],
+    ids=["video", "video-as-camera", "one-image"],
+)
+def test_a_file_the_user_may_not_read_is_said_so(tmp_path: Path, monkeypatch, request, make, opener, how: str) -> None:
+    """OpenCV takes a file it may not open for an undecodable one: "not a readable video
+    (OpenCV could not decode a frame)" had sent the user looking for damage."""
+    path = make(tmp_path)
+    make_unreadable(path, how, monkeypatch, request)
+    with pytest.raises(SourceError) as raised:
+        opener(path)
+    assert str(raised.value) == f"cannot read {path}: permission denied"
+
+
+def test_a_simulated_camera_of_a_file_that_decodes_no_frame_is_refused_as_replay_refuses_it(tmp_path: Path) -> None:
+    """Opened, it had been "lost" and "back" every second of a live session (exit 0)."""
+    path = make_undecodable_avi(tmp_path)
+    with pytest.raises(SourceError) as raised:
+        simulated_camera(path)
+    assert str(raised.value) == f"{path} is not a readable video (OpenCV could not decode a frame)"
+    with pytest.raises(SourceError) as replayed:
+        open_source(path)
+    assert str(replayed.value) == str(raised.value)
+
+
+def test_a_simulated_camera_of_a_truncated_file_says_so_once_as_replay_does(tmp_path: Path, caplog) -> None:
+    """Looped, a file cut short had played its first seconds over and over without a word."""
+    path = make_truncated_avi(tmp_path)
+    capture = PacedFileCapture(path, realtime=False)
+    with caplog.at_level("WARNING", logger="mirrorcam"):
+        reads = [capture.read()[0] for _ in range(15 * 3 + 1)]  # three passes of what decodes, and one frame
+    capture.release()
+    assert all(reads)
+    said = f"{path}: decoding stopped after 15 of 40 frames (truncated or damaged file?)"
+    assert [r.getMessage() for r in caplog.records] == [said]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mirrorcam"):
+        assert sum(1 for _ in open_source(path)) == 15
+    assert [r.getMessage() for r in caplog.records] == [said]  # (replay's line)
 
 
 def _assert_latest_frame_behaviour(source: LiveSource, consumer_delay_s: float = 0.15, reads: int = 8) -> None:

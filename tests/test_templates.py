@@ -210,6 +210,12 @@ BAD += [
     ("importance_bool", _with_value("importance.arms", True), "importance"),
     ("importance_text", _with_value("importance.arms", "1"), "importance"),
     ("variant_importance_nan", _with_value("importance.arms", float("nan"), variant=True), "importance"),
+    # (a list, a string or a number had given Python's own words: "'int' object is not iterable")
+    ("importance_list", _with_value("importance", [1, 2]),
+     'template importance must be an object of group weights such as {"arms": 1.0}, got [1, 2]'),
+    ("importance_string", _with_value("importance", "arms"), "template importance must be an object of group weights"),
+    ("importance_number", _with_value("importance", 3), "template importance must be an object of group weights such as {\"arms\": 1.0}, got 3"),
+    ("importance_false", _with_value("importance", False), "template importance must be an object of group weights"),
     ("threshold_text", _with_value("threshold", "0.2"), "threshold must be a number"),
     ("threshold_bool", _with_value("threshold", True), "threshold"),
     ("threshold_nan", _with_value("threshold", float("nan")), "threshold"),

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mirrorcam.errors import ConfigError, MirrorcamError
-from mirrorcam.fileio import file_kind, folder_problem, read_data_file
+from mirrorcam.fileio import file_kind, folder_problem, read_data_file, require_readable
 
 # --------------------------------------------------------------------------- sections
 
@@ -430,6 +430,10 @@ class _Checker:
             if value and not self.resolve(value).is_file():
                 self.problem(key, f"no such file: {self.resolve(value)}")
                 return False, None
+            problem = value and _font_problem(self.resolve(value))
+            if problem:  # (read as the screen reads it: a text file had passed, and the texts came out as "?")
+                self.problem(key, f"{self.resolve(value)} {problem}")
+                return False, None
             return True, str(self.resolve(value)) if value else ""
         if kind == "dir":
             if not value.strip():
@@ -601,6 +605,12 @@ def _suggest(word: str, choices: Any) -> str:
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
+def _font_problem(path: Path) -> str | None:
+    from mirrorcam.text import font_problem  # (imports OpenCV: not for every config read)
+
+    return font_problem(path)
+
+
 def recording_problem(path: Path) -> str | None:
     """Why the landmark recording at ``path`` cannot be played, or None (loads it whole)."""
     from mirrorcam.errors import RecordingError
@@ -622,6 +632,10 @@ def clip_problem(path: Path) -> str | None:
         return f"no such clip: {path}"
     if not path.is_file():  # (a FIFO had been called missing; opening one blocks, so it is refused unopened)
         return f"{path} is not a regular file ({file_kind(path.stat().st_mode)})"
+    try:
+        require_readable(path)  # (OpenCV had called it "not a readable video", as if damaged)
+    except MirrorcamError as exc:
+        return str(exc)
     if path.suffix.lower() == ".npz":
         return recording_problem(path)
     import cv2

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mirrorcam.errors import MirrorcamError
-from mirrorcam.fileio import atomic_write_json
+from mirrorcam.fileio import atomic_write_json, file_kind, read_data_file
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class Counters:
     Args:
         path: The JSON file (existing counts are kept and added to; a corrupt one is
             renamed ``<name>.corrupt``, or ``.corrupt.1``, ... when taken, and counting
-            starts afresh).
+            starts afresh; a FIFO or a device there is left alone, and the counts unsaved).
         flush_s: Shortest time between two writes.
         clock: Monotonic seconds, for spacing the writes.
         wallclock: Local time now, for the hour buckets.
@@ -163,18 +163,27 @@ class Counters:
         self.clock = clock or time.monotonic
         self.wallclock = wallclock or _dt.datetime.now
         self.max_hours = max_hours
+        self._foreign: str | None = None  # what stands in the file's place ("a FIFO"), once said
         self.data = self._read()
         self._dirty = False
-        self._last_write: float | None = None
+        self._last_try: float | None = None
 
     def _read(self) -> dict:
         empty = {"format": COUNTERS_FORMAT, "version": 1, "totals": {"sessions": 0, "mirror_events": {}}, "hours": {}}
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            # Bounded and never opened unless regular: a plain read of a FIFO had hung the
+            # kiosk at start, deaf to SIGTERM.
+            data = json.loads(read_data_file(self.path, "counters file").decode("utf-8"))
         except FileNotFoundError:
             return empty
         except OSError as exc:
             log.warning("counters file %s unreadable (%s); starting new counts", self.path, exc)
+            return empty
+        except MirrorcamError:  # not a regular file, or too large to be counters
+            if self._kind() == "a regular file":
+                self._set_aside("is too large to be a counters file")
+            else:  # a FIFO or a device is not ours to rename, nor to write over
+                self._writable_place()
             return empty
         except ValueError as exc:
             self._set_aside(f"is not valid JSON ({exc})")
@@ -191,6 +200,25 @@ class Counters:
             self._set_aside("has counts of the wrong shape")
             return empty
         return data
+
+    def _kind(self) -> str:
+        """What is at :attr:`path` (``"a FIFO"``, ``"a regular file"``), without opening it."""
+        try:
+            return file_kind(os.stat(self.path).st_mode)
+        except OSError:
+            return "missing"
+
+    def _writable_place(self) -> bool:
+        """False while a FIFO, a device or a folder stands where the file goes: the rename
+        would replace the operator's, and opening a FIFO blocks. Said once, not at each try."""
+        kind = self._kind()
+        if kind in ("a regular file", "missing"):
+            self._foreign = None
+            return True
+        if kind != self._foreign:
+            log.warning("counters file %s is %s, not a file; the counts are not saved while it is there", self.path, kind)
+            self._foreign = kind
+        return False
 
     def _set_aside(self, problem: str) -> None:
         """Rename a bad counters file so that starting afresh does not overwrite it unseen.
@@ -230,17 +258,25 @@ class Counters:
         self._dirty = True
 
     def maybe_flush(self) -> bool:
-        """Write if something changed and ``flush_s`` passed since the last write."""
+        """Write if something changed and ``flush_s`` passed since the last write (or try)."""
         if not self._dirty:
             return False
         now = self.clock()
-        if self._last_write is not None and now - self._last_write < self.flush_s:
+        if self._last_try is not None and now - self._last_try < self.flush_s:
             return False
         return self.flush()
 
     def flush(self) -> bool:
-        """Write now if anything changed; a failing disk is logged, never fatal."""
+        """Write now if anything changed; a failing disk is logged, never fatal.
+
+        A failed try waits ``flush_s`` for the next, as a write does: retried at every
+        frame, a full disk (or a device in the file's place) had written its line into the
+        log 30 times a second.
+        """
         if not self._dirty:
+            return False
+        self._last_try = self.clock()
+        if not self._writable_place():
             return False
         try:
             atomic_write_json(self.path, self.data)
@@ -248,7 +284,6 @@ class Counters:
             log.error("cannot write counters file %s: %s", self.path, exc)
             return False
         self._dirty = False
-        self._last_write = self.clock()
         return True
 
 

@@ -27,6 +27,30 @@ def path_arg(text: str) -> Path:
     return Path(text)
 
 
+def folder_form_problem(text: str) -> str | None:
+    """Why ``text``, an output that must be a file, names a folder by its form (``x.mp4/``,
+    ``x/.``), or None.
+
+    ``Path`` drops a trailing ``/``, and ``--out x.mp4/`` had written the file ``x.mp4``: a
+    trailing ``/`` is how a shell's completion names a folder, so it is taken to mean one.
+    """
+    if os.path.basename(text) not in ("", ".", ".."):
+        return None
+    name, ending = Path(text), text[len(text.rstrip("/.")):]
+    hint = f"; leave the '{ending}' out to write the file {name}" if name.suffix else "; give a file name"
+    return f"{text} names a folder (it ends in '{ending}'), not a file{hint}"
+
+
+def file_arg(text: str) -> Path:
+    """A path argument that names a file to write (``type=file_arg``): refused, as
+    :func:`path_arg` refuses an empty one, when its form names a folder (:func:`folder_form_problem`)."""
+    path = path_arg(text)
+    problem = folder_form_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return path
+
+
 def nonempty_arg(text: str) -> str:
     """A file-or-URL argument kept as given (a URL is no path: ``Path`` makes ``rtsp:/`` of
     ``rtsp://``), refused when empty as :func:`path_arg` does."""

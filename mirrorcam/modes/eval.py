@@ -42,7 +42,7 @@ from mirrorcam.containers import PoseFrame
 from mirrorcam.errors import ConfigError, MirrorcamError, SourceError
 from mirrorcam.fileio import atomic_write_bytes, atomic_write_json, read_data_file, writable_destination
 from mirrorcam.matching import BankOptions, NeuronBank, threshold_ratio
-from mirrorcam.modes.common import path_arg
+from mirrorcam.modes.common import file_arg, path_arg
 from mirrorcam.progress import Progress
 from mirrorcam.recording import Recording, is_recording_path, mirrored_recording
 from mirrorcam.templates import BUILTIN_NAMES, TemplateLibrary
@@ -64,7 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("manifest", type=path_arg, help="MANIFEST.tsv or .csv")
     parser.add_argument("--root", type=path_arg, help="folder the manifest's paths are relative to (default: its folder)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="builtin", help="library to evaluate (default: builtin)")
-    parser.add_argument("--json", type=path_arg, metavar="OUT", help="write the full report as JSON")
+    parser.add_argument("--json", type=file_arg, metavar="OUT", help="write the full report as JSON")
     parser.add_argument("--report", type=path_arg, metavar="DIR", help="write report.json and confusion.png here")
     parser.add_argument("--templates", type=path_arg, action="append", metavar="DIR", help="extra template folder (builtin protocol)")
     parser.add_argument("--flip-source", choices=("auto", "video", "landmarks"), default="auto",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mirrorcam.errors import MirrorcamError
 from mirrorcam.fileio import writable_destination
-from mirrorcam.modes.common import add_pose_arguments, nonempty_arg, path_arg, pose_options_from_args
+from mirrorcam.modes.common import add_pose_arguments, file_arg, nonempty_arg, pose_options_from_args
 from mirrorcam.pipeline import clip_landmarks
 from mirrorcam.recording import save_recording
 from mirrorcam.sources import require_clip_path
@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     # Text, not a Path: Path("rtsp://host/x") is "rtsp:/host/x", which the error would quote.
     parser.add_argument("clip", type=nonempty_arg, help="video file or folder of images")
-    parser.add_argument("-o", "--output", type=path_arg, required=True, help="recording to write (.npz; added to a name without a suffix)")
+    parser.add_argument("-o", "--output", type=file_arg, required=True, help="recording to write (.npz; added to a name without a suffix)")
     add_pose_arguments(parser)
     parser.set_defaults(run=run)
 

@@ -38,8 +38,9 @@ import cv2
 import numpy as np
 
 from mirrorcam.containers import NeuronActivity, PoseFrame
-from mirrorcam.errors import MirrorcamError, SourceError, TemplateError
-from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, add_pose_arguments, display_available, load_templates, nonempty_arg, open_window, path_arg, pose_options_from_args
+from mirrorcam.errors import MirrorcamError, RecordingError, SourceError, TemplateError
+from mirrorcam.modes.common import (MAX_KEYS_PER_FRAME, add_pose_arguments, display_available, file_arg, load_templates, nonempty_arg, open_window,
+                                    path_arg, pose_options_from_args)
 from mirrorcam.pipeline import PoseWorker
 from mirrorcam.pose import CAMERA_FAR_SEARCH_MS, PoseEstimatorOptions
 from mirrorcam.recording import Recording, fps_of, is_recording_path, load_recording, recording_from_frames
@@ -84,7 +85,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--camera", type=int, default=0, metavar="N", help="camera index (default 0)")
-    where.add_argument("--source", type=nonempty_arg, metavar="URL|FILE", help="stream URL, or a video file played as a simulated camera")
+    where.add_argument("--source", type=nonempty_arg, metavar="URL|FILE", help="stream URL, or a video file or landmark recording (.npz) played as a simulated camera")
     parser.add_argument(
         "--other", type=nonempty_arg, default=None, metavar="CLIP|FOLDER|second-person",
         help="what OTHER shows: a clip or recording, a folder of them, or 'second-person' (default: recordings/)",
@@ -98,7 +99,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-mirror", action="store_true", help="show the camera unmirrored")
     parser.add_argument("--debug", action="store_true", help="start with the debug overlay")
     parser.add_argument("--no-window", action="store_true", help="never open a window (use --out)")
-    parser.add_argument("--out", type=path_arg, help="also write the screen to this video (.mp4/.avi)")
+    parser.add_argument("--out", type=file_arg, help="also write the screen to this video (.mp4/.avi)")
+    parser.add_argument("--force", action="store_true",
+                        help="let the demo without a window replace out/demo.mp4 (a file named with --out is always replaced)")
     parser.add_argument("--seconds", type=float, help="stop after this many seconds")
     parser.add_argument("--templates", type=path_arg, action="append", metavar="DIR", help="extra template folder (repeatable)")
     parser.add_argument("--teach-seconds", type=float, default=4.0, help="length of a taught performance (default 4)")
@@ -927,10 +930,55 @@ def open_you_source(args):
         path = parse_source_spec(args.source)
         if isinstance(path, str):
             return url_source(path)
-        if not isinstance(path, Path) or not path.is_file():
-            raise SourceError(f"no such video file or URL: {args.source}")
+        if not isinstance(path, Path) or not path.exists():
+            hint = f" (a camera is --camera {args.source})" if args.source.strip().isdigit() else ""
+            raise SourceError(f"no such video file or URL: {args.source}{hint}")
+        if not path.is_file():  # (a folder or /dev/zero had been called missing)
+            raise SourceError(_not_a_source_file(path, args.source))
         return simulated_camera(path)
     return camera_source(args.camera)
+
+
+def _not_a_source_file(path: Path, typed: str) -> str:
+    """Why ``--source`` cannot play what is at ``path``, an existing folder, device or FIFO."""
+    from mirrorcam.fileio import file_kind
+
+    if path.is_dir():
+        return (f"--source {typed} is a folder, not a video file (--source plays one video file, "
+                "landmark recording or stream; --other takes a folder of clips)")
+    return f"--source {typed} is not a regular file ({file_kind(path.stat().st_mode)}); a camera is --camera N"
+
+
+def source_recording(args) -> Recording | None:
+    """The landmark recording ``--source`` names, or None (a camera, a stream, a video).
+
+    Played as YOU without the pose model, as the kiosk plays one as its camera and the demo
+    its visitor (it had been refused as "not a readable video").
+
+    Raises:
+        MirrorcamError: A damaged recording, or one with no frames.
+    """
+    if not args.source or not is_recording_path(args.source):
+        return None
+    recording = load_recording(args.source)
+    if not recording.frames:
+        raise SourceError(f"{args.source} is a recording with no frames")
+    return recording
+
+
+def recording_feed(recording: Recording) -> Callable[[float], PoseFrame | None]:
+    """``next_frame`` for :func:`run_loop`: a recording played as a camera gives it, in real
+    time from now, looping, only the newest frame (timestamps rising across loops)."""
+    player = ClipPlayer([ObservedClip("you", recording)])
+    start = time.perf_counter()
+
+    def next_frame(timeout: float) -> PoseFrame | None:
+        time.sleep(max(0.0, min(timeout, 1.0 / 30.0 - 0.004)))
+        now = (time.perf_counter() - start) * 1000.0
+        due, _shown = player.advance(now)
+        return replace(due[-1], captured_at=time.perf_counter()) if due else None
+
+    return next_frame
 
 
 def camera_pose_options(args: argparse.Namespace) -> PoseEstimatorOptions:
@@ -980,15 +1028,19 @@ def run(args: argparse.Namespace) -> int:
     if args.demo or no_screen:
         return run_demo(args, size, show, templates)
     try:
-        source = open_you_source(args)
-    except SourceError as exc:
+        recording = source_recording(args)
+        source = open_you_source(args) if recording is None else None
+    except (SourceError, RecordingError) as exc:
         if not args.demo_fallback:
             raise
         print(f"mirrorcam: {exc}; playing the embedded demo instead")
         return run_demo(args, size, show, templates)
     if not show and args.out is None:
-        source.close()
+        if source is not None:
+            source.close()
         raise MirrorcamError("no display to show the live screen on; use --out FILE.mp4 (or --demo-fallback)")
+    if recording is not None:
+        return run_recording(args, recording, size, show, templates)
     from mirrorcam.pose import PoseEstimator
 
     try:
@@ -1012,6 +1064,15 @@ def run(args: argparse.Namespace) -> int:
         source.close()
         if ended:  # (else still inside MediaPipe: left to the process's end, not freed under it)
             estimator.close()
+    print(summary(stats, args.out))
+    return 0
+
+
+def run_recording(args: argparse.Namespace, recording: Recording, size: tuple[int, int], show: bool, templates) -> int:
+    """``--source REC.npz``: the live screen with a landmark recording as YOU's camera (no pose model)."""
+    observed = observed_clips(args.other, pose_options_from_args(args))
+    app = app_from_args(args, observed, size, recording.model_variant, f"recording {Path(args.source).name}", templates)
+    stats = run_loop(app, recording_feed(recording), show, args.out, args.seconds, args.fullscreen, recording.fps)
     print(summary(stats, args.out))
     return 0
 
@@ -1119,8 +1180,25 @@ def demo_recordings(folder: Path = DEMO_DIR) -> tuple[Recording, list[ObservedCl
 _DEMO_ALONE = f"--other {SECOND_PERSON} watches a second person in front of the camera, and the demo's visitor is one generated person"
 
 
+DEMO_OUT = Path("out") / "demo.mp4"
+"""Where the demo without a window is written when ``--out`` names no file."""
+
+
+def demo_output(args: argparse.Namespace) -> Path:
+    """The file the demo without a window writes: ``--out``, replaced as every output named is,
+    else :data:`DEMO_OUT`, not written over without ``--force``: a name the user never gave had
+    replaced their file of that name (as ``teach`` keeps a template and ``models fetch`` a bundle)."""
+    if args.out is not None:
+        return args.out
+    if DEMO_OUT.exists() and not args.force:
+        raise MirrorcamError(f"{DEMO_OUT} already exists (an earlier demo?); use --force to replace it, "
+                             "or --out FILE to write another")
+    return DEMO_OUT
+
+
 def run_demo(args: argparse.Namespace, size: tuple[int, int], show: bool, templates=None) -> int:
     """Replay the embedded demo through the same screen: a window, or out/demo.mp4."""
+    out = None if show else demo_output(args)  # (before any work: --other's clips may go through the model)
     you_rec, observed = demo_recordings()
     if args.other == SECOND_PERSON:  # (--demo refuses it in run(); the camera's fallback goes on)
         log.warning("%s: OTHER plays the demo's clips", _DEMO_ALONE)
@@ -1128,19 +1206,9 @@ def run_demo(args: argparse.Namespace, size: tuple[int, int], show: bool, templa
         observed = observed_clips(args.other, pose_options_from_args(args))
     app = app_from_args(args, observed, size, "generated", "demo visitor (generated)", templates)
     if show:
-        player = ClipPlayer([ObservedClip("you", you_rec)])
-        start = time.perf_counter()
-
-        def next_frame(timeout: float) -> PoseFrame | None:
-            time.sleep(max(0.0, min(timeout, 1.0 / 30.0 - 0.004)))
-            now = (time.perf_counter() - start) * 1000.0
-            due, shown = player.advance(now)
-            return replace(due[-1], captured_at=time.perf_counter()) if due else None
-
-        stats = run_loop(app, next_frame, True, args.out, args.seconds, args.fullscreen)
+        stats = run_loop(app, recording_feed(you_rec), True, args.out, args.seconds, args.fullscreen)
         print(summary(stats, args.out))
         return 0
-    out = args.out or Path("out") / "demo.mp4"
     stats = render_offline(app, you_rec, out, args.seconds)
     print(summary(stats, out))
     return 0

@@ -18,7 +18,8 @@ import numpy as np
 
 from mirrorcam.containers import PoseFrame
 from mirrorcam.errors import MirrorcamError, SourceError
-from mirrorcam.modes.common import add_pose_arguments, add_template_arguments, display_available, load_bank, open_window, path_arg, pose_options_from_args
+from mirrorcam.modes.common import (add_pose_arguments, add_template_arguments, display_available, folder_form_problem, load_bank, nonempty_arg,
+                                    open_window, path_arg, pose_options_from_args)
 from mirrorcam.pipeline import iter_pose_frames
 from mirrorcam.pose import PoseEstimator
 from mirrorcam.progress import Progress
@@ -39,8 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "show a window when a display exists, and write the annotated video and an events file.",
     )
     parser.add_argument("path", type=path_arg, help="video file, folder of clips or images, or recording (.npz)")
-    parser.add_argument("--out", type=path_arg, help="annotated video (.mp4/.avi); a folder when PATH holds several clips")
-    parser.add_argument("--events", type=path_arg, help="JSON-lines events file; a folder when PATH holds several clips")
+    # Text, read as a path by run(): a trailing '/' (which Path drops) names a folder.
+    parser.add_argument("--out", type=nonempty_arg, help="annotated video (.mp4/.avi); a folder when PATH holds several clips")
+    parser.add_argument("--events", type=nonempty_arg, help="JSON-lines events file; a folder when PATH holds several clips")
     parser.add_argument("--no-window", action="store_true", help="never open a window")
     add_template_arguments(parser)
     add_pose_arguments(parser)
@@ -110,11 +112,12 @@ def _holds_clips(folder: Path) -> bool:
 def run(args: argparse.Namespace) -> int:
     clips = clips_in(args.path)
     batch = len(clips) > 1 or (args.path.is_dir() and clips != [args.path])
+    out_arg, events_arg = (_output_arg(flag, text, batch) for flag, text in (("--out", args.out), ("--events", args.events)))
     if batch:
-        _check_batch_outputs(clips, ("--out", args.out), ("--events", args.events))
+        _check_batch_outputs(clips, ("--out", out_arg), ("--events", events_arg))
         for clip in clips:  # (all before the first clip: `--out` the clips' own folder had
             #                  written a.mp4 beside a.npz, then stopped at b.mp4)
-            _check_outputs(clip, _output_for(args.out, clip, batch, ".mp4"), _output_for(args.events, clip, batch, ".jsonl"))
+            _check_outputs(clip, _output_for(out_arg, clip, batch, ".mp4"), _output_for(events_arg, clip, batch, ".jsonl"))
     bank = load_bank(args)
     show = not args.no_window and display_available()
     options = pose_options_from_args(args)
@@ -122,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
     failures = 0
     try:
         for k, clip in enumerate(clips):
-            out = _output_for(args.out, clip, batch, ".mp4")
-            events = _output_for(args.events, clip, batch, ".jsonl")
+            out = _output_for(out_arg, clip, batch, ".mp4")
+            events = _output_for(events_arg, clip, batch, ".jsonl")
             _check_outputs(clip, out, events)
             if not is_recording_path(clip) and estimator is None:
                 estimator = PoseEstimator.create_from_options(options)
@@ -209,6 +212,17 @@ def _check_batch_outputs(clips: list[Path], *folders: tuple[str, Path | None]) -
         if other is not clip:
             raise MirrorcamError(f"{other.name} and {clip.name} would write outputs of the same name; "
                                  "rename one or replay them one at a time")
+
+
+def _output_arg(flag: str, text: str | None, batch: bool) -> Path | None:
+    """``--out`` or ``--events`` as a path: a folder for a folder of clips, else a file, which
+    a name ending in '/' is not (``--out x.mp4/`` had written the file x.mp4)."""
+    if text is None:
+        return None
+    problem = None if batch else folder_form_problem(text)
+    if problem:
+        raise MirrorcamError(f"{flag} {problem}")
+    return Path(text)
 
 
 def _output_for(arg: Path | None, clip: Path, batch: bool, suffix: str) -> Path | None:
