@@ -188,7 +188,7 @@ def writable_destination(path: str | os.PathLike[str], create: bool = True) -> P
     if not str(path) or not dest.name:
         raise MirrorcamError(f"cannot write to {str(path)!r}: not a file name")
     if dest.exists() and not dest.is_file():
-        raise MirrorcamError(f"cannot write to {dest}: it is a folder or a device, not a file")
+        raise MirrorcamError(f"cannot write to {dest}: it is {file_kind(dest.stat().st_mode)}, not a file")
     if dest.exists() and not may_write(dest):
         # The rename needs only the folder's permission: it would replace a file its owner
         # made read-only (and leave it writable), where a plain open() would be refused.

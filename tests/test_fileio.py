@@ -52,6 +52,21 @@ def test_a_data_file_that_cannot_be_one_is_refused_unread(tmp_path, make, needle
     assert str(raised.value).startswith(f"manifest {path} {needle}"), raised.value
 
 
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [(make_fifo, "a FIFO"), (make_socket, "a socket"), (lambda tmp: Path("/dev/null"), "a character device"), (lambda tmp: tmp, "a folder")],
+    ids=["fifo", "socket", "dev-null", "folder"],
+)
+@pytest.mark.parametrize("create", [True, False])
+def test_a_destination_that_is_no_file_is_named_for_what_it_is(tmp_path, make, kind, create):
+    """Renaming over it would replace the operator's FIFO or device; the message says which
+    it is (every one had been "a folder or a device")."""
+    dest = make(tmp_path)
+    with pytest.raises(MirrorcamError) as raised:
+        writable_destination(dest, create=create)
+    assert str(raised.value) == f"cannot write to {dest}: it is {kind}, not a file"
+
+
 @pytest.mark.parametrize(("size", "refused"), [(0, False), (100, False), (101, True)])
 def test_a_data_file_is_read_up_to_its_limit(tmp_path, size, refused):
     path = tmp_path / "m.tsv"
