@@ -33,7 +33,7 @@ from mirrorcam.kiosk.playlist import PlaylistClip, load_playlist, stand_in_clips
 from mirrorcam.kiosk.render import RASTER_SECONDS, KioskRenderer, KioskView
 from mirrorcam.kiosk.service import Counters, SystemdNotifier
 from mirrorcam.kiosk.state import KioskEvent, KioskStateMachine, Phase, VisitorSelector
-from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, X11Display, open_window, system_library, x11_screen_size
+from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, X11Display, X11Window, open_window, system_library, x11_screen_size
 
 log = logging.getLogger(__name__)
 
@@ -442,9 +442,15 @@ class WindowDisplay(Display):
         self._shown = 0
         self._pending: list[int] = []  # keys read by pump() for the next show()
         self._open()
+        self._x_window = X11Window(title)
         self._cursor = hide_x11_cursor() if fullscreen else None
         if fullscreen and self._cursor is None:
             log.info("could not hide the mouse pointer (no XFixes); run 'unclutter' beside the kiosk")
+
+    def _reopen(self) -> None:
+        cv2.destroyWindow(self.title)
+        cv2.waitKey(1)
+        self._open()
 
     def _open(self) -> None:
         # The picture keeps its proportions; sized to the drawing (Qt's default 400 x 300 had
@@ -461,14 +467,12 @@ class WindowDisplay(Display):
         cv2.imshow(self.title, image)
         # Every key pressed since the last frame, not one per frame: on a slow frame (a
         # loaded PC) the operator's chord would otherwise trickle in one key per frame
-        # and outlast its time window.  OpenCV reports only the last key pressed between
-        # two of its calls, so the loop also reads the keyboard while the camera waits
-        # (:meth:`pump`): typed at 30-70 ms a key, the chord had lost keys and failed.
-        keys, self._pending = self._pending[:MAX_KEYS_PER_FRAME], []
-        key = cv2.waitKeyEx(1)
-        while key != -1 and len(keys) < MAX_KEYS_PER_FRAME:
-            keys.append(key)
-            key = cv2.waitKeyEx(1)
+        # and outlast its time window.  The keys come from the X server's queue (see
+        # X11Window: OpenCV alone keeps only the last key between two reads), and the
+        # loop also reads them while the camera waits (pump), for the window's events.
+        keys = self._pending + self._x_window.read_keys()
+        self._pending = []
+        keys = keys[:MAX_KEYS_PER_FRAME]
         self._shown += 1
         if self._shown % COVER_CHECK_FRAMES == 3 and self.screen is not None:
             # Without a window manager (a bare X session, Xvfb) Qt cannot go fullscreen
@@ -481,17 +485,22 @@ class WindowDisplay(Display):
             if w < self.screen[0] and h < self.screen[1]:
                 cv2.moveWindow(self.title, 0, 0)
                 cv2.resizeWindow(self.title, *self.screen)
+        if self._x_window.gone_blank(image):
+            # (Qt can miss its window's mapping under load and then never paints it; a
+            # window unmapped behind the kiosk's back looks the same.  See X11Window.)
+            log.warning("the kiosk window shows nothing of its pictures; opening it again")
+            self._reopen()
         return tuple(keys)
 
     def pump(self) -> None:
-        key = cv2.waitKeyEx(1)
-        if key != -1 and len(self._pending) < MAX_KEYS_PER_FRAME:
-            self._pending.append(key)
+        if len(self._pending) < MAX_KEYS_PER_FRAME:
+            self._pending += self._x_window.read_keys()
 
     def close(self) -> None:
         if self._cursor is not None:
             self._cursor.close()
             self._cursor = None
+        self._x_window.close()
         try:
             cv2.destroyWindow(self.title)
             cv2.waitKey(1)

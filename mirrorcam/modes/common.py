@@ -8,8 +8,11 @@ import ctypes.util
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from mirrorcam.errors import MirrorcamError
 from mirrorcam.modelstore import DEFAULT_VARIANT, VARIANTS
@@ -210,6 +213,216 @@ def open_window(name: str, size: tuple[int, int] | None, fill: bool = False, ful
         cv2.resizeWindow(name, *fit_window(size, x11_screen_size()))
     if fullscreen:
         cv2.setWindowProperty(name, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+
+
+class _XKeyEvent(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
+                ("display", ctypes.c_void_p), ("window", ctypes.c_ulong), ("root", ctypes.c_ulong),
+                ("subwindow", ctypes.c_ulong), ("time", ctypes.c_ulong), ("x", ctypes.c_int), ("y", ctypes.c_int),
+                ("x_root", ctypes.c_int), ("y_root", ctypes.c_int), ("state", ctypes.c_uint),
+                ("keycode", ctypes.c_uint), ("same_screen", ctypes.c_int)]
+
+
+class _XEvent(ctypes.Union):
+    _fields_ = [("type", ctypes.c_int), ("xkey", _XKeyEvent), ("pad", ctypes.c_long * 24)]
+
+
+class _XImage(ctypes.Structure):  # (its first fields: all that is read here)
+    _fields_ = [("width", ctypes.c_int), ("height", ctypes.c_int), ("xoffset", ctypes.c_int), ("format", ctypes.c_int),
+                ("data", ctypes.c_void_p), ("byte_order", ctypes.c_int), ("bitmap_unit", ctypes.c_int),
+                ("bitmap_bit_order", ctypes.c_int), ("bitmap_pad", ctypes.c_int), ("depth", ctypes.c_int),
+                ("bytes_per_line", ctypes.c_int), ("bits_per_pixel", ctypes.c_int)]
+
+
+_KEY_PRESS, _DESTROY_NOTIFY = 2, 17  # X event types
+_KEY_PRESS_MASK, _STRUCTURE_NOTIFY_MASK = 1 << 0, 1 << 17
+_Z_PIXMAP, _ALL_PLANES = 2, 0xFFFFFFFF
+_FIND_EVERY_S = 0.5  # how often X11Window looks for its window until it has found it ...
+_FIND_TRIES = 20  # ... and for how many times (a walk of a desktop's windows is not free)
+BLANK_CHECK_S = 1.0  # how often X11Window.gone_blank looks at the window
+
+
+class X11Window:
+    """The X window of an OpenCV window, through a connection of our own to the X server:
+    every key typed in it, in order, and whether it shows anything.
+
+    Why keys from X: OpenCV's window keeps only the last key pressed since its previous
+    ``waitKey``, so keys typed faster than a loop reads them merge into the last one.  On
+    a loaded kiosk PC a frame took over 30 ms, and the operator's chord typed at 30 ms a
+    key lost its ``i`` (the kiosk saw Esc, q, u, t and stayed up: a CI run on a slow host
+    failed on it).  This connection also selects the window's key presses, and the X
+    server queues every one of them for it until they are read.  Without X (no
+    ``$DISPLAY``, no libX11), or until the window is found (looked for by its title every
+    0.5 s, for 10 s after it opens), keys come from ``cv2.waitKeyEx`` as before.
+
+    Codes are those of ``cv2.waitKeyEx`` for the keys that type a character (ASCII and
+    Latin-1; Esc 27, Enter 13, Backspace 8); other keys (arrows, F1...) are not reported.
+
+    Example:
+        >>> window = X11Window("mirrorcam")  # doctest: +SKIP
+        >>> cv2.imshow("mirrorcam", image); window.read_keys()  # doctest: +SKIP
+        [27, 113]
+    """
+
+    def __init__(self, title: str, limit: int = MAX_KEYS_PER_FRAME) -> None:
+        self.title = title
+        self.limit = limit
+        self._x = X11Display.open()
+        self._window: int | None = None
+        self._next_find = 0.0
+        self._tries_left = _FIND_TRIES
+        self._next_check = 0.0
+        self._blank_checks = 0  # checks in a row that found the window showing nothing
+        self._event = _XEvent()
+        self._text = ctypes.create_string_buffer(8)
+        if self._x is not None:
+            lib, void, ulong, uint, cint = self._x.lib, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_uint, ctypes.c_int
+            lib.XPending.argtypes = [void]
+            lib.XNextEvent.argtypes = [void, ctypes.POINTER(_XEvent)]
+            lib.XSelectInput.argtypes = [void, ulong, ctypes.c_long]
+            lib.XLookupString.argtypes = [ctypes.POINTER(_XKeyEvent), ctypes.c_char_p, cint, void, void]
+            lib.XQueryTree.argtypes = [void, ulong, ctypes.POINTER(ulong), ctypes.POINTER(ulong),
+                                       ctypes.POINTER(ctypes.POINTER(ulong)), ctypes.POINTER(uint)]
+            lib.XFetchName.argtypes = [void, ulong, ctypes.POINTER(void)]
+            lib.XFree.argtypes = [void]
+            lib.XGetGeometry.argtypes = [void, ulong, ctypes.POINTER(ulong), *[ctypes.POINTER(cint)] * 2, *[ctypes.POINTER(uint)] * 4]
+            lib.XGetImage.restype = ctypes.POINTER(_XImage)
+            lib.XGetImage.argtypes = [void, ulong, cint, cint, uint, uint, ulong, cint]
+
+    @property
+    def found(self) -> bool:
+        """True once the window has been found (keys then come from the X server's queue)."""
+        return self._window is not None
+
+    def read_keys(self) -> list[int]:
+        """Keys pressed since the last call, oldest first (at most ``limit``).
+
+        Also lets the window handle its events (``cv2.waitKeyEx(1)``): call it once a frame
+        after ``cv2.imshow``, and while the loop waits for anything else.
+        """
+        import cv2
+
+        code = cv2.waitKeyEx(1)
+        if self._window is not None:
+            return self._queued()  # (waitKeyEx's key is among them)
+        keys = []
+        while code != -1 and len(keys) < self.limit:
+            keys.append(code)
+            code = cv2.waitKeyEx(1)
+        if self._x is not None:
+            # Keys typed before the window is found are OpenCV's (above: a key pressed as
+            # the window opens is not lost); from then on the X server queues them all.
+            self._find()
+        return keys
+
+    def shows_nothing(self, image) -> bool:
+        """True when the window's middle row is black (or cannot be read) and ``image``'s,
+        the picture last shown in it, is not; False also when it cannot tell (no X, the
+        window not found yet).
+
+        Why: under load, Qt can miss the X server's notice that its window was mapped (2
+        kiosk starts in 9 and 2 in 12 beside three CPU-bound processes, on a bare X display;
+        Qt's own log showed no ``MapNotify``).  It then never paints the window, and the
+        screen stayed black while the kiosk ran.
+        """
+        if self._window is None or image is None or int(image[image.shape[0] // 2].max()) <= 8:
+            return False
+        lib, handle = self._x.lib, self._x.handle
+        root, x, y = ctypes.c_ulong(), ctypes.c_int(), ctypes.c_int()
+        width, height, border, depth = (ctypes.c_uint() for _ in range(4))
+        if not lib.XGetGeometry(handle, self._window, ctypes.byref(root), ctypes.byref(x), ctypes.byref(y),
+                                ctypes.byref(width), ctypes.byref(height), ctypes.byref(border), ctypes.byref(depth)):
+            return True
+        # (A window that is not viewable cannot be read: an X error, which Qt's handler
+        # for the process ignores, and no image.)
+        row = lib.XGetImage(handle, self._window, 0, height.value // 2, width.value, 1, _ALL_PLANES, _Z_PIXMAP)
+        if not row:
+            return True
+        try:
+            data = np.frombuffer(ctypes.string_at(row.contents.data, row.contents.bytes_per_line), np.uint8)
+            if row.contents.bits_per_pixel == 32:  # (the fourth byte of a pixel is padding)
+                data = data[: width.value * 4].reshape(-1, 4)[:, :3]
+            return not data.any()
+        finally:
+            lib.XFree(row.contents.data)
+            lib.XFree(row)
+
+    def gone_blank(self, image) -> bool:
+        """True when the window should be opened again: it showed nothing of its pictures
+        (:meth:`shows_nothing`) at two checks in a row, a check every ``BLANK_CHECK_S``.
+
+        Two checks: the first can come before the window's first paint.  Under load, a
+        reopened window also missed its mapping at times (3 windows in a row once, beside
+        three CPU-bound processes): it is looked at again and opened again until it shows.
+        """
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + BLANK_CHECK_S
+        self._blank_checks = self._blank_checks + 1 if self.shows_nothing(image) else 0
+        if self._blank_checks < 2:
+            return False
+        self._blank_checks = 0
+        return True
+
+    def close(self) -> None:
+        if self._x is not None:
+            self._x.close()
+            self._x, self._window = None, None
+
+    def _queued(self) -> list[int]:
+        lib, handle, event = self._x.lib, self._x.handle, self._event
+        keys: list[int] = []
+        while lib.XPending(handle) and len(keys) < self.limit:
+            lib.XNextEvent(handle, ctypes.byref(event))
+            if event.type == _DESTROY_NOTIFY:  # (closed: found again when it is back)
+                self._window, self._tries_left = None, _FIND_TRIES
+            elif event.type == _KEY_PRESS:
+                n = lib.XLookupString(ctypes.byref(event.xkey), self._text, len(self._text), None, None)
+                if n == 1:
+                    keys.append(self._text.raw[0])
+        return keys
+
+    def _find(self) -> None:
+        now = time.monotonic()
+        if now < self._next_find or self._tries_left <= 0:
+            return
+        self._next_find = now + _FIND_EVERY_S
+        self._tries_left -= 1
+        lib, handle = self._x.lib, self._x.handle
+        window = self._named(lib.XDefaultRootWindow(handle), self.title.encode(), depth=3)
+        if window is not None:
+            # (Selecting on a window that has just gone is an X error, which Qt's own
+            # handler, set for the process by OpenCV's window, ignores.)
+            lib.XSelectInput(handle, window, _KEY_PRESS_MASK | _STRUCTURE_NOTIFY_MASK)
+            lib.XFlush(handle)
+            self._window = window
+
+    def _named(self, window: int, name: bytes, depth: int) -> int | None:
+        """The first window under ``window`` (depth first, ``depth`` levels) titled ``name``."""
+        lib, handle = self._x.lib, self._x.handle
+        title = ctypes.c_void_p()
+        if lib.XFetchName(handle, window, ctypes.byref(title)) and title.value:
+            found = ctypes.string_at(title.value) == name
+            lib.XFree(title)
+            if found:
+                return window
+        if depth == 0:
+            return None
+        root, parent = ctypes.c_ulong(), ctypes.c_ulong()
+        children, count = ctypes.POINTER(ctypes.c_ulong)(), ctypes.c_uint()
+        if not lib.XQueryTree(handle, window, ctypes.byref(root), ctypes.byref(parent), ctypes.byref(children), ctypes.byref(count)):
+            return None
+        try:
+            kids = [children[i] for i in range(count.value)]
+        finally:
+            if children:
+                lib.XFree(children)
+        for kid in reversed(kids):  # (top of the stacking order first)
+            found = self._named(kid, name, depth - 1)
+            if found is not None:
+                return found
+        return None
 
 
 def add_template_arguments(parser: argparse.ArgumentParser) -> None:

@@ -39,7 +39,7 @@ import numpy as np
 
 from mirrorcam.containers import NeuronActivity, PoseFrame
 from mirrorcam.errors import MirrorcamError, RecordingError, SourceError, TemplateError
-from mirrorcam.modes.common import (MAX_KEYS_PER_FRAME, add_pose_arguments, display_available, file_arg, load_templates, nonempty_arg, open_window,
+from mirrorcam.modes.common import (MAX_KEYS_PER_FRAME, X11Window, add_pose_arguments, display_available, file_arg, load_templates, nonempty_arg, open_window,
                                     path_arg, pose_options_from_args)
 from mirrorcam.pipeline import PoseWorker
 from mirrorcam.pose import CAMERA_FAR_SEARCH_MS, PoseEstimatorOptions
@@ -1080,14 +1080,6 @@ def run_recording(args: argparse.Namespace, recording: Recording, size: tuple[in
 FRAME_WAIT_S = 0.05  # longest wait for YOU's next frame before the screen is drawn anyway
 
 
-def _read_key(codes: list[int]) -> bool:
-    """Poll the window's keyboard once (about 1 ms); a key pressed is appended to ``codes``."""
-    code = cv2.waitKey(1)
-    if code != -1:
-        codes.append(code)
-    return code != -1
-
-
 def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: float | None,
              fullscreen: bool = False, fps: float = 30.0) -> Stats:
     """Show (and/or write) the live screen until q/Esc, ``seconds`` or the window closes.
@@ -1099,22 +1091,24 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
     sink = VideoSink(out, fps) if out else None
     start = time.perf_counter()
     completed = False
+    x_window = None
     if show:
         open_window(WINDOW, app.size, fill=True, fullscreen=fullscreen)  # (the loop draws at the window's size)
+        x_window = X11Window(WINDOW)
     try:
         codes: list[int] = []
-        if show:
-            app.poll_keyboard = lambda: _read_key(codes)
+        if x_window is not None:
+            app.poll_keyboard = lambda: codes.extend(x_window.read_keys())
         while True:
-            if show:
-                # OpenCV's waitKey returns only the last of the keys pressed since its
-                # previous call, so the keyboard is polled while the next frame is awaited,
-                # not once a frame: a name typed for a taught action at 50 ms a key had lost
-                # every third key, at 10 ms most of them ("jj test" saved as "et").
+            if x_window is not None:
+                # The keyboard is also read while the next frame is awaited, not once a
+                # frame: without X's key queue (see X11Window), OpenCV keeps only the last
+                # key between two reads, and a name typed for a taught action at 50 ms a key
+                # had lost every third key, at 10 ms most of them ("jj test" saved as "et").
                 frame = next_frame(0.0)
                 deadline = time.perf_counter() + FRAME_WAIT_S
                 while frame is None and time.perf_counter() < deadline:
-                    _read_key(codes)
+                    codes.extend(x_window.read_keys())
                     frame = next_frame(0.0)
             else:
                 frame = next_frame(FRAME_WAIT_S)
@@ -1124,10 +1118,9 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
                 sink.write(image)
             if show:
                 cv2.imshow(WINDOW, image)
-                while _read_key(codes) and len(codes) < MAX_KEYS_PER_FRAME:
-                    pass
+                codes.extend(x_window.read_keys())
                 app.displayed(frame)
-                actions = [app.key(code) for code in codes]
+                actions = [app.key(code) for code in codes[:MAX_KEYS_PER_FRAME]]
                 codes.clear()
                 if "quit" in actions or _window_closed():
                     break
@@ -1135,6 +1128,11 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
                     fullscreen = not fullscreen
                     cv2.setWindowProperty(WINDOW, cv2.WND_PROP_FULLSCREEN,
                                           cv2.WINDOW_FULLSCREEN if fullscreen else cv2.WINDOW_NORMAL)
+                if x_window.gone_blank(image):  # (see X11Window.shows_nothing)
+                    log.warning("the window shows nothing of its pictures; opening it again")
+                    cv2.destroyWindow(WINDOW)
+                    cv2.waitKey(1)
+                    open_window(WINDOW, app.size, fill=True, fullscreen=fullscreen)
                 app.resize(cv2.getWindowImageRect(WINDOW)[2:])  # the next frame is drawn at the window's size
             else:
                 app.displayed(frame)
@@ -1148,6 +1146,7 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
                 sink.close(commit=completed or sink.frames_written > 0)
         finally:  # (a video that cannot be finished must not cost a template still being learnt)
             if show:
+                x_window.close()
                 cv2.destroyWindow(WINDOW)
                 cv2.waitKey(1)
             app.close()
