@@ -205,21 +205,22 @@ def test_real_camera_thread_lost_and_back_through_the_pose_model(tmp_path, clip,
     from mirrorcam.sources import LiveSource, PacedFileCapture
 
     video = clip("omkarnagarkar55_HAR/wave.mp4")
-    state = {"opens": 0, "lost_at": None}
+    # The cable is pulled once the kiosk has a visitor ("cut"), not after a count of the
+    # device's frames: beside three CPU-bound processes the kiosk was still loading when a
+    # 20-frame device's outage had come and gone, and it never saw the camera lost.
+    state = {"opens": 0, "cut": False, "broken": None, "lost_at": None}
     outage_s = 2.5  # well over the kiosk's lost_after_s (1.0), however far its frames lag behind
 
     class Flaky(PacedFileCapture):
-        """Delivers 20 frames, then fails; the next opens are refused (cable out) for 2.5 s."""
+        """Fails once the cable is pulled; the next opens are refused (cable out) for 2.5 s."""
 
         def __init__(self):
             super().__init__(video, fps=20, loop=True, realtime=True)
-            self.reads = 0
 
         def read(self):
-            self.reads += 1
-            if state["opens"] == 1 and self.reads > 20:
-                if state["lost_at"] is None:
-                    state["lost_at"] = time.monotonic()
+            if state["cut"] and state["broken"] in (None, self):
+                if state["broken"] is None:
+                    state["broken"], state["lost_at"] = self, time.monotonic()
                 return False, None
             return super().read()
 
@@ -242,6 +243,7 @@ def test_real_camera_thread_lost_and_back_through_the_pose_model(tmp_path, clip,
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             run_kiosk(kiosk, camera, NullDisplay(), max_frames=1, on_frame=log)
+            state["cut"] = state["cut"] or bool(kiosk.events_seen.get("session_started"))
             if kiosk.events_seen.get("camera_back"):
                 break
         # A few more frames after the return: people are found again.
