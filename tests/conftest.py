@@ -78,6 +78,25 @@ def pose_model() -> Path:
     return ensure_model("full").path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def ctrl_c_reaches_the_tests() -> Iterator[None]:
+    """Ctrl+C (SIGINT) handled as in a terminal, even when the suite runs in a background job.
+
+    A shell script's ``cmd &`` (and ``nohup``) starts the job with SIGINT ignored, and the
+    ignoring is inherited by every process it starts: the Ctrl+C tests' signals then did
+    nothing, and four of them failed (exit 0 instead of 130), although mirrorcam rightly
+    leaves an ignored SIGINT ignored.  A handler of our own is reset at ``exec``, so the
+    programs the tests start get the default too.
+    """
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    if before is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture(autouse=True)
 def no_user_templates(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test sees an empty folder of taught templates, not the developer's own.
