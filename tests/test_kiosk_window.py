@@ -107,6 +107,13 @@ def session(request, xvfb):
         wm.wait(timeout=10)
 
 
+def start_kiosk(config: Path, display: str, stderr) -> subprocess.Popen:
+    """``mirrorcam kiosk --config CONFIG`` on ``display``, its stderr into the open file ``stderr``."""
+    return subprocess.Popen([sys.executable, "-m", "mirrorcam", "kiosk", "--config", str(config)], cwd=REPO,
+                            env={**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"},
+                            stdout=subprocess.DEVNULL, stderr=stderr)
+
+
 def kiosk_window(display: str, proc: subprocess.Popen, stderr_path: Path) -> str:
     """The id of the kiosk's window once it has appeared (60 s at most)."""
     window, deadline = "", time.monotonic() + 60
@@ -133,10 +140,8 @@ def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, session, scre
     # The config writer sets 960x540; the display section above adds the drawing size last.
     text = config.read_text().replace("width = 960\nheight = 540\n", "")
     config.write_text(text, encoding="utf-8")
-    env = {**os.environ, "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb"}
     stderr = open(tmp_path / "stderr.txt", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mirrorcam", "kiosk", "--config", str(config)],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    proc = start_kiosk(config, xvfb, stderr)
     try:
         window = kiosk_window(xvfb, proc, tmp_path / "stderr.txt")
         # Wait until the kiosk has painted the screen's corner and both sides rather than a
@@ -156,7 +161,7 @@ def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, session, scre
         time.sleep(0.5)
         attract = screenshot(xvfb)
         # (Found again: a window that showed nothing has been opened afresh, see the last test.)
-        window = xdotool(xvfb, "search", "--name", "mirrorcam kiosk").split("\n")[0].strip()
+        window = kiosk_window(xvfb, proc, tmp_path / "stderr.txt")
         where = f"{'bare' if wm is None else 'openbox'}_{screen[0]}x{screen[1]}"
         keep(f"kiosk_attract_{where}.png", attract)
         time.sleep(4.5)  # the visitor has arrived, been greeted and is asked to wave
@@ -218,10 +223,8 @@ def test_operator_exit_while_the_camera_runs_the_pose_model(tmp_path, clip, wide
     xvfb = wide_xvfb
     kiosk_dir = tmp_path / "kiosk"
     config = write_kiosk(kiosk_dir, camera=str(video))
-    env = {**os.environ, "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb"}
     stderr = open(tmp_path / "stderr.txt", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mirrorcam", "kiosk", "--config", str(config)],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    proc = start_kiosk(config, xvfb, stderr)
     try:
         window = kiosk_window(xvfb, proc, tmp_path / "stderr.txt")
         # Until the camera's frames come through the pose model (the visitor is seen).
@@ -257,10 +260,8 @@ def test_a_window_that_shows_nothing_is_opened_again(tmp_path, wide_xvfb):
     kiosk_dir.mkdir()
     save_recording(kiosk_dir / "visitor.npz", padded(wave_visitor(), before_s=3.0, after_s=2.0))
     config = write_kiosk(kiosk_dir, camera=str(kiosk_dir / "visitor.npz"))
-    env = {**os.environ, "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb"}
     stderr = open(tmp_path / "stderr.txt", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mirrorcam", "kiosk", "--config", str(config)],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    proc = start_kiosk(config, xvfb, stderr)
 
     def painted(within_s: float) -> bool:
         deadline = time.monotonic() + within_s
