@@ -503,19 +503,17 @@ def small_xvfb():
 
 def test_live_and_the_kiosk_open_the_x_display_through_one_helper(small_xvfb, monkeypatch):
     """The screen's size (live's and the kiosk's windows) and the kiosk's hidden pointer
-    come through ``X11Display``; without an X server both are None, not an error."""
-    from mirrorcam.kiosk.app import hide_x11_cursor
-    from mirrorcam.modes.common import X11Display, fit_window, x11_screen_size
+    come through ``X11Display``; without an X server they are None and False, not an error."""
+    from mirrorcam.modes.common import X11Display, X11Window, fit_window, system_library, x11_screen_size
 
     monkeypatch.setenv("DISPLAY", small_xvfb)
     assert x11_screen_size() == (1024, 600)
     assert fit_window((1280, 720), x11_screen_size()) == (922, 518)
-    hidden = hide_x11_cursor()
-    if hidden is not None:  # (None without libXfixes)
-        assert isinstance(hidden, X11Display)
-        hidden.close()
+    window = X11Window("no such window")
+    assert window.hide_pointer() == (system_library("Xfixes", "libXfixes.so.3") is not None)
+    window.close()
     monkeypatch.delenv("DISPLAY")
-    assert X11Display.open() is None and x11_screen_size() is None and hide_x11_cursor() is None
+    assert X11Display.open() is None and x11_screen_size() is None and not X11Window("mirrorcam").hide_pointer()
     free = next(n for n in range(999, 2000) if not Path(f"/tmp/.X11-unix/X{n}").exists())
     monkeypatch.setenv("DISPLAY", f":{free}")  # no server answers there
     assert X11Display.open() is None and x11_screen_size() is None

@@ -12,7 +12,6 @@ What it stores: the log and the aggregate counters file; visitors' landmarks onl
 
 from __future__ import annotations
 
-import ctypes
 import datetime as _dt
 import logging
 import os
@@ -33,7 +32,7 @@ from mirrorcam.kiosk.playlist import PlaylistClip, load_playlist, stand_in_clips
 from mirrorcam.kiosk.render import RASTER_SECONDS, KioskRenderer, KioskView
 from mirrorcam.kiosk.service import Counters, SystemdNotifier
 from mirrorcam.kiosk.state import KioskEvent, KioskStateMachine, Phase, VisitorSelector
-from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, X11Display, X11Window, open_window, system_library, x11_screen_size
+from mirrorcam.modes.common import MAX_KEYS_PER_FRAME, X11Window, open_window, x11_screen_size
 
 log = logging.getLogger(__name__)
 
@@ -381,25 +380,6 @@ class NullDisplay(Display):
         return ()
 
 
-def hide_x11_cursor() -> X11Display | None:
-    """Hide the mouse pointer on the X display (XFixes, through ctypes: no dependency).
-
-    The pointer stays hidden while the returned connection is open (``close()`` brings it
-    back); ``None`` when there is no X display or no libXfixes (the README suggests
-    ``unclutter`` then).
-    """
-    xfixes = system_library("Xfixes", "libXfixes.so.3") if os.environ.get("DISPLAY") else None
-    if xfixes is None:
-        return None
-    xfixes.XFixesHideCursor.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
-    display = X11Display.open()
-    if display is None:
-        return None
-    xfixes.XFixesHideCursor(display.handle, display.lib.XDefaultRootWindow(display.handle))
-    display.lib.XFlush(display.handle)
-    return display
-
-
 def fit_to_screen(config: KioskConfig, screen: tuple[int, int] | None) -> KioskConfig:
     """``config`` drawn at the screen's shape: its height kept, its width to the screen's aspect.
 
@@ -443,8 +423,7 @@ class WindowDisplay(Display):
         self._pending: list[int] = []  # keys read by pump() for the next show()
         self._open()
         self._x_window = X11Window(title)
-        self._cursor = hide_x11_cursor() if fullscreen else None
-        if fullscreen and self._cursor is None:
+        if fullscreen and not self._x_window.hide_pointer():
             log.info("could not hide the mouse pointer (no XFixes); run 'unclutter' beside the kiosk")
 
     def _reopen(self) -> None:
@@ -497,10 +476,7 @@ class WindowDisplay(Display):
             self._pending += self._x_window.read_keys()
 
     def close(self) -> None:
-        if self._cursor is not None:
-            self._cursor.close()
-            self._cursor = None
-        self._x_window.close()
+        self._x_window.close()  # (the pointer shows again)
         try:
             cv2.destroyWindow(self.title)
             cv2.waitKey(1)

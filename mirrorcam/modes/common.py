@@ -125,9 +125,9 @@ def system_library(name: str, fallback: str) -> ctypes.CDLL | None:
 class X11Display:
     """A connection to the X server of ``$DISPLAY``, through libX11 by ctypes (no dependency).
 
-    The one place live and the kiosk open the display (the screen's size; the kiosk's
-    hidden pointer, which lasts as long as its connection).  Close it, or use it as a
-    context manager.
+    The one place live and the kiosk open the display (the screen's size; the window's
+    keys, looks and the kiosk's hidden pointer, see :class:`X11Window`).  Close it, or use
+    it as a context manager.
 
     Attributes:
         lib: libX11, with the argument types of the calls made here set.
@@ -346,6 +346,21 @@ class X11Window:
         finally:
             lib.XFree(row.contents.data)
             lib.XFree(row)
+
+    def hide_pointer(self) -> bool:
+        """Hide the mouse pointer on the whole screen (XFixes) for as long as this connection
+        is open: :meth:`close` brings it back.  False without X or libXfixes.
+
+        Why here: the kiosk hides the pointer while its window is up, and this connection
+        lasts exactly that long (one connection for the window's keys, looks and pointer).
+        """
+        xfixes = system_library("Xfixes", "libXfixes.so.3") if self._x is not None else None
+        if xfixes is None:
+            return False
+        xfixes.XFixesHideCursor.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
+        xfixes.XFixesHideCursor(self._x.handle, self._x.lib.XDefaultRootWindow(self._x.handle))
+        self._x.lib.XFlush(self._x.handle)
+        return True
 
     def gone_blank(self, image) -> bool:
         """True when the window should be opened again: it showed nothing of its pictures
