@@ -9,11 +9,12 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -274,7 +275,10 @@ def private_xvfb(width: int, height: int) -> Iterator[str]:
         n = next(n for n in range(90 + os.getpid() % 50, 400)
                  if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists())
         display = f":{n}"
-        proc = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        # -noreset: by default Xvfb resets itself each time its last client leaves (the
+        # readiness check above, an xdotool call), and a client that connects meanwhile is
+        # refused: Qt then aborted the kiosk with "could not connect to display" under load.
+        proc = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp", "-noreset"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         ready = answers(display)
@@ -292,3 +296,59 @@ def private_xvfb(width: int, height: int) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def screenshot(display: str) -> np.ndarray:
+    """The whole screen of the X ``display`` as a BGR image: an ``xwd`` dump of a 24/32-bit
+    TrueColor screen, read here with ``struct`` (no ImageMagick needed)."""
+    for _ in range(3):
+        # (xwd walks the windows on the screen: one destroyed meanwhile, as a window opened
+        # again, is an X error and exit status 1.  The next dump is taken without it.)
+        dump = subprocess.run(["xwd", "-root", "-silent", "-display", display], capture_output=True, timeout=30)
+        if dump.returncode == 0:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"xwd could not dump the screen: {dump.stderr.decode(errors='replace').strip()}")
+    data = dump.stdout
+    fields = struct.unpack(">25I", data[:100])
+    header_size, width, height = fields[0], fields[4], fields[5]
+    byte_order, bits_per_pixel, bytes_per_line, ncolors = fields[7], fields[11], fields[12], fields[19]
+    # 32 bits per pixel (B, G, R, pad) or packed 24 (B, G, R); lines may be padded.
+    step = bits_per_pixel // 8
+    if step not in (3, 4) or bytes_per_line < width * step:
+        raise ValueError(f"unsupported xwd layout (header {fields})")
+    start = header_size + 12 * ncolors
+    rows = np.frombuffer(data, np.uint8, count=height * bytes_per_line, offset=start).reshape(height, bytes_per_line)
+    pixels = rows[:, : width * step].reshape(height, width, step)
+    # LSBFirst stores B, G, R(, pad); MSBFirst (pad,) R, G, B.
+    return pixels[:, :, :3].copy() if byte_order == 0 else pixels[:, :, ::-1][:, :, :3].copy()
+
+
+def screen_shows_within(display: str, seconds: float) -> bool:
+    """True once anything on the screen of ``display`` is not black, within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if screenshot(display).max() > 0:
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def unmap_the_shown_window(display: str, find_window: Callable[[], str], output: Callable[[], str]) -> None:
+    """Unmaps a program's window from outside (``xdotool windowunmap``) once it shows.
+
+    That is the state of a window whose mapping Qt missed (see ``X11Window.shows_nothing``),
+    on demand.  The state also comes on its own under load, and the program then opens its
+    window again by itself: a window that was looked up (``find_window``) and is gone when it
+    is unmapped is waited for and looked up again (a CI run failed when it was not).
+    ``output`` gives the program's output so far, for the failure's message.
+    """
+    for _ in range(5):
+        assert screen_shows_within(display, 30), f"the window never showed anything:\n{output()}"
+        window = find_window()
+        unmapped = subprocess.run(["xdotool", "windowunmap", "--sync", window], capture_output=True, text=True,
+                                  timeout=20, env={**os.environ, "DISPLAY": display})
+        if unmapped.returncode == 0:
+            return
+    pytest.fail(f"the window was gone each time it was to be unmapped ({unmapped.stderr.strip()}):\n{output()}")
