@@ -344,15 +344,22 @@ class Program:
         return img
 
     def close(self) -> int:
-        if self.proc.poll() is None:
-            self.key("q")
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGINT)
-                self.proc.wait(timeout=10)
-        self.log.close()
-        self.log_path.unlink(missing_ok=True)
+        try:
+            if self.proc.poll() is None:
+                self.key("q")
+                try:
+                    self.proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    self.proc.send_signal(signal.SIGINT)
+                    self.proc.wait(timeout=10)
+        finally:
+            # (Also when q could not be typed or the program outlived Ctrl+C: a failed test
+            # had left both the program running and its log in the checkout.)
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.log.close()
+            self.log_path.unlink(missing_ok=True)
         return self.proc.returncode
 
 
