@@ -158,9 +158,12 @@ def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, session, scre
         assert np.abs(attract[5, 5].astype(int) - (24, 20, 16)).max() <= 6, attract[5, 5]
         for shot in (attract, later):
             assert shot.shape == (screen[1], screen[0], 3)
-            # (both sides: no letterbox bars of another colour on a screen of another shape)
+            # (both sides: no letterbox bars of another colour on a screen of another shape;
+            # on a loaded machine the later shot can catch the accent frame, default
+            # "#78e65a", BGR (90, 230, 120), that the first second of a mirror event draws.)
             for x in (8, screen[0] - 8):
-                assert np.abs(shot[screen[1] // 2, x].astype(int) - (24, 20, 16)).max() <= 6, (x, shot[screen[1] // 2, x])
+                side = shot[screen[1] // 2, x].astype(int)
+                assert min(np.abs(side - (24, 20, 16)).max(), np.abs(side - (90, 230, 120)).max()) <= 6, (x, side)
             # ...and the privacy line is drawn in the bottom band: light text on a dark band.
             band = shot[screen[1] - 40 :, :, :]
             assert (band.max(axis=2) > 150).mean() > 0.005
