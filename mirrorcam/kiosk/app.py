@@ -426,15 +426,10 @@ class WindowDisplay(Display):
         if fullscreen and not self._x_window.hide_pointer():
             log.info("could not hide the mouse pointer (no XFixes); run 'unclutter' beside the kiosk")
 
-    def _reopen(self) -> None:
-        cv2.destroyWindow(self.title)
-        cv2.waitKey(1)
-        self._open()
-
-    def _open(self) -> None:
+    def _open(self, afresh: bool = False) -> None:
         # The picture keeps its proportions; sized to the drawing (Qt's default 400 x 300 had
         # grey bars around it), or to 90 % of a smaller screen, before going fullscreen.
-        open_window(self.title, self.size, fullscreen=self.fullscreen)
+        open_window(self.title, self.size, fullscreen=self.fullscreen, afresh=afresh)
 
     def show(self, image: np.ndarray) -> tuple[int, ...]:
         try:
@@ -468,7 +463,7 @@ class WindowDisplay(Display):
             # (Qt can miss its window's mapping under load and then never paints it; a
             # window unmapped behind the kiosk's back looks the same.  See X11Window.)
             log.warning("the kiosk window shows nothing of its pictures; opening it again")
-            self._reopen()
+            self._open(afresh=True)
         return tuple(keys)
 
     def pump(self) -> None:

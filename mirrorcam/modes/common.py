@@ -190,7 +190,8 @@ def fit_window(size: tuple[int, int], screen: tuple[int, int] | None) -> tuple[i
     return round(size[0] * scale), round(size[1] * scale)
 
 
-def open_window(name: str, size: tuple[int, int] | None, fill: bool = False, fullscreen: bool = False) -> None:
+def open_window(name: str, size: tuple[int, int] | None, fill: bool = False, fullscreen: bool = False,
+                afresh: bool = False) -> None:
     """An OpenCV window for pictures of ``size``, made to fit the screen (:func:`fit_window`).
 
     Used by live, replay and the kiosk; calling it again for an open window sets it up again.
@@ -201,9 +202,14 @@ def open_window(name: str, size: tuple[int, int] | None, fill: bool = False, ful
         fill: The picture fills the window, whatever its shape (the caller draws at the
             window's size: live); else it keeps its proportions inside the window.
         fullscreen: Fill the screen.
+        afresh: Close the window first and open a new one: a new X window, which Qt maps
+            and paints anew (a window that shows nothing, see :meth:`X11Window.gone_blank`).
     """
     import cv2
 
+    if afresh:
+        cv2.destroyWindow(name)
+        cv2.waitKey(1)  # (Qt closes it here, before the new one opens)
     ratio = cv2.WINDOW_FREERATIO if fill else cv2.WINDOW_KEEPRATIO
     cv2.namedWindow(name, cv2.WINDOW_NORMAL | ratio | cv2.WINDOW_GUI_NORMAL)
     # On a 1280 x 720 projector a 1280 x 720 window with its title bar lost the live raster's
