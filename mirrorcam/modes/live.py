@@ -1091,7 +1091,7 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
     sink = VideoSink(out, fps) if out else None
     start = time.perf_counter()
     completed = False
-    x_window = None
+    x_window = None  # (the window's keys and looks: set when the window is shown)
     if show:
         open_window(WINDOW, app.size, fill=True, fullscreen=fullscreen)  # (the loop draws at the window's size)
         x_window = X11Window(WINDOW)
@@ -1116,7 +1116,7 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
             image = app.step(frame, now_ms)
             if sink:
                 sink.write(image)
-            if show:
+            if x_window is not None:
                 cv2.imshow(WINDOW, image)
                 codes.extend(x_window.read_keys())
                 app.displayed(frame)
@@ -1130,9 +1130,7 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
                                           cv2.WINDOW_FULLSCREEN if fullscreen else cv2.WINDOW_NORMAL)
                 if x_window.gone_blank(image):  # (see X11Window.shows_nothing)
                     log.warning("the window shows nothing of its pictures; opening it again")
-                    cv2.destroyWindow(WINDOW)
-                    cv2.waitKey(1)
-                    open_window(WINDOW, app.size, fill=True, fullscreen=fullscreen)
+                    open_window(WINDOW, app.size, fill=True, fullscreen=fullscreen, afresh=True)
                 app.resize(cv2.getWindowImageRect(WINDOW)[2:])  # the next frame is drawn at the window's size
             else:
                 app.displayed(frame)
@@ -1145,7 +1143,7 @@ def run_loop(app: LiveApp, next_frame, show: bool, out: Path | None, seconds: fl
             if sink:
                 sink.close(commit=completed or sink.frames_written > 0)
         finally:  # (a video that cannot be finished must not cost a template still being learnt)
-            if show:
+            if x_window is not None:
                 x_window.close()
                 cv2.destroyWindow(WINDOW)
                 cv2.waitKey(1)
