@@ -325,14 +325,24 @@ def screenshot(display: str) -> np.ndarray:
     return pixels[:, :, :3].copy() if byte_order == 0 else pixels[:, :, ::-1][:, :, :3].copy()
 
 
+def first_showing(take: Callable[[], np.ndarray], shows: Callable[[np.ndarray], bool], seconds: float) -> np.ndarray:
+    """The first image ``take()`` gives for which ``shows(image)`` is true, polled for
+    ``seconds``; the last one taken if none was, for the caller's assertion to say what it shows.
+
+    A program prints a change before the screen with it is on the display, and a window can
+    cover the screen before its first paint: on busy cores a fixed wait came too early.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        image = take()
+        if shows(image) or time.monotonic() > deadline:
+            return image
+        time.sleep(0.1)
+
+
 def screen_shows_within(display: str, seconds: float) -> bool:
     """True once anything on the screen of ``display`` is not black, within ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if screenshot(display).max() > 0:
-            return True
-        time.sleep(0.3)
-    return False
+    return first_showing(lambda: screenshot(display), lambda image: image.max() > 0, seconds).max() > 0
 
 
 def unmap_the_shown_window(display: str, find_window: Callable[[], str], output: Callable[[], str]) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from mirrorcam.recording import save_recording
 
-from conftest import REPO, private_xvfb, screen_shows_within, screenshot, unmap_the_shown_window
+from conftest import REPO, first_showing, private_xvfb, screen_shows_within, screenshot, unmap_the_shown_window
 from test_kiosk_app import padded, wave_visitor, write_kiosk
 
 pytestmark = [
@@ -131,11 +131,7 @@ def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, session, scre
             return all(np.abs(image[y, x].astype(int) - (24, 20, 16)).max() <= 6
                        for x, y in ((5, 5), (8, screen[1] // 2), (screen[0] - 8, screen[1] // 2)))
 
-        deadline = time.monotonic() + 30
-        attract = screenshot(xvfb)
-        while time.monotonic() < deadline and not painted(attract):
-            time.sleep(0.3)
-            attract = screenshot(xvfb)
+        first_showing(lambda: screenshot(xvfb), painted, 30)
         time.sleep(0.5)
         attract = screenshot(xvfb)
         # (Found again: a window that showed nothing has been opened afresh, see the last test.)

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import (REPO, assert_one_line_error, fires, make_truncated_avi, make_undecodable_avi, private_xvfb, run_cli,
-                      screen_shows_within, screenshot, unmap_the_shown_window)
+from conftest import (REPO, assert_one_line_error, fires, first_showing, make_truncated_avi, make_undecodable_avi,
+                      private_xvfb, run_cli, screen_shows_within, screenshot, unmap_the_shown_window)
 from mirrorcam.screen import MIRROR_COLOR, Layout
 
 pytestmark = pytest.mark.display
@@ -319,18 +319,9 @@ class Program:
         raise AssertionError(f"{text!r} never appeared:\n{self.output()}")
 
     def shot_showing(self, shows, timeout: float = 3.0) -> np.ndarray:
-        """The first screenshot for which ``shows(image)`` is true, polled for ``timeout`` s;
-        the last one taken if none was (for the caller's assertion to say what it shows).
-
-        The program prints a change before the screen with it is on the display: on two
-        busy cores that screen had come later than a fixed wait.
-        """
-        end = time.time() + timeout
-        while True:
-            image = self.shot()
-            if shows(image) or time.time() > end:
-                return image
-            time.sleep(0.1)
+        """The first shot of the window for which ``shows(image)`` is true within ``timeout`` s
+        (see ``first_showing``)."""
+        return first_showing(self.shot, shows, timeout)
 
     def shot(self) -> np.ndarray:
         """The window's content (geometry from xdotool), as BGR."""
