@@ -29,9 +29,9 @@ import numpy as np
 from _common import emit, machine, shared_clips
 
 from mirrorcam.mjpeg import MjpegServerProcess
-from mirrorcam.modes.common import display_available
-from mirrorcam.modes.common import load_templates
-from mirrorcam.modes.live import LiveApp, demo_recordings, run_loop
+from mirrorcam.modes.common import display_available, load_templates
+from mirrorcam.modes.live import LiveApp, run_loop
+from mirrorcam.modes.observed import demo_recordings
 from mirrorcam.pipeline import PoseWorker
 from mirrorcam.pose import PoseEstimator, PoseEstimatorOptions
 from mirrorcam.sources import simulated_camera, url_source

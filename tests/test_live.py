@@ -824,7 +824,7 @@ def test_every_clip_frame_reaches_the_matcher_once_a_play_whatever_the_screen_ra
     frame of every play (the clip's time was up before a screen frame fell in its last
     33 ms); a new play never shares a call with the last one's tail, as the screen ends
     the last play's stream between them."""
-    from mirrorcam.modes.live import ClipPlayer, ObservedClip
+    from mirrorcam.modes.observed import ClipPlayer, ObservedClip
     from mirrorcam.performer import PerformerOptions, perform
 
     rec = perform("squat", PerformerOptions(seed=1))
@@ -851,7 +851,8 @@ def test_every_play_of_an_observed_clip_fires_as_a_replay_of_it_does():
     off by the clip's end fires at the end of every play (the matcher's open end), and the
     next play starts afresh."""
     from mirrorcam.matching import NeuronBank
-    from mirrorcam.modes.live import LiveApp, ObservedClip
+    from mirrorcam.modes.live import LiveApp
+    from mirrorcam.modes.observed import ObservedClip
     from mirrorcam.templates import builtin_library
 
     templates = builtin_library().templates
@@ -870,7 +871,8 @@ def test_the_observed_clips_counts_go_on_from_play_to_play():
     """OTHER's row counts the session, as YOU's does: each play of a looping clip had started
     its counts again (a play's stream ends with it), so the screen compared YOU's session
     with OTHER's last play."""
-    from mirrorcam.modes.live import LiveApp, ObservedClip
+    from mirrorcam.modes.live import LiveApp
+    from mirrorcam.modes.observed import ObservedClip
     from mirrorcam.templates import builtin_library
 
     observed = ObservedClip("jacks", _cut_jumping_jacks())
@@ -904,7 +906,7 @@ def test_an_other_folder_goes_on_past_clips_it_cannot_play(tmp_path, caplog):
     from dataclasses import replace
 
     from mirrorcam.errors import SourceError
-    from mirrorcam.modes.live import observed_clips
+    from mirrorcam.modes.observed import observed_clips
     from mirrorcam.pose import PoseEstimatorOptions
     from mirrorcam.recording import load_recording, save_recording
 
@@ -943,7 +945,8 @@ def test_no_mirror_event_with_a_clip_that_has_gone(how, capsys):
     (the one cut off by the clip's end never fired) and their spikes could still pair."""
     from dataclasses import replace
 
-    from mirrorcam.modes.live import LiveApp, ObservedClip
+    from mirrorcam.modes.live import LiveApp
+    from mirrorcam.modes.observed import ObservedClip
     from mirrorcam.performer import PerformerOptions, perform
     from mirrorcam.templates import builtin_library
 
@@ -1008,7 +1011,8 @@ def test_a_lost_camera_empties_you_and_says_so_until_frames_come_again():
 def test_an_observed_video_is_shown_in_the_other_panel(tmp_path):
     """OTHER shows the clip's own pictures, decoded as it plays (a path no other test took:
     a missing import there had passed every test)."""
-    from mirrorcam.modes.live import LiveApp, ObservedClip
+    from mirrorcam.modes.live import LiveApp
+    from mirrorcam.modes.observed import ObservedClip
     from mirrorcam.performer import PerformerOptions, perform
     from mirrorcam.templates import builtin_library
 
@@ -1033,7 +1037,8 @@ def test_match_times_the_matching_alone_not_the_clips_video(tmp_path):
     screen's own figure overwrote it.)"""
     from dataclasses import replace
 
-    from mirrorcam.modes.live import LiveApp, ObservedClip, summary
+    from mirrorcam.modes.live import LiveApp, summary
+    from mirrorcam.modes.observed import ObservedClip
     from mirrorcam.performer import PerformerOptions, perform
     from mirrorcam.templates import builtin_library
 

@@ -87,6 +87,16 @@ def pose_options_from_args(args: argparse.Namespace, num_poses: int | None = Non
         raise MirrorcamError(str(exc)) from None
 
 
+def say(message: str, *args) -> None:
+    """A session event on stdout (``mirrorcam: paused``), flushed at once.
+
+    stdout, not the log: these are what the session did (mirror events, clips observed,
+    actions taught), for the person at the screen and for scripts reading them, apart from
+    the diagnostics on stderr.
+    """
+    print("mirrorcam: " + (message % args if args else message), flush=True)
+
+
 def display_available() -> bool:
     """True where an OpenCV window can open (an X display that answers on Linux; always elsewhere).
 

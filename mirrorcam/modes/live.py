@@ -20,6 +20,8 @@ fullscreen, m mirror display, d debug overlay, h help.
 ``--out`` to write the screen to); otherwise the embedded demo from ``recordings/`` (a
 generated "visitor" copying generated performers), in a window when there is a display,
 else written to ``out/demo.mp4`` (or ``--out``) with a summary.
+
+OTHER's clips and the player that shows them are :mod:`mirrorcam.modes.observed`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ import numpy as np
 from mirrorcam.containers import NeuronActivity, PoseFrame
 from mirrorcam.errors import MirrorcamError, RecordingError, SourceError, TemplateError
 from mirrorcam.modes.common import (MAX_KEYS_PER_FRAME, X11Window, add_pose_arguments, display_available, file_arg, load_templates, nonempty_arg, open_window,
-                                    path_arg, pose_options_from_args)
+                                    path_arg, pose_options_from_args, say)
+from mirrorcam.modes.observed import SECOND_PERSON, ClipPlayer, ObservedClip, demo_recordings, observed_clips
 from mirrorcam.pipeline import PoseWorker
 from mirrorcam.pose import CAMERA_FAR_SEARCH_MS, PoseEstimatorOptions
 from mirrorcam.recording import Recording, fps_of, is_recording_path, load_recording, recording_from_frames
@@ -55,14 +58,10 @@ from mirrorcam.screen import (
     SpikeHistory,
     TextRenderer,
 )
-from mirrorcam.sources import opencv_path
 
 log = logging.getLogger(__name__)
 
 WINDOW = "mirrorcam"
-REPO = Path(__file__).resolve().parent.parent.parent
-DEMO_DIR = REPO / "recordings"
-SECOND_PERSON = "second-person"
 MIN_TEACH_SECONDS = 0.5  # a taught performance shorter than this holds no movement
 KEYS = (
     ("q / Esc", "quit"),
@@ -107,169 +106,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--teach-seconds", type=float, default=4.0, help="length of a taught performance (default 4)")
     add_pose_arguments(parser, num_poses_default="1, or 2 with --other second-person")
     parser.set_defaults(run=run)
-
-
-# --------------------------------------------------------------------------- observed clips
-
-
-@dataclass
-class ObservedClip:
-    """One observed performance: landmarks for the matcher and, for videos, frames to show."""
-
-    name: str
-    recording: Recording
-    video: Path | None = None
-
-    @property
-    def duration_ms(self) -> float:
-        return max(1000.0 / self.recording.fps, len(self.recording) * 1000.0 / self.recording.fps)
-
-
-def clip_paths(spec: Path) -> list[Path]:
-    """Recordings and videos named by ``spec`` (a file or a folder), in name order.
-
-    Raises:
-        SourceError: Nothing playable there.
-    """
-    from mirrorcam.sources import VIDEO_SUFFIXES
-
-    if not spec.exists():
-        near = str(spec).lower().replace("_", "-").replace(" ", "-") == SECOND_PERSON
-        hint = f" (for a second person in front of the camera: --other {SECOND_PERSON})" if near else ""
-        raise SourceError(f"no such clip or folder: {spec}{hint}")
-    if spec.is_file():
-        return [spec]
-    paths = sorted(p for p in spec.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES or is_recording_path(p))
-    if not paths:
-        raise SourceError(f"{spec} holds no clips or landmark recordings")
-    return paths
-
-
-def _clip_name(path: Path) -> str:
-    """A clip's name on the screen: the demo's ``observed_2_squat.npz`` is ``squat``."""
-    return re.sub(r"^observed_\d+_", "", path.stem)
-
-
-def load_observed(path: Path, pose_options) -> ObservedClip:
-    """A clip's landmarks: a recording as it is, a video through the (cached) pose stage.
-
-    Raises:
-        MirrorcamError: An unreadable clip, or one with nobody in it (OTHER would stand
-            empty while the screen waits for it to do something).
-    """
-    name = _clip_name(path)
-    if is_recording_path(path):
-        clip = ObservedClip(name, load_recording(path))
-    else:
-        from mirrorcam.pipeline import clip_landmarks
-
-        _say("observing %s (landmarks computed once, then cached)", path.name)
-        clip = ObservedClip(name, clip_landmarks(path, pose_options), path)
-    if not any(f.persons for f in clip.recording.frames):
-        raise SourceError(f"no person found in any of the {len(clip.recording.frames)} frames of {path}")
-    return clip
-
-
-class ClipPlayer:
-    """Plays observed clips on the screen clock, looping; feeds every clip frame once a play.
-
-    The matcher sees the clip's own frames in order (with timestamps that keep rising
-    across loops), however fast or slow the screen runs.  ``plays`` counts the clip
-    starts (each loop and each next clip): a change means the last play has ended.  A
-    play ends only once all its frames have been fed: the call that finds the clip's time
-    up returns the frames still unfed, and the next call starts the next play (never both
-    at once, as the caller ends the last play's stream between them).
-    """
-
-    def __init__(self, clips: list[ObservedClip]) -> None:
-        if not clips:
-            raise ValueError("ClipPlayer needs at least one clip")
-        self.clips = clips
-        self.index = 0
-        self._start_ms = 0.0
-        self._fed = -1
-        self._offset_ms = 0.0  # added to clip timestamps so the bank never sees time go back
-        self._last_ts = 0.0
-        self._video: cv2.VideoCapture | None = None
-        self._video_pos = -1
-        self._image: np.ndarray | None = None
-        self.plays = 0
-
-    @property
-    def clip(self) -> ObservedClip:
-        return self.clips[self.index]
-
-    def next(self, now_ms: float) -> None:
-        """Switch to the next clip."""
-        self.index = (self.index + 1) % len(self.clips)
-        self._restart(now_ms)
-
-    def _restart(self, now_ms: float) -> None:
-        self._offset_ms = self._last_ts + 1000.0
-        self._start_ms = now_ms
-        self._fed = -1
-        self._close_video()
-        self.plays += 1
-
-    def _close_video(self) -> None:
-        if self._video is not None:
-            self._video.release()
-        self._video, self._video_pos, self._image = None, -1, None
-
-    def advance(self, now_ms: float, auto_next: bool = True) -> tuple[list[PoseFrame], PoseFrame | None]:
-        """Frames due since the last call (for the matcher) and the frame to show now."""
-        if self.plays == 0:
-            self._restart(now_ms)
-        clip = self.clip
-        rec = clip.recording
-        elapsed = now_ms - self._start_ms
-        # The time's up but the last frames are unfed (a 20 fps screen missed the last
-        # 33 ms of a 30 fps clip): they come first, and the next play on the next call.
-        if elapsed >= clip.duration_ms and self._fed >= len(rec) - 1:
-            if auto_next and len(self.clips) > 1:
-                self.next(now_ms)
-            else:
-                self._restart(now_ms)
-            clip, rec, elapsed = self.clip, self.clip.recording, 0.0
-        target = min(len(rec) - 1, int(elapsed * rec.fps / 1000.0))
-        due = []
-        for i in range(self._fed + 1, target + 1):
-            frame = rec.frames[i]
-            ts = self._offset_ms + i * 1000.0 / rec.fps
-            self._last_ts = ts
-            due.append(replace(frame, timestamp_ms=ts))
-        self._fed = max(self._fed, target)
-        shown = rec.frames[target] if len(rec) else None
-        if clip.video is not None and shown is not None:
-            shown = replace(shown, image=self._video_frame(clip.video, target))
-        return due, shown
-
-    def _video_frame(self, path: Path, index: int) -> np.ndarray | None:
-        if self._video is None:
-            self._video = cv2.VideoCapture(opencv_path(path))
-            self._video_pos = -1
-        if index < self._video_pos:
-            self._video.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            self._video_pos = -1
-        while self._video_pos < index:
-            # grab() skips decoding work for frames that are never shown.
-            ok = self._video.grab() if self._video_pos < index - 1 else False
-            if self._video_pos == index - 1:
-                ok, image = self._video.read()
-                if ok:
-                    self._image = image
-            self._video_pos += 1
-            if not ok and self._video_pos < index:
-                break
-        return self._image
-
-    @property
-    def last_timestamp_ms(self) -> float:
-        """The matcher's timestamp of the last frame fed."""
-        return self._last_ts
-
-    def close(self) -> None:
-        self._close_video()
 
 
 # --------------------------------------------------------------------------- the app
@@ -594,7 +430,7 @@ class LiveApp:
             event = self.history.add(channel, [firing], now_ms, lag_ms=lag)
             if event is not None:
                 self.stats.mirror_events += 1
-                _say("mirror event: %s (row %d)", self.history.names[event.neuron], event.neuron)
+                say("mirror event: %s (row %d)", self.history.names[event.neuron], event.neuron)
 
     def _state(self, now_ms: float) -> ScreenState:
         # A lost camera's last picture would stand frozen as if live (the source reconnects
@@ -661,7 +497,7 @@ class LiveApp:
 
     def _say_observing(self) -> None:
         assert self.player is not None
-        _say("observing %s (%d/%d)", self.player.clip.name, self.player.index + 1, len(self.player.clips))
+        say("observing %s (%d/%d)", self.player.clip.name, self.player.index + 1, len(self.player.clips))
 
     # -- keys
     def key(self, code: int) -> str | None:
@@ -680,27 +516,27 @@ class LiveApp:
         # Each change is logged: a record of the session, and what the window tests read.
         if code == ord(" "):
             self.paused = not self.paused
-            _say("paused" if self.paused else "playing")
+            say("paused" if self.paused else "playing")
         elif code == ord("n") and self.player is not None:
             last_ts = self.player.last_timestamp_ms
             self.player.next(now_ms)
             self._sync_clip(now_ms, last_ts, asked=True)  # as the clip's own end does
         elif code == ord("m"):
             self.mirror = not self.mirror
-            _say("mirror display %s", "on" if self.mirror else "off")
+            say("mirror display %s", "on" if self.mirror else "off")
         elif code == ord("d"):
             self.debug = not self.debug
-            _say("debug overlay %s", "on" if self.debug else "off")
+            say("debug overlay %s", "on" if self.debug else "off")
         elif code == ord("h"):
             self.help = not self.help
-            _say("help %s", "on" if self.help else "off")
+            say("help %s", "on" if self.help else "off")
         elif code == ord("f"):
-            _say("fullscreen toggled")
+            say("fullscreen toggled")
             return "fullscreen"
         elif code == ord("t") and self.teaching is None:
             self.teaching = Teaching("countdown", now_ms)
             self.paused = False
-            _say("teaching: count-down")
+            say("teaching: count-down")
         return None
 
     # -- teaching
@@ -741,7 +577,7 @@ class LiveApp:
         t = self.teaching
         if t is not None and t.phase == "record" and now_ms - t.started_ms >= self.teach_seconds * 1000.0:
             t.phase = "name"
-            _say("teaching: recorded %d frames; type a name and press Enter", len(t.frames))
+            say("teaching: recorded %d frames; type a name and press Enter", len(t.frames))
 
     def _count_down_ended(self, now_ms: float) -> bool:
         """Start recording if the count-down is over; whether it just was."""
@@ -749,7 +585,7 @@ class LiveApp:
         if t is None or t.phase != "countdown" or now_ms - t.started_ms < self.COUNTDOWN_MS:
             return False
         self.teaching = Teaching("record", now_ms)
-        _say("teaching: recording")
+        say("teaching: recording")
         return True
 
     def _name_key(self, code: int, now_ms: float) -> None:
@@ -764,7 +600,7 @@ class LiveApp:
                 self._learner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mirrorcam-learn")
             t.job = self._learner.submit(self._learn, t.frames, t.typed, list(self.templates), self._you_id)
             t.phase, t.started_ms = "learn", now_ms
-            _say("teaching: learning")
+            say("teaching: learning")
         elif code in (8, 127):
             t.typed = t.typed[:-1]
         elif 32 <= code < 127 and len(t.typed) < 40:
@@ -782,14 +618,14 @@ class LiveApp:
             name = self._store(template, style)
         except (MirrorcamError, OSError) as exc:  # (OSError: the folder cannot be written)
             self.toast = (str(exc), now_ms)
-            _say("teaching failed: %s", exc)
+            say("teaching failed: %s", exc)
             return
         if style:
             self.toast = (f"'{name}' learnt your way of doing it: do it again and watch it fire", now_ms)
-            _say("taught a new style of template %s", name)
+            say("taught a new style of template %s", name)
         else:
             self.toast = (f"new neuron '{name}' saved: do it again and watch it fire", now_ms)
-            _say("taught template %s", name)
+            say("taught template %s", name)
 
     def close(self) -> None:
         """Finish what is under way: a template being learnt is saved, the clips closed."""
@@ -842,16 +678,6 @@ class LiveApp:
         return template.name
 
 
-def _say(message: str, *args) -> None:
-    """A session event on stdout (``mirrorcam: paused``), flushed at once.
-
-    stdout, not the log: these are what the session did (mirror events, clips observed,
-    actions taught), for the person at the screen and for scripts reading them, apart from
-    the diagnostics on stderr.
-    """
-    print("mirrorcam: " + (message % args if args else message), flush=True)
-
-
 def _slug(text: str) -> str:
     return re.sub(r"_+", "_", re.sub(r"[^a-z0-9]+", "_", text.lower())).strip("_")[:40]
 
@@ -892,35 +718,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if w < 320 or h < 240 or w > 7680 or h > 4320:
         raise MirrorcamError(f"--size must be between 320x240 and 7680x4320, got {w}x{h}")
     return w, h
-
-
-def observed_clips(spec: str | None, pose_options) -> list[ObservedClip] | None:
-    """OTHER's clips for ``--other``: None for the camera's second person, the demo's clips
-    when ``spec`` is None, else the clip or the folder's clips (one that cannot be played,
-    or has nobody in it, skipped with a line).
-
-    Raises:
-        MirrorcamError: A single clip that cannot be played, or a folder with none that can.
-    """
-    if spec == SECOND_PERSON:
-        return None
-    folder = Path(spec) if spec else DEMO_DIR
-    paths = clip_paths(folder)
-    if spec is None:
-        paths = [p for p in paths if p.name.startswith("observed_")] or paths
-    if len(paths) == 1:
-        return [load_observed(paths[0], pose_options)]
-    # A folder goes on past a clip it cannot play, as replay's does: one broken file
-    # among a lecturer's clips must not cost the whole screen.
-    clips = []
-    for path in paths:
-        try:
-            clips.append(load_observed(path, pose_options))
-        except MirrorcamError as exc:  # (the message names the clip)
-            log.error("skipping a clip: %s", exc)
-    if not clips:
-        raise SourceError(f"no clip in {folder} can be played (each one's reason above)")
-    return clips
 
 
 def open_you_source(args):
@@ -1024,7 +821,7 @@ def run(args: argparse.Namespace) -> int:
     # With --out the camera or source is tried first: it needs no display to be written.
     no_screen = args.demo_fallback and not show and args.out is None
     if no_screen and not args.demo:  # (said: a --source that was never tried had been dropped without a word)
-        print("mirrorcam: no display for the live screen; playing the embedded demo instead")
+        say("no display for the live screen; playing the embedded demo instead")
     if args.demo or no_screen:
         return run_demo(args, size, show, templates)
     try:
@@ -1033,7 +830,7 @@ def run(args: argparse.Namespace) -> int:
     except (SourceError, RecordingError) as exc:
         if not args.demo_fallback:
             raise
-        print(f"mirrorcam: {exc}; playing the embedded demo instead")
+        say("%s; playing the embedded demo instead", exc)
         return run_demo(args, size, show, templates)
     if not show and args.out is None:
         if source is not None:
@@ -1159,19 +956,6 @@ def _window_closed() -> bool:
 
 
 # --------------------------------------------------------------------------- embedded demo
-
-
-def demo_recordings(folder: Path = DEMO_DIR) -> tuple[Recording, list[ObservedClip]]:
-    """The embedded demo: the generated visitor and the observed clips.
-
-    Raises:
-        SourceError: The demo recordings are missing.
-    """
-    you = folder / "self_demo.npz"
-    observed = sorted(folder.glob("observed_*.npz"))
-    if not you.is_file() or not observed:
-        raise SourceError(f"the embedded demo's recordings are missing from {folder} (run recordings/make_demo.py)")
-    return load_recording(you), [ObservedClip(_clip_name(p), load_recording(p)) for p in observed]
 
 
 _DEMO_ALONE = f"--other {SECOND_PERSON} watches a second person in front of the camera, and the demo's visitor is one generated person"
