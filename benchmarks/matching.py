@@ -53,8 +53,8 @@ def dp_cells(bank: NeuronBank) -> int:
 def products_ms(bank: NeuronBank, ticks: int = 40, runs: int = RUNS) -> tuple[float, float]:
     """Median milliseconds a tick of the template-matrix products alone, and the megabytes
     they read: the floor this machine's memory puts under a tick (each product reads its
-    whole matrix once, see ``mirrorcam.matching._products``)."""
-    from mirrorcam.matching import _products
+    whole matrix once, see ``mirrorcam.frame_distance.products``)."""
+    from mirrorcam.frame_distance import products
 
     m = bank._m
     mats = [a for a in (m.a, getattr(m, "a_vel", None), getattr(m, "a_seg", None), getattr(m, "a_vel_slowed", None))
@@ -66,7 +66,7 @@ def products_ms(bank: NeuronBank, ticks: int = 40, runs: int = RUNS) -> tuple[fl
         start = time.perf_counter()
         for _ in range(ticks):
             for a, b in zip(mats, inputs):
-                _products(a, b, m.split)
+                products(a, b, m.split)
         times.append((time.perf_counter() - start) * 1000.0 / ticks)
     return float(np.median(times)), sum(a.nbytes for a in mats) / 1e6
 

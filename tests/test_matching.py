@@ -172,7 +172,7 @@ def test_a_still_arm_out_of_the_picture_costs_a_wave_little_a_hidden_one_more():
 )
 def test_unseen_weights_charge_the_moving_groups_in_full(moving, context, expected):
     from mirrorcam.embedding import DIM, group_mask
-    from mirrorcam.matching import unseen_weights
+    from mirrorcam.frame_distance import unseen_weights
 
     frames = np.zeros((10, DIM), np.float32)
     if moving:
@@ -189,7 +189,7 @@ def test_unseen_weights_charge_the_moving_groups_in_full(moving, context, expect
 
 def test_unseen_weights_per_part_charge_only_the_moving_part_in_full():
     from mirrorcam.embedding import DIM, FEATURES
-    from mirrorcam.matching import unseen_weights
+    from mirrorcam.frame_distance import unseen_weights
 
     frames = np.zeros((10, DIM), np.float32)
     forearm = np.array([n.startswith("r_forearm") for n in FEATURES])
@@ -208,7 +208,7 @@ def test_unseen_weights_per_part_charge_only_the_moving_part_in_full():
 
 def test_unseen_weights_ignore_movement_in_parts_the_template_does_not_weigh():
     from mirrorcam.embedding import DIM, group_mask
-    from mirrorcam.matching import unseen_weights
+    from mirrorcam.frame_distance import unseen_weights
 
     frames = np.zeros((10, DIM), np.float32)
     legs, arms = group_mask("legs"), group_mask("arms")
@@ -661,7 +661,7 @@ def test_a_bank_split_over_threads_matches_and_fires_as_in_one(workers):
     the same to the bit whether the tick runs in one thread or is split over several."""
     from mirrorcam.authoring import VELOCITY_WEIGHT
     from mirrorcam.embedding import DIM
-    from mirrorcam.matching import BLAS_ROWS
+    from mirrorcam.frame_distance import BLAS_ROWS
 
     rng = np.random.default_rng(5)
     builtins = builtin_library().templates
@@ -691,7 +691,7 @@ def test_only_a_large_bank_is_split_over_threads_by_default():
     """``workers`` 0: one thread for the built-ins (4,280 DP cells); a bank of at least
     ``PARALLEL_CELLS`` cells on every core this process may use, up to ``MAX_WORKERS``."""
     from mirrorcam.embedding import DIM
-    from mirrorcam.matching import MAX_WORKERS, PARALLEL_CELLS, _cores
+    from mirrorcam.frame_distance import MAX_WORKERS, PARALLEL_CELLS, cores
 
     builtins = builtin_library().templates
     assert NeuronBank(builtins)._m.split.workers == 1
@@ -701,7 +701,7 @@ def test_only_a_large_bank_is_split_over_threads_by_default():
             for i in range(PARALLEL_CELLS // (60 + 119) + 1)]
     bank = NeuronBank(many, BankOptions(workers=0))
     assert sum(len(b.rows) * b.k for b in bank._m.blocks) >= PARALLEL_CELLS
-    assert bank._m.split.workers == min(_cores(), MAX_WORKERS)
+    assert bank._m.split.workers == min(cores(), MAX_WORKERS)
 
 
 @pytest.mark.parametrize("velocity_weight", [0.0, 0.25])
@@ -751,7 +751,7 @@ def test_held_poses_and_one_frame_templates_have_no_slowed_copy():
 @pytest.mark.parametrize("factor", [0.5, 1.0, 2.0, 4.0])
 def test_velocity_features_keep_the_direction_whatever_the_speed(factor):
     from mirrorcam.embedding import DIM, FEATURES
-    from mirrorcam.matching import velocity_features
+    from mirrorcam.frame_distance import velocity_features
 
     change = np.zeros(DIM, np.float32)
     forearm = [FEATURES.index(f"r_forearm.{c}") for c in "xyz"]
@@ -839,12 +839,12 @@ def test_frame_distance_is_the_weighted_squared_distance(side_specific, unseen_c
     templates that are not side-specific) equals the distance written out directly, and
     so do the slowed copies' (from the rows' own distances) to the template stretched
     to half its pace."""
-    import mirrorcam.matching
+    import mirrorcam.frame_distance
     from mirrorcam.embedding import DIM, MIRROR_FEATURES, mirror_vector
-    from mirrorcam.matching import _Matrices, part_trust, unseen_weights, velocity_features
+    from mirrorcam.frame_distance import TemplateMatrices, part_trust, unseen_weights, velocity_features
     from mirrorcam.templates import Template
 
-    monkeypatch.setattr(mirrorcam.matching, "BLAS_ROWS", blas_rows)
+    monkeypatch.setattr(mirrorcam.frame_distance, "BLAS_ROWS", blas_rows)
 
     rng = np.random.default_rng(5)
     templates = [
@@ -853,7 +853,7 @@ def test_frame_distance_is_the_weighted_squared_distance(side_specific, unseen_c
         for i, (side, n) in enumerate(zip(side_specific, (7, 12, 4)))
     ]
     opts = BankOptions(unseen_context=unseen_context)
-    m = _Matrices(templates, opts)
+    m = TemplateMatrices(templates, opts)
     x, dx = rng.normal(0, 0.5, DIM).astype(np.float32), rng.normal(0, 0.05, DIM).astype(np.float32)
     v = part_trust(rng.uniform(0.0, 1.0, DIM))  # one trust per body part, as embeddings give
     # Which body parts are inside the picture (some outside when ``outside``).
