@@ -11,9 +11,10 @@ How one frame is processed:
    stream is resampled to a fixed tick rate (``rate_hz``, 15 Hz): a 60 fps camera and a
    6 fps clip both give the matcher the same time base, and templates are stored at it.
 2. Per tick, the frame distance to every template frame of every template is one
-   matrix-vector product per side (input and mirrored input; weighted squared
-   distance, expanded; the input's trust is one per body part; what the input does
-   not show costs a prior, in full for what the template moves, see
+   matrix product for the input and the mirrored input together
+   (:class:`~mirrorcam.frame_distance.TemplateMatrices`: a weighted squared distance,
+   expanded; the input's trust is one per body part; what the input does not show
+   costs a prior, in full for what the template moves, see
    :func:`~mirrorcam.frame_distance.unseen_weights`), then one DP step:
    each template frame may be reached from the previous frame (normal speed), from the
    same frame (the performer is slower, at most ``max_stall`` ticks in a row) or by
