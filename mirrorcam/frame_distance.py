@@ -1,8 +1,8 @@
 """Every template frame's distance to the input, one tick at a time: the matcher's arithmetic.
 
 :class:`TemplateMatrices` lays a bank's templates out as a few matrices, so that a tick's
-distances from the input (and from the mirrored input) to every frame of every template
-are one matrix product each, plus element-wise work.  The distance is a weighted squared
+distances from the input and the mirrored input to every frame of every template are one
+product per matrix (the two inputs as its two columns), plus element-wise work.  The distance is a weighted squared
 distance, expanded (``|x - y|^2 = |x|^2 - 2 x.y + |y|^2``) so that the template side is
 precomputed; the input's trust is one per body part (:func:`part_trust`); what the input
 does not show costs a prior (:func:`unseen_weights`); a template may add a velocity
