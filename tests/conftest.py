@@ -256,12 +256,13 @@ def far_away(image: np.ndarray, shrink: float) -> np.ndarray:
     return canvas
 
 
-def private_xvfb(width: int, height: int) -> Iterator[str]:
+def private_xvfb(width: int, height: int, *options: str) -> Iterator[str]:
     """A private X server (Xvfb) on a free display number; yields its DISPLAY, then stops it.
 
     Ready when it answers (``xprop -root``), not when its socket appears: a client that
     connects in between can be refused (openbox once exited so in CI).  Skips the test
-    when Xvfb is missing or will not start.  Use as ``yield from private_xvfb(w, h)``.
+    when Xvfb is missing or will not start.  Use as ``yield from private_xvfb(w, h)``;
+    ``options`` are Xvfb's own (``"-fbdir", DIR``...).
     """
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb not installed (apt-get install -y xvfb x11-utils)")
@@ -278,7 +279,8 @@ def private_xvfb(width: int, height: int) -> Iterator[str]:
         # -noreset: by default Xvfb resets itself each time its last client leaves (the
         # readiness check above, an xdotool call), and a client that connects meanwhile is
         # refused: Qt then aborted the kiosk with "could not connect to display" under load.
-        proc = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp", "-noreset"],
+        proc = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp", "-noreset",
+                                 *options],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         ready = answers(display)
@@ -299,8 +301,7 @@ def private_xvfb(width: int, height: int) -> Iterator[str]:
 
 
 def screenshot(display: str) -> np.ndarray:
-    """The whole screen of the X ``display`` as a BGR image: an ``xwd`` dump of a 24/32-bit
-    TrueColor screen, read here with ``struct`` (no ImageMagick needed)."""
+    """The whole screen of the X ``display`` as a BGR image: an ``xwd`` dump (:func:`xwd_pixels`)."""
     for _ in range(3):
         # (xwd walks the windows on the screen: one destroyed meanwhile, as a window opened
         # again, is an X error and exit status 1.  The next dump is taken without it.)
@@ -310,7 +311,12 @@ def screenshot(display: str) -> np.ndarray:
         time.sleep(0.1)
     else:
         raise AssertionError(f"xwd could not dump the screen: {dump.stderr.decode(errors='replace').strip()}")
-    data = dump.stdout
+    return xwd_pixels(dump.stdout)
+
+
+def xwd_pixels(data: bytes) -> np.ndarray:
+    """The BGR image in an XWD dump of a 24/32-bit TrueColor screen (``xwd``'s output, or
+    Xvfb's screen memory with ``-fbdir``), read with ``struct``: no ImageMagick needed."""
     fields = struct.unpack(">25I", data[:100])
     header_size, width, height = fields[0], fields[4], fields[5]
     byte_order, bits_per_pixel, bytes_per_line, ncolors = fields[7], fields[11], fields[12], fields[19]

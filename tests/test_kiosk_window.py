@@ -9,6 +9,8 @@ operator's chord sent by ``xdotool``.  Screenshots are kept in
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import subprocess
@@ -22,7 +24,7 @@ import pytest
 
 from mirrorcam.recording import save_recording
 
-from conftest import REPO, first_showing, private_xvfb, screen_shows_within, screenshot, unmap_the_shown_window
+from conftest import REPO, first_showing, private_xvfb, screen_shows_within, screenshot, unmap_the_shown_window, xwd_pixels
 from test_kiosk_app import padded, wave_visitor, write_kiosk
 
 pytestmark = [
@@ -252,3 +254,91 @@ def test_a_window_that_shows_nothing_is_opened_again(tmp_path, wide_xvfb):
         proc.terminate()
         proc.wait(timeout=20)
         stderr.close()
+
+
+def pointer_shows(display: str, screen_memory: Path) -> bool:
+    """True when the X server of ``display`` draws its mouse pointer on the screen.
+
+    A screenshot cannot tell: Xvfb draws the pointer into its screen's memory and takes it
+    out of what a client reads (``XGetImage``, so ``xwd``).  So the box around the pointer
+    is read both ways, from ``screen_memory`` (the file Xvfb's ``-fbdir`` maps it to) and
+    by ``XGetImage``, with the server grabbed so that nothing else is drawn in between:
+    the pointer is what differs.
+    """
+    x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
+    void, ulong, cint = ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int
+    x11.XOpenDisplay.restype, x11.XOpenDisplay.argtypes = void, [ctypes.c_char_p]
+    x11.XDefaultRootWindow.restype, x11.XDefaultRootWindow.argtypes = ulong, [void]
+    x11.XQueryPointer.argtypes = [void, ulong, *[ctypes.POINTER(ulong)] * 2, *[ctypes.POINTER(cint)] * 4, ctypes.POINTER(ctypes.c_uint)]
+    x11.XGetImage.restype, x11.XGetImage.argtypes = void, [void, ulong, cint, cint, ctypes.c_uint, ctypes.c_uint, ulong, cint]
+    x11.XGetPixel.restype, x11.XGetPixel.argtypes = ulong, [void, cint, cint]
+    for name in ("XGrabServer", "XUngrabServer", "XCloseDisplay", "XDestroyImage"):
+        getattr(x11, name).argtypes = [void]
+    x11.XSync.argtypes = [void, cint]
+    handle = x11.XOpenDisplay(display.encode())
+    assert handle, f"cannot open {display}"
+    try:
+        root = x11.XDefaultRootWindow(handle)
+        windows, at, mask = [ulong() for _ in range(2)], [cint() for _ in range(4)], ctypes.c_uint()
+        x11.XQueryPointer(handle, root, *map(ctypes.byref, windows), *map(ctypes.byref, at), ctypes.byref(mask))
+        x, y = at[0].value, at[1].value
+        x11.XGrabServer(handle)
+        x11.XSync(handle, 0)
+        try:
+            # (The server puts back a pointer it took out for a drawing once it is idle.)
+            time.sleep(0.1)
+            drawn = xwd_pixels(screen_memory.read_bytes())
+            box = (slice(max(y - 16, 0), min(y + 16, drawn.shape[0])), slice(max(x - 16, 0), min(x + 16, drawn.shape[1])))
+            drawn = drawn[box].astype(int)
+            image = x11.XGetImage(handle, root, box[1].start, box[0].start, drawn.shape[1], drawn.shape[0], 0xFFFFFFFF, 2)
+            assert image, "XGetImage failed"
+            try:
+                pixels = [[x11.XGetPixel(image, i, j) for i in range(drawn.shape[1])] for j in range(drawn.shape[0])]
+            finally:
+                x11.XDestroyImage(image)
+        finally:
+            x11.XUngrabServer(handle)
+            x11.XSync(handle, 0)
+        read = np.array(pixels, np.int64)[..., None] >> np.array([0, 8, 16]) & 0xFF  # (0xRRGGBB to B, G, R)
+        return bool((read != drawn).any())
+    finally:
+        x11.XCloseDisplay(handle)
+
+
+@pytest.fixture()
+def xvfb_with_screen_memory(tmp_path):
+    """A private Xvfb whose screen's memory is the file it yields beside its DISPLAY; with
+    ``-retro`` the bare root window has a pointer of its own (by default it has none)."""
+    memory = tmp_path / "screen_memory"
+    memory.mkdir()
+    for display in private_xvfb(*DRAWING, "-fbdir", str(memory), "-retro"):
+        yield display, memory / "Xvfb_screen0"
+
+
+def test_the_pointer_is_hidden_while_the_kiosk_is_up(tmp_path, xvfb_with_screen_memory):
+    """Visitors see no mouse pointer on the kiosk's screen; the operator has it back after.
+
+    Fullscreen, the kiosk hides the pointer through XFixes for as long as its connection to
+    the X server is open (``X11Window.hide_pointer``).
+    """
+    xvfb, memory = xvfb_with_screen_memory
+    assert pointer_shows(xvfb, memory), "no pointer on the bare screen: this check cannot see one"
+    kiosk_dir = tmp_path / "kiosk"
+    kiosk_dir.mkdir()
+    save_recording(kiosk_dir / "visitor.npz", padded(wave_visitor(), before_s=3.0, after_s=2.0))
+    config = write_kiosk(kiosk_dir, camera=str(kiosk_dir / "visitor.npz"))
+    stderr = open(tmp_path / "stderr.txt", "w")
+    proc = start_kiosk(config, xvfb, stderr)
+    try:
+        kiosk_window(xvfb, proc, tmp_path / "stderr.txt")
+        assert screen_shows_within(xvfb, 30), (tmp_path / "stderr.txt").read_text()
+        # (Hidden once the kiosk has found its window, which it looks for by its title.)
+        assert not first_showing(lambda: pointer_shows(xvfb, memory), lambda shows: not shows, 10), \
+            "the mouse pointer shows on the kiosk's screen"
+        time.sleep(2.0)
+        assert not pointer_shows(xvfb, memory), "the mouse pointer came back while the kiosk ran"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        stderr.close()
+    assert first_showing(lambda: pointer_shows(xvfb, memory), bool, 10), "the pointer stayed hidden after the kiosk"
