@@ -11,7 +11,7 @@ import pytest
 from conftest import fires, firings
 from mirrorcam.containers import PoseFrame
 from mirrorcam.matching import BIG, BankOptions, NeuronBank, activation_of, best_distances, threshold_ratio, tick_stream
-from mirrorcam.performer import STYLE_ACTIONS, PerformerOptions, perform
+from mirrorcam.performer import STYLE_ACTIONS, Motion, PerformerOptions, perform
 from mirrorcam.templates import builtin_library, embed_recording
 
 
@@ -228,6 +228,25 @@ def test_unseen_weights_ignore_movement_in_parts_the_template_does_not_weigh():
 def test_everyday_movements_fire_nothing(bank, impostor, most):
     rec = perform(impostor, PerformerOptions(repeats=3, seed=2))
     assert sum(fires(bank, rec.frames).values()) <= most
+
+
+# Seated on a chair: thighs forward, shins down, hands on the lap.
+SEATED = {"l_thigh": (6.0, 85.0), "r_thigh": (6.0, 85.0), "l_shin": (3.0, 0.0), "r_shin": (3.0, 0.0), "pitch": 15.0,
+          "l_arm": (8.0, 25.0), "r_arm": (8.0, 25.0), "l_fore": (6.0, 75.0), "r_fore": (6.0, 75.0)}
+
+
+@pytest.mark.parametrize("sits_down", [False, True], ids=["first-seen-seated", "sits-down"])
+@pytest.mark.parametrize("noise_m", [0.001, 0.003])
+def test_a_person_sitting_still_fires_nothing_after_sitting_down(bank, sits_down, noise_m):
+    # A known limitation (README): sitting down, or being first seen seated, fires `squat`
+    # once, for a seated body is a squat's lowest point.  Sitting still for 17 s more
+    # after that must fire nothing (session 17's README: `squat` about once in 9 s;
+    # with today's `squat` threshold 1.2 times as loose it fires again at the stream's
+    # end, 1.5 times every 1.5-3 s).
+    keys = ((0.0, {}), (2.0, {}), (3.2, SEATED), (20.0, SEATED)) if sits_down else ((0.0, SEATED), (20.0, SEATED))
+    rec = perform(Motion("sit", keys, cyclic=False), PerformerOptions(lead_in_s=0.0, noise_m=noise_m, seed=1, yaw_deg=15))
+    fired = firings(bank, rec.frames)
+    assert len(fired) <= 1 and all(f.end_ms < 7000 for f in fired), fired
 
 
 def test_varied_everyday_performers_with_a_cameras_noise_rarely_fire(bank):
