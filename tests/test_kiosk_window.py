@@ -87,6 +87,16 @@ def session(request, xvfb):
         wm.wait(timeout=10)
 
 
+def visitor_kiosk(tmp_path: Path, **config) -> Path:
+    """A kiosk folder, ``tmp_path / "kiosk"``, whose camera is a recording of a generated
+    visitor who comes, waves and goes (3 s and 2 s of nobody around); returns its config
+    file (``config``: more of :func:`write_kiosk`'s arguments)."""
+    kiosk_dir = tmp_path / "kiosk"
+    kiosk_dir.mkdir()
+    save_recording(kiosk_dir / "visitor.npz", padded(wave_visitor(), before_s=3.0, after_s=2.0))
+    return write_kiosk(kiosk_dir, camera=str(kiosk_dir / "visitor.npz"), **config)
+
+
 def start_kiosk(config: Path, display: str, stderr) -> subprocess.Popen:
     """``mirrorcam kiosk --config CONFIG`` on ``display``, its stderr into the open file ``stderr``."""
     return subprocess.Popen([sys.executable, "-m", "mirrorcam", "kiosk", "--config", str(config)], cwd=REPO,
@@ -111,12 +121,9 @@ def xprop(display: str, *args: str) -> str:
 
 def test_fullscreen_window_screenshots_and_operator_exit(tmp_path, session, screen):
     xvfb, wm = session
-    kiosk_dir = tmp_path / "kiosk"
-    kiosk_dir.mkdir()
-    save_recording(kiosk_dir / "visitor.npz", padded(wave_visitor(), before_s=3.0, after_s=2.0))
     texts = '[texts]\ntitle = "Neurones miroirs · ミラーニューロン"\ninvitation = "Mettez-vous devant l\'écran et imitez les gestes !"\n'
-    config = write_kiosk(kiosk_dir, camera=str(kiosk_dir / "visitor.npz"), extra=texts,
-                         display=f"width = {DRAWING[0]}\nheight = {DRAWING[1]}")
+    config = visitor_kiosk(tmp_path, extra=texts, display=f"width = {DRAWING[0]}\nheight = {DRAWING[1]}")
+    kiosk_dir = config.parent
     # The config writer sets 960x540; the display section above adds the drawing size last.
     text = config.read_text().replace("width = 960\nheight = 540\n", "")
     config.write_text(text, encoding="utf-8")
@@ -235,13 +242,10 @@ def test_a_window_that_shows_nothing_is_opened_again(tmp_path, wide_xvfb):
     does not see it.
     """
     xvfb = wide_xvfb
-    kiosk_dir = tmp_path / "kiosk"
-    kiosk_dir.mkdir()
-    save_recording(kiosk_dir / "visitor.npz", padded(wave_visitor(), before_s=3.0, after_s=2.0))
-    config = write_kiosk(kiosk_dir, camera=str(kiosk_dir / "visitor.npz"))
+    config = visitor_kiosk(tmp_path)
     stderr = open(tmp_path / "stderr.txt", "w")
     proc = start_kiosk(config, xvfb, stderr)
-    log_path, said = kiosk_dir / "state" / "kiosk.log", "shows nothing of its pictures; opening it again"
+    log_path, said = config.parent / "state" / "kiosk.log", "shows nothing of its pictures; opening it again"
     try:
         unmap_the_shown_window(xvfb, lambda: kiosk_window(xvfb, proc, tmp_path / "stderr.txt"),
                                (tmp_path / "stderr.txt").read_text)
@@ -323,10 +327,7 @@ def test_the_pointer_is_hidden_while_the_kiosk_is_up(tmp_path, xvfb_with_screen_
     """
     xvfb, memory = xvfb_with_screen_memory
     assert pointer_shows(xvfb, memory), "no pointer on the bare screen: this check cannot see one"
-    kiosk_dir = tmp_path / "kiosk"
-    kiosk_dir.mkdir()
-    save_recording(kiosk_dir / "visitor.npz", padded(wave_visitor(), before_s=3.0, after_s=2.0))
-    config = write_kiosk(kiosk_dir, camera=str(kiosk_dir / "visitor.npz"))
+    config = visitor_kiosk(tmp_path)
     stderr = open(tmp_path / "stderr.txt", "w")
     proc = start_kiosk(config, xvfb, stderr)
     try:
