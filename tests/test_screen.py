@@ -20,18 +20,13 @@ from mirrorcam.screen import (
     MIRROR_COLOR,
     OTHER_COLOR,
     YOU_COLOR,
-    ChannelView,
-    DebugInfo,
     Layout,
-    NeuronInfo,
     Screen,
-    ScreenState,
-    SpikeHistory,
     draw_neuron_bars,
     draw_skeleton,
-    mirror_caption,
     render_preview_frames,
 )
+from mirrorcam.screen_state import ChannelView, DebugInfo, NeuronInfo, ScreenState, SpikeHistory, mirror_caption
 from mirrorcam.text import TextRenderer, find_fonts, font_coverage
 
 NAMES = tuple(list(ACTIONS)[:12])

@@ -47,17 +47,9 @@ from mirrorcam.modes.observed import SECOND_PERSON, ClipPlayer, ObservedClip, de
 from mirrorcam.pipeline import PoseWorker
 from mirrorcam.pose import CAMERA_FAR_SEARCH_MS, PoseEstimatorOptions
 from mirrorcam.recording import Recording, fps_of, is_recording_path, load_recording, recording_from_frames
-from mirrorcam.screen import (
-    OTHER_COLOR,
-    YOU_COLOR,
-    ChannelView,
-    DebugInfo,
-    NeuronInfo,
-    Screen,
-    ScreenState,
-    SpikeHistory,
-    TextRenderer,
-)
+from mirrorcam.screen import OTHER_COLOR, YOU_COLOR, Screen
+from mirrorcam.screen_state import ChannelView, DebugInfo, NeuronInfo, ScreenState, SpikeHistory
+from mirrorcam.text import TextRenderer
 
 log = logging.getLogger(__name__)
 
