@@ -1,8 +1,8 @@
 """The mirror screen: everything a visitor sees, drawn with OpenCV.
 
-The screen is pure drawing.  A mode (live, kiosk, replay) keeps whatever state it
-needs, freezes it into a :class:`ScreenState` once per frame and asks a
-:class:`Screen` for the picture::
+The screen is pure drawing.  The mode that shows it (live) keeps whatever state it
+needs, freezes it into a :class:`~mirrorcam.screen_state.ScreenState` once per frame and
+asks a :class:`Screen` for the picture::
 
     YOU (camera, doing) ──┐                       ┌── OTHER (clip or 2nd person, seeing)
                           ▼                       ▼

@@ -1,11 +1,12 @@
 """What the screen shows: the frozen state a mode hands to the screen each frame, and the
 spike history a mode keeps for it.
 
-A mode (live, replay, kiosk) owns a :class:`SpikeHistory` of its channels' firings and
-freezes whatever it shows into a :class:`ScreenState` once a frame; a
-:class:`mirrorcam.screen.Screen` draws that and keeps no state of its own.  Kept apart from
-the drawing so that the boundary between the two is plain data: a mode builds these
-without touching OpenCV, and a test can check them without a picture.
+The mode that shows the screen (``live``, :mod:`mirrorcam.modes.live`) owns a
+:class:`SpikeHistory` of its channels' firings and freezes whatever it shows into a
+:class:`ScreenState` once a frame; a :class:`mirrorcam.screen.Screen` draws that and keeps
+no state of its own.  Kept apart from the drawing so that the boundary between the two is
+plain data: the mode builds these without touching OpenCV, and a test can check them
+without a picture.
 
 Example:
     >>> history = SpikeHistory(["wave_one_hand"])
@@ -33,7 +34,7 @@ class NeuronInfo:
     """What the screen shows of one neuron (one action template).
 
     Attributes:
-        name: Template name as it appears in :class:`NeuronActivity.names`.
+        name: Template name as it appears in :class:`~mirrorcam.containers.NeuronActivity`'s ``names``.
         display_name: Name shown to visitors (any script, any length).
         preview: ``(K, 33, 3)`` landmarks of the template for its animated figure, or None.
     """
@@ -141,13 +142,13 @@ class DebugInfo:
 
 @dataclass(frozen=True)
 class ScreenState:
-    """Everything one frame of the screen shows; built by a mode, drawn by :class:`Screen`.
+    """Everything one frame of the screen shows; built by a mode, drawn by :class:`~mirrorcam.screen.Screen`.
 
     Attributes:
         channels: ``(you, other)`` views; ``other`` may be None ("nobody to watch").
         now_ms: Screen clock, animates the template figures and the caption fade.
         raster: Spike raster content, or None to hide the raster.
-        mirror: The latest mirror event (shown while younger than ``Screen.caption_ms``).
+        mirror: The latest mirror event (shown while younger than the screen's ``caption_ms``).
         paused: Show a PAUSED tag.
         help: Keys to list in the help overlay as ``(key, what)`` pairs, or None to hide it.
         debug: Debug overlay numbers, or None to hide it.
