@@ -172,6 +172,7 @@ SPIKE_BAR_MAX_MS = 4000.0
 take 0.6-2.6 s; a match that dwelt (stalled frames, a half-pace copy) can span more, and
 its bar would run back over the row's earlier spikes and read as one long firing."""
 
+
 def mirror_caption(label: str, first_channel: int) -> str:
     """The mirror event's caption, e.g. "You did ARMS UP like them: ...".
 
